@@ -1,0 +1,11 @@
+DROP TABLE events;
+DROP TABLE agent_memories;
+DROP TABLE agent_metrics;
+DROP TABLE step_metrics;
+DROP TABLE metric_names;
+DROP TABLE simulation_steps;
+DROP TABLE agent_states;
+DROP TABLE agents;
+DROP TABLE simulation_tags;
+DROP TABLE simulations;
+DROP TABLE experiments;

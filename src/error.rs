@@ -1,0 +1,148 @@
+//! The one error type of simdb.
+
+use crate::models::SimulationStatus;
+
+/// Everything that can go wrong in simdb.
+///
+/// Variants carry what a caller needs to react: the id that was not found,
+/// the transition that was refused, the field that was invalid. Messages never
+/// contain a database password.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A row the caller named does not exist.
+    #[error("{entity} `{id}` not found")]
+    NotFound {
+        /// What kind of row: "experiment", "simulation", "agent", ...
+        entity: &'static str,
+        /// The id that was looked up.
+        id: String,
+    },
+
+    /// A row with this identity already exists; nothing was written.
+    #[error("{entity} `{id}` already exists")]
+    Duplicate {
+        /// What kind of row: "experiment", "simulation", "agent state", ...
+        entity: &'static str,
+        /// The identity that collided.
+        id: String,
+    },
+
+    /// The simulation's status does not allow this transition.
+    #[error("simulation `{id}` cannot go from {from} to {to}")]
+    InvalidTransition {
+        /// The simulation's public id.
+        id: String,
+        /// Its current status.
+        from: SimulationStatus,
+        /// The status that was asked for.
+        to: SimulationStatus,
+    },
+
+    /// An argument was rejected before anything was written.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// Which argument or field.
+        field: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
+
+    /// The database was migrated by a newer simdb; it was left untouched.
+    #[error(
+        "database schema is newer than this simdb: it has migration {database_version}, \
+         this library knows up to {library_version}; upgrade simdb"
+    )]
+    SchemaTooNew {
+        /// The newest migration version recorded in the database.
+        database_version: String,
+        /// The newest migration version embedded in this library.
+        library_version: String,
+    },
+
+    /// The database URL is not one simdb understands.
+    #[error("unsupported database url `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL, with any password replaced by `***`.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The database could not be reached or opened.
+    #[error("cannot connect to {url}: {message}")]
+    Connection {
+        /// The URL, with any password replaced by `***`.
+        url: String,
+        /// The driver's message, with any password replaced by `***`.
+        message: String,
+    },
+
+    /// Applying or reverting migrations failed.
+    #[error("migration failed: {0}")]
+    Migration(String),
+
+    /// The background writer of a [`crate::Recorder`] failed; rows recorded
+    /// after the failure were kept in memory, not written.
+    #[error("recorder writer failed ({unpersisted_rows} rows not persisted): {source}")]
+    Recorder {
+        /// Rows handed to the recorder that are not in the database; they
+        /// are kept, and [`crate::Recorder::retry`] writes them again.
+        unpersisted_rows: u64,
+        /// What the writer ran into (shared: every later call reports it).
+        #[source]
+        source: std::sync::Arc<Error>,
+    },
+
+    /// The recorder was used after `close()` or after its writer stopped.
+    #[error("recorder is closed")]
+    RecorderClosed,
+
+    /// A value could not be serialized to JSON.
+    #[error("cannot serialize to JSON: {0}")]
+    Json(#[from] serde_json::Error),
+
+    /// Any other error reported by the database.
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+}
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn not_found(entity: &'static str, id: impl ToString) -> Self {
+        Error::NotFound {
+            entity,
+            id: id.to_string(),
+        }
+    }
+
+    /// Turns a unique violation into [`Error::Duplicate`] and a foreign-key
+    /// violation into [`Error::NotFound`] of `parent`, keeping anything else.
+    pub(crate) fn from_write(
+        err: diesel::result::Error,
+        entity: &'static str,
+        id: impl ToString,
+        parent: Option<(&'static str, String)>,
+    ) -> Self {
+        use diesel::result::{DatabaseErrorKind as Kind, Error as D};
+        match (&err, parent) {
+            (D::DatabaseError(Kind::UniqueViolation, _), _) => Error::Duplicate {
+                entity,
+                id: id.to_string(),
+            },
+            (D::DatabaseError(Kind::ForeignKeyViolation, _), Some((p, pid))) => {
+                Error::NotFound { entity: p, id: pid }
+            }
+            _ => Error::Database(err),
+        }
+    }
+}
