@@ -1,0 +1,154 @@
+//! Migrations: up -> down -> up, refusal of a schema from the future,
+//! concurrent first opens applying them exactly once, URL handling.
+
+mod common;
+use common::*;
+
+use simdb::Backend;
+
+fn count_migration_rows(db: &Database) -> Result<i64> {
+    use simdb::diesel::prelude::*;
+    use simdb::diesel::sql_types::BigInt;
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let q = "SELECT COUNT(*) AS n FROM __diesel_schema_migrations";
+    let row: Count = simdb::with_connection!(db.connection()?, |c| simdb::diesel::sql_query(q).get_result(c)?);
+    Ok(row.n)
+}
+
+backend_tests! {
+    fn up_down_up(db) {
+        let database = db.database();
+        let svc = service(db);
+        running_sim(&svc, 2)?;
+        assert_eq!(database.applied_migrations()?, database.embedded_migrations()?);
+        database.revert_all_migrations()?;
+        assert!(database.applied_migrations()?.is_empty());
+        assert!(svc.list_experiments().is_err(), "tables should be gone");
+        database.run_pending_migrations()?;
+        assert_eq!(database.applied_migrations()?, database.embedded_migrations()?);
+        assert!(svc.list_simulations(&SimulationFilter::new())?.is_empty());
+        running_sim(&svc, 3)?;
+        // Reopening applies nothing twice.
+        let again = Database::open(db.url())?;
+        assert_eq!(count_migration_rows(&again)?, database.embedded_migrations()?.len() as i64);
+        Ok(())
+    }
+
+    fn refuses_schema_from_the_future(db) {
+        let svc = service(db);
+        let sim = running_sim(&svc, 1)?;
+        use simdb::diesel::prelude::*;
+        let future = "INSERT INTO __diesel_schema_migrations (version) VALUES ('29991231000000')";
+        simdb::with_connection!(db.database().connection()?, |c| simdb::diesel::sql_query(future).execute(c)?);
+        match Database::open(db.url()) {
+            Err(Error::SchemaTooNew { database_version, library_version }) => {
+                assert_eq!(database_version, "29991231000000");
+                assert!(library_version < database_version);
+            }
+            other => panic!("expected SchemaTooNew, got {other:?}"),
+        }
+        // Left untouched: the data and the foreign version are still there.
+        assert_eq!(svc.simulation(&sim.id)?.status, SimulationStatus::Running);
+        assert!(db.database().applied_migrations()?.contains(&"29991231000000".to_string()));
+        Ok(())
+    }
+}
+
+fn concurrent_first_open(backend: Backend) -> Result<()> {
+    let empty = TestDatabase::empty(backend)?;
+    let url = empty.url().to_string();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || -> Result<usize> {
+                barrier.wait();
+                let db = Database::open(&url)?;
+                Ok(db.applied_migrations()?.len())
+            })
+        })
+        .collect();
+    for h in handles {
+        let applied = h.join().map_err(|_| Error::RecorderClosed)??;
+        assert!(applied > 0);
+    }
+    let db = Database::open(&url)?;
+    assert_eq!(count_migration_rows(&db)?, db.embedded_migrations()?.len() as i64);
+    Ok(())
+}
+
+#[test]
+fn concurrent_first_open_sqlite() -> Result<()> {
+    concurrent_first_open(Backend::Sqlite)
+}
+
+#[test]
+fn concurrent_first_open_postgres() -> Result<()> {
+    concurrent_first_open(Backend::Postgres)
+}
+
+#[test]
+fn sqlite_settings_and_url_forms() -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("simdb-url-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::Migration(e.to_string()))?;
+    let path = dir.join("runs.db");
+    for url in [format!("sqlite://{}", path.display()), format!("sqlite:{}", path.display()), path.display().to_string()] {
+        let db = Database::open(&url)?;
+        assert_eq!(db.backend(), Backend::Sqlite);
+        use simdb::diesel::prelude::*;
+        use simdb::diesel::sql_types::{BigInt, Text};
+        #[derive(QueryableByName)]
+        struct Mode {
+            #[diesel(sql_type = Text)]
+            journal_mode: String,
+        }
+        #[derive(QueryableByName)]
+        struct Num {
+            #[diesel(sql_type = BigInt)]
+            v: i64,
+        }
+        let (mode, fk, sync, busy) = simdb::with_connection!(db.connection()?, |c| {
+            let m: Mode = simdb::diesel::sql_query("PRAGMA journal_mode").get_result(c)?;
+            let fk: Num = simdb::diesel::sql_query("SELECT foreign_keys AS v FROM pragma_foreign_keys").get_result(c)?;
+            let sync: Num = simdb::diesel::sql_query("SELECT synchronous AS v FROM pragma_synchronous").get_result(c)?;
+            let busy: Num = simdb::diesel::sql_query("SELECT timeout AS v FROM pragma_busy_timeout").get_result(c)?;
+            (m.journal_mode, fk.v, sync.v, busy.v)
+        });
+        assert_eq!((mode.as_str(), fk, sync), ("wal", 1, 1), "{url}");
+        assert!(busy >= 1000);
+    }
+    let mem = Database::open("sqlite::memory:")?;
+    let svc = SimulationService::new(mem.clone());
+    running_sim(&svc, 2)?;
+    assert_eq!(svc.list_simulations(&SimulationFilter::new())?.len(), 1, "memory database persists across calls");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+#[test]
+fn bad_urls_are_typed_and_redacted() {
+    for url in ["", "mysql://u:pw@h/db", "sqlite://"] {
+        assert!(matches!(Database::open(url), Err(Error::InvalidUrl { .. })), "{url:?}");
+    }
+    let err = Database::open("postgres://alice:s3cr3t-pw@127.0.0.1:1/nowhere");
+    match err {
+        Err(e @ Error::Connection { .. }) => {
+            let text = format!("{e} {e:?}");
+            assert!(!text.contains("s3cr3t-pw"), "{text}");
+            assert!(text.contains("***"), "{text}");
+        }
+        other => panic!("expected a connection error, got {other:?}"),
+    }
+    let dir = std::env::temp_dir();
+    assert!(matches!(Database::open(&dir.display().to_string()), Err(Error::Connection { .. })));
+    let not_db = dir.join(format!("simdb-not-a-db-{}.txt", std::process::id()));
+    let _ = std::fs::write(&not_db, "this is not a database, just text that is long enough to be a header".repeat(20));
+    let res = Database::open(&not_db.display().to_string());
+    assert!(res.is_err(), "a text file must not open as a database");
+    let _ = std::fs::remove_file(&not_db);
+}
