@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
+use diesel::migration::MigrationSource;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel::Connection;
-use diesel::migration::MigrationSource;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
 
 #[cfg(feature = "postgres")]
@@ -19,7 +19,8 @@ use diesel::sqlite::{Sqlite, SqliteConnection};
 use crate::error::{Error, Result};
 
 #[cfg(feature = "sqlite")]
-const SQLITE_MIGRATIONS: EmbeddedMigrations = diesel_migrations::embed_migrations!("migrations/sqlite");
+const SQLITE_MIGRATIONS: EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("migrations/sqlite");
 #[cfg(feature = "postgres")]
 const POSTGRES_MIGRATIONS: EmbeddedMigrations =
     diesel_migrations::embed_migrations!("migrations/postgres");
@@ -125,7 +126,6 @@ macro_rules! with_connection {
     };
 }
 
-
 #[derive(Debug, Clone)]
 enum Pools {
     #[cfg(feature = "sqlite")]
@@ -216,7 +216,9 @@ pub(crate) fn redact(url: &str) -> String {
     }
     if let Some(pos) = out.find("password=") {
         let start = pos + "password=".len();
-        let end = out[start..].find(['&', ' ']).map_or(out.len(), |i| start + i);
+        let end = out[start..]
+            .find(['&', ' '])
+            .map_or(out.len(), |i| start + i);
         out.replace_range(start..end, "***");
     }
     out
@@ -617,8 +619,8 @@ fn migrate_postgres(conn: &mut PgConnection) -> Result<()> {
         }
         Ok(())
     });
-    let unlocked = diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
-        .execute(conn);
+    let unlocked =
+        diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")).execute(conn);
     outcome?;
     unlocked?;
     Ok(())
@@ -630,7 +632,10 @@ mod tests {
 
     #[test]
     fn parses_urls() {
-        assert_eq!(parse_url("sqlite::memory:").ok(), Some(Target::SqliteMemory));
+        assert_eq!(
+            parse_url("sqlite::memory:").ok(),
+            Some(Target::SqliteMemory)
+        );
         assert_eq!(
             parse_url("sqlite://runs.db").ok(),
             Some(Target::SqliteFile("runs.db".into()))

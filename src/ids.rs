@@ -169,7 +169,17 @@ string_id!(
 /// Index of an agent within its simulation (`0..n`). Negative indexes are
 /// rejected with [`Error::InvalidInput`] wherever they are used.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, AsExpression,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    AsExpression,
     FromSqlRow,
 )]
 #[diesel(sql_type = Integer)]

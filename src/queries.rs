@@ -129,8 +129,13 @@ pub(crate) trait Store {
     fn insert_step_metric(&mut self, row: &StepMetric) -> Result<()>;
     fn insert_agent_metric(&mut self, row: &AgentMetric) -> Result<()>;
     fn insert_memory(&mut self, row: &AgentMemory) -> Result<()>;
-    fn agent_states(&mut self, sim_key: i32, agent: i32, lo: i64, hi: i64)
-        -> Result<Vec<AgentState>>;
+    fn agent_states(
+        &mut self,
+        sim_key: i32,
+        agent: i32,
+        lo: i64,
+        hi: i64,
+    ) -> Result<Vec<AgentState>>;
     fn states_at_step(&mut self, sim_key: i32, step: i64) -> Result<Vec<AgentState>>;
     fn steps(&mut self, sim_key: i32, lo: i64, hi: i64) -> Result<Vec<SimulationStep>>;
     fn latest_memory(&mut self, sim_key: i32, agent: i32) -> Result<Option<AgentMemory>>;

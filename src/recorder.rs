@@ -23,7 +23,7 @@ use crate::ids::{validate_text, AgentIndex, SimulationId};
 use crate::models::{AgentMemory, AgentMetric, NewAgentMemory, StepMetric};
 use crate::queries::Store;
 use crate::schema::{agent_metrics, agent_states, simulation_steps, step_metrics};
-use crate::service::{check_json_text, finite, check_running, check_step, SimulationService};
+use crate::service::{check_json_text, check_running, check_step, finite, SimulationService};
 use crate::sql_types::{RawJson, TimeParam};
 use crate::with_connection;
 
@@ -334,7 +334,9 @@ impl Recorder {
         self.batch.states.reserve(batch.states.capacity());
         let sender = self.sender.as_ref().ok_or(Error::RecorderClosed)?;
         // Blocks while the queue is full: that is the backpressure.
-        sender.send(Msg::Batch(batch)).map_err(|_| self.writer_gone())
+        sender
+            .send(Msg::Batch(batch))
+            .map_err(|_| self.writer_gone())
     }
 
     fn writer_gone(&self) -> Error {
@@ -380,7 +382,10 @@ impl Recorder {
         let span = self.batch.push_json("step metrics", metrics)?;
         if self.batch.json.get(span.0 as usize) != Some(&b'{') {
             self.batch.json.truncate(span.0 as usize);
-            return Err(Error::invalid("step metrics", "must serialize to a JSON object"));
+            return Err(Error::invalid(
+                "step metrics",
+                "must serialize to a JSON object",
+            ));
         }
         self.batch.steps.push(StepRec {
             step,
@@ -821,7 +826,9 @@ impl Bulk for diesel::sqlite::SqliteConnection {
 macro_rules! pg_copy {
     ($conn:expr, $table:expr, $rows:expr) => {{
         if !$rows.is_empty() {
-            diesel::copy_from($table).from_insertable($rows).execute($conn)?;
+            diesel::copy_from($table)
+                .from_insertable($rows)
+                .execute($conn)?;
         }
         Ok(())
     }};

@@ -31,7 +31,10 @@ pub(crate) fn finite(field: &'static str, value: f64) -> Result<f64> {
     if value.is_finite() {
         Ok(value + 0.0)
     } else {
-        Err(Error::invalid(field, format!("{value} is not a finite number")))
+        Err(Error::invalid(
+            field,
+            format!("{value} is not a finite number"),
+        ))
     }
 }
 
@@ -278,7 +281,12 @@ impl SimulationService {
     /// # Errors
     /// [`Error::InvalidTransition`] from a final status; [`Error::NotFound`].
     pub fn fail_simulation(&self, id: &SimulationId, message: &str) -> Result<Simulation> {
-        self.transition(id, SimulationStatus::Failed, None, Some(message.to_string()))
+        self.transition(
+            id,
+            SimulationStatus::Failed,
+            None,
+            Some(message.to_string()),
+        )
     }
 
     /// -> `cancelled`.
@@ -294,7 +302,12 @@ impl SimulationService {
     /// # Errors
     /// [`Error::InvalidTransition`] unless running; [`Error::NotFound`].
     pub fn interrupt_simulation(&self, id: &SimulationId, reason: &str) -> Result<Simulation> {
-        self.transition(id, SimulationStatus::Interrupted, None, Some(reason.to_string()))
+        self.transition(
+            id,
+            SimulationStatus::Interrupted,
+            None,
+            Some(reason.to_string()),
+        )
     }
 
     fn transition(

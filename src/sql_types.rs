@@ -14,10 +14,10 @@
 use chrono::{DateTime, Utc};
 use diesel::deserialize::{self, FromSql};
 use diesel::expression::AsExpression;
-use diesel::serialize::{self, Output, ToSql};
-use diesel::sql_types::SqlType;
 #[cfg(feature = "postgres")]
 use diesel::pg::{Pg, PgValue};
+use diesel::serialize::{self, Output, ToSql};
+use diesel::sql_types::SqlType;
 #[cfg(feature = "sqlite")]
 use diesel::sqlite::{Sqlite, SqliteValue};
 use serde_json::Value;

@@ -54,7 +54,10 @@ pub struct TestDatabase {
 enum Cleanup {
     File(PathBuf),
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-    PgDatabase { admin_url: String, name: String },
+    PgDatabase {
+        admin_url: String,
+        name: String,
+    },
 }
 
 impl TestDatabase {
@@ -122,7 +125,9 @@ impl TestDatabase {
         let name = unique_name();
         let mut admin = PgConnection::establish(&admin_url).map_err(|e| Error::Connection {
             url: crate::database::redact(&admin_url),
-            message: format!("{e} (set {POSTGRES_URL_VAR} to a server where tests may create databases)"),
+            message: format!(
+                "{e} (set {POSTGRES_URL_VAR} to a server where tests may create databases)"
+            ),
         })?;
         diesel::sql_query(format!("CREATE DATABASE \"{name}\"")).execute(&mut admin)?;
         let url = replace_database(&admin_url, &name);
@@ -219,14 +224,17 @@ impl Drop for TestDatabase {
                 use diesel::{Connection, PgConnection, RunQueryDsl};
                 match PgConnection::establish(admin_url) {
                     Ok(mut admin) => {
-                        let dropped =
-                            diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                                .execute(&mut admin);
+                        let dropped = diesel::sql_query(format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        ))
+                        .execute(&mut admin);
                         if let Err(e) = dropped {
                             tracing::warn!(database = %name, error = %e, "could not drop test database");
                         }
                     }
-                    Err(e) => tracing::warn!(database = %name, error = %e, "could not drop test database"),
+                    Err(e) => {
+                        tracing::warn!(database = %name, error = %e, "could not drop test database")
+                    }
                 }
             }
             #[cfg(not(feature = "postgres"))]

@@ -15,7 +15,8 @@ fn count_migration_rows(db: &Database) -> Result<i64> {
         n: i64,
     }
     let q = "SELECT COUNT(*) AS n FROM __diesel_schema_migrations";
-    let row: Count = simdb::with_connection!(db.connection()?, |c| simdb::diesel::sql_query(q).get_result(c)?);
+    let row: Count = simdb::with_connection!(db.connection()?, |c| simdb::diesel::sql_query(q)
+        .get_result(c)?);
     Ok(row.n)
 }
 
@@ -78,7 +79,10 @@ fn concurrent_first_open(backend: Backend) -> Result<()> {
         assert!(applied > 0);
     }
     let db = Database::open(&url)?;
-    assert_eq!(count_migration_rows(&db)?, db.embedded_migrations()?.len() as i64);
+    assert_eq!(
+        count_migration_rows(&db)?,
+        db.embedded_migrations()?.len() as i64
+    );
     Ok(())
 }
 
@@ -97,7 +101,11 @@ fn sqlite_settings_and_url_forms() -> Result<()> {
     let dir = std::env::temp_dir().join(format!("simdb-url-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| Error::Migration(e.to_string()))?;
     let path = dir.join("runs.db");
-    for url in [format!("sqlite://{}", path.display()), format!("sqlite:{}", path.display()), path.display().to_string()] {
+    for url in [
+        format!("sqlite://{}", path.display()),
+        format!("sqlite:{}", path.display()),
+        path.display().to_string(),
+    ] {
         let db = Database::open(&url)?;
         assert_eq!(db.backend(), Backend::Sqlite);
         use simdb::diesel::prelude::*;
@@ -114,9 +122,15 @@ fn sqlite_settings_and_url_forms() -> Result<()> {
         }
         let (mode, fk, sync, busy) = simdb::with_connection!(db.connection()?, |c| {
             let m: Mode = simdb::diesel::sql_query("PRAGMA journal_mode").get_result(c)?;
-            let fk: Num = simdb::diesel::sql_query("SELECT foreign_keys AS v FROM pragma_foreign_keys").get_result(c)?;
-            let sync: Num = simdb::diesel::sql_query("SELECT synchronous AS v FROM pragma_synchronous").get_result(c)?;
-            let busy: Num = simdb::diesel::sql_query("SELECT timeout AS v FROM pragma_busy_timeout").get_result(c)?;
+            let fk: Num =
+                simdb::diesel::sql_query("SELECT foreign_keys AS v FROM pragma_foreign_keys")
+                    .get_result(c)?;
+            let sync: Num =
+                simdb::diesel::sql_query("SELECT synchronous AS v FROM pragma_synchronous")
+                    .get_result(c)?;
+            let busy: Num =
+                simdb::diesel::sql_query("SELECT timeout AS v FROM pragma_busy_timeout")
+                    .get_result(c)?;
             (m.journal_mode, fk.v, sync.v, busy.v)
         });
         assert_eq!((mode.as_str(), fk, sync), ("wal", 1, 1), "{url}");
@@ -125,7 +139,11 @@ fn sqlite_settings_and_url_forms() -> Result<()> {
     let mem = Database::open("sqlite::memory:")?;
     let svc = SimulationService::new(mem.clone());
     running_sim(&svc, 2)?;
-    assert_eq!(svc.list_simulations(&SimulationFilter::new())?.len(), 1, "memory database persists across calls");
+    assert_eq!(
+        svc.list_simulations(&SimulationFilter::new())?.len(),
+        1,
+        "memory database persists across calls"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
@@ -133,7 +151,10 @@ fn sqlite_settings_and_url_forms() -> Result<()> {
 #[test]
 fn bad_urls_are_typed_and_redacted() {
     for url in ["", "mysql://u:pw@h/db", "sqlite://"] {
-        assert!(matches!(Database::open(url), Err(Error::InvalidUrl { .. })), "{url:?}");
+        assert!(
+            matches!(Database::open(url), Err(Error::InvalidUrl { .. })),
+            "{url:?}"
+        );
     }
     let err = Database::open("postgres://alice:s3cr3t-pw@127.0.0.1:1/nowhere");
     match err {
@@ -145,9 +166,15 @@ fn bad_urls_are_typed_and_redacted() {
         other => panic!("expected a connection error, got {other:?}"),
     }
     let dir = std::env::temp_dir();
-    assert!(matches!(Database::open(&dir.display().to_string()), Err(Error::Connection { .. })));
+    assert!(matches!(
+        Database::open(&dir.display().to_string()),
+        Err(Error::Connection { .. })
+    ));
     let not_db = dir.join(format!("simdb-not-a-db-{}.txt", std::process::id()));
-    let _ = std::fs::write(&not_db, "this is not a database, just text that is long enough to be a header".repeat(20));
+    let _ = std::fs::write(
+        &not_db,
+        "this is not a database, just text that is long enough to be a header".repeat(20),
+    );
     let res = Database::open(&not_db.display().to_string());
     assert!(res.is_err(), "a text file must not open as a database");
     let _ = std::fs::remove_file(&not_db);

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use crate::ids::AgentIndex;
 use crate::schema::agent_states;
-use crate::sql_types::{JsonParam};
+use crate::sql_types::JsonParam;
 
 /// One agent's state and reward at one step: the hot table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Queryable, Selectable, Insertable)]

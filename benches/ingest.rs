@@ -1,0 +1,339 @@
+//! Ingest throughput: the canonical workload of DESIGN.md (100 agents x
+//! 10,000 steps, a reward and a ~60-byte JSON state per agent-step, one step
+//! row per step) through the simdb Recorder, against the raw ceiling in the
+//! same run: rusqlite prepared multi-row INSERTs into the same SQLite schema,
+//! and binary COPY through the `postgres` crate into the same PostgreSQL
+//! schema. Also times the simple one-call-per-row facade path, for contrast.
+//!
+//! `cargo bench --bench ingest`; `SIMDB_BENCH_ROWS` sets the number of agent
+//! states (default 1,000,000); `SIMDB_BENCH_BACKENDS=sqlite` skips PostgreSQL.
+//! Prints `RESULT backend=... recorder=<rows/s> ceiling=<rows/s> ratio=...`.
+
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::json;
+use simdb::test_support::TestDatabase;
+use simdb::{Backend, NewAgent, NewSimulation, RecorderOptions, Simulation, SimulationService};
+
+const AGENTS: i64 = 100;
+
+#[derive(Serialize)]
+struct Inventory {
+    ore: i64,
+    battery: i64,
+}
+
+#[derive(Serialize)]
+struct State {
+    energy: f64,
+    inventory: Inventory,
+    hp: i64,
+}
+
+fn state(step: i64, agent: i64) -> State {
+    State {
+        energy: ((step * 31 + agent * 17) % 10_000) as f64 / 100.0,
+        inventory: Inventory {
+            ore: agent % 7,
+            battery: 1,
+        },
+        hp: 100 - (step % 4),
+    }
+}
+
+fn reward(step: i64, agent: i64) -> f64 {
+    ((step * 7 + agent) % 1000) as f64 / 1000.0
+}
+
+type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn setup(svc: &SimulationService) -> BenchResult<Simulation> {
+    let sim = svc.create_simulation(NewSimulation::new(json!({"agents": AGENTS})))?;
+    let agents: Vec<NewAgent> = (0..AGENTS as i32)
+        .map(|i| NewAgent::new(i).kind("bench"))
+        .collect();
+    svc.register_agents(&sim.id, &agents)?;
+    Ok(svc.start_simulation(&sim.id)?)
+}
+
+/// The Recorder, as a simulation loop would call it.
+fn recorder_run(db: &TestDatabase, steps: i64) -> BenchResult<f64> {
+    let svc = SimulationService::new(db.database().clone());
+    let sim = setup(&svc)?;
+    let start = Instant::now();
+    let mut rec = svc.recorder_with(&sim.id, RecorderOptions::default())?;
+    for step in 0..steps {
+        for agent in 0..AGENTS {
+            rec.agent_state(step, agent as i32, reward(step, agent), &state(step, agent))?;
+        }
+        rec.step(step, &json!({"alive": AGENTS}))?;
+    }
+    rec.close()?;
+    let secs = start.elapsed().as_secs_f64();
+    check_count(&svc, &sim, steps)?;
+    Ok(secs)
+}
+
+fn check_count(svc: &SimulationService, sim: &Simulation, steps: i64) -> BenchResult<()> {
+    let last = svc.states_at_step(&sim.id, steps - 1)?;
+    if last.len() != AGENTS as usize {
+        return Err(format!(
+            "expected {AGENTS} states at the last step, found {}",
+            last.len()
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// One call (one transaction) per row through the facade.
+fn simple_run(db: &TestDatabase, rows: i64) -> BenchResult<f64> {
+    let svc = SimulationService::new(db.database().clone());
+    let sim = setup(&svc)?;
+    let start = Instant::now();
+    for i in 0..rows {
+        let (step, agent) = (i / AGENTS, i % AGENTS);
+        let value = serde_json::to_value(state(step, agent))?;
+        svc.record_agent_state(&sim.id, step, agent as i32, reward(step, agent), &value)?;
+    }
+    Ok(rows as f64 / start.elapsed().as_secs_f64())
+}
+
+/// rusqlite, prepared multi-row INSERTs of 128 rows, 10,000 rows per
+/// transaction, into the same schema (migrated by simdb).
+fn sqlite_ceiling(db: &TestDatabase, steps: i64) -> BenchResult<f64> {
+    let svc = SimulationService::new(db.database().clone());
+    let sim = setup(&svc)?;
+    let path = db
+        .database()
+        .path()
+        .ok_or("not a file database")?
+        .to_path_buf();
+    let conn = rusqlite::Connection::open(path)?;
+    conn.execute_batch(
+        "PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+    )?;
+    const CHUNK: usize = 128;
+    let values = vec!["(?, ?, ?, ?, ?)"; CHUNK].join(", ");
+    let sql = format!(
+        "INSERT INTO agent_states (sim_key, agent_index, step, reward, state) VALUES {values}"
+    );
+    let step_sql =
+        "INSERT INTO simulation_steps (sim_key, step, recorded_at, metrics) VALUES (?, ?, ?, ?)";
+    let start = Instant::now();
+    let mut json = Vec::with_capacity(64 * CHUNK);
+    let mut rows: Vec<(i64, i64, f64, std::ops::Range<usize>)> = Vec::with_capacity(CHUNK);
+    let mut pending = 0;
+    let mut tx_rows = 0;
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut flush_chunk = |rows: &mut Vec<(i64, i64, f64, std::ops::Range<usize>)>,
+                           json: &mut Vec<u8>|
+     -> BenchResult<()> {
+        if rows.len() == CHUNK {
+            // Bind in place: no per-row allocation.
+            for (i, (step, agent, reward, span)) in rows.iter().enumerate() {
+                let at = i * 5;
+                stmt.raw_bind_parameter(at + 1, sim.sim_key)?;
+                stmt.raw_bind_parameter(at + 2, *agent)?;
+                stmt.raw_bind_parameter(at + 3, *step)?;
+                stmt.raw_bind_parameter(at + 4, *reward)?;
+                stmt.raw_bind_parameter(at + 5, std::str::from_utf8(&json[span.clone()])?)?;
+            }
+            stmt.raw_execute()?;
+        } else {
+            for (step, agent, reward, span) in rows.iter() {
+                conn.execute(
+                    "INSERT INTO agent_states (sim_key, agent_index, step, reward, state) VALUES (?, ?, ?, ?, ?)",
+                    rusqlite::params![sim.sim_key, agent, step, reward, std::str::from_utf8(&json[span.clone()])?],
+                )?;
+            }
+        }
+        rows.clear();
+        json.clear();
+        Ok(())
+    };
+    for step in 0..steps {
+        for agent in 0..AGENTS {
+            let from = json.len();
+            serde_json::to_writer(&mut json, &state(step, agent))?;
+            rows.push((step, agent, reward(step, agent), from..json.len()));
+            pending += 1;
+            if rows.len() == CHUNK {
+                flush_chunk(&mut rows, &mut json)?;
+            }
+        }
+        conn.prepare_cached(step_sql)?.execute(rusqlite::params![
+            sim.sim_key,
+            step,
+            chrono::Utc::now().format("%F %T%.f+00:00").to_string(),
+            serde_json::to_string(&json!({"alive": AGENTS}))?
+        ])?;
+        tx_rows += pending;
+        pending = 0;
+        if tx_rows >= 10_000 {
+            flush_chunk(&mut rows, &mut json)?;
+            conn.execute_batch("COMMIT; BEGIN IMMEDIATE")?;
+            tx_rows = 0;
+        }
+    }
+    flush_chunk(&mut rows, &mut json)?;
+    drop(stmt);
+    conn.execute_batch("COMMIT")?;
+    let secs = start.elapsed().as_secs_f64();
+    check_count(&svc, &sim, steps)?;
+    Ok(secs)
+}
+
+/// JSON text sent as JSONB in binary COPY: version byte 1, then the text.
+#[derive(Debug)]
+struct RawJsonb<'a>(&'a [u8]);
+
+impl postgres::types::ToSql for RawJsonb<'_> {
+    fn to_sql(
+        &self,
+        _ty: &postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(&[1]);
+        out.extend_from_slice(self.0);
+        Ok(postgres::types::IsNull::No)
+    }
+    fn accepts(ty: &postgres::types::Type) -> bool {
+        *ty == postgres::types::Type::JSONB
+    }
+    postgres::types::to_sql_checked!();
+}
+
+/// Binary COPY through the `postgres` crate, 10,000 rows per COPY and
+/// transaction, into the same schema (migrated by simdb).
+fn postgres_ceiling(db: &TestDatabase, steps: i64) -> BenchResult<f64> {
+    use postgres::binary_copy::BinaryCopyInWriter;
+    use postgres::types::Type;
+    let svc = SimulationService::new(db.database().clone());
+    let sim = setup(&svc)?;
+    let mut client = postgres::Client::connect(db.url(), postgres::NoTls)?;
+    let start = Instant::now();
+    let mut json = Vec::with_capacity(64 * 10_000);
+    let mut rows: Vec<(i64, i64, f64, std::ops::Range<usize>)> = Vec::with_capacity(10_000);
+    let mut step_rows: Vec<i64> = Vec::new();
+    let metrics = serde_json::to_vec(&json!({"alive": AGENTS}))?;
+    let write = |client: &mut postgres::Client,
+                 rows: &mut Vec<(i64, i64, f64, std::ops::Range<usize>)>,
+                 json: &mut Vec<u8>,
+                 step_rows: &mut Vec<i64>|
+     -> BenchResult<()> {
+        let mut tx = client.transaction()?;
+        {
+            let sink = tx.copy_in("COPY agent_states (sim_key, agent_index, step, reward, state) FROM STDIN (FORMAT binary)")?;
+            let mut w = BinaryCopyInWriter::new(
+                sink,
+                &[
+                    Type::INT4,
+                    Type::INT4,
+                    Type::INT8,
+                    Type::FLOAT8,
+                    Type::JSONB,
+                ],
+            );
+            for (step, agent, reward, span) in rows.iter() {
+                w.write(&[
+                    &sim.sim_key,
+                    &(*agent as i32),
+                    step,
+                    reward,
+                    &RawJsonb(&json[span.clone()]),
+                ])?;
+            }
+            w.finish()?;
+        }
+        {
+            let sink = tx.copy_in("COPY simulation_steps (sim_key, step, recorded_at, metrics) FROM STDIN (FORMAT binary)")?;
+            let mut w = BinaryCopyInWriter::new(
+                sink,
+                &[Type::INT4, Type::INT8, Type::TIMESTAMPTZ, Type::JSONB],
+            );
+            let now = std::time::SystemTime::now();
+            for step in step_rows.iter() {
+                w.write(&[&sim.sim_key, step, &now, &RawJsonb(&metrics)])?;
+            }
+            w.finish()?;
+        }
+        tx.commit()?;
+        rows.clear();
+        json.clear();
+        step_rows.clear();
+        Ok(())
+    };
+    for step in 0..steps {
+        for agent in 0..AGENTS {
+            let from = json.len();
+            serde_json::to_writer(&mut json, &state(step, agent))?;
+            rows.push((step, agent, reward(step, agent), from..json.len()));
+        }
+        step_rows.push(step);
+        if rows.len() >= 10_000 {
+            write(&mut client, &mut rows, &mut json, &mut step_rows)?;
+        }
+    }
+    if !rows.is_empty() {
+        write(&mut client, &mut rows, &mut json, &mut step_rows)?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    check_count(&svc, &sim, steps)?;
+    Ok(secs)
+}
+
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn main() -> BenchResult<()> {
+    let rows: i64 = std::env::var("SIMDB_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let steps = (rows / AGENTS).max(1);
+    let rows = steps * AGENTS;
+    let backends =
+        std::env::var("SIMDB_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
+    println!(
+        "ingest: {rows} agent states ({AGENTS} agents x {steps} steps) + {steps} step rows per run"
+    );
+
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let name = match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        };
+        if !backends.split(',').any(|b| b == name) {
+            continue;
+        }
+        // Recorder first, in a fresh process state, so the peak RSS is its own.
+        let rec_secs = recorder_run(&TestDatabase::new(backend)?, steps)?;
+        let rss = peak_rss_mib();
+        let ceil_secs = match backend {
+            Backend::Sqlite => sqlite_ceiling(&TestDatabase::new(backend)?, steps)?,
+            Backend::Postgres => postgres_ceiling(&TestDatabase::new(backend)?, steps)?,
+        };
+        let simple_rows = (rows / 50).clamp(100, 20_000);
+        let simple = simple_run(&TestDatabase::new(backend)?, simple_rows)?;
+        let recorder = rows as f64 / rec_secs;
+        let ceiling = rows as f64 / ceil_secs;
+        println!("{name}: recorder {rec_secs:.2}s ({recorder:.0} rows/s), raw ceiling {ceil_secs:.2}s ({ceiling:.0} rows/s), simple facade {simple:.0} rows/s ({simple_rows} rows)");
+        if let Some(rss) = rss {
+            println!(
+                "{name}: peak RSS after recording {rows} rows: {rss:.1} MiB (ceiling: 100 MiB)"
+            );
+        }
+        println!(
+            "RESULT backend={name} recorder={recorder:.0} ceiling={ceiling:.0} ratio={:.2}",
+            recorder / ceiling
+        );
+    }
+    Ok(())
+}
