@@ -42,6 +42,7 @@
 #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
 compile_error!("simdb needs at least one of the features `sqlite` and `postgres`");
 
+mod analytics;
 mod database;
 mod error;
 mod ids;
@@ -56,6 +57,10 @@ pub mod sql_types;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
+pub use analytics::{
+    flatten_json, AgentSummary, Analytics, Comparison, ComparisonRow, Cursor, Field, GroupBy,
+    LeaderboardRow, ParameterQuery, Progress, StepAggregate, Summary,
+};
 pub use database::{Backend, Database, DbConnection};
 pub use error::{Error, Result};
 pub use ids::{AgentIndex, ExperimentId, SimulationId, MAX_ID_LEN};

@@ -1,0 +1,262 @@
+//! Analytics against a plain computation in Rust over the recorded rows:
+//! summaries, series, step aggregates (empty, single agent, gaps, negative
+//! and extreme values), comparisons, leaderboards, parameter search, progress.
+
+mod common;
+use common::*;
+
+use std::collections::BTreeMap;
+
+use simdb::{Cursor, GroupBy, ParameterQuery, RecorderOptions, StepAggregate};
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+/// Rewards with gaps in steps, negatives and large magnitudes.
+fn reward_of(step: i64, agent: i32) -> f64 {
+    let base = ((step * 37 + agent as i64 * 11) % 101) as f64 - 50.0;
+    match (step + agent as i64) % 13 {
+        0 => base * 1e12,
+        1 => -base * 1e-9,
+        _ => base / 3.0,
+    }
+}
+
+/// Steps 0..200 except multiples of 7 and 50..60 (gaps); agent 3 only on even steps.
+fn record(svc: &SimulationService, sim: &Simulation, agents: i32) -> Result<Vec<(i64, i32, f64)>> {
+    let mut rows = Vec::new();
+    let mut rec = svc.recorder_with(&sim.id, RecorderOptions::default().batch_rows(333))?;
+    for step in (0..200).filter(|s| s % 7 != 0 && !(50..60).contains(s)) {
+        for agent in 0..agents {
+            if agent == 3 && step % 2 == 1 {
+                continue;
+            }
+            let r = reward_of(step, agent);
+            rec.agent_state(step, agent, r, &json!({"r": r}))?;
+            rec.agent_metric(step, agent, "energy", r * 2.0)?;
+            rows.push((step, agent, r));
+        }
+        rec.step(step, &json!({"step": step}))?;
+        rec.metric(step, "food", step as f64 * 0.5)?;
+    }
+    rec.close()?;
+    Ok(rows)
+}
+
+fn expected_aggregates(rows: &[(i64, i32, f64)], buckets: i64) -> Vec<StepAggregate> {
+    let lo = rows.iter().map(|r| r.0).min().unwrap_or(0);
+    let hi = rows.iter().map(|r| r.0).max().unwrap_or(0);
+    let span = hi - lo + 1;
+    let width = if buckets == 0 { 1 } else { (span + buckets - 1) / buckets };
+    let mut groups: BTreeMap<i64, Vec<(i64, f64)>> = BTreeMap::new();
+    for &(step, _, v) in rows {
+        groups.entry((step - lo) / width).or_default().push((step, v));
+    }
+    groups
+        .values()
+        .map(|g| {
+            let sum: f64 = g.iter().map(|x| x.1).sum();
+            StepAggregate {
+                first_step: g.iter().map(|x| x.0).min().unwrap_or(0),
+                last_step: g.iter().map(|x| x.0).max().unwrap_or(0),
+                count: g.len() as i64,
+                sum,
+                mean: sum / g.len() as f64,
+                min: g.iter().map(|x| x.1).fold(f64::INFINITY, f64::min),
+                max: g.iter().map(|x| x.1).fold(f64::NEG_INFINITY, f64::max),
+            }
+        })
+        .collect()
+}
+
+fn assert_aggregates(got: &[StepAggregate], want: &[StepAggregate]) {
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!((g.first_step, g.last_step, g.count), (w.first_step, w.last_step, w.count));
+        assert!(close(g.sum, w.sum) && close(g.mean, w.mean), "{g:?} vs {w:?}");
+        assert_eq!((g.min, g.max), (w.min, w.max));
+    }
+}
+
+backend_tests! {
+    fn summary_matches_rows(db) {
+        let svc = service(db);
+        let sim = running_sim(&svc, 5)?;
+        let rows = record(&svc, &sim, 5)?;
+        let s = svc.analytics().summary(&sim.id)?;
+        assert_eq!(s.agents, 5);
+        assert_eq!(s.agent_state_rows, rows.len() as i64);
+        assert_eq!(s.last_step, rows.iter().map(|r| r.0).max());
+        let total: f64 = rows.iter().map(|r| r.2).sum();
+        assert!(close(s.total_reward, total));
+        assert!(close(s.mean_reward.unwrap_or(f64::NAN), total / rows.len() as f64));
+        for a in &s.per_agent {
+            let mine: Vec<f64> = rows.iter().filter(|r| r.1 == a.agent.0).map(|r| r.2).collect();
+            assert_eq!(a.rows, mine.len() as i64);
+            assert!(close(a.total_reward, mine.iter().sum()));
+            assert_eq!(a.kind.as_deref(), Some(if a.agent.0 % 2 == 0 { "a" } else { "b" }));
+        }
+        assert_eq!(s.latest_step.map(|st| st.metrics), Some(json!({"step": 199})));
+        assert_eq!(s.steps, rows.iter().map(|r| r.0).collect::<std::collections::BTreeSet<_>>().len() as i64);
+        assert!(s.duration_secs.is_some());
+
+        let empty = running_sim(&svc, 2)?;
+        let e = svc.analytics().summary(&empty.id)?;
+        assert_eq!((e.agent_state_rows, e.total_reward, e.mean_reward, e.last_step, e.steps), (0, 0.0, None, None, 0));
+        assert!(e.per_agent.is_empty() && e.latest_step.is_none());
+        Ok(())
+    }
+
+    fn series_match_rows(db) {
+        let svc = service(db);
+        let sim = running_sim(&svc, 4)?;
+        let rows = record(&svc, &sim, 4)?;
+        let a = svc.analytics();
+        for agent in 0..4 {
+            let want: Vec<(i64, f64)> = rows.iter().filter(|r| r.1 == agent).map(|r| (r.0, r.2)).collect();
+            assert_eq!(a.agent_series(&sim.id, agent, "reward", ..)?, want);
+            let energy: Vec<(i64, f64)> = want.iter().map(|&(s, r)| (s, r * 2.0)).collect();
+            assert_eq!(a.agent_series(&sim.id, agent, "energy", ..)?, energy);
+            let ranged: Vec<(i64, f64)> = want.iter().copied().filter(|r| (40..=120).contains(&r.0)).collect();
+            assert_eq!(a.agent_series(&sim.id, agent, "reward", 40..=120)?, ranged);
+        }
+        assert!(a.agent_series(&sim.id, 0, "no such metric", ..)?.is_empty());
+        assert!(a.agent_series(&sim.id, 99, "reward", ..)?.is_empty());
+        Ok(())
+    }
+
+    fn step_aggregates_match_rows(db) {
+        let svc = service(db);
+        let sim = running_sim(&svc, 5)?;
+        let rows = record(&svc, &sim, 5)?;
+        let a = svc.analytics();
+        for buckets in [0usize, 1, 7, 10, 500] {
+            assert_aggregates(&a.step_aggregates(&sim.id, "reward", buckets)?, &expected_aggregates(&rows, buckets as i64));
+            let energy: Vec<(i64, i32, f64)> = rows.iter().map(|&(s, ag, r)| (s, ag, r * 2.0)).collect();
+            assert_aggregates(&a.step_aggregates(&sim.id, "energy", buckets)?, &expected_aggregates(&energy, buckets as i64));
+        }
+        let ten = a.step_aggregates(&sim.id, "reward", 10)?;
+        assert!(ten.len() <= 10);
+
+        // A single agent.
+        let solo = running_sim(&svc, 1)?;
+        let solo_rows = record(&svc, &solo, 1)?;
+        assert_aggregates(&a.step_aggregates(&solo.id, "reward", 0)?, &expected_aggregates(&solo_rows, 0));
+        // An empty simulation.
+        let empty = running_sim(&svc, 3)?;
+        assert!(a.step_aggregates(&empty.id, "reward", 10)?.is_empty());
+        assert!(matches!(a.step_aggregates(&SimulationId::new("nope")?, "reward", 0), Err(Error::NotFound { .. })));
+        Ok(())
+    }
+
+    fn compare_and_leaderboard(db) {
+        let svc = service(db);
+        let exp = svc.create_experiment(NewExperiment::new("sweep"))?;
+        let mut expected_kind: BTreeMap<String, (f64, i64)> = BTreeMap::new();
+        let mut sims = Vec::new();
+        for (i, lr) in [0.1, 0.01].iter().enumerate() {
+            let sim = svc.create_simulation(NewSimulation::new(json!({"opt": {"lr": lr}, "layers": [64, 32], "name": format!("run,{i}")})).experiment(&exp.id))?;
+            svc.register_agents(&sim.id, &[NewAgent::new(0).kind("greedy").policy("ppo", 1), NewAgent::new(1).kind("random").policy("ppo", 2)])?;
+            svc.start_simulation(&sim.id)?;
+            let mut rec = svc.recorder(&sim.id)?;
+            for step in 0..10 {
+                for agent in 0..2 {
+                    let r = (step as f64 + 1.0) * if agent == 0 { 2.0 } else { -1.0 } * (i as f64 + 1.0);
+                    rec.agent_state(step, agent, r, &json!({}))?;
+                    let e = expected_kind.entry(if agent == 0 { "greedy" } else { "random" }.into()).or_default();
+                    e.0 += r;
+                    e.1 += 1;
+                }
+                rec.metric(step, "food", 100.0 - step as f64)?;
+            }
+            rec.close()?;
+            sims.push(sim);
+        }
+        let a = svc.analytics();
+        let cmp = a.compare(&exp.id, &["reward", "food"])?;
+        assert_eq!(cmp.rows.len(), 2);
+        assert_eq!(cmp.parameter_columns, vec!["layers.0", "layers.1", "name", "opt.lr"]);
+        let first = cmp.rows.iter().find(|r| r.simulation == sims[0].id).ok_or(Error::RecorderClosed)?;
+        assert_eq!(first.parameters.get("opt.lr"), Some(&json!(0.1)));
+        // Last step 9: rewards 20 and -10 -> mean 5; overall mean (110 - 55) / 20.
+        assert_eq!(first.final_values.get("reward"), Some(&Some(5.0)));
+        assert!(close(first.mean_values.get("reward").copied().flatten().unwrap_or(f64::NAN), 55.0 / 20.0));
+        assert_eq!(first.final_values.get("food"), Some(&Some(91.0)));
+        assert_eq!(first.mean_values.get("food"), Some(&Some(95.5)));
+        let csv = cmp.to_csv();
+        assert!(csv.starts_with("simulation,status,layers.0,layers.1,name,opt.lr,final_reward,mean_reward,final_food,mean_food\n"), "{csv}");
+        assert!(csv.contains("\"run,0\""));
+        assert_eq!(csv.lines().count(), 3);
+
+        let board = a.leaderboard(&exp.id, GroupBy::Kind)?;
+        assert_eq!(board.iter().map(|r| r.group.as_str()).collect::<Vec<_>>(), vec!["greedy", "random"]);
+        for row in &board {
+            let (total, n) = expected_kind[&row.group];
+            assert!(close(row.total_reward, total));
+            assert_eq!((row.rows, row.simulations, row.agents), (n, 2, 2));
+            assert!(close(row.mean_reward, total / n as f64));
+        }
+        assert_eq!(board[0].rank, 1);
+        let by_policy = a.leaderboard(&exp.id, GroupBy::Policy)?;
+        assert_eq!(by_policy[0].group, "ppo@1");
+        let by_agent = a.leaderboard(&exp.id, GroupBy::Agent)?;
+        assert_eq!(by_agent.len(), 4);
+        assert_eq!(by_agent[0].group, format!("{}#0", sims[1].id));
+        Ok(())
+    }
+
+    fn find_by_parameters(db) {
+        let svc = service(db);
+        let exp = svc.create_experiment(NewExperiment::new("p"))?;
+        for (lr, seed, tag) in [(0.1, 1, "a"), (0.01, 2, "b"), (0.001, 3, "a")] {
+            svc.create_simulation(NewSimulation::new(json!({"opt": {"lr": lr}, "seed": seed, "env": "grid'; DROP TABLE x"})).experiment(&exp.id).tag(tag))?;
+        }
+        let a = svc.analytics();
+        let seeds = |q: ParameterQuery| -> Result<Vec<i64>> {
+            Ok(a.find_simulations(&q)?.iter().filter_map(|s| s.parameters["seed"].as_i64()).collect())
+        };
+        assert_eq!(seeds(ParameterQuery::default().equals("seed", json!(2)))?, vec![2]);
+        assert_eq!(seeds(ParameterQuery::default().equals("seed", json!(2.0)))?, vec![2]);
+        assert_eq!(seeds(ParameterQuery::default().range("opt.lr", Some(0.005), None))?, vec![2, 1]);
+        assert_eq!(seeds(ParameterQuery::default().range("opt.lr", None, Some(0.05)).equals("env", json!("grid'; DROP TABLE x")))?, vec![3, 2]);
+        assert_eq!(seeds(ParameterQuery::new(SimulationFilter::new().tag("a")).range("seed", Some(2.0), Some(9.0)))?, vec![3]);
+        assert!(seeds(ParameterQuery::default().equals("missing.path", json!(1)))?.is_empty());
+        assert!(matches!(a.find_simulations(&ParameterQuery::default().equals("", json!(1))), Err(Error::InvalidInput { .. })));
+        Ok(())
+    }
+
+    fn progress_from_another_handle(db) {
+        let svc = service(db);
+        let sim = running_sim(&svc, 3)?;
+        let watcher = SimulationService::new(Database::open(db.url())?).analytics();
+        let first = watcher.progress(&sim.id, None)?;
+        assert_eq!((first.rows, first.latest_step, first.new_steps.len()), (0, None, 0));
+        let mut rec = svc.recorder(&sim.id)?;
+        let mut cursor: Cursor = first.cursor;
+        let mut seen_steps = Vec::new();
+        for round in 0..3 {
+            for step in round * 10..(round + 1) * 10 {
+                for agent in 0..3 {
+                    rec.agent_state(step, agent, 1.0, &json!({}))?;
+                }
+                rec.step(step, &json!({"s": step}))?;
+            }
+            rec.flush()?;
+            let p = watcher.progress(&sim.id, Some(cursor))?;
+            assert_eq!(p.rows, (round + 1) * 30);
+            assert_eq!(p.latest_step, Some((round + 1) * 10 - 1));
+            assert_eq!(p.new_steps.len(), 10);
+            assert!(p.rows_per_sec.is_some());
+            assert!(p.heartbeat_age_secs.is_some_and(|a| a >= 0.0));
+            seen_steps.extend(p.new_steps.iter().map(|s| s.step));
+            cursor = p.cursor;
+        }
+        rec.close()?;
+        assert_eq!(seen_steps, (0..30).collect::<Vec<_>>());
+        let idle = watcher.progress(&sim.id, Some(cursor))?;
+        assert!(idle.new_steps.is_empty());
+        assert_eq!(idle.rows, 90);
+        Ok(())
+    }
+}
