@@ -3,7 +3,8 @@
 //! row per step) through the simdb Recorder, against the raw ceiling in the
 //! same run: rusqlite prepared multi-row INSERTs into the same SQLite schema,
 //! and binary COPY through the `postgres` crate into the same PostgreSQL
-//! schema. Also times the simple one-call-per-row facade path, for contrast.
+//! schema — both given the same 10,000-row batches in the same (primary-key)
+//! order as the Recorder writes them. Also times the simple one-call-per-row facade path, for contrast.
 //!
 //! `cargo bench --bench ingest`; `SIMDB_BENCH_ROWS` sets the number of agent
 //! states (default 1,000,000); `SIMDB_BENCH_BACKENDS=sqlite` skips PostgreSQL.
@@ -100,58 +101,55 @@ fn simple_run(db: &TestDatabase, rows: i64) -> BenchResult<f64> {
     Ok(rows as f64 / start.elapsed().as_secs_f64())
 }
 
-/// rusqlite, prepared multi-row INSERTs of 128 rows, 10,000 rows per
-/// transaction, into the same schema (migrated by simdb).
+/// rusqlite, prepared multi-row INSERTs of 128 rows bound in place,
+/// 10,000 rows per transaction sorted into primary-key order (as the
+/// Recorder does), into the same schema (migrated by simdb).
 fn sqlite_ceiling(db: &TestDatabase, steps: i64) -> BenchResult<f64> {
     let svc = SimulationService::new(db.database().clone());
     let sim = setup(&svc)?;
-    let path = db
-        .database()
-        .path()
-        .ok_or("not a file database")?
-        .to_path_buf();
+    let path = db.database().path().ok_or("not a file database")?.to_path_buf();
     let conn = rusqlite::Connection::open(path)?;
-    conn.execute_batch(
-        "PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-    )?;
+    conn.execute_batch("PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")?;
     const CHUNK: usize = 128;
     let values = vec!["(?, ?, ?, ?, ?)"; CHUNK].join(", ");
-    let sql = format!(
-        "INSERT INTO agent_states (sim_key, agent_index, step, reward, state) VALUES {values}"
-    );
-    let step_sql =
-        "INSERT INTO simulation_steps (sim_key, step, recorded_at, metrics) VALUES (?, ?, ?, ?)";
+    let sql = format!("INSERT INTO agent_states (sim_key, agent_index, step, reward, state) VALUES {values}");
+    let one = "INSERT INTO agent_states (sim_key, agent_index, step, reward, state) VALUES (?, ?, ?, ?, ?)";
+    let step_sql = "INSERT INTO simulation_steps (sim_key, step, recorded_at, metrics) VALUES (?, ?, ?, ?)";
+    let metrics = serde_json::to_string(&json!({"alive": AGENTS}))?;
     let start = Instant::now();
-    let mut json = Vec::with_capacity(64 * CHUNK);
-    let mut rows: Vec<(i64, i64, f64, std::ops::Range<usize>)> = Vec::with_capacity(CHUNK);
-    let mut pending = 0;
-    let mut tx_rows = 0;
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut flush_chunk = |rows: &mut Vec<(i64, i64, f64, std::ops::Range<usize>)>,
-                           json: &mut Vec<u8>|
-     -> BenchResult<()> {
-        if rows.len() == CHUNK {
-            // Bind in place: no per-row allocation.
-            for (i, (step, agent, reward, span)) in rows.iter().enumerate() {
-                let at = i * 5;
-                stmt.raw_bind_parameter(at + 1, sim.sim_key)?;
-                stmt.raw_bind_parameter(at + 2, *agent)?;
-                stmt.raw_bind_parameter(at + 3, *step)?;
-                stmt.raw_bind_parameter(at + 4, *reward)?;
-                stmt.raw_bind_parameter(at + 5, std::str::from_utf8(&json[span.clone()])?)?;
+    let mut json = Vec::with_capacity(64 * 10_000);
+    let mut rows: Vec<(i64, i64, f64, std::ops::Range<usize>)> = Vec::with_capacity(10_000);
+    let mut step_rows: Vec<(i64, String)> = Vec::new();
+    let write = |rows: &mut Vec<(i64, i64, f64, std::ops::Range<usize>)>, json: &mut Vec<u8>, step_rows: &mut Vec<(i64, String)>| -> BenchResult<()> {
+        rows.sort_unstable_by_key(|r| (r.1, r.0));
+        let tx = conn.unchecked_transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(&sql)?;
+            let mut chunks = rows.chunks_exact(CHUNK);
+            for chunk in &mut chunks {
+                for (i, (step, agent, reward, span)) in chunk.iter().enumerate() {
+                    let at = i * 5;
+                    stmt.raw_bind_parameter(at + 1, sim.sim_key)?;
+                    stmt.raw_bind_parameter(at + 2, *agent)?;
+                    stmt.raw_bind_parameter(at + 3, *step)?;
+                    stmt.raw_bind_parameter(at + 4, *reward)?;
+                    stmt.raw_bind_parameter(at + 5, std::str::from_utf8(&json[span.clone()])?)?;
+                }
+                stmt.raw_execute()?;
             }
-            stmt.raw_execute()?;
-        } else {
-            for (step, agent, reward, span) in rows.iter() {
-                conn.execute(
-                    "INSERT INTO agent_states (sim_key, agent_index, step, reward, state) VALUES (?, ?, ?, ?, ?)",
-                    rusqlite::params![sim.sim_key, agent, step, reward, std::str::from_utf8(&json[span.clone()])?],
-                )?;
+            let mut single = tx.prepare_cached(one)?;
+            for (step, agent, reward, span) in chunks.remainder() {
+                single.execute(rusqlite::params![sim.sim_key, agent, step, reward, std::str::from_utf8(&json[span.clone()])?])?;
+            }
+            let mut st = tx.prepare_cached(step_sql)?;
+            for (step, at) in step_rows.iter() {
+                st.execute(rusqlite::params![sim.sim_key, step, at, metrics])?;
             }
         }
+        tx.commit()?;
         rows.clear();
         json.clear();
+        step_rows.clear();
         Ok(())
     };
     for step in 0..steps {
@@ -159,28 +157,15 @@ fn sqlite_ceiling(db: &TestDatabase, steps: i64) -> BenchResult<f64> {
             let from = json.len();
             serde_json::to_writer(&mut json, &state(step, agent))?;
             rows.push((step, agent, reward(step, agent), from..json.len()));
-            pending += 1;
-            if rows.len() == CHUNK {
-                flush_chunk(&mut rows, &mut json)?;
-            }
         }
-        conn.prepare_cached(step_sql)?.execute(rusqlite::params![
-            sim.sim_key,
-            step,
-            chrono::Utc::now().format("%F %T%.f+00:00").to_string(),
-            serde_json::to_string(&json!({"alive": AGENTS}))?
-        ])?;
-        tx_rows += pending;
-        pending = 0;
-        if tx_rows >= 10_000 {
-            flush_chunk(&mut rows, &mut json)?;
-            conn.execute_batch("COMMIT; BEGIN IMMEDIATE")?;
-            tx_rows = 0;
+        step_rows.push((step, chrono::Utc::now().format("%F %T%.f+00:00").to_string()));
+        if rows.len() >= 10_000 {
+            write(&mut rows, &mut json, &mut step_rows)?;
         }
     }
-    flush_chunk(&mut rows, &mut json)?;
-    drop(stmt);
-    conn.execute_batch("COMMIT")?;
+    if !rows.is_empty() {
+        write(&mut rows, &mut json, &mut step_rows)?;
+    }
     let secs = start.elapsed().as_secs_f64();
     check_count(&svc, &sim, steps)?;
     Ok(secs)
@@ -207,7 +192,8 @@ impl postgres::types::ToSql for RawJsonb<'_> {
 }
 
 /// Binary COPY through the `postgres` crate, 10,000 rows per COPY and
-/// transaction, into the same schema (migrated by simdb).
+/// transaction sorted into primary-key order (as the Recorder does), into
+/// the same schema (migrated by simdb).
 fn postgres_ceiling(db: &TestDatabase, steps: i64) -> BenchResult<f64> {
     use postgres::binary_copy::BinaryCopyInWriter;
     use postgres::types::Type;
