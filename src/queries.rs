@@ -142,6 +142,14 @@ pub(crate) trait Store {
     fn memories(&mut self, sim_key: i32, agent: i32) -> Result<Vec<AgentMemory>>;
     /// Sets heartbeat_at of a running simulation to now.
     fn touch(&mut self, sim_key: i32) -> Result<()>;
+    /// Running simulations whose last sign of life is older than `cutoff`.
+    fn stale_running(&mut self, cutoff: DateTime<Utc>) -> Result<Vec<Simulation>>;
+    /// The highest step at which all `agents` registered agents have a state
+    /// (and, if the simulation records step rows, its step row exists).
+    fn last_complete_step(&mut self, sim_key: i32, agents: i64) -> Result<Option<i64>>;
+    /// Deletes every per-step row after `step`; returns how many.
+    fn truncate_after(&mut self, sim_key: i32, step: i64) -> Result<usize>;
+    fn insert_event(&mut self, event: &NewEvent) -> Result<()>;
 }
 
 macro_rules! impl_store {
@@ -541,6 +549,101 @@ macro_rules! impl_store {
                     .select(AgentMemory::as_select())
                     .order(agent_memories::step)
                     .load(self)?)
+            }
+
+            fn stale_running(&mut self, cutoff: DateTime<Utc>) -> Result<Vec<Simulation>> {
+                let cutoff = TimeParam(cutoff);
+                Ok(simulations::table
+                    .filter(simulations::status.eq(SimulationStatus::Running))
+                    .filter(
+                        simulations::heartbeat_at.lt(cutoff).or(simulations::heartbeat_at
+                            .is_null()
+                            .and(simulations::started_at.lt(cutoff))),
+                    )
+                    .select(Simulation::as_select())
+                    .order(simulations::sim_key)
+                    .load(self)?)
+            }
+
+            fn last_complete_step(&mut self, sim_key: i32, agents: i64) -> Result<Option<i64>> {
+                if agents == 0 {
+                    return Ok(None);
+                }
+                let has_step_rows = simulation_steps::table
+                    .filter(simulation_steps::sim_key.eq(sim_key))
+                    .select(simulation_steps::step)
+                    .first::<i64>(self)
+                    .optional()?
+                    .is_some();
+                // Walk down from the highest step: after a crash only the
+                // last one or two steps can be incomplete.
+                let mut below = i64::MAX;
+                loop {
+                    let candidate: Option<i64> = agent_states::table
+                        .filter(agent_states::sim_key.eq(sim_key))
+                        .filter(agent_states::step.le(below))
+                        .select(diesel::dsl::max(agent_states::step))
+                        .first(self)?;
+                    let Some(step) = candidate else { return Ok(None) };
+                    let present: i64 = agent_states::table
+                        .filter(agent_states::sim_key.eq(sim_key))
+                        .filter(agent_states::step.eq(step))
+                        .count()
+                        .get_result(self)?;
+                    let step_row = !has_step_rows
+                        || simulation_steps::table
+                            .find((sim_key, step))
+                            .select(simulation_steps::step)
+                            .first::<i64>(self)
+                            .optional()?
+                            .is_some();
+                    if present >= agents && step_row {
+                        return Ok(Some(step));
+                    }
+                    if step == 0 {
+                        return Ok(None);
+                    }
+                    below = step - 1;
+                }
+            }
+
+            fn truncate_after(&mut self, sim_key: i32, step: i64) -> Result<usize> {
+                let mut n = diesel::delete(
+                    agent_states::table
+                        .filter(agent_states::sim_key.eq(sim_key))
+                        .filter(agent_states::step.gt(step)),
+                )
+                .execute(self)?;
+                n += diesel::delete(
+                    simulation_steps::table
+                        .filter(simulation_steps::sim_key.eq(sim_key))
+                        .filter(simulation_steps::step.gt(step)),
+                )
+                .execute(self)?;
+                n += diesel::delete(
+                    step_metrics::table
+                        .filter(step_metrics::sim_key.eq(sim_key))
+                        .filter(step_metrics::step.gt(step)),
+                )
+                .execute(self)?;
+                n += diesel::delete(
+                    agent_metrics::table
+                        .filter(agent_metrics::sim_key.eq(sim_key))
+                        .filter(agent_metrics::step.gt(step)),
+                )
+                .execute(self)?;
+                n += diesel::delete(
+                    agent_memories::table
+                        .filter(agent_memories::sim_key.eq(sim_key))
+                        .filter(agent_memories::step.gt(step)),
+                )
+                .execute(self)?;
+                Ok(n)
+            }
+
+            fn insert_event(&mut self, event: &NewEvent) -> Result<()> {
+                diesel::insert_into(events::table).values(event.clone()).execute(self)?;
+                Ok(())
             }
 
             fn touch(&mut self, sim_key: i32) -> Result<()> {
