@@ -82,6 +82,27 @@ pub enum Error {
     #[error("migration failed: {0}")]
     Migration(String),
 
+    /// An import file is malformed; nothing of it was written.
+    #[error("{path}: line {line}: {reason}")]
+    Import {
+        /// The file.
+        path: String,
+        /// 1-based line number (0 for the file as a whole).
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The background writer of a [`crate::Recorder`] failed; rows recorded
     /// after the failure were kept in memory, not written.
     #[error("recorder writer failed ({unpersisted_rows} rows not persisted): {source}")]

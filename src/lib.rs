@@ -54,6 +54,7 @@ mod recovery;
 /// one schema serves both backends.
 pub mod schema;
 mod service;
+mod transfer;
 pub mod sql_types;
 #[cfg(feature = "test-support")]
 pub mod test_support;
@@ -74,6 +75,7 @@ pub use queries::SimulationFilter;
 pub use recorder::{Recorder, RecorderOptions};
 pub use recovery::ResumePoint;
 pub use service::SimulationService;
+pub use transfer::{ImportOutcome, OnConflict, JSONL_FORMAT, JSONL_VERSION};
 
 /// The Diesel version simdb is built on, for your own queries.
 pub use diesel;

@@ -69,6 +69,24 @@ impl SimulationFilter {
     }
 }
 
+/// A simulation row with every column, for imports.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = simulations, treat_none_as_default_value = false)]
+pub(crate) struct FullSimulation {
+    pub id: SimulationId,
+    pub experiment_id: Option<ExperimentId>,
+    pub name: Option<String>,
+    pub status: SimulationStatus,
+    pub parameters: JsonParam,
+    pub results_summary: Option<JsonParam>,
+    pub data_uri: Option<String>,
+    pub error_message: Option<String>,
+    pub created_at: TimeParam,
+    pub started_at: Option<TimeParam>,
+    pub ended_at: Option<TimeParam>,
+    pub heartbeat_at: Option<TimeParam>,
+}
+
 /// Columns a status transition sets; `None` leaves a column as it is.
 #[derive(Debug, AsChangeset)]
 #[diesel(table_name = simulations)]
@@ -150,6 +168,14 @@ pub(crate) trait Store {
     /// Deletes every per-step row after `step`; returns how many.
     fn truncate_after(&mut self, sim_key: i32, step: i64) -> Result<usize>;
     fn insert_event(&mut self, event: &NewEvent) -> Result<()>;
+    /// Inserts a complete simulation row and its tags; returns its key.
+    fn insert_full_simulation(&mut self, row: FullSimulation, tags: &[String]) -> Result<i32>;
+    /// Inserts one agent.
+    fn insert_agent(&mut self, row: NewAgent) -> Result<()>;
+    /// Simulation-level metrics with their names, by step then name.
+    fn named_step_metrics(&mut self, sim_key: i32) -> Result<Vec<(String, i64, f64)>>;
+    /// One agent's metrics with their names, by step then name.
+    fn named_agent_metrics(&mut self, sim_key: i32, agent: i32) -> Result<Vec<(String, i64, f64)>>;
 }
 
 macro_rules! impl_store {
@@ -644,6 +670,49 @@ macro_rules! impl_store {
             fn insert_event(&mut self, event: &NewEvent) -> Result<()> {
                 diesel::insert_into(events::table).values(event.clone()).execute(self)?;
                 Ok(())
+            }
+
+            fn insert_full_simulation(&mut self, row: FullSimulation, tags: &[String]) -> Result<i32> {
+                let id = row.id.clone();
+                diesel::insert_into(simulations::table)
+                    .values(row)
+                    .execute(self)
+                    .map_err(|e| Error::from_write(e, "simulation", &id, None))?;
+                let key = self.find_simulation(&id)?.sim_key;
+                for tag in tags {
+                    diesel::insert_into(simulation_tags::table)
+                        .values((simulation_tags::sim_key.eq(key), simulation_tags::tag.eq(tag)))
+                        .execute(self)?;
+                }
+                Ok(key)
+            }
+
+            fn insert_agent(&mut self, row: NewAgent) -> Result<()> {
+                let id = row.agent_index;
+                diesel::insert_into(agents::table)
+                    .values(row)
+                    .execute(self)
+                    .map_err(|e| Error::from_write(e, "agent", id, None))?;
+                Ok(())
+            }
+
+            fn named_step_metrics(&mut self, sim_key: i32) -> Result<Vec<(String, i64, f64)>> {
+                Ok(step_metrics::table
+                    .inner_join(metric_names::table)
+                    .filter(step_metrics::sim_key.eq(sim_key))
+                    .select((metric_names::name, step_metrics::step, step_metrics::value))
+                    .order((step_metrics::step, metric_names::name))
+                    .load(self)?)
+            }
+
+            fn named_agent_metrics(&mut self, sim_key: i32, agent: i32) -> Result<Vec<(String, i64, f64)>> {
+                Ok(agent_metrics::table
+                    .inner_join(metric_names::table)
+                    .filter(agent_metrics::sim_key.eq(sim_key))
+                    .filter(agent_metrics::agent_index.eq(agent))
+                    .select((metric_names::name, agent_metrics::step, agent_metrics::value))
+                    .order((agent_metrics::step, metric_names::name))
+                    .load(self)?)
             }
 
             fn touch(&mut self, sim_key: i32) -> Result<()> {

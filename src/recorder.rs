@@ -106,7 +106,7 @@ struct MemoryRec {
 
 /// Rows recorded since the last hand-off to the writer.
 #[derive(Debug, Default)]
-struct Batch {
+pub(crate) struct Batch {
     /// JSON text of every state and step of the batch, back to back.
     json: Vec<u8>,
     states: Vec<StateRec>,
@@ -118,7 +118,74 @@ struct Batch {
 }
 
 impl Batch {
-    fn rows(&self) -> usize {
+    /// Appends an agent state (validated by the caller).
+    pub(crate) fn push_state<S: Serialize + ?Sized>(
+        &mut self,
+        agent: i32,
+        step: i64,
+        reward: f64,
+        state: &S,
+    ) -> Result<()> {
+        let state = self.push_json("state", state)?;
+        self.states.push(StateRec {
+            agent,
+            step,
+            reward,
+            state,
+        });
+        Ok(())
+    }
+
+    /// Appends a step; its metrics must serialize to a JSON object.
+    pub(crate) fn push_step<S: Serialize + ?Sized>(
+        &mut self,
+        step: i64,
+        at: DateTime<Utc>,
+        metrics: &S,
+    ) -> Result<()> {
+        let span = self.push_json("step metrics", metrics)?;
+        if self.json.get(span.0 as usize) != Some(&b'{') {
+            self.json.truncate(span.0 as usize);
+            return Err(Error::invalid(
+                "step metrics",
+                "must serialize to a JSON object",
+            ));
+        }
+        self.steps.push(StepRec {
+            step,
+            at,
+            metrics: span,
+        });
+        Ok(())
+    }
+
+    /// Appends a metric value of a batch-local metric id.
+    pub(crate) fn push_metric(&mut self, agent: Option<i32>, metric: u32, step: i64, value: f64) {
+        self.metrics.push(MetricRec {
+            agent,
+            metric,
+            step,
+            value,
+        });
+    }
+
+    /// Appends a memory snapshot.
+    pub(crate) fn push_memory(
+        &mut self,
+        agent: i32,
+        step: i64,
+        memory: NewAgentMemory,
+        at: DateTime<Utc>,
+    ) {
+        self.memories.push(MemoryRec {
+            agent,
+            step,
+            memory,
+            at,
+        });
+    }
+
+    pub(crate) fn rows(&self) -> usize {
         self.states.len() + self.steps.len() + self.metrics.len() + self.memories.len()
     }
 
@@ -361,13 +428,7 @@ impl Recorder {
         check_step(step)?;
         let reward = finite("reward", reward)?;
         let agent = self.check_agent(agent.into())?;
-        let state = self.batch.push_json("state", state)?;
-        self.batch.states.push(StateRec {
-            agent,
-            step,
-            reward,
-            state,
-        });
+        self.batch.push_state(agent, step, reward, state)?;
         self.accepted()
     }
 
@@ -379,19 +440,7 @@ impl Recorder {
     pub fn step<S: Serialize + ?Sized>(&mut self, step: i64, metrics: &S) -> Result<()> {
         self.check_writer()?;
         check_step(step)?;
-        let span = self.batch.push_json("step metrics", metrics)?;
-        if self.batch.json.get(span.0 as usize) != Some(&b'{') {
-            self.batch.json.truncate(span.0 as usize);
-            return Err(Error::invalid(
-                "step metrics",
-                "must serialize to a JSON object",
-            ));
-        }
-        self.batch.steps.push(StepRec {
-            step,
-            at: Utc::now(),
-            metrics: span,
-        });
+        self.batch.push_step(step, Utc::now(), metrics)?;
         self.accepted()
     }
 
@@ -416,12 +465,7 @@ impl Recorder {
         check_step(step)?;
         let value = finite("metric value", value)?;
         let metric = self.metric_index(name)?;
-        self.batch.metrics.push(MetricRec {
-            agent: None,
-            metric,
-            step,
-            value,
-        });
+        self.batch.push_metric(None, metric, step, value);
         self.accepted()
     }
 
@@ -442,12 +486,7 @@ impl Recorder {
         let value = finite("metric value", value)?;
         let agent = self.check_agent(agent.into())?;
         let metric = self.metric_index(name)?;
-        self.batch.metrics.push(MetricRec {
-            agent: Some(agent),
-            metric,
-            step,
-            value,
-        });
+        self.batch.push_metric(Some(agent), metric, step, value);
         self.accepted()
     }
 
@@ -466,12 +505,7 @@ impl Recorder {
         check_step(step)?;
         memory.validate()?;
         let agent = self.check_agent(agent.into())?;
-        self.batch.memories.push(MemoryRec {
-            agent,
-            step,
-            memory,
-            at: Utc::now(),
-        });
+        self.batch.push_memory(agent, step, memory, Utc::now());
         self.accepted()
     }
 
@@ -644,49 +678,131 @@ impl Writer {
 
     /// Writes one batch in one transaction; returns metric ids it interned.
     fn write(&self, batch: &Batch) -> Result<Vec<(usize, i32)>> {
-        let sim_key = self.sim_key;
-        // One UTF-8 check and copy per batch; rows share the text by Arc.
-        let text: Arc<str> = std::str::from_utf8(&batch.json)
-            .map_err(|_| Error::invalid("state", "recorder buffer holds invalid UTF-8"))?
-            .into();
-        let raw = |span: Span| {
-            RawJson::new(&text, span.0 as usize, span.1 as usize)
-                .ok_or_else(|| Error::invalid("state", "recorder span out of bounds"))
+        let cache = MetricCache {
+            names: self.metric_names.clone(),
+            ids: self.metric_db_ids.clone(),
         };
-        let mut states: Vec<StateRow> = batch
-            .states
-            .iter()
-            .map(|r| {
-                Ok(StateRow {
-                    sim_key,
-                    agent_index: r.agent,
-                    step: r.step,
-                    reward: r.reward,
-                    state: raw(r.state)?,
-                })
+        with_connection!(self.db.writer()?, |c| c.write(|c| {
+            let interned = write_batch(c, self.sim_key, batch, &cache)?;
+            c.touch(self.sim_key)?;
+            Ok(interned)
+        }))
+    }
+}
+
+/// Metric names by batch-local id, and their database ids once known.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct MetricCache {
+    pub(crate) names: Vec<String>,
+    pub(crate) ids: Vec<Option<i32>>,
+}
+
+impl MetricCache {
+    /// The local id of `name`, registering it if new.
+    pub(crate) fn local(&mut self, name: &str) -> u32 {
+        match self.names.iter().position(|n| n == name) {
+            Some(i) => i as u32,
+            None => {
+                self.names.push(name.to_string());
+                self.ids.push(None);
+                (self.names.len() - 1) as u32
+            }
+        }
+    }
+}
+
+/// Inserts every row of `batch` for simulation `sim_key` (inside the
+/// caller's transaction); returns the metric ids it had to intern.
+pub(crate) fn write_batch<C: Store + Bulk>(
+    c: &mut C,
+    sim_key: i32,
+    batch: &Batch,
+    cache: &MetricCache,
+) -> Result<Vec<(usize, i32)>> {
+    // One UTF-8 check and copy per batch; rows share the text by Arc.
+    let text: Arc<str> = std::str::from_utf8(&batch.json)
+        .map_err(|_| Error::invalid("state", "recorder buffer holds invalid UTF-8"))?
+        .into();
+    let raw = |span: Span| {
+        RawJson::new(&text, span.0 as usize, span.1 as usize)
+            .ok_or_else(|| Error::invalid("state", "recorder span out of bounds"))
+    };
+    let mut states: Vec<StateRow> = batch
+        .states
+        .iter()
+        .map(|r| {
+            Ok(StateRow {
+                sim_key,
+                agent_index: r.agent,
+                step: r.step,
+                reward: r.reward,
+                state: raw(r.state)?,
             })
-            .collect::<Result<_>>()?;
-        // Primary-key order: on PostgreSQL each agent's rows of the batch
-        // land on neighbouring heap pages (a series read touches ~50x fewer
-        // pages than in step-major order); on SQLite the B-tree inserts
-        // become sequential runs.
-        states.sort_unstable_by_key(|r| (r.agent_index, r.step));
-        let steps: Vec<StepRow> = batch
-            .steps
-            .iter()
-            .map(|r| {
-                Ok(StepRow {
-                    sim_key,
-                    step: r.step,
-                    recorded_at: TimeParam(r.at),
-                    metrics: raw(r.metrics)?,
-                })
+        })
+        .collect::<Result<_>>()?;
+    // Primary-key order: on PostgreSQL each agent's rows of the batch land
+    // on neighbouring heap pages (a series read touches ~50x fewer pages
+    // than in step-major order); on SQLite the B-tree inserts become
+    // sequential runs.
+    states.sort_unstable_by_key(|r| (r.agent_index, r.step));
+    let steps: Vec<StepRow> = batch
+        .steps
+        .iter()
+        .map(|r| {
+            Ok(StepRow {
+                sim_key,
+                step: r.step,
+                recorded_at: TimeParam(r.at),
+                metrics: raw(r.metrics)?,
             })
-            .collect::<Result<_>>()?;
-        let memories: Vec<AgentMemory> = batch
-            .memories
-            .iter()
-            .map(|m| AgentMemory {
+        })
+        .collect::<Result<_>>()?;
+    let mut interned = Vec::new();
+    let mut ids = cache.ids.clone();
+    for rec in &batch.metrics {
+        let i = rec.metric as usize;
+        if ids.get(i).copied().flatten().is_none() {
+            let name = cache.names.get(i).map(String::as_str).unwrap_or("");
+            let id = c.metric_id(name)?;
+            if ids.len() <= i {
+                ids.resize(i + 1, None);
+            }
+            ids[i] = Some(id);
+            interned.push((i, id));
+        }
+    }
+    let id_of = |m: u32| ids.get(m as usize).copied().flatten().unwrap_or(-1);
+    let step_metrics: Vec<StepMetric> = batch
+        .metrics
+        .iter()
+        .filter(|m| m.agent.is_none())
+        .map(|m| StepMetric {
+            sim_key,
+            metric_id: id_of(m.metric),
+            step: m.step,
+            value: m.value,
+        })
+        .collect();
+    let agent_metrics: Vec<AgentMetric> = batch
+        .metrics
+        .iter()
+        .filter_map(|m| {
+            m.agent.map(|a| AgentMetric {
+                sim_key,
+                agent_index: AgentIndex(a),
+                metric_id: id_of(m.metric),
+                step: m.step,
+                value: m.value,
+            })
+        })
+        .collect();
+    let written = (|| -> Result<()> {
+        c.copy_states(&states)?;
+        c.copy_steps(&steps)?;
+        c.copy_step_metrics(&step_metrics)?;
+        c.copy_agent_metrics(&agent_metrics)?;
+        for m in &batch.memories {
+            c.insert_memory(&AgentMemory {
                 sim_key,
                 agent_index: AgentIndex(m.agent),
                 step: m.step,
@@ -694,73 +810,25 @@ impl Writer {
                 shape: Value::from(m.memory.shape.clone()),
                 data: m.memory.data.clone(),
                 recorded_at: m.at,
-            })
-            .collect();
-        with_connection!(self.db.writer()?, |c| c.write(|c| {
-            let mut interned = Vec::new();
-            let mut ids = self.metric_db_ids.clone();
-            for rec in &batch.metrics {
-                let i = rec.metric as usize;
-                if ids.get(i).copied().flatten().is_none() {
-                    let name = self.metric_names.get(i).map(String::as_str).unwrap_or("");
-                    let id = c.metric_id(name)?;
-                    if ids.len() <= i {
-                        ids.resize(i + 1, None);
-                    }
-                    ids[i] = Some(id);
-                    interned.push((i, id));
-                }
-            }
-            let id_of = |m: u32| ids.get(m as usize).copied().flatten().unwrap_or(-1);
-            let step_metrics: Vec<StepMetric> = batch
-                .metrics
-                .iter()
-                .filter(|m| m.agent.is_none())
-                .map(|m| StepMetric {
-                    sim_key,
-                    metric_id: id_of(m.metric),
-                    step: m.step,
-                    value: m.value,
-                })
-                .collect();
-            let agent_metrics: Vec<AgentMetric> = batch
-                .metrics
-                .iter()
-                .filter_map(|m| {
-                    m.agent.map(|a| AgentMetric {
-                        sim_key,
-                        agent_index: AgentIndex(a),
-                        metric_id: id_of(m.metric),
-                        step: m.step,
-                        value: m.value,
-                    })
-                })
-                .collect();
-            c.copy_states(&states)?;
-            c.copy_steps(&steps)?;
-            c.copy_step_metrics(&step_metrics)?;
-            c.copy_agent_metrics(&agent_metrics)?;
-            for memory in &memories {
-                c.insert_memory(memory)?;
-            }
-            c.touch(sim_key)?;
-            Ok(interned)
-        }))
-        .map_err(|e| match e {
-            Error::Database(err) => Error::from_write(
-                err,
-                "row in batch",
-                "(simulation, agent, step) already recorded",
-                Some(("simulation or agent", format!("sim_key {sim_key}"))),
-            ),
-            other => other,
-        })
-    }
+            })?;
+        }
+        Ok(())
+    })();
+    written.map_err(|e| match e {
+        Error::Database(err) => Error::from_write(
+            err,
+            "row in batch",
+            "(simulation, agent, step) already recorded",
+            Some(("simulation or agent", format!("sim_key {sim_key}"))),
+        ),
+        other => other,
+    })?;
+    Ok(interned)
 }
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = agent_states, treat_none_as_default_value = false)]
-struct StateRow {
+pub(crate) struct StateRow {
     sim_key: i32,
     agent_index: i32,
     step: i64,
@@ -770,7 +838,7 @@ struct StateRow {
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = simulation_steps, treat_none_as_default_value = false)]
-struct StepRow {
+pub(crate) struct StepRow {
     sim_key: i32,
     step: i64,
     recorded_at: TimeParam,
@@ -778,7 +846,7 @@ struct StepRow {
 }
 
 /// Bulk inserts of the recorder's four row kinds, per backend.
-trait Bulk {
+pub(crate) trait Bulk {
     fn copy_states(&mut self, rows: &[StateRow]) -> Result<()>;
     fn copy_steps(&mut self, rows: &[StepRow]) -> Result<()>;
     fn copy_step_metrics(&mut self, rows: &[StepMetric]) -> Result<()>;

@@ -97,8 +97,22 @@ delegate!(Pg, PgValue<'_>, Jsonb => diesel::sql_types::Jsonb, Value, JsonParam);
 delegate!(Pg, PgValue<'_>, Timestamptz => diesel::sql_types::Timestamptz, DateTime<Utc>, TimeParam);
 #[cfg(feature = "sqlite")]
 delegate!(Sqlite, SqliteValue<'_, '_, '_>, Jsonb => diesel::sql_types::Json, Value, JsonParam);
+
 #[cfg(feature = "sqlite")]
-delegate!(Sqlite, SqliteValue<'_, '_, '_>, Timestamptz => diesel::sql_types::TimestamptzSqlite, DateTime<Utc>, TimeParam);
+impl FromSql<Timestamptz, Sqlite> for DateTime<Utc> {
+    fn from_sql(value: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
+        <DateTime<Utc> as FromSql<diesel::sql_types::TimestamptzSqlite, Sqlite>>::from_sql(value)
+    }
+}
+
+/// Microseconds, like PostgreSQL: a value moved between backends is equal.
+#[cfg(feature = "sqlite")]
+impl ToSql<Timestamptz, Sqlite> for TimeParam {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
+        out.set_value(self.0.format("%Y-%m-%d %H:%M:%S%.6f+00:00").to_string());
+        Ok(serialize::IsNull::No)
+    }
+}
 
 /// Already-serialized JSON text, written without re-parsing: a span of a
 /// recorder batch's shared text buffer (the recorder serializes each state
