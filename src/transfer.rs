@@ -147,12 +147,13 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 }
 
 /// Everything [`write_line`] needs to count lines.
-struct LineWriter<W: Write> {
+struct LineWriter<'p, W: Write> {
     out: W,
     lines: u64,
+    progress: Box<dyn FnMut(u64) + 'p>,
 }
 
-impl<W: Write> LineWriter<W> {
+impl<W: Write> LineWriter<'_, W> {
     fn write(&mut self, line: &Line) -> Result<()> {
         serde_json::to_writer(&mut self.out, line)?;
         self.out.write_all(b"\n").map_err(|e| Error::Io {
@@ -160,6 +161,9 @@ impl<W: Write> LineWriter<W> {
             source: e,
         })?;
         self.lines += 1;
+        if self.lines % 10_000 == 0 {
+            (self.progress)(self.lines);
+        }
         Ok(())
     }
 }
@@ -179,9 +183,24 @@ impl SimulationService {
     /// [`Error::NotFound`] for an unknown simulation; [`Error::Io`] if
     /// writing fails.
     pub fn export_jsonl(&self, id: &SimulationId, out: impl Write) -> Result<u64> {
+        self.export_jsonl_with_progress(id, out, |_| {})
+    }
+
+    /// As [`SimulationService::export_jsonl`], calling `progress` with the
+    /// number of lines written so far every 10,000 lines.
+    ///
+    /// # Errors
+    /// As for [`SimulationService::export_jsonl`].
+    pub fn export_jsonl_with_progress(
+        &self,
+        id: &SimulationId,
+        out: impl Write,
+        progress: impl FnMut(u64),
+    ) -> Result<u64> {
         let mut w = LineWriter {
             out: BufWriter::new(out),
             lines: 0,
+            progress: Box::new(progress),
         };
         let sim = self.simulation(id)?;
         w.write(&Line::Header(Header {
@@ -326,6 +345,20 @@ impl SimulationService {
     /// [`Error::Duplicate`] if the simulation exists and `on_conflict` is
     /// [`OnConflict::Error`]; [`Error::Io`].
     pub fn import_jsonl(&self, path: &Path, on_conflict: OnConflict) -> Result<ImportOutcome> {
+        self.import_jsonl_with_progress(path, on_conflict, |_| {})
+    }
+
+    /// As [`SimulationService::import_jsonl`], calling `progress` with the
+    /// number of lines imported so far every 10,000 lines.
+    ///
+    /// # Errors
+    /// As for [`SimulationService::import_jsonl`].
+    pub fn import_jsonl_with_progress(
+        &self,
+        path: &Path,
+        on_conflict: OnConflict,
+        mut progress: impl FnMut(u64),
+    ) -> Result<ImportOutcome> {
         let (header_sim, total) = validate(path)?;
         let exists = match self.simulation(&header_sim) {
             Ok(_) => true,
@@ -353,7 +386,7 @@ impl SimulationService {
             if replace {
                 c.delete_simulation(&header_sim)?;
             }
-            import_lines(c, path)
+            import_lines(c, path, &mut progress)
         }))?;
         Ok(ImportOutcome::Imported {
             simulation: header_sim,
@@ -532,7 +565,12 @@ fn check_row(agent: i32, step: i64, agents: &BTreeSet<i32>) -> Result<(), String
 }
 
 /// Second pass: writes a validated file (inside the caller's transaction).
-fn import_lines<C: Store + Bulk>(c: &mut C, path: &Path) -> Result<()> {
+fn import_lines<C: Store + Bulk>(
+    c: &mut C,
+    path: &Path,
+    progress: &mut dyn FnMut(u64),
+) -> Result<()> {
+    let mut done: u64 = 0;
     let mut sim_key: Option<i32> = None;
     let mut batch = Batch::default();
     let mut cache = MetricCache::default();
@@ -544,6 +582,10 @@ fn import_lines<C: Store + Bulk>(c: &mut C, path: &Path) -> Result<()> {
         Ok(())
     };
     for_each_line(path, |Numbered { value, .. }| {
+        done += 1;
+        if done % 10_000 == 0 {
+            progress(done);
+        }
         match value {
             Line::Header(_) | Line::End(_) => {}
             Line::Experiment(e) => {

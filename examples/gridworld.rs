@@ -1,6 +1,6 @@
 //! A small real multi-agent simulation recorded into SQLite: agents with
 //! different foraging strategies (the agent kind) on a grid with regrowing
-//! food. Run with `cargo run --release --example quickstart [DB_PATH]`.
+//! food. Run with `cargo run --release --example gridworld [DB_PATH]`.
 
 use std::collections::BTreeMap;
 
@@ -40,7 +40,7 @@ struct AgentState {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args()
         .nth(1)
-        .unwrap_or_else(|| "quickstart.db".into());
+        .unwrap_or_else(|| "gridworld.db".into());
     let seed = 7u64;
     let db = Database::open(&path)?;
     let svc = SimulationService::new(db.clone());
@@ -56,7 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sim = svc.create_simulation(
         NewSimulation::new(params)
             .experiment(&exp.id)
-            .tag("quickstart"),
+            .tag("gridworld"),
     )?;
     let agents: Vec<NewAgent> = (0..AGENTS)
         .map(|i| {

@@ -1,0 +1,60 @@
+//! SVG plots with plotters.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+use simdb::{Error, Result, StepAggregate};
+
+fn plot_error(e: impl std::fmt::Display) -> Error {
+    Error::InvalidInput {
+        field: "plot",
+        reason: e.to_string(),
+    }
+}
+
+/// Mean over steps as a line, with the min-max band shaded behind it.
+pub fn band(out: &Path, title: &str, field: &str, points: &[StepAggregate]) -> Result<()> {
+    let x = |a: &StepAggregate| (a.first_step + a.last_step) as f64 / 2.0;
+    let (x0, x1) = (
+        points.first().map_or(0.0, |a| a.first_step as f64),
+        points.last().map_or(1.0, |a| a.last_step as f64).max(1.0),
+    );
+    let lo = points.iter().map(|a| a.min).fold(f64::INFINITY, f64::min);
+    let hi = points.iter().map(|a| a.max).fold(f64::NEG_INFINITY, f64::max);
+    let pad = ((hi - lo).abs() * 0.05).max(1e-9);
+    let root = SVGBackend::new(out, (960, 480)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_error)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(16)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x0..x1.max(x0 + 1.0), (lo - pad)..(hi + pad))
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .y_desc(field)
+        .draw()
+        .map_err(plot_error)?;
+    let mut outline: Vec<(f64, f64)> = points.iter().map(|a| (x(a), a.max)).collect();
+    outline.extend(points.iter().rev().map(|a| (x(a), a.min)));
+    chart
+        .draw_series(std::iter::once(Polygon::new(outline, BLUE.mix(0.18).filled())))
+        .map_err(plot_error)?
+        .label("min–max across agents")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], BLUE.mix(0.18).filled()));
+    chart
+        .draw_series(LineSeries::new(points.iter().map(|a| (x(a), a.mean)), BLUE.stroke_width(2)))
+        .map_err(plot_error)?
+        .label("mean")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_error)?;
+    root.present().map_err(plot_error)?;
+    Ok(())
+}

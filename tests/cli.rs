@@ -1,0 +1,189 @@
+//! The `simdb` binary driven as a subprocess on both backends: inspection,
+//! comparison, plots, export/import/copy across backends, watch, and clear
+//! errors with non-zero exit codes for bad input.
+
+mod common;
+use common::*;
+
+use std::process::{Command, Output};
+
+fn simdb(url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_simdb"))
+        .args(args)
+        .env("SIMDB_DATABASE_URL", url)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run simdb: {e}"))
+}
+
+fn ok(url: &str, args: &[&str]) -> String {
+    let out = simdb(url, args);
+    assert!(out.status.success(), "simdb {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fails(url: &str, args: &[&str]) -> String {
+    let out = simdb(url, args);
+    assert!(!out.status.success(), "simdb {args:?} should fail: {}", String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.starts_with("error: "), "{err}");
+    err
+}
+
+/// Two simulations of an experiment, different strategies and parameters.
+fn populate(svc: &SimulationService) -> Result<Vec<Simulation>> {
+    let exp = svc.create_experiment(NewExperiment::new("cli-exp"))?;
+    let mut sims = Vec::new();
+    for seed in [1, 2] {
+        let sim = svc.create_simulation(NewSimulation::new(json!({"seed": seed, "opt": {"lr": 0.1 / seed as f64}})).experiment(&exp.id).tag("t"))?;
+        svc.register_agents(&sim.id, &[NewAgent::new(0).kind("greedy"), NewAgent::new(1).kind("random")])?;
+        svc.start_simulation(&sim.id)?;
+        let mut rec = svc.recorder(&sim.id)?;
+        for step in 0..50 {
+            rec.agent_state(step, 0, 1.0 * seed as f64, &json!({"x": step}))?;
+            rec.agent_state(step, 1, -0.5, &json!({"x": -step}))?;
+            rec.step(step, &json!({"food": 50 - step}))?;
+            rec.metric(step, "food", (50 - step) as f64)?;
+        }
+        rec.close()?;
+        sims.push(svc.complete_simulation(&sim.id, json!({"done": true}))?);
+    }
+    Ok(sims)
+}
+
+fn temp(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("simdb-cli-{}-{}-{name}", std::process::id(), std::thread::current().name().unwrap_or("t").replace("::", "_")))
+}
+
+backend_tests! {
+    fn inspect_compare_plot(db) {
+        let svc = service(db);
+        let sims = populate(&svc)?;
+        let url = db.url();
+        let sims_out = ok(url, &["sims"]);
+        assert!(sims_out.contains(sims[0].id.as_str()) && sims_out.contains(sims[1].id.as_str()));
+        let listed: Value = serde_json::from_str(&ok(url, &["--json", "sims", "--param", "seed=2"]))?;
+        assert_eq!(listed.as_array().map(|a| a.len()), Some(1));
+        assert_eq!(listed[0]["id"], json!(sims[1].id.as_str()));
+        let ranged: Value = serde_json::from_str(&ok(url, &["sims", "--json", "--param-range", "opt.lr=0.06..", "--experiment", "cli-exp", "--status", "completed", "--tag", "t"]))?;
+        assert_eq!(ranged[0]["id"], json!(sims[0].id.as_str()));
+        assert!(ok(url, &["experiments"]).contains("cli-exp"));
+        let show = ok(url, &["show", sims[0].id.as_str()]);
+        for needle in ["completed", "greedy", "random", "rows         100", "{\"food\":1}"] {
+            assert!(show.contains(needle), "show lacks {needle}: {show}");
+        }
+        let shown: Value = serde_json::from_str(&ok(url, &["show", "--json", sims[0].id.as_str()]))?;
+        assert_eq!(shown["summary"]["agent_state_rows"], json!(100));
+        let csv = ok(url, &["compare", "cli-exp", "--field", "reward", "--field", "food", "--csv"]);
+        assert!(csv.starts_with("simulation,status,opt.lr,seed,final_reward,mean_reward,final_food,mean_food\n"), "{csv}");
+        assert_eq!(csv.lines().count(), 3);
+        let board: Value = serde_json::from_str(&ok(url, &["leaderboard", "cli-exp", "--by", "kind", "--json"]))?;
+        assert_eq!(board[0]["group"], json!("greedy"));
+        assert_eq!(board[0]["mean_reward"], json!(1.5));
+        assert!(ok(url, &["leaderboard", "cli-exp"]).contains("greedy"));
+        let svg = temp("reward.svg");
+        ok(url, &["plot", sims[0].id.as_str(), "--field", "reward", "--out", svg.to_str().unwrap_or_default()]);
+        let text = std::fs::read_to_string(&svg).map_err(|e| Error::Io { path: "svg".into(), source: e })?;
+        assert!(text.starts_with("<svg") && text.contains("<polygon") && text.contains("mean"));
+        let _ = std::fs::remove_file(&svg);
+        assert!(ok(url, &["migrate"]).contains("applied"));
+        assert!(ok(url, &["recover", "--max-age", "3600"]).contains("no stale"));
+        Ok(())
+    }
+
+    fn export_import_and_conflicts(db) {
+        let svc = service(db);
+        let sims = populate(&svc)?;
+        let url = db.url();
+        let id = sims[0].id.as_str();
+        let file = temp("export.jsonl");
+        let f = file.to_str().unwrap_or_default();
+        ok(url, &["export", id, "--format", "jsonl", "--out", f]);
+        let stdout_copy = ok(url, &["export", id]);
+        let text = std::fs::read_to_string(&file).map_err(|e| Error::Io { path: "x".into(), source: e })?;
+        assert_eq!(text, stdout_copy);
+        let err = fails(url, &["import", f]);
+        assert!(err.contains("already exists"), "{err}");
+        assert!(ok(url, &["import", f, "--on-conflict", "skip"]).contains("skipped"));
+        assert!(ok(url, &["import", f, "--on-conflict", "replace"]).contains("imported"));
+        let csv = ok(url, &["export", id, "--format", "csv"]);
+        assert!(csv.starts_with("step,agent,kind,reward,state\n"));
+        assert_eq!(csv.lines().count(), 101);
+
+        // A truncated file: the error names the line; nothing is imported.
+        svc.delete_simulation(&sims[0].id)?;
+        let lines: Vec<&str> = text.lines().collect();
+        let bad = temp("bad.jsonl");
+        std::fs::write(&bad, format!("{}\n{}", lines[..40].join("\n"), &lines[40][..10])).map_err(|e| Error::Io { path: "x".into(), source: e })?;
+        let err = fails(url, &["import", bad.to_str().unwrap_or_default()]);
+        assert!(err.contains("line 41"), "{err}");
+        assert!(matches!(svc.simulation(&sims[0].id), Err(Error::NotFound { .. })));
+        for f in [file, bad] {
+            let _ = std::fs::remove_file(f);
+        }
+        Ok(())
+    }
+
+    fn bad_input_exits_non_zero(db) {
+        let svc = service(db);
+        populate(&svc)?;
+        let url = db.url();
+        assert!(fails(url, &["show", "no-such-sim"]).contains("not found"));
+        assert!(fails(url, &["show", ""]).contains("invalid simulation id"));
+        assert!(fails(url, &["compare", "no-such-exp"]).contains("not found"));
+        assert!(fails(url, &["sims", "--status", "bogus"]).contains("unknown status"));
+        assert!(fails(url, &["sims", "--param", "noequals"]).contains("PATH=VALUE"));
+        assert!(fails(url, &["sims", "--param-range", "x=a..b"]).contains("PATH=LO..HI"));
+        assert!(fails(url, &["import", "/nonexistent/file.jsonl"]).contains("/nonexistent/file.jsonl"));
+        let err = fails("postgres://me:hunter2secret@127.0.0.1:1/x", &["sims"]);
+        assert!(!err.contains("hunter2secret") && err.contains("***"), "{err}");
+        assert!(fails("mysql://x/y", &["sims"]).contains("unsupported database url"));
+        let out = simdb(url, &["no-such-command"]);
+        assert_eq!(out.status.code(), Some(2));
+        Ok(())
+    }
+
+    fn watch_follows_a_run_to_its_end(db) {
+        let url = db.url();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_simdb"))
+            .args(["synth", "--agents", "3", "--steps", "40", "--step-delay-ms", "20", "--flush-every", "5"])
+            .env("SIMDB_DATABASE_URL", url)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::Io { path: "simdb".into(), source: e })?;
+        let stdout = child.stdout.take().ok_or(Error::RecorderClosed)?;
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+        let id = lines.next().ok_or(Error::RecorderClosed)?.map_err(|e| Error::Io { path: "stdout".into(), source: e })?;
+        let watched = ok(url, &["watch", &id, "--interval", "0.1", "--timeout", "60"]);
+        assert!(watched.lines().count() >= 2, "{watched}");
+        assert!(watched.lines().last().is_some_and(|l| l.contains("completed") && l.contains("step 39") && l.contains("rows 120")), "{watched}");
+        for _ in lines {}
+        let status = child.wait().map_err(|e| Error::Io { path: "simdb".into(), source: e })?;
+        assert!(status.success());
+        Ok(())
+    }
+}
+
+fn copy_between(from: &TestDatabase, to: &TestDatabase) -> Result<()> {
+    let sims = populate(&service(from))?;
+    let out = ok(from.url(), &["copy", "--from", from.url(), "--to", to.url()]);
+    assert_eq!(out.lines().filter(|l| l.starts_with("imported")).count(), 2, "{out}");
+    for sim in &sims {
+        let a = ok(from.url(), &["export", sim.id.as_str()]);
+        let b = ok(to.url(), &["export", sim.id.as_str()]);
+        assert_eq!(a, b, "copy of {} differs", sim.id);
+    }
+    // Copying again is refused (ids kept), and a typo copies nothing.
+    assert!(fails(from.url(), &["copy", "--from", from.url(), "--to", to.url(), sims[0].id.as_str()]).contains("already exists"));
+    assert!(fails(from.url(), &["copy", "--from", from.url(), "--to", to.url(), "nope"]).contains("not found"));
+    Ok(())
+}
+
+#[test]
+fn copy_sqlite_to_postgres() -> Result<()> {
+    copy_between(&TestDatabase::sqlite()?, &TestDatabase::postgres()?)
+}
+
+#[test]
+fn copy_postgres_to_sqlite() -> Result<()> {
+    copy_between(&TestDatabase::postgres()?, &TestDatabase::sqlite()?)
+}
