@@ -107,20 +107,32 @@ fn simple_run(db: &TestDatabase, rows: i64) -> BenchResult<f64> {
 fn sqlite_ceiling(db: &TestDatabase, steps: i64) -> BenchResult<f64> {
     let svc = SimulationService::new(db.database().clone());
     let sim = setup(&svc)?;
-    let path = db.database().path().ok_or("not a file database")?.to_path_buf();
+    let path = db
+        .database()
+        .path()
+        .ok_or("not a file database")?
+        .to_path_buf();
     let conn = rusqlite::Connection::open(path)?;
-    conn.execute_batch("PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")?;
+    conn.execute_batch(
+        "PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+    )?;
     const CHUNK: usize = 128;
     let values = vec!["(?, ?, ?, ?, ?)"; CHUNK].join(", ");
-    let sql = format!("INSERT INTO agent_states (sim_key, agent_index, step, reward, state) VALUES {values}");
+    let sql = format!(
+        "INSERT INTO agent_states (sim_key, agent_index, step, reward, state) VALUES {values}"
+    );
     let one = "INSERT INTO agent_states (sim_key, agent_index, step, reward, state) VALUES (?, ?, ?, ?, ?)";
-    let step_sql = "INSERT INTO simulation_steps (sim_key, step, recorded_at, metrics) VALUES (?, ?, ?, ?)";
+    let step_sql =
+        "INSERT INTO simulation_steps (sim_key, step, recorded_at, metrics) VALUES (?, ?, ?, ?)";
     let metrics = serde_json::to_string(&json!({"alive": AGENTS}))?;
     let start = Instant::now();
     let mut json = Vec::with_capacity(64 * 10_000);
     let mut rows: Vec<(i64, i64, f64, std::ops::Range<usize>)> = Vec::with_capacity(10_000);
     let mut step_rows: Vec<(i64, String)> = Vec::new();
-    let write = |rows: &mut Vec<(i64, i64, f64, std::ops::Range<usize>)>, json: &mut Vec<u8>, step_rows: &mut Vec<(i64, String)>| -> BenchResult<()> {
+    let write = |rows: &mut Vec<(i64, i64, f64, std::ops::Range<usize>)>,
+                 json: &mut Vec<u8>,
+                 step_rows: &mut Vec<(i64, String)>|
+     -> BenchResult<()> {
         rows.sort_unstable_by_key(|r| (r.1, r.0));
         let tx = conn.unchecked_transaction()?;
         {
@@ -139,7 +151,13 @@ fn sqlite_ceiling(db: &TestDatabase, steps: i64) -> BenchResult<f64> {
             }
             let mut single = tx.prepare_cached(one)?;
             for (step, agent, reward, span) in chunks.remainder() {
-                single.execute(rusqlite::params![sim.sim_key, agent, step, reward, std::str::from_utf8(&json[span.clone()])?])?;
+                single.execute(rusqlite::params![
+                    sim.sim_key,
+                    agent,
+                    step,
+                    reward,
+                    std::str::from_utf8(&json[span.clone()])?
+                ])?;
             }
             let mut st = tx.prepare_cached(step_sql)?;
             for (step, at) in step_rows.iter() {
@@ -158,7 +176,10 @@ fn sqlite_ceiling(db: &TestDatabase, steps: i64) -> BenchResult<f64> {
             serde_json::to_writer(&mut json, &state(step, agent))?;
             rows.push((step, agent, reward(step, agent), from..json.len()));
         }
-        step_rows.push((step, chrono::Utc::now().format("%F %T%.f+00:00").to_string()));
+        step_rows.push((
+            step,
+            chrono::Utc::now().format("%F %T%.f+00:00").to_string(),
+        ));
         if rows.len() >= 10_000 {
             write(&mut rows, &mut json, &mut step_rows)?;
         }

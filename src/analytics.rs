@@ -2,7 +2,7 @@
 //! leaderboards, parameter search and live progress. Aggregates run in SQL;
 //! only their results are loaded.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeBounds;
 
 use chrono::{DateTime, Utc};
@@ -163,7 +163,13 @@ impl Comparison {
             }
             for f in &self.fields {
                 for map in [&row.final_values, &row.mean_values] {
-                    cells.push(map.get(f).copied().flatten().map(|v| v.to_string()).unwrap_or_default());
+                    cells.push(
+                        map.get(f)
+                            .copied()
+                            .flatten()
+                            .map(|v| v.to_string())
+                            .unwrap_or_default(),
+                    );
                 }
             }
             push_csv_line(&mut out, &cells);
@@ -298,16 +304,43 @@ impl SimulationService {
 trait AnalyticsStore {
     fn reward_by_agent(&mut self, sim_key: i32) -> Result<Vec<(i32, i64, Option<f64>)>>;
     fn metric_lookup(&mut self, name: &str) -> Result<Option<i32>>;
-    fn series(&mut self, sim_key: i32, agent: i32, field: &Field, lo: i64, hi: i64) -> Result<Vec<(i64, f64)>>;
+    fn series(
+        &mut self,
+        sim_key: i32,
+        agent: i32,
+        field: &Field,
+        lo: i64,
+        hi: i64,
+    ) -> Result<Vec<(i64, f64)>>;
     fn step_span(&mut self, sim_key: i32, field: &Field) -> Result<Option<(i64, i64)>>;
-    fn aggregate(&mut self, sim_key: i32, field: &Field, lo: i64, width: i64) -> Result<Vec<StepAggregate>>;
-    fn step_metric_stats(&mut self, sim_key: i32, metric: i32) -> Result<(Option<f64>, Option<f64>)>;
-    fn leaderboard_rows(&mut self, sim_keys: &[i32], by: GroupBy) -> Result<Vec<(String, i64, i64, i64, f64)>>;
+    fn aggregate(
+        &mut self,
+        sim_key: i32,
+        field: &Field,
+        lo: i64,
+        width: i64,
+    ) -> Result<Vec<StepAggregate>>;
+    fn step_metric_stats(
+        &mut self,
+        sim_key: i32,
+        metric: i32,
+    ) -> Result<(Option<f64>, Option<f64>)>;
+    fn leaderboard_rows(&mut self, sim_keys: &[i32], by: GroupBy) -> Result<Vec<LeaderboardRow>>;
     fn count_steps(&mut self, sim_key: i32) -> Result<i64>;
     fn rows_after(&mut self, sim_key: i32, step: i64) -> Result<(i64, Option<i64>)>;
 }
 
-type AggRow = (Option<i64>, Option<i64>, i64, Option<f64>, Option<f64>, Option<f64>);
+/// Per group: simulations, (simulation, agent) pairs, rows, reward sum.
+type GroupAcc = (BTreeSet<i32>, BTreeSet<(i32, i32)>, i64, f64);
+
+type AggRow = (
+    Option<i64>,
+    Option<i64>,
+    i64,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+);
 
 fn to_aggregates(rows: Vec<AggRow>) -> Vec<StepAggregate> {
     let mut out: Vec<StepAggregate> = rows
@@ -336,7 +369,11 @@ macro_rules! impl_analytics {
                 Ok(agent_states::table
                     .filter(agent_states::sim_key.eq(sim_key))
                     .group_by(agent_states::agent_index)
-                    .select((agent_states::agent_index, count_star(), sum(agent_states::reward)))
+                    .select((
+                        agent_states::agent_index,
+                        count_star(),
+                        sum(agent_states::reward),
+                    ))
                     .order(agent_states::agent_index)
                     .load(self)?)
             }
@@ -349,7 +386,14 @@ macro_rules! impl_analytics {
                     .optional()?)
             }
 
-            fn series(&mut self, sim_key: i32, agent: i32, field: &Field, lo: i64, hi: i64) -> Result<Vec<(i64, f64)>> {
+            fn series(
+                &mut self,
+                sim_key: i32,
+                agent: i32,
+                field: &Field,
+                lo: i64,
+                hi: i64,
+            ) -> Result<Vec<(i64, f64)>> {
                 Ok(match field {
                     Field::Reward => agent_states::table
                         .filter(agent_states::sim_key.eq(sim_key))
@@ -390,7 +434,13 @@ macro_rules! impl_analytics {
                 Ok(span.0.zip(span.1))
             }
 
-            fn aggregate(&mut self, sim_key: i32, field: &Field, lo: i64, width: i64) -> Result<Vec<StepAggregate>> {
+            fn aggregate(
+                &mut self,
+                sim_key: i32,
+                field: &Field,
+                lo: i64,
+                width: i64,
+            ) -> Result<Vec<StepAggregate>> {
                 let rows: Vec<AggRow> = match field {
                     Field::Reward => agent_states::table
                         .filter(agent_states::sim_key.eq(sim_key))
@@ -424,7 +474,11 @@ macro_rules! impl_analytics {
                 Ok(to_aggregates(rows))
             }
 
-            fn step_metric_stats(&mut self, sim_key: i32, metric: i32) -> Result<(Option<f64>, Option<f64>)> {
+            fn step_metric_stats(
+                &mut self,
+                sim_key: i32,
+                metric: i32,
+            ) -> Result<(Option<f64>, Option<f64>)> {
                 let last: Option<f64> = step_metrics::table
                     .filter(step_metrics::sim_key.eq(sim_key))
                     .filter(step_metrics::metric_id.eq(metric))
@@ -440,10 +494,13 @@ macro_rules! impl_analytics {
                 Ok((last, total.filter(|_| n > 0).map(|t| t / n as f64)))
             }
 
-            fn leaderboard_rows(&mut self, sim_keys: &[i32], by: GroupBy) -> Result<Vec<(String, i64, i64, i64, f64)>> {
+            fn leaderboard_rows(
+                &mut self,
+                sim_keys: &[i32],
+                by: GroupBy,
+            ) -> Result<Vec<LeaderboardRow>> {
                 // (simulations, agents, rows, reward sum) per group.
-                let mut groups: BTreeMap<String, (std::collections::BTreeSet<i32>, std::collections::BTreeSet<(i32, i32)>, i64, f64)> =
-                    BTreeMap::new();
+                let mut groups: BTreeMap<String, GroupAcc> = BTreeMap::new();
                 // Grouped in SQL down to (simulation, agent); the few
                 // resulting rows are labelled and folded by group here.
                 let per_agent: Vec<(i32, i32, i64, Option<f64>)> = agent_states::table
@@ -456,13 +513,20 @@ macro_rules! impl_analytics {
                         sum(agent_states::reward),
                     ))
                     .load(self)?;
-                let labels: BTreeMap<(i32, i32), (Option<String>, Option<String>, Option<i32>)> = agents::table
-                    .filter(agents::sim_key.eq_any(sim_keys))
-                    .select((agents::sim_key, agents::agent_index, agents::kind, agents::policy_name, agents::policy_version))
-                    .load::<(i32, i32, Option<String>, Option<String>, Option<i32>)>(self)?
-                    .into_iter()
-                    .map(|(s, a, k, p, v)| ((s, a), (k, p, v)))
-                    .collect();
+                let labels: BTreeMap<(i32, i32), (Option<String>, Option<String>, Option<i32>)> =
+                    agents::table
+                        .filter(agents::sim_key.eq_any(sim_keys))
+                        .select((
+                            agents::sim_key,
+                            agents::agent_index,
+                            agents::kind,
+                            agents::policy_name,
+                            agents::policy_version,
+                        ))
+                        .load::<(i32, i32, Option<String>, Option<String>, Option<i32>)>(self)?
+                        .into_iter()
+                        .map(|(s, a, k, p, v)| ((s, a), (k, p, v)))
+                        .collect();
                 let sim_ids: BTreeMap<i32, SimulationId> = simulations::table
                     .filter(simulations::sim_key.eq_any(sim_keys))
                     .select((simulations::sim_key, simulations::id))
@@ -470,7 +534,10 @@ macro_rules! impl_analytics {
                     .into_iter()
                     .collect();
                 for (sim_key, agent, rows, total) in per_agent {
-                    let (kind, policy, version) = labels.get(&(sim_key, agent)).cloned().unwrap_or((None, None, None));
+                    let (kind, policy, version) = labels
+                        .get(&(sim_key, agent))
+                        .cloned()
+                        .unwrap_or((None, None, None));
                     let key = match by {
                         GroupBy::Kind => kind.unwrap_or_else(|| "(none)".into()),
                         GroupBy::Policy => match (policy, version) {
@@ -480,7 +547,10 @@ macro_rules! impl_analytics {
                         },
                         GroupBy::Agent => format!(
                             "{}#{agent}",
-                            sim_ids.get(&sim_key).map(|s| s.to_string()).unwrap_or_default()
+                            sim_ids
+                                .get(&sim_key)
+                                .map(|s| s.to_string())
+                                .unwrap_or_default()
                         ),
                     };
                     let entry = groups.entry(key).or_default();
@@ -491,7 +561,15 @@ macro_rules! impl_analytics {
                 }
                 Ok(groups
                     .into_iter()
-                    .map(|(k, (sims, agents, rows, total))| (k, sims.len() as i64, agents.len() as i64, rows, total))
+                    .map(|(group, (sims, agents, rows, total))| LeaderboardRow {
+                        rank: 0,
+                        group,
+                        simulations: sims.len() as i64,
+                        agents: agents.len() as i64,
+                        rows,
+                        total_reward: total,
+                        mean_reward: if rows > 0 { total / rows as f64 } else { 0.0 },
+                    })
                     .collect())
             }
 
@@ -521,7 +599,13 @@ impl_analytics!(diesel::pg::PgConnection);
 /// Flattens a JSON value into `path -> leaf` (objects by key, arrays by index).
 pub fn flatten_json(value: &Value) -> BTreeMap<String, Value> {
     fn walk(prefix: &str, v: &Value, out: &mut BTreeMap<String, Value>) {
-        let join = |k: &str| if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
+        let join = |k: &str| {
+            if prefix.is_empty() {
+                k.to_string()
+            } else {
+                format!("{prefix}.{k}")
+            }
+        };
         match v {
             Value::Object(map) if !map.is_empty() => {
                 for (k, v) in map {
@@ -575,8 +659,10 @@ impl Analytics {
                 .first(c)
                 .optional()?;
             let last_step = c.rows_after(sim.sim_key, i64::MIN)?.1;
-            let kinds: BTreeMap<i32, Option<String>> =
-                agents.iter().map(|a| (a.agent_index.0, a.kind.clone())).collect();
+            let kinds: BTreeMap<i32, Option<String>> = agents
+                .iter()
+                .map(|a| (a.agent_index.0, a.kind.clone()))
+                .collect();
             let per_agent: Vec<AgentSummary> = rewards
                 .iter()
                 .map(|&(agent, rows, total)| AgentSummary {
@@ -676,7 +762,7 @@ impl Analytics {
     /// [`Error::NotFound`] for an unknown simulation.
     pub fn compare_simulations(&self, ids: &[SimulationId], fields: &[&str]) -> Result<Comparison> {
         let mut rows = Vec::with_capacity(ids.len());
-        let mut columns = std::collections::BTreeSet::new();
+        let mut columns = BTreeSet::new();
         for id in ids {
             let sim = self.simulation(id)?;
             let parameters = flatten_json(&sim.parameters);
@@ -703,7 +789,11 @@ impl Analytics {
         })
     }
 
-    fn final_and_mean(&self, sim: &Simulation, field: &Field) -> Result<(Option<f64>, Option<f64>)> {
+    fn final_and_mean(
+        &self,
+        sim: &Simulation,
+        field: &Field,
+    ) -> Result<(Option<f64>, Option<f64>)> {
         with_connection!(self.db.connection()?, |c| {
             if let Field::Metric(name) = field {
                 if let Some(metric) = c.metric_lookup(name)? {
@@ -730,7 +820,11 @@ impl Analytics {
     ///
     /// # Errors
     /// [`Error::NotFound`] for an unknown experiment.
-    pub fn leaderboard(&self, experiment: &ExperimentId, by: GroupBy) -> Result<Vec<LeaderboardRow>> {
+    pub fn leaderboard(
+        &self,
+        experiment: &ExperimentId,
+        by: GroupBy,
+    ) -> Result<Vec<LeaderboardRow>> {
         let mut rows = with_connection!(self.db.connection()?, |c| {
             c.find_experiment(experiment)?;
             let keys: Vec<i32> = c
@@ -741,18 +835,13 @@ impl Analytics {
             c.leaderboard_rows(&keys, by)
         })?
         .into_iter()
-        .filter(|r| r.3 > 0)
-        .map(|(group, simulations, agents, rows, total)| LeaderboardRow {
-            rank: 0,
-            group,
-            simulations,
-            agents,
-            rows,
-            total_reward: total,
-            mean_reward: total / rows as f64,
-        })
+        .filter(|r| r.rows > 0)
         .collect::<Vec<_>>();
-        rows.sort_by(|a, b| b.mean_reward.total_cmp(&a.mean_reward).then_with(|| a.group.cmp(&b.group)));
+        rows.sort_by(|a, b| {
+            b.mean_reward
+                .total_cmp(&a.mean_reward)
+                .then_with(|| a.group.cmp(&b.group))
+        });
         for (i, row) in rows.iter_mut().enumerate() {
             row.rank = i + 1;
         }
@@ -808,7 +897,9 @@ impl Analytics {
             });
             Ok(Progress {
                 cursor: Cursor {
-                    step: latest_step.unwrap_or(from).max(new_steps.last().map_or(from, |s| s.step)),
+                    step: latest_step
+                        .unwrap_or(from)
+                        .max(new_steps.last().map_or(from, |s| s.step)),
                     rows,
                     at: now,
                 },

@@ -54,10 +54,10 @@ mod recovery;
 /// one schema serves both backends.
 pub mod schema;
 mod service;
-mod transfer;
 pub mod sql_types;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+mod transfer;
 
 pub use analytics::{
     flatten_json, AgentSummary, Analytics, Comparison, ComparisonRow, Cursor, Field, GroupBy,

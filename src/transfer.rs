@@ -29,8 +29,8 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::ids::{AgentIndex, ExperimentId, SimulationId};
-use crate::models::{Agent, Event, Experiment, NewAgent, NewAgentMemory, NewEvent, Simulation};
 use crate::models::NewExperiment;
+use crate::models::{Agent, Event, Experiment, NewAgent, NewAgentMemory, NewEvent, Simulation};
 use crate::queries::{FullSimulation, Store};
 use crate::recorder::{write_batch, Batch, Bulk, MetricCache};
 use crate::service::{check_json, finite, SimulationService};
@@ -301,7 +301,12 @@ impl SimulationService {
             per_agent_metrics.push(rows);
         }
         let names: Vec<String> = names.into_iter().collect();
-        let mut header = vec!["step".to_string(), "agent".into(), "kind".into(), "reward".into()];
+        let mut header = vec![
+            "step".to_string(),
+            "agent".into(),
+            "kind".into(),
+            "reward".into(),
+        ];
         header.extend(names.iter().cloned());
         header.push("state".into());
         write_csv(&mut out, &header).map_err(io)?;
@@ -451,7 +456,10 @@ fn validate(path: &Path) -> Result<(SimulationId, u64)> {
             return Err(bad(line, "data after the end line".into()));
         }
         if header.is_none() && !matches!(value, Line::Header(_)) {
-            return Err(bad(line, "the first line must be the simdb-jsonl header".into()));
+            return Err(bad(
+                line,
+                "the first line must be the simdb-jsonl header".into(),
+            ));
         }
         match &value {
             Line::Header(h) => {
@@ -469,7 +477,8 @@ fn validate(path: &Path) -> Result<(SimulationId, u64)> {
             Line::Experiment(e) => {
                 crate::ids::validate_text("experiment name", &e.name, 256)
                     .map_err(|err| bad(line, err.to_string()))?;
-                check_json("experiment metadata", &e.metadata).map_err(|err| bad(line, err.to_string()))?;
+                check_json("experiment metadata", &e.metadata)
+                    .map_err(|err| bad(line, err.to_string()))?;
                 experiment = Some(e.id.clone());
             }
             Line::Simulation(s) => {
@@ -482,9 +491,14 @@ fn validate(path: &Path) -> Result<(SimulationId, u64)> {
                 if !s.simulation.parameters.is_object() {
                     return Err(bad(line, "parameters must be a JSON object".into()));
                 }
-                check_json("parameters", &s.simulation.parameters).map_err(|err| bad(line, err.to_string()))?;
-                if s.simulation.experiment_id.is_some() && s.simulation.experiment_id != experiment {
-                    return Err(bad(line, "the simulation's experiment line is missing".into()));
+                check_json("parameters", &s.simulation.parameters)
+                    .map_err(|err| bad(line, err.to_string()))?;
+                if s.simulation.experiment_id.is_some() && s.simulation.experiment_id != experiment
+                {
+                    return Err(bad(
+                        line,
+                        "the simulation's experiment line is missing".into(),
+                    ));
                 }
                 simulation_seen = true;
             }
@@ -492,11 +506,15 @@ fn validate(path: &Path) -> Result<(SimulationId, u64)> {
                 if !simulation_seen {
                     return Err(bad(line, "agent before the simulation line".into()));
                 }
-                let i = a.agent_index.checked().map_err(|err| bad(line, err.to_string()))?;
+                let i = a
+                    .agent_index
+                    .checked()
+                    .map_err(|err| bad(line, err.to_string()))?;
                 if !agents.insert(i) {
                     return Err(bad(line, format!("agent {i} appears twice")));
                 }
-                check_json("agent metadata", &a.metadata).map_err(|err| bad(line, err.to_string()))?;
+                check_json("agent metadata", &a.metadata)
+                    .map_err(|err| bad(line, err.to_string()))?;
             }
             Line::Event(_) => {
                 if !simulation_seen {
@@ -510,12 +528,16 @@ fn validate(path: &Path) -> Result<(SimulationId, u64)> {
             }
             Line::Step(step, _, metrics) => {
                 if *step < 0 || !metrics.is_object() {
-                    return Err(bad(line, "a step needs a step >= 0 and a metrics object".into()));
+                    return Err(bad(
+                        line,
+                        "a step needs a step >= 0 and a metrics object".into(),
+                    ));
                 }
                 check_json("step metrics", metrics).map_err(|err| bad(line, err.to_string()))?;
             }
             Line::Metric(name, agent, step, value) => {
-                crate::ids::validate_text("metric name", name, 256).map_err(|err| bad(line, err.to_string()))?;
+                crate::ids::validate_text("metric name", name, 256)
+                    .map_err(|err| bad(line, err.to_string()))?;
                 if let Some(a) = agent {
                     check_row(*a, *step, &agents).map_err(|r| bad(line, r))?;
                 } else if *step < 0 {
@@ -525,7 +547,8 @@ fn validate(path: &Path) -> Result<(SimulationId, u64)> {
             }
             Line::Memory(m) => {
                 check_row(m.agent, m.step, &agents).map_err(|r| bad(line, r))?;
-                let data = unhex(&m.data).ok_or_else(|| bad(line, "memory data is not hex".into()))?;
+                let data =
+                    unhex(&m.data).ok_or_else(|| bad(line, "memory data is not hex".into()))?;
                 NewAgentMemory::new(m.dtype.clone(), m.shape.clone(), data)
                     .validate()
                     .map_err(|err| bad(line, err.to_string()))?;
@@ -545,7 +568,10 @@ fn validate(path: &Path) -> Result<(SimulationId, u64)> {
         return Err(bad(0, "no simulation line".into()));
     }
     match end {
-        None => Err(bad(0, format!("truncated: no end line after {count} lines"))),
+        None => Err(bad(
+            0,
+            format!("truncated: no end line after {count} lines"),
+        )),
         Some((line, declared)) if declared != count => Err(bad(
             line,
             format!("end line declares {declared} lines, the file has {count}"),
@@ -600,7 +626,10 @@ fn import_lines<C: Store + Bulk>(
                     })?;
                 }
             }
-            Line::Simulation(SimulationLine { simulation: s, tags }) => {
+            Line::Simulation(SimulationLine {
+                simulation: s,
+                tags,
+            }) => {
                 let row = FullSimulation {
                     id: s.id.clone(),
                     experiment_id: s.experiment_id,
@@ -620,16 +649,16 @@ fn import_lines<C: Store + Bulk>(
             Line::Agent(a) => {
                 let key = sim_key.ok_or(Error::RecorderClosed)?;
                 c.insert_agent(NewAgent {
-                        sim_key: key,
-                        agent_index: a.agent_index,
-                        name: a.name,
-                        kind: a.kind,
-                        policy_name: a.policy_name,
-                        policy_version: a.policy_version,
-                        checkpoint_uri: a.checkpoint_uri,
-                        metadata: a.metadata,
-                        created_at: a.created_at,
-                    })?;
+                    sim_key: key,
+                    agent_index: a.agent_index,
+                    name: a.name,
+                    kind: a.kind,
+                    policy_name: a.policy_name,
+                    policy_version: a.policy_version,
+                    checkpoint_uri: a.checkpoint_uri,
+                    metadata: a.metadata,
+                    created_at: a.created_at,
+                })?;
             }
             Line::Event(e) => {
                 let key = sim_key.ok_or(Error::RecorderClosed)?;

@@ -48,10 +48,17 @@ fn expected_aggregates(rows: &[(i64, i32, f64)], buckets: i64) -> Vec<StepAggreg
     let lo = rows.iter().map(|r| r.0).min().unwrap_or(0);
     let hi = rows.iter().map(|r| r.0).max().unwrap_or(0);
     let span = hi - lo + 1;
-    let width = if buckets == 0 { 1 } else { (span + buckets - 1) / buckets };
+    let width = if buckets == 0 {
+        1
+    } else {
+        (span + buckets - 1) / buckets
+    };
     let mut groups: BTreeMap<i64, Vec<(i64, f64)>> = BTreeMap::new();
     for &(step, _, v) in rows {
-        groups.entry((step - lo) / width).or_default().push((step, v));
+        groups
+            .entry((step - lo) / width)
+            .or_default()
+            .push((step, v));
     }
     groups
         .values()
@@ -73,8 +80,14 @@ fn expected_aggregates(rows: &[(i64, i32, f64)], buckets: i64) -> Vec<StepAggreg
 fn assert_aggregates(got: &[StepAggregate], want: &[StepAggregate]) {
     assert_eq!(got.len(), want.len());
     for (g, w) in got.iter().zip(want) {
-        assert_eq!((g.first_step, g.last_step, g.count), (w.first_step, w.last_step, w.count));
-        assert!(close(g.sum, w.sum) && close(g.mean, w.mean), "{g:?} vs {w:?}");
+        assert_eq!(
+            (g.first_step, g.last_step, g.count),
+            (w.first_step, w.last_step, w.count)
+        );
+        assert!(
+            close(g.sum, w.sum) && close(g.mean, w.mean),
+            "{g:?} vs {w:?}"
+        );
         assert_eq!((g.min, g.max), (w.min, w.max));
     }
 }

@@ -17,13 +17,21 @@ fn simdb(url: &str, args: &[&str]) -> Output {
 
 fn ok(url: &str, args: &[&str]) -> String {
     let out = simdb(url, args);
-    assert!(out.status.success(), "simdb {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "simdb {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn fails(url: &str, args: &[&str]) -> String {
     let out = simdb(url, args);
-    assert!(!out.status.success(), "simdb {args:?} should fail: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "simdb {args:?} should fail: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(err.starts_with("error: "), "{err}");
     err
@@ -34,8 +42,18 @@ fn populate(svc: &SimulationService) -> Result<Vec<Simulation>> {
     let exp = svc.create_experiment(NewExperiment::new("cli-exp"))?;
     let mut sims = Vec::new();
     for seed in [1, 2] {
-        let sim = svc.create_simulation(NewSimulation::new(json!({"seed": seed, "opt": {"lr": 0.1 / seed as f64}})).experiment(&exp.id).tag("t"))?;
-        svc.register_agents(&sim.id, &[NewAgent::new(0).kind("greedy"), NewAgent::new(1).kind("random")])?;
+        let sim = svc.create_simulation(
+            NewSimulation::new(json!({"seed": seed, "opt": {"lr": 0.1 / seed as f64}}))
+                .experiment(&exp.id)
+                .tag("t"),
+        )?;
+        svc.register_agents(
+            &sim.id,
+            &[
+                NewAgent::new(0).kind("greedy"),
+                NewAgent::new(1).kind("random"),
+            ],
+        )?;
         svc.start_simulation(&sim.id)?;
         let mut rec = svc.recorder(&sim.id)?;
         for step in 0..50 {
@@ -51,7 +69,14 @@ fn populate(svc: &SimulationService) -> Result<Vec<Simulation>> {
 }
 
 fn temp(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("simdb-cli-{}-{}-{name}", std::process::id(), std::thread::current().name().unwrap_or("t").replace("::", "_")))
+    std::env::temp_dir().join(format!(
+        "simdb-cli-{}-{}-{name}",
+        std::process::id(),
+        std::thread::current()
+            .name()
+            .unwrap_or("t")
+            .replace("::", "_")
+    ))
 }
 
 backend_tests! {
@@ -165,16 +190,38 @@ backend_tests! {
 
 fn copy_between(from: &TestDatabase, to: &TestDatabase) -> Result<()> {
     let sims = populate(&service(from))?;
-    let out = ok(from.url(), &["copy", "--from", from.url(), "--to", to.url()]);
-    assert_eq!(out.lines().filter(|l| l.starts_with("imported")).count(), 2, "{out}");
+    let out = ok(
+        from.url(),
+        &["copy", "--from", from.url(), "--to", to.url()],
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("imported")).count(),
+        2,
+        "{out}"
+    );
     for sim in &sims {
         let a = ok(from.url(), &["export", sim.id.as_str()]);
         let b = ok(to.url(), &["export", sim.id.as_str()]);
         assert_eq!(a, b, "copy of {} differs", sim.id);
     }
     // Copying again is refused (ids kept), and a typo copies nothing.
-    assert!(fails(from.url(), &["copy", "--from", from.url(), "--to", to.url(), sims[0].id.as_str()]).contains("already exists"));
-    assert!(fails(from.url(), &["copy", "--from", from.url(), "--to", to.url(), "nope"]).contains("not found"));
+    assert!(fails(
+        from.url(),
+        &[
+            "copy",
+            "--from",
+            from.url(),
+            "--to",
+            to.url(),
+            sims[0].id.as_str()
+        ]
+    )
+    .contains("already exists"));
+    assert!(fails(
+        from.url(),
+        &["copy", "--from", from.url(), "--to", to.url(), "nope"]
+    )
+    .contains("not found"));
     Ok(())
 }
 

@@ -1,1 +1,258 @@
-//! placeholder
+//! Several processes at once, on both backends: SIGKILL of a recording
+//! process (nothing acknowledged lost, no partial batch, recovery), eight
+//! processes opening a fresh database, two processes recording at once, a
+//! SQLite reader polling while a writer records; and PostgreSQL connection
+//! loss under a recorder.
+
+mod common;
+use common::*;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use simdb::{Backend, RecorderOptions};
+
+fn spawn(url: &str, args: &[&str]) -> Result<Child> {
+    Command::new(env!("CARGO_BIN_EXE_simdb"))
+        .args(args)
+        .env("SIMDB_DATABASE_URL", url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Io {
+            path: "simdb".into(),
+            source: e,
+        })
+}
+
+fn io(e: std::io::Error) -> Error {
+    Error::Io {
+        path: "child".into(),
+        source: e,
+    }
+}
+
+fn integrity_ok(db: &TestDatabase) -> Result<()> {
+    if db.backend() != Backend::Sqlite {
+        return Ok(());
+    }
+    use simdb::diesel::prelude::*;
+    use simdb::diesel::sql_types::Text;
+    #[derive(QueryableByName)]
+    struct Check {
+        #[diesel(sql_type = Text)]
+        integrity_check: String,
+    }
+    let fresh = Database::open(db.url())?;
+    let rows: Vec<Check> =
+        simdb::with_connection!(fresh.connection()?, |c| simdb::diesel::sql_query(
+            "PRAGMA integrity_check"
+        )
+        .load(c)?);
+    assert_eq!(
+        rows.iter()
+            .map(|r| r.integrity_check.as_str())
+            .collect::<Vec<_>>(),
+        vec!["ok"]
+    );
+    Ok(())
+}
+
+backend_tests! {
+    fn sigkill_loses_nothing_acknowledged(db) {
+        let agents = 5;
+        let mut child = spawn(db.url(), &["synth", "--agents", "5", "--steps", "1000000", "--flush-every", "10", "--no-complete"])?;
+        let stdout = child.stdout.take().ok_or(Error::RecorderClosed)?;
+        let mut lines = BufReader::new(stdout).lines();
+        let id = SimulationId::new(lines.next().ok_or(Error::RecorderClosed)?.map_err(io)?)?;
+        let mut acknowledged = -1;
+        for line in lines.by_ref() {
+            let line = line.map_err(io)?;
+            if let Some(step) = line.strip_prefix("flushed ") {
+                acknowledged = step.parse().map_err(|_| Error::RecorderClosed)?;
+                if acknowledged >= 300 {
+                    break;
+                }
+            }
+        }
+        // Let it write past the acknowledgement, then kill it mid-run.
+        std::thread::sleep(Duration::from_millis(30));
+        child.kill().map_err(io)?;
+        child.wait().map_err(io)?;
+
+        integrity_ok(db)?;
+        let svc = SimulationService::new(Database::open(db.url())?);
+        let steps = svc.steps(&id, ..)?;
+        let last = steps.last().map(|s| s.step).ok_or(Error::RecorderClosed)?;
+        assert!(last >= acknowledged, "acknowledged step {acknowledged} lost (last {last})");
+        // Flushes every 10 steps make every batch exactly 10 whole steps:
+        // atomic batches leave whole batches only.
+        assert_eq!((last + 1) % 10, 0, "a partial batch is present: last step {last}");
+        assert_eq!(steps.iter().map(|s| s.step).collect::<Vec<_>>(), (0..=last).collect::<Vec<_>>());
+        for agent in 0..agents {
+            let series = svc.agent_states(&id, agent, ..)?;
+            assert_eq!(series.len() as i64, last + 1, "agent {agent}");
+        }
+        // The run is still `running`; recovery marks it interrupted.
+        assert_eq!(svc.simulation(&id)?.status, SimulationStatus::Running);
+        let recovered = svc.recover_stale(Duration::ZERO)?;
+        assert_eq!(recovered, vec![id.clone()]);
+        assert_eq!(svc.simulation(&id)?.status, SimulationStatus::Interrupted);
+        let point = svc.resume(&id)?;
+        assert_eq!(point.last_complete_step, Some(last));
+        assert_eq!(point.discarded_rows, 0);
+        Ok(())
+    }
+
+    fn eight_processes_open_a_fresh_database(db) {
+        let empty = TestDatabase::empty(db.backend())?;
+        let children: Vec<Child> = (0..8).map(|_| spawn(empty.url(), &["migrate"])).collect::<Result<_>>()?;
+        for child in children {
+            let out = child.wait_with_output().map_err(io)?;
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        let database = Database::open(empty.url())?;
+        assert_eq!(database.applied_migrations()?, database.embedded_migrations()?);
+        use simdb::diesel::prelude::*;
+        use simdb::diesel::sql_types::BigInt;
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let count: Count = simdb::with_connection!(database.connection()?, |c| simdb::diesel::sql_query("SELECT COUNT(*) AS n FROM __diesel_schema_migrations").get_result(c)?);
+        assert_eq!(count.n, database.embedded_migrations()?.len() as i64, "migrations applied more than once");
+        Ok(())
+    }
+
+    fn two_processes_record_at_once(db) {
+        let children: Vec<Child> = (0..2).map(|_| spawn(db.url(), &["synth", "--agents", "4", "--steps", "500", "--flush-every", "50"])).collect::<Result<_>>()?;
+        let mut ids = Vec::new();
+        for child in children {
+            let out = child.wait_with_output().map_err(io)?;
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            ids.push(SimulationId::new(text.lines().next().unwrap_or_default())?);
+        }
+        let svc = service(db);
+        for id in &ids {
+            let s = svc.analytics().summary(id)?;
+            assert_eq!((s.simulation.status, s.agent_state_rows, s.steps), (SimulationStatus::Completed, 2000, 500));
+        }
+        assert_ne!(ids[0], ids[1]);
+        Ok(())
+    }
+
+    fn reader_polls_while_a_writer_records(db) {
+        let mut child = spawn(db.url(), &["synth", "--agents", "8", "--steps", "3000", "--flush-every", "20"])?;
+        let stdout = child.stdout.take().ok_or(Error::RecorderClosed)?;
+        let mut lines = BufReader::new(stdout).lines();
+        let id = SimulationId::new(lines.next().ok_or(Error::RecorderClosed)?.map_err(io)?)?;
+        let drain = std::thread::spawn(move || lines.count());
+        let reader = SimulationService::new(Database::open(db.url())?);
+        let analytics = reader.analytics();
+        let mut cursor = None;
+        let mut polls = 0;
+        let mut last_rows = 0;
+        loop {
+            // Any error here (e.g. "database is locked") fails the test.
+            let p = analytics.progress(&id, cursor)?;
+            assert!(p.rows >= last_rows);
+            last_rows = p.rows;
+            cursor = Some(p.cursor);
+            reader.agent_states(&id, 3, ..)?;
+            polls += 1;
+            if p.status.is_final() {
+                break;
+            }
+        }
+        let status = child.wait().map_err(io)?;
+        assert!(status.success());
+        let _ = drain.join();
+        assert_eq!(last_rows, 24_000);
+        assert!(polls > 3, "only {polls} polls");
+        Ok(())
+    }
+}
+
+/// Kills every other connection to the test database.
+fn terminate_others(db: &TestDatabase) -> Result<usize> {
+    use simdb::diesel::prelude::*;
+    use simdb::diesel::sql_types::Bool;
+    #[derive(QueryableByName)]
+    struct Killed {
+        #[diesel(sql_type = Bool)]
+        #[allow(dead_code)]
+        pg_terminate_backend: bool,
+    }
+    let mut admin = <simdb::diesel::PgConnection as simdb::diesel::Connection>::establish(db.url())
+        .map_err(|e| Error::Connection {
+            url: "test".into(),
+            message: e.to_string(),
+        })?;
+    let killed: Vec<Killed> = simdb::diesel::sql_query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .load(&mut admin)?;
+    Ok(killed.len())
+}
+
+#[test]
+fn postgres_connection_loss_is_retried() -> Result<()> {
+    let db = TestDatabase::postgres()?;
+    let svc = service(&db);
+    let sim = running_sim(&svc, 4)?;
+    let mut rec = svc.recorder_with(&sim.id, RecorderOptions::default().batch_rows(100))?;
+    let mut killed = 0;
+    for step in 0..600 {
+        for agent in 0..4 {
+            rec.agent_state(step, agent, step as f64, &json!({"s": step}))?;
+        }
+        if step % 100 == 50 {
+            rec.flush()?;
+            killed += terminate_others(&db)?;
+        }
+    }
+    rec.close()?;
+    assert!(killed >= 6, "terminated {killed} connections");
+    let s = svc.analytics().summary(&sim.id)?;
+    assert_eq!(s.agent_state_rows, 2400, "rows lost or duplicated");
+    for agent in 0..4 {
+        let series = svc.agent_states(&sim.id, agent, ..)?;
+        assert_eq!(
+            series.iter().map(|r| r.step).collect::<Vec<_>>(),
+            (0..600).collect::<Vec<_>>()
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn postgres_give_up_reports_unpersisted_rows_and_retry_writes_them() -> Result<()> {
+    let db = TestDatabase::postgres()?;
+    let svc = service(&db);
+    let sim = running_sim(&svc, 2)?;
+    let mut rec = svc.recorder_with(
+        &sim.id,
+        RecorderOptions::default().batch_rows(10).max_attempts(1),
+    )?;
+    for step in 0..20 {
+        rec.agent_state(step, 0, 1.0, &json!({}))?;
+    }
+    rec.flush()?;
+    terminate_others(&db)?;
+    for step in 20..25 {
+        rec.agent_state(step, 0, 1.0, &json!({}))?;
+    }
+    match rec.flush() {
+        Err(Error::Recorder {
+            unpersisted_rows, ..
+        }) => assert_eq!(unpersisted_rows, 5),
+        other => panic!("expected the writer to give up, got {other:?}"),
+    }
+    rec.retry()?;
+    rec.close()?;
+    assert_eq!(svc.agent_states(&sim.id, 0, ..)?.len(), 25);
+    Ok(())
+}

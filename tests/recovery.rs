@@ -15,7 +15,7 @@ fn run(
     sim: &SimulationId,
     from: i64,
     to: i64,
-    energy: &mut Vec<f64>,
+    energy: &mut [f64],
 ) -> Result<()> {
     let mut rec = svc.recorder_with(sim, RecorderOptions::default().batch_rows(64))?;
     for step in from..to {
@@ -23,7 +23,11 @@ fn run(
             *e = (*e * 1.01 + agent as f64).rem_euclid(1000.0);
             rec.agent_state(step, agent as i32, *e / 10.0, &json!({"energy": *e}))?;
             if step % 10 == 9 {
-                rec.memory(step, agent as i32, NewAgentMemory::from_f32(vec![1], &[*e as f32]))?;
+                rec.memory(
+                    step,
+                    agent as i32,
+                    NewAgentMemory::from_f32(vec![1], &[*e as f32]),
+                )?;
             }
         }
         rec.step(step, &json!({"step": step}))?;
@@ -31,7 +35,11 @@ fn run(
     rec.close()
 }
 
-fn dump(svc: &SimulationService, sim: &SimulationId, agents: i32) -> Result<Vec<(i64, i32, f64, Value)>> {
+fn dump(
+    svc: &SimulationService,
+    sim: &SimulationId,
+    agents: i32,
+) -> Result<Vec<(i64, i32, f64, Value)>> {
     let mut out = Vec::new();
     for agent in 0..agents {
         for s in svc.agent_states(sim, agent, ..)? {

@@ -9,7 +9,11 @@ use simdb::{ImportOutcome, NewAgentMemory, OnConflict, RecorderOptions};
 
 /// A simulation with every kind of row.
 fn populate(svc: &SimulationService) -> Result<Simulation> {
-    let exp = svc.create_experiment(NewExperiment::new("transfer").metadata(json!({"k": [1, 2.5]})).external_ref("ext://1"))?;
+    let exp = svc.create_experiment(
+        NewExperiment::new("transfer")
+            .metadata(json!({"k": [1, 2.5]}))
+            .external_ref("ext://1"),
+    )?;
     let sim = svc.create_simulation(
         NewSimulation::new(json!({"lr": 0.1, "ünï": "✓", "nested": {"a": [1, {"b": null}]}}))
             .experiment(&exp.id)
@@ -18,12 +22,26 @@ fn populate(svc: &SimulationService) -> Result<Simulation> {
             .tag("t1")
             .tag("t2"),
     )?;
-    svc.register_agents(&sim.id, &[NewAgent::new(0).kind("a").policy("ppo", 2).metadata(json!({"m": 1})), NewAgent::new(3).name("three")])?;
+    svc.register_agents(
+        &sim.id,
+        &[
+            NewAgent::new(0)
+                .kind("a")
+                .policy("ppo", 2)
+                .metadata(json!({"m": 1})),
+            NewAgent::new(3).name("three"),
+        ],
+    )?;
     svc.start_simulation(&sim.id)?;
     let mut rec = svc.recorder_with(&sim.id, RecorderOptions::default().batch_rows(50))?;
     for step in 0..120 {
         for agent in [0, 3] {
-            rec.agent_state(step, agent, step as f64 * 0.1 - agent as f64 * 1e-12, &json!({"e": step as f64 / 7.0, "s": "a,b\"c"}))?;
+            rec.agent_state(
+                step,
+                agent,
+                step as f64 * 0.1 - agent as f64 * 1e-12,
+                &json!({"e": step as f64 / 7.0, "s": "a,b\"c"}),
+            )?;
             rec.agent_metric(step, agent, "energy", step as f64 + 0.5)?;
         }
         rec.step(step, &json!({"food": 120 - step}))?;
@@ -58,26 +76,60 @@ fn snapshot(svc: &SimulationService, id: &SimulationId) -> Result<Snapshot> {
     let mut metrics = Vec::new();
     let a = svc.analytics();
     for agent in [0, 3] {
-        states.extend(svc.agent_states(id, agent, ..)?.into_iter().map(|s| json!([s.agent_index, s.step, s.reward, s.state])));
+        states.extend(
+            svc.agent_states(id, agent, ..)?
+                .into_iter()
+                .map(|s| json!([s.agent_index, s.step, s.reward, s.state])),
+        );
         memories.push(strip(serde_json::to_value(svc.memories(id, agent)?)?));
         metrics.push(json!(a.agent_series(id, agent, "energy", ..)?));
     }
     let steps = strip(serde_json::to_value(svc.steps(id, ..)?)?);
-    let summary = a.step_aggregates(id, "food", 0)?.iter().map(|x| x.sum).collect::<Vec<_>>();
-    metrics.push(json!(a.compare_simulations(std::slice::from_ref(id), &["food"])?.rows[0].final_values));
+    let summary = a
+        .step_aggregates(id, "food", 0)?
+        .iter()
+        .map(|x| x.sum)
+        .collect::<Vec<_>>();
+    metrics.push(json!(
+        a.compare_simulations(std::slice::from_ref(id), &["food"])?
+            .rows[0]
+            .final_values
+    ));
     metrics.push(json!(summary));
-    Ok((sim, svc.simulation_tags(id)?, agents, events, json!(states), steps, json!(memories), json!(metrics)))
+    Ok((
+        sim,
+        svc.simulation_tags(id)?,
+        agents,
+        events,
+        json!(states),
+        steps,
+        json!(memories),
+        json!(metrics),
+    ))
 }
 
 fn temp_file(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("simdb-{}-{}-{name}", std::process::id(), std::thread::current().name().unwrap_or("t").replace("::", "_")))
+    std::env::temp_dir().join(format!(
+        "simdb-{}-{}-{name}",
+        std::process::id(),
+        std::thread::current()
+            .name()
+            .unwrap_or("t")
+            .replace("::", "_")
+    ))
 }
 
 fn round_trip(from: &TestDatabase, to: &TestDatabase) -> Result<()> {
     let src = service(from);
     let sim = populate(&src)?;
     let path = temp_file("export.jsonl");
-    let lines = src.export_jsonl(&sim.id, std::fs::File::create(&path).map_err(|e| Error::Io { path: "x".into(), source: e })?)?;
+    let lines = src.export_jsonl(
+        &sim.id,
+        std::fs::File::create(&path).map_err(|e| Error::Io {
+            path: "x".into(),
+            source: e,
+        })?,
+    )?;
     assert!(lines > 500);
     let dst = service(to);
     let outcome = dst.import_jsonl(&path, OnConflict::Error)?;
@@ -94,8 +146,19 @@ fn round_trip(from: &TestDatabase, to: &TestDatabase) -> Result<()> {
     assert!(a.7 == b.7, "metrics differ");
     // Exporting the copy gives the same file.
     let again = temp_file("again.jsonl");
-    dst.export_jsonl(&sim.id, std::fs::File::create(&again).map_err(|e| Error::Io { path: "x".into(), source: e })?)?;
-    let read = |p: &std::path::Path| std::fs::read_to_string(p).map_err(|e| Error::Io { path: "x".into(), source: e });
+    dst.export_jsonl(
+        &sim.id,
+        std::fs::File::create(&again).map_err(|e| Error::Io {
+            path: "x".into(),
+            source: e,
+        })?,
+    )?;
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).map_err(|e| Error::Io {
+            path: "x".into(),
+            source: e,
+        })
+    };
     assert_eq!(read(&path)?, read(&again)?);
     let _ = std::fs::remove_file(&path);
     let _ = std::fs::remove_file(&again);

@@ -287,11 +287,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let applied = db.applied_migrations()?;
             let embedded = db.embedded_migrations()?;
             if json_out {
-                print_json(&json!({"applied": applied, "embedded": embedded, "backend": format!("{:?}", db.backend())}))?;
+                print_json(
+                    &json!({"applied": applied, "embedded": embedded, "backend": format!("{:?}", db.backend())}),
+                )?;
             } else {
                 println!("database: {} ({:?})", db.url(), db.backend());
                 for v in &embedded {
-                    println!("{v}  {}", if applied.contains(v) { "applied" } else { "pending" });
+                    println!(
+                        "{v}  {}",
+                        if applied.contains(v) {
+                            "applied"
+                        } else {
+                            "pending"
+                        }
+                    );
                 }
             }
         }
@@ -303,12 +312,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 let mut t = Table::new(&["id", "name", "created", "description"]);
                 for e in exps {
-                    t.row(vec![e.id.to_string(), e.name, e.created_at.format("%F %T").to_string(), e.description]);
+                    t.row(vec![
+                        e.id.to_string(),
+                        e.name,
+                        e.created_at.format("%F %T").to_string(),
+                        e.description,
+                    ]);
                 }
                 t.print();
             }
         }
-        Command::Sims { experiment: exp, status, tag, params, ranges, limit } => {
+        Command::Sims {
+            experiment: exp,
+            status,
+            tag,
+            params,
+            ranges,
+            limit,
+        } => {
             let svc = open(&cli.database_url)?;
             let mut filter = SimulationFilter::new();
             if let Some(e) = exp {
@@ -327,13 +348,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     reason: format!("`{p}` is not PATH=VALUE"),
                 })?;
                 // A value that is not JSON is taken as a string.
-                let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()));
+                let value = serde_json::from_str(value)
+                    .unwrap_or_else(|_| Value::String(value.to_string()));
                 query = query.equals(path, value);
             }
             for r in &ranges {
                 let parsed = r.split_once('=').and_then(|(path, range)| {
                     let (lo, hi) = range.split_once("..")?;
-                    let bound = |s: &str| if s.is_empty() { Some(None) } else { s.parse::<f64>().ok().map(Some) };
+                    let bound = |s: &str| {
+                        if s.is_empty() {
+                            Some(None)
+                        } else {
+                            s.parse::<f64>().ok().map(Some)
+                        }
+                    };
                     Some((path, bound(lo)?, bound(hi)?))
                 });
                 let (path, lo, hi) = parsed.ok_or_else(|| Error::InvalidInput {
@@ -379,11 +407,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("status       {}", s.status);
                 println!("experiment   {}", fmt_opt(s.experiment_id.as_ref()));
                 println!("parameters   {}", s.parameters);
-                println!("duration     {}", summary.duration_secs.map_or("-".into(), |d| format!("{d:.1}s")));
-                println!("steps        {} (last step with states: {})", summary.steps, fmt_opt(summary.last_step));
+                println!(
+                    "duration     {}",
+                    summary
+                        .duration_secs
+                        .map_or("-".into(), |d| format!("{d:.1}s"))
+                );
+                println!(
+                    "steps        {} (last step with states: {})",
+                    summary.steps,
+                    fmt_opt(summary.last_step)
+                );
                 println!("agents       {}", summary.agents);
                 println!("rows         {}", summary.agent_state_rows);
-                println!("reward       total {} mean {}", fmt_num(summary.total_reward), summary.mean_reward.map_or("-".into(), fmt_num));
+                println!(
+                    "reward       total {} mean {}",
+                    fmt_num(summary.total_reward),
+                    summary.mean_reward.map_or("-".into(), fmt_num)
+                );
                 if let Some(r) = &s.results_summary {
                     println!("results      {r}");
                 }
@@ -391,7 +432,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     println!("error        {e}");
                 }
                 println!();
-                let mut t = Table::new(&["agent", "name", "kind", "policy", "rows", "total reward", "mean reward"]);
+                let mut t = Table::new(&[
+                    "agent",
+                    "name",
+                    "kind",
+                    "policy",
+                    "rows",
+                    "total reward",
+                    "mean reward",
+                ]);
                 for a in &agents {
                     let stats = summary.per_agent.iter().find(|p| p.agent == a.agent_index);
                     t.row(vec![
@@ -405,7 +454,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         },
                         stats.map_or("0".into(), |p| p.rows.to_string()),
                         stats.map_or("-".into(), |p| fmt_num(p.total_reward)),
-                        stats.and_then(|p| p.mean_reward).map_or("-".into(), fmt_num),
+                        stats
+                            .and_then(|p| p.mean_reward)
+                            .map_or("-".into(), fmt_num),
                     ]);
                 }
                 t.print();
@@ -413,13 +464,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     println!();
                     let mut t = Table::new(&["step", "recorded", "metrics"]);
                     for st in &latest {
-                        t.row(vec![st.step.to_string(), st.recorded_at.format("%F %T%.3f").to_string(), st.metrics.to_string()]);
+                        t.row(vec![
+                            st.step.to_string(),
+                            st.recorded_at.format("%F %T%.3f").to_string(),
+                            st.metrics.to_string(),
+                        ]);
                     }
                     t.print();
                 }
             }
         }
-        Command::Compare { experiment: exp, fields, csv } => {
+        Command::Compare {
+            experiment: exp,
+            fields,
+            csv,
+        } => {
             let svc = open(&cli.database_url)?;
             let id = experiment(&svc, &exp)?;
             let names: Vec<&str> = fields.iter().map(String::as_str).collect();
@@ -443,15 +502,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         cells.push(r.parameters.get(c).map_or("-".into(), |v| v.to_string()));
                     }
                     for f in &cmp.fields {
-                        cells.push(r.final_values.get(f).copied().flatten().map_or("-".into(), fmt_num));
-                        cells.push(r.mean_values.get(f).copied().flatten().map_or("-".into(), fmt_num));
+                        cells.push(
+                            r.final_values
+                                .get(f)
+                                .copied()
+                                .flatten()
+                                .map_or("-".into(), fmt_num),
+                        );
+                        cells.push(
+                            r.mean_values
+                                .get(f)
+                                .copied()
+                                .flatten()
+                                .map_or("-".into(), fmt_num),
+                        );
                     }
                     t.row(cells);
                 }
                 t.print();
             }
         }
-        Command::Leaderboard { experiment: exp, by } => {
+        Command::Leaderboard {
+            experiment: exp,
+            by,
+        } => {
             let svc = open(&cli.database_url)?;
             let id = experiment(&svc, &exp)?;
             let by = match by {
@@ -463,7 +537,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if json_out {
                 print_json(&rows)?;
             } else {
-                let mut t = Table::new(&["rank", "group", "sims", "agents", "rows", "total reward", "mean reward"]);
+                let mut t = Table::new(&[
+                    "rank",
+                    "group",
+                    "sims",
+                    "agents",
+                    "rows",
+                    "total reward",
+                    "mean reward",
+                ]);
                 for r in rows {
                     t.row(vec![
                         r.rank.to_string(),
@@ -478,7 +560,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 t.print();
             }
         }
-        Command::Watch { sim, interval, timeout } => {
+        Command::Watch {
+            sim,
+            interval,
+            timeout,
+        } => {
             let svc = open(&cli.database_url)?;
             let id = sim_id(&sim)?;
             let analytics = svc.analytics();
@@ -489,11 +575,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let p = analytics.progress(&id, cursor)?;
                 cursor = Some(p.cursor);
                 if json_out {
-                    println!("{}", serde_json::to_string(&json!({
-                        "status": p.status, "latest_step": p.latest_step, "rows": p.rows,
-                        "rows_per_sec": p.rows_per_sec, "heartbeat_age_secs": p.heartbeat_age_secs,
-                        "new_steps": p.new_steps.len(),
-                    }))?);
+                    println!(
+                        "{}",
+                        serde_json::to_string(&json!({
+                            "status": p.status, "latest_step": p.latest_step, "rows": p.rows,
+                            "rows_per_sec": p.rows_per_sec, "heartbeat_age_secs": p.heartbeat_age_secs,
+                            "new_steps": p.new_steps.len(),
+                        }))?
+                    );
                 } else {
                     let line = format!(
                         "{} {} step {} rows {} ({}/s) heartbeat {}",
@@ -502,7 +591,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         fmt_opt(p.latest_step),
                         p.rows,
                         p.rows_per_sec.map_or("-".into(), |r| format!("{r:.0}")),
-                        p.heartbeat_age_secs.map_or("-".into(), |a| format!("{a:.1}s ago")),
+                        p.heartbeat_age_secs
+                            .map_or("-".into(), |a| format!("{a:.1}s ago")),
                     );
                     if tty {
                         print!("\r\x1b[2K{line}");
@@ -549,30 +639,56 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 move |source| Error::Io { path: p, source }
             };
             let count = match (&out, format) {
-                (Some(path), Format::Jsonl) => {
-                    svc.export_jsonl_with_progress(&id, std::fs::File::create(path).map_err(io(path))?, |n| progress.update(n))?
+                (Some(path), Format::Jsonl) => svc.export_jsonl_with_progress(
+                    &id,
+                    std::fs::File::create(path).map_err(io(path))?,
+                    |n| progress.update(n),
+                )?,
+                (Some(path), Format::Csv) => {
+                    svc.export_csv(&id, std::fs::File::create(path).map_err(io(path))?)?
                 }
-                (Some(path), Format::Csv) => svc.export_csv(&id, std::fs::File::create(path).map_err(io(path))?)?,
-                (None, Format::Jsonl) => svc.export_jsonl_with_progress(&id, std::io::stdout().lock(), |n| progress.update(n))?,
+                (None, Format::Jsonl) => {
+                    svc.export_jsonl_with_progress(&id, std::io::stdout().lock(), |n| {
+                        progress.update(n)
+                    })?
+                }
                 (None, Format::Csv) => svc.export_csv(&id, std::io::stdout().lock())?,
             };
             progress.done();
             if out.is_some() {
-                eprintln!("exported {count} {}", if format == Format::Csv { "rows" } else { "lines" });
+                eprintln!(
+                    "exported {count} {}",
+                    if format == Format::Csv {
+                        "rows"
+                    } else {
+                        "lines"
+                    }
+                );
             }
         }
         Command::Import { file, on_conflict } => {
             let svc = open(&cli.database_url)?;
             let progress = Progress::new("import");
-            let outcome = svc.import_jsonl_with_progress(&file, on_conflict.into(), |n| progress.update(n))?;
+            let outcome =
+                svc.import_jsonl_with_progress(&file, on_conflict.into(), |n| progress.update(n))?;
             progress.done();
             report_import(json_out, &outcome)?;
         }
-        Command::Copy { from, to, sims, on_conflict } => {
+        Command::Copy {
+            from,
+            to,
+            sims,
+            on_conflict,
+        } => {
             let source = SimulationService::new(Database::open(&from)?);
             let target = SimulationService::new(Database::open(&to)?);
             let ids: Vec<SimulationId> = if sims.is_empty() {
-                source.list_simulations(&SimulationFilter::new())?.into_iter().rev().map(|s| s.id).collect()
+                source
+                    .list_simulations(&SimulationFilter::new())?
+                    .into_iter()
+                    .rev()
+                    .map(|s| s.id)
+                    .collect()
             } else {
                 sims.iter().map(|s| sim_id(s)).collect::<Result<_>>()?
             };
@@ -581,30 +697,66 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 source.simulation(id)?;
             }
             for id in &ids {
-                let tmp = std::env::temp_dir().join(format!("simdb-copy-{}-{}.jsonl", std::process::id(), id));
+                let tmp = std::env::temp_dir().join(format!(
+                    "simdb-copy-{}-{}.jsonl",
+                    std::process::id(),
+                    id
+                ));
                 let progress = Progress::new("copy");
-                let file = std::fs::File::create(&tmp).map_err(|e| Error::Io { path: tmp.display().to_string(), source: e })?;
+                let file = std::fs::File::create(&tmp).map_err(|e| Error::Io {
+                    path: tmp.display().to_string(),
+                    source: e,
+                })?;
                 let result = source
                     .export_jsonl_with_progress(id, file, |n| progress.update(n))
-                    .and_then(|_| target.import_jsonl_with_progress(&tmp, on_conflict.into(), |n| progress.update(n)));
+                    .and_then(|_| {
+                        target.import_jsonl_with_progress(&tmp, on_conflict.into(), |n| {
+                            progress.update(n)
+                        })
+                    });
                 progress.done();
                 let _ = std::fs::remove_file(&tmp);
                 report_import(json_out, &result?)?;
             }
         }
-        Command::Plot { sim, field, out, buckets } => {
+        Command::Plot {
+            sim,
+            field,
+            out,
+            buckets,
+        } => {
             let svc = open(&cli.database_url)?;
             let id = sim_id(&sim)?;
-            let points = svc.analytics().step_aggregates(&id, field.as_str(), buckets)?;
+            let points = svc
+                .analytics()
+                .step_aggregates(&id, field.as_str(), buckets)?;
             if points.is_empty() {
-                return Err(Error::InvalidInput { field: "--field", reason: format!("no `{field}` values recorded for {id}") });
+                return Err(Error::InvalidInput {
+                    field: "--field",
+                    reason: format!("no `{field}` values recorded for {id}"),
+                });
             }
             plot::band(&out, &format!("{field} — {id}"), &field, &points)?;
             eprintln!("wrote {} ({} points)", out.display(), points.len());
         }
-        Command::Synth { agents, steps, experiment: exp_name, flush_every, step_delay_ms, no_complete } => {
+        Command::Synth {
+            agents,
+            steps,
+            experiment: exp_name,
+            flush_every,
+            step_delay_ms,
+            no_complete,
+        } => {
             let svc = open(&cli.database_url)?;
-            synth(&svc, agents, steps, &exp_name, flush_every, step_delay_ms, !no_complete)?;
+            synth(
+                &svc,
+                agents,
+                steps,
+                &exp_name,
+                flush_every,
+                step_delay_ms,
+                !no_complete,
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -615,7 +767,9 @@ fn report_import(json_out: bool, outcome: &simdb::ImportOutcome) -> Result<()> {
         return print_json(outcome);
     }
     match outcome {
-        simdb::ImportOutcome::Imported { simulation, lines } => println!("imported {simulation} ({lines} lines)"),
+        simdb::ImportOutcome::Imported { simulation, lines } => {
+            println!("imported {simulation} ({lines} lines)")
+        }
         simdb::ImportOutcome::Skipped { simulation } => println!("skipped {simulation} (exists)"),
     }
     Ok(())
@@ -642,8 +796,14 @@ fn synth(
         },
         Err(e) => return Err(e),
     };
-    let sim = svc.create_simulation(NewSimulation::new(json!({"agents": agents, "steps": steps})).experiment(&exp.id).tag("synthetic"))?;
-    let roster: Vec<NewAgent> = (0..agents).map(|i| NewAgent::new(i).kind(["walker", "runner"][i as usize % 2])).collect();
+    let sim = svc.create_simulation(
+        NewSimulation::new(json!({"agents": agents, "steps": steps}))
+            .experiment(&exp.id)
+            .tag("synthetic"),
+    )?;
+    let roster: Vec<NewAgent> = (0..agents)
+        .map(|i| NewAgent::new(i).kind(["walker", "runner"][i as usize % 2]))
+        .collect();
     svc.register_agents(&sim.id, &roster)?;
     svc.start_simulation(&sim.id)?;
     println!("{}", sim.id);
@@ -652,11 +812,18 @@ fn synth(
     let mut x = vec![0.0f64; agents.max(0) as usize];
     for step in 0..steps {
         for (agent, pos) in x.iter_mut().enumerate() {
-            let noise = (((step as u64).wrapping_mul(2654435761) ^ (agent as u64).wrapping_mul(40503)) % 1000) as f64 / 1000.0 - 0.5;
+            let noise = (((step as u64).wrapping_mul(2654435761)
+                ^ (agent as u64).wrapping_mul(40503))
+                % 1000) as f64
+                / 1000.0
+                - 0.5;
             *pos += noise;
             rec.agent_state(step, agent as i32, -pos.abs() / 10.0, &json!({"x": *pos}))?;
         }
-        rec.step(step, &json!({"mean_x": x.iter().sum::<f64>() / x.len().max(1) as f64}))?;
+        rec.step(
+            step,
+            &json!({"mean_x": x.iter().sum::<f64>() / x.len().max(1) as f64}),
+        )?;
         if let Some(every) = flush_every {
             if every > 0 && (step + 1) % every == 0 {
                 rec.flush()?;

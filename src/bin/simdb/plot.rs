@@ -20,7 +20,10 @@ pub fn band(out: &Path, title: &str, field: &str, points: &[StepAggregate]) -> R
         points.last().map_or(1.0, |a| a.last_step as f64).max(1.0),
     );
     let lo = points.iter().map(|a| a.min).fold(f64::INFINITY, f64::min);
-    let hi = points.iter().map(|a| a.max).fold(f64::NEG_INFINITY, f64::max);
+    let hi = points
+        .iter()
+        .map(|a| a.max)
+        .fold(f64::NEG_INFINITY, f64::max);
     let pad = ((hi - lo).abs() * 0.05).max(1e-9);
     let root = SVGBackend::new(out, (960, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
@@ -40,12 +43,18 @@ pub fn band(out: &Path, title: &str, field: &str, points: &[StepAggregate]) -> R
     let mut outline: Vec<(f64, f64)> = points.iter().map(|a| (x(a), a.max)).collect();
     outline.extend(points.iter().rev().map(|a| (x(a), a.min)));
     chart
-        .draw_series(std::iter::once(Polygon::new(outline, BLUE.mix(0.18).filled())))
+        .draw_series(std::iter::once(Polygon::new(
+            outline,
+            BLUE.mix(0.18).filled(),
+        )))
         .map_err(plot_error)?
         .label("min–max across agents")
         .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], BLUE.mix(0.18).filled()));
     chart
-        .draw_series(LineSeries::new(points.iter().map(|a| (x(a), a.mean)), BLUE.stroke_width(2)))
+        .draw_series(LineSeries::new(
+            points.iter().map(|a| (x(a), a.mean)),
+            BLUE.stroke_width(2),
+        ))
         .map_err(plot_error)?
         .label("mean")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE.stroke_width(2)));

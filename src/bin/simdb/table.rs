@@ -43,7 +43,14 @@ impl Table {
             parts.join("  ").trim_end().to_string()
         };
         println!("{}", line(&self.header));
-        println!("{}", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+        println!(
+            "{}",
+            widths
+                .iter()
+                .map(|w| "-".repeat(*w))
+                .collect::<Vec<_>>()
+                .join("  ")
+        );
         for row in &self.rows {
             println!("{}", line(row));
         }
