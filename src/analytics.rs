@@ -645,7 +645,7 @@ impl Analytics {
     /// and per agent, and the latest step's metrics.
     ///
     /// # Errors
-    /// [`Error::NotFound`] for an unknown simulation.
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
     pub fn summary(&self, id: &SimulationId) -> Result<Summary> {
         with_connection!(self.db.connection()?, |c| {
             let sim = c.find_simulation(id)?;
@@ -697,7 +697,7 @@ impl Analytics {
     /// One agent's `field` (reward or a metric) over a step range, by step.
     ///
     /// # Errors
-    /// [`Error::NotFound`] for an unknown simulation.
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
     pub fn agent_series(
         &self,
         id: &SimulationId,
@@ -717,7 +717,7 @@ impl Analytics {
     /// (`buckets == 0`) or in at most `buckets` equal-width step buckets.
     ///
     /// # Errors
-    /// [`Error::NotFound`] for an unknown simulation.
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
     pub fn step_aggregates(
         &self,
         id: &SimulationId,
@@ -746,7 +746,7 @@ impl Analytics {
     /// simulation-level metric's last value) and the mean over all rows.
     ///
     /// # Errors
-    /// [`Error::NotFound`] for an unknown experiment.
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown experiment.
     pub fn compare(&self, experiment: &ExperimentId, fields: &[&str]) -> Result<Comparison> {
         let sims = with_connection!(self.db.connection()?, |c| {
             c.find_experiment(experiment)?;
@@ -759,7 +759,7 @@ impl Analytics {
     /// As [`Analytics::compare`], for a list of simulations.
     ///
     /// # Errors
-    /// [`Error::NotFound`] for an unknown simulation.
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
     pub fn compare_simulations(&self, ids: &[SimulationId], fields: &[&str]) -> Result<Comparison> {
         let mut rows = Vec::with_capacity(ids.len());
         let mut columns = BTreeSet::new();
@@ -819,7 +819,7 @@ impl Analytics {
     /// `experiment`, ranked by mean reward (best first).
     ///
     /// # Errors
-    /// [`Error::NotFound`] for an unknown experiment.
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown experiment.
     pub fn leaderboard(
         &self,
         experiment: &ExperimentId,
@@ -853,7 +853,7 @@ impl Analytics {
     /// SQL.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for an empty path.
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for an empty path.
     pub fn find_simulations(&self, query: &ParameterQuery) -> Result<Vec<Simulation>> {
         for (path, _) in &query.equals {
             crate::ids::validate_text("parameter path", path, 256)?;
@@ -881,7 +881,7 @@ impl Analytics {
     /// age. Works from another process while a recorder writes.
     ///
     /// # Errors
-    /// [`Error::NotFound`] for an unknown simulation.
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
     pub fn progress(&self, id: &SimulationId, cursor: Option<Cursor>) -> Result<Progress> {
         let now = Utc::now();
         let from = cursor.map_or(-1, |c| c.step);
