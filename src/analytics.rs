@@ -253,6 +253,50 @@ impl ParameterQuery {
         self.ranges.push((path.to_string(), lo, hi));
         self
     }
+
+    /// Adds a condition written `PATH=VALUE`; VALUE is JSON, or else taken
+    /// as a string (`env=grid` is `env == "grid"`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) without `=` or
+    /// with an empty path.
+    pub fn equals_arg(self, arg: &str) -> Result<Self> {
+        let (path, value) = arg
+            .split_once('=')
+            .filter(|(p, _)| !p.is_empty())
+            .ok_or_else(|| {
+                crate::Error::invalid("parameter condition", format!("`{arg}` is not PATH=VALUE"))
+            })?;
+        let value =
+            serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()));
+        Ok(self.equals(path, value))
+    }
+
+    /// Adds a range written `PATH=LO..HI`, either bound optional.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) unless it has that
+    /// form with numeric bounds.
+    pub fn range_arg(self, arg: &str) -> Result<Self> {
+        let parsed =
+            arg.split_once('=')
+                .filter(|(p, _)| !p.is_empty())
+                .and_then(|(path, range)| {
+                    let (lo, hi) = range.split_once("..")?;
+                    let bound = |s: &str| {
+                        if s.is_empty() {
+                            Some(None)
+                        } else {
+                            s.parse::<f64>().ok().filter(|v| v.is_finite()).map(Some)
+                        }
+                    };
+                    Some((path, bound(lo)?, bound(hi)?))
+                });
+        let (path, lo, hi) = parsed.ok_or_else(|| {
+            crate::Error::invalid("parameter range", format!("`{arg}` is not PATH=LO..HI"))
+        })?;
+        Ok(self.range(path, lo, hi))
+    }
 }
 
 /// Where a [`Progress`] poll left off.

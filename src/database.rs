@@ -224,6 +224,25 @@ pub(crate) fn redact(url: &str) -> String {
     out
 }
 
+/// For fuzzing: parsing never panics, and a password that occurs only once
+/// in the URL never survives redaction.
+#[doc(hidden)]
+#[allow(clippy::panic)]
+pub(crate) fn check_url_invariants(text: &str) {
+    let _ = parse_url(text);
+    let redacted = redact(text);
+    if let Some(pw) = password_of(text) {
+        if !pw.is_empty() && text.matches(pw.as_str()).count() == 1 && !"***".contains(pw.as_str())
+        {
+            assert!(
+                !redacted.contains(pw.as_str()),
+                "password survived redaction"
+            );
+        }
+    }
+    let _ = scrub(text, text);
+}
+
 /// Removes every occurrence of the URL's password from a driver message.
 fn scrub(message: &str, url: &str) -> String {
     match password_of(url) {

@@ -77,5 +77,27 @@ pub use recovery::ResumePoint;
 pub use service::SimulationService;
 pub use transfer::{ImportOutcome, OnConflict, JSONL_FORMAT, JSONL_VERSION};
 
+/// Entry points for `cargo fuzz` (see `fuzz/`); not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Validates arbitrary bytes as a JSONL import file.
+    pub fn import_file(bytes: &[u8]) {
+        let _ = crate::transfer::validate_reader(bytes, "fuzz");
+    }
+
+    /// Parses arbitrary text as a database URL and redacts it; the redacted
+    /// form of a `scheme://user:password@host` URL never shows the password.
+    pub fn url(text: &str) {
+        crate::database::check_url_invariants(text);
+    }
+
+    /// Parses arbitrary text as `--param` / `--param-range` arguments.
+    pub fn parameter_args(text: &str) {
+        let q = crate::ParameterQuery::default();
+        let _ = q.clone().equals_arg(text);
+        let _ = q.range_arg(text);
+    }
+}
+
 /// The Diesel version simdb is built on, for your own queries.
 pub use diesel;

@@ -417,11 +417,18 @@ fn write_csv(out: &mut impl Write, cells: &[String]) -> std::io::Result<()> {
 }
 
 /// Reads `path` line by line, calling `f` with each parsed line.
-fn for_each_line(path: &Path, mut f: impl FnMut(Numbered) -> Result<()>) -> Result<()> {
+fn for_each_line(path: &Path, f: impl FnMut(Numbered) -> Result<()>) -> Result<()> {
     let file = File::open(path).map_err(io_error(path))?;
-    let reader = BufReader::new(file);
+    for_each_line_in(BufReader::new(file), &path.display().to_string(), f)
+}
+
+fn for_each_line_in(
+    reader: impl BufRead,
+    label: &str,
+    mut f: impl FnMut(Numbered) -> Result<()>,
+) -> Result<()> {
     let bad = |line: usize, reason: String| Error::Import {
-        path: path.display().to_string(),
+        path: label.to_string(),
         line,
         reason,
     };
@@ -440,8 +447,14 @@ fn for_each_line(path: &Path, mut f: impl FnMut(Numbered) -> Result<()>) -> Resu
 
 /// Checks the whole file; returns the simulation id and the data line count.
 fn validate(path: &Path) -> Result<(SimulationId, u64)> {
+    let file = File::open(path).map_err(io_error(path))?;
+    validate_reader(BufReader::new(file), &path.display().to_string())
+}
+
+/// Checks a whole export; returns the simulation id and the data line count.
+pub(crate) fn validate_reader(reader: impl BufRead, label: &str) -> Result<(SimulationId, u64)> {
     let bad = |line: usize, reason: String| Error::Import {
-        path: path.display().to_string(),
+        path: label.to_string(),
         line,
         reason,
     };
@@ -451,7 +464,7 @@ fn validate(path: &Path) -> Result<(SimulationId, u64)> {
     let mut agents: BTreeSet<i32> = BTreeSet::new();
     let mut end: Option<(usize, u64)> = None;
     let mut count: u64 = 0;
-    for_each_line(path, |Numbered { line, value }| {
+    for_each_line_in(reader, label, |Numbered { line, value }| {
         if end.is_some() {
             return Err(bad(line, "data after the end line".into()));
         }

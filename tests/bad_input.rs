@@ -29,7 +29,13 @@ fn fingerprint(db: &TestDatabase) -> Result<Vec<String>> {
     let svc = service(db);
     let mut out = vec![format!("{counts:?}")];
     for s in svc.list_simulations(&SimulationFilter::new())? {
-        out.push(format!("{} {} {:?} {:?}", s.id, s.status, s.heartbeat_at.is_some(), s.results_summary));
+        out.push(format!(
+            "{} {} {:?} {:?}",
+            s.id,
+            s.status,
+            s.heartbeat_at.is_some(),
+            s.results_summary
+        ));
     }
     Ok(out)
 }

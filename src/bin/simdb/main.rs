@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use serde_json::{json, Value};
+use serde_json::json;
 use simdb::{
     Database, Error, ExperimentId, GroupBy, NewAgent, NewExperiment, NewSimulation, OnConflict,
     ParameterQuery, RecorderOptions, Result, SimulationFilter, SimulationId, SimulationService,
@@ -343,32 +343,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let mut query = ParameterQuery::new(filter);
             for p in &params {
-                let (path, value) = p.split_once('=').ok_or_else(|| Error::InvalidInput {
-                    field: "--param",
-                    reason: format!("`{p}` is not PATH=VALUE"),
-                })?;
-                // A value that is not JSON is taken as a string.
-                let value = serde_json::from_str(value)
-                    .unwrap_or_else(|_| Value::String(value.to_string()));
-                query = query.equals(path, value);
+                query = query.equals_arg(p)?;
             }
             for r in &ranges {
-                let parsed = r.split_once('=').and_then(|(path, range)| {
-                    let (lo, hi) = range.split_once("..")?;
-                    let bound = |s: &str| {
-                        if s.is_empty() {
-                            Some(None)
-                        } else {
-                            s.parse::<f64>().ok().map(Some)
-                        }
-                    };
-                    Some((path, bound(lo)?, bound(hi)?))
-                });
-                let (path, lo, hi) = parsed.ok_or_else(|| Error::InvalidInput {
-                    field: "--param-range",
-                    reason: format!("`{r}` is not PATH=LO..HI"),
-                })?;
-                query = query.range(path, lo, hi);
+                query = query.range_arg(r)?;
             }
             let mut sims = svc.analytics().find_simulations(&query)?;
             if let Some(l) = limit {
