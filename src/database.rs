@@ -5,9 +5,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "sqlite")]
 use diesel::connection::SimpleConnection;
 use diesel::migration::MigrationSource;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+#[cfg(feature = "sqlite")]
+use diesel::r2d2::CustomizeConnection;
+use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel::Connection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
 
@@ -26,6 +29,7 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations =
     diesel_migrations::embed_migrations!("migrations/postgres");
 
 /// Milliseconds a SQLite connection waits for a lock before reporting busy.
+#[cfg(feature = "sqlite")]
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 30_000;
 /// Key of the PostgreSQL advisory lock that serializes migrations
 /// (the bytes of "simdbmig").

@@ -634,37 +634,21 @@ macro_rules! impl_store {
             }
 
             fn truncate_after(&mut self, sim_key: i32, step: i64) -> Result<usize> {
-                let mut n = diesel::delete(
-                    agent_states::table
-                        .filter(agent_states::sim_key.eq(sim_key))
-                        .filter(agent_states::step.gt(step)),
-                )
-                .execute(self)?;
-                n += diesel::delete(
-                    simulation_steps::table
-                        .filter(simulation_steps::sim_key.eq(sim_key))
-                        .filter(simulation_steps::step.gt(step)),
-                )
-                .execute(self)?;
-                n += diesel::delete(
-                    step_metrics::table
-                        .filter(step_metrics::sim_key.eq(sim_key))
-                        .filter(step_metrics::step.gt(step)),
-                )
-                .execute(self)?;
-                n += diesel::delete(
-                    agent_metrics::table
-                        .filter(agent_metrics::sim_key.eq(sim_key))
-                        .filter(agent_metrics::step.gt(step)),
-                )
-                .execute(self)?;
-                n += diesel::delete(
-                    agent_memories::table
-                        .filter(agent_memories::sim_key.eq(sim_key))
-                        .filter(agent_memories::step.gt(step)),
-                )
-                .execute(self)?;
-                Ok(n)
+                macro_rules! delete_after {
+                    ($table:ident) => {
+                        diesel::delete(
+                            $table::table
+                                .filter($table::sim_key.eq(sim_key))
+                                .filter($table::step.gt(step)),
+                        )
+                        .execute(self)?
+                    };
+                }
+                Ok(delete_after!(agent_states)
+                    + delete_after!(simulation_steps)
+                    + delete_after!(step_metrics)
+                    + delete_after!(agent_metrics)
+                    + delete_after!(agent_memories))
             }
 
             fn insert_event(&mut self, event: &NewEvent) -> Result<()> {

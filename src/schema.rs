@@ -2,7 +2,7 @@
 
 diesel::table! {
     use diesel::sql_types::*;
-    use crate::sql_types::{Jsonb, Timestamptz};
+    use crate::sql_types::{Bytea, Jsonb, Timestamptz};
 
     /// Representation of the `agent_memories` table.
     ///
@@ -55,7 +55,7 @@ diesel::table! {
 
 diesel::table! {
     use diesel::sql_types::*;
-    use crate::sql_types::{Jsonb, Timestamptz};
+    use crate::sql_types::{Bytea, Jsonb, Timestamptz};
 
     /// Representation of the `agent_metrics` table.
     ///
@@ -96,7 +96,7 @@ diesel::table! {
 
 diesel::table! {
     use diesel::sql_types::*;
-    use crate::sql_types::{Jsonb, Timestamptz};
+    use crate::sql_types::{Bytea, Jsonb, Timestamptz};
 
     /// Representation of the `agent_states` table.
     ///
@@ -137,7 +137,7 @@ diesel::table! {
 
 diesel::table! {
     use diesel::sql_types::*;
-    use crate::sql_types::{Jsonb, Timestamptz};
+    use crate::sql_types::{Bytea, Jsonb, Timestamptz};
 
     /// Representation of the `agents` table.
     ///
@@ -202,7 +202,7 @@ diesel::table! {
 
 diesel::table! {
     use diesel::sql_types::*;
-    use crate::sql_types::{Jsonb, Timestamptz};
+    use crate::sql_types::{Bytea, Jsonb, Timestamptz};
 
     /// Representation of the `events` table.
     ///
@@ -261,7 +261,7 @@ diesel::table! {
 
 diesel::table! {
     use diesel::sql_types::*;
-    use crate::sql_types::{Jsonb, Timestamptz};
+    use crate::sql_types::{Bytea, Jsonb, Timestamptz};
 
     /// Representation of the `experiments` table.
     ///
@@ -308,7 +308,7 @@ diesel::table! {
 
 diesel::table! {
     use diesel::sql_types::*;
-    use crate::sql_types::{Jsonb, Timestamptz};
+    use crate::sql_types::{Bytea, Jsonb, Timestamptz};
 
     /// Representation of the `metric_names` table.
     ///
@@ -331,7 +331,7 @@ diesel::table! {
 
 diesel::table! {
     use diesel::sql_types::*;
-    use crate::sql_types::{Jsonb, Timestamptz};
+    use crate::sql_types::{Bytea, Jsonb, Timestamptz};
 
     /// Representation of the `simulation_steps` table.
     ///
@@ -366,7 +366,7 @@ diesel::table! {
 
 diesel::table! {
     use diesel::sql_types::*;
-    use crate::sql_types::{Jsonb, Timestamptz};
+    use crate::sql_types::{Bytea, Jsonb, Timestamptz};
 
     /// Representation of the `simulation_tags` table.
     ///
@@ -389,7 +389,7 @@ diesel::table! {
 
 diesel::table! {
     use diesel::sql_types::*;
-    use crate::sql_types::{Jsonb, Timestamptz};
+    use crate::sql_types::{Bytea, Jsonb, Timestamptz};
 
     /// Representation of the `simulations` table.
     ///
@@ -478,7 +478,7 @@ diesel::table! {
 
 diesel::table! {
     use diesel::sql_types::*;
-    use crate::sql_types::{Jsonb, Timestamptz};
+    use crate::sql_types::{Bytea, Jsonb, Timestamptz};
 
     /// Representation of the `step_metrics` table.
     ///

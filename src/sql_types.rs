@@ -22,6 +22,11 @@ use diesel::sql_types::SqlType;
 use diesel::sqlite::{Sqlite, SqliteValue};
 use serde_json::Value;
 
+/// Bytes: `BYTEA` on PostgreSQL, `BLOB` on SQLite. (Diesel defines its
+/// `Bytea` alias only with the PostgreSQL backend; the schema is generated
+/// from PostgreSQL and must also build for SQLite alone.)
+pub type Bytea = diesel::sql_types::Binary;
+
 /// JSON document: `JSONB` on PostgreSQL, JSON text on SQLite.
 #[derive(Debug, Clone, Copy, Default, SqlType, diesel::query_builder::QueryId)]
 #[diesel(postgres_type(oid = 3802, array_oid = 3807))]

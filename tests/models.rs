@@ -156,3 +156,14 @@ backend_tests! {
         Ok(())
     }
 }
+
+/// Handles are shared across threads (a compile-time check).
+#[test]
+fn handles_are_clone_send_sync() {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<Database>();
+    shareable::<SimulationService>();
+    shareable::<simdb::Analytics>();
+    fn sendable<T: Send + 'static>() {}
+    sendable::<simdb::Recorder>();
+}
