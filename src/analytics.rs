@@ -757,6 +757,27 @@ impl Analytics {
         })
     }
 
+    /// One agent's state JSON over a step range, by step.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
+    pub fn state_series(
+        &self,
+        id: &SimulationId,
+        agent: impl Into<AgentIndex>,
+        steps: impl RangeBounds<i64>,
+    ) -> Result<Vec<(i64, Value)>> {
+        let agent = agent.into();
+        let (lo, hi) = step_bounds(&steps);
+        with_connection!(self.db.connection()?, |c| {
+            let sim = c.find_simulation(id)?;
+            Ok(c.agent_states(sim.sim_key, agent.0, lo, hi)?
+                .into_iter()
+                .map(|s| (s.step, s.state))
+                .collect())
+        })
+    }
+
     /// Count / sum / mean / min / max of `field` across agents, per step
     /// (`buckets == 0`) or in at most `buckets` equal-width step buckets.
     ///

@@ -218,12 +218,15 @@ pub(crate) fn redact(url: &str) -> String {
             }
         }
     }
-    if let Some(pos) = out.find("password=") {
-        let start = pos + "password=".len();
+    // Every `password=` parameter (a fuzzer found a second one slipping by).
+    let mut from = 0;
+    while let Some(pos) = out[from..].find("password=") {
+        let start = from + pos + "password=".len();
         let end = out[start..]
             .find(['&', ' '])
             .map_or(out.len(), |i| start + i);
         out.replace_range(start..end, "***");
+        from = start + "***".len();
     }
     out
 }
@@ -689,6 +692,14 @@ mod tests {
         assert_eq!(
             scrub("failed for hunter2", "postgres://bob:hunter2@db/x"),
             "failed for ***"
+        );
+        assert_eq!(
+            redact("postgres://db/x?password=a1&password=b2"),
+            "postgres://db/x?password=***&password=***"
+        );
+        // The input the fuzzer found.
+        check_url_invariants(
+            "** =[`\0[Q[`\n=+`=4ooopassword=password=****** \n2\n=0[o0ooopassword=**\n",
         );
     }
 }

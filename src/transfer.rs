@@ -176,8 +176,24 @@ struct Numbered {
 
 impl SimulationService {
     /// Writes a simulation, with its experiment, agents, events and every
-    /// per-step row, as JSON Lines (see the module docs). Reads page by page:
-    /// memory stays flat however large the simulation.
+    /// per-step row, as JSON Lines. Reads page by page: memory stays flat
+    /// however large the simulation. One JSON value per line:
+    ///
+    /// ```text
+    /// {"header":{"format":"simdb-jsonl","version":1,"simulation":"<id>"}}
+    /// {"experiment":{...}}                         if it has one
+    /// {"simulation":{"simulation":{...},"tags":[...]}}
+    /// {"agent":{...}}                              one per agent
+    /// {"event":{...}}                              the audit trail
+    /// {"state":[agent,step,reward,state]}          one per agent-step
+    /// {"step":[step,recorded_at,metrics]}
+    /// {"metric":[name,agent_or_null,step,value]}
+    /// {"memory":{"agent":..,"step":..,"dtype":..,"shape":[..],"data":"<hex>","recorded_at":..}}
+    /// {"end":{"lines":<number of lines before this one>}}
+    /// ```
+    ///
+    /// Public ids are kept; `sim_key`s are reassigned by the importing
+    /// database. The end line lets an import detect truncation.
     ///
     /// # Errors
     /// [`Error::NotFound`] for an unknown simulation; [`Error::Io`] if

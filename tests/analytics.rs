@@ -135,6 +135,9 @@ backend_tests! {
             assert_eq!(a.agent_series(&sim.id, agent, "reward", 40..=120)?, ranged);
         }
         assert!(a.agent_series(&sim.id, 0, "no such metric", ..)?.is_empty());
+        let states = a.state_series(&sim.id, 2, 10..=20)?;
+        let want: Vec<(i64, Value)> = rows.iter().filter(|r| r.1 == 2 && (10..=20).contains(&r.0)).map(|r| (r.0, json!({"r": r.2}))).collect();
+        assert_eq!(states, want);
         assert!(a.agent_series(&sim.id, 99, "reward", ..)?.is_empty());
         Ok(())
     }
