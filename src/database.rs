@@ -218,7 +218,9 @@ fn password_spans(url: &str) -> Vec<std::ops::Range<usize>> {
     let mut from = 0;
     while let Some(pos) = url[from..].find("password=") {
         let start = from + pos + "password=".len();
-        let end = url[start..].find(['&', ' ']).map_or(url.len(), |i| start + i);
+        let end = url[start..]
+            .find(['&', ' '])
+            .map_or(url.len(), |i| start + i);
         if spans.last().is_none_or(|last| last.end <= start) {
             spans.push(start..end);
         }
@@ -236,13 +238,32 @@ pub(crate) fn redact(url: &str) -> String {
     out
 }
 
-/// Removes every occurrence of the URL's passwords from a driver message.
+/// Removes every occurrence of the URL's passwords from a driver message,
+/// in one left-to-right pass (replacing password by password could feed a
+/// password like `*` its own `***`: a fuzzer found that blow-up).
 fn scrub(message: &str, url: &str) -> String {
-    let mut out = message.to_string();
-    for span in password_spans(url) {
-        let pw = &url[span];
-        if !pw.is_empty() {
-            out = out.replace(pw, "***");
+    let mut passwords: Vec<&str> = password_spans(url)
+        .into_iter()
+        .map(|span| &url[span])
+        .filter(|pw| !pw.is_empty())
+        .collect();
+    if passwords.is_empty() {
+        return message.to_string();
+    }
+    // Longest first, so a password containing another is replaced whole.
+    passwords.sort_by_key(|pw| std::cmp::Reverse(pw.len()));
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(c) = rest.chars().next() {
+        match passwords.iter().find(|pw| rest.starts_with(**pw)) {
+            Some(pw) => {
+                out.push_str("***");
+                rest = &rest[pw.len()..];
+            }
+            None => {
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
         }
     }
     out
@@ -259,7 +280,8 @@ pub(crate) fn check_url_invariants(text: &str) {
     for span in password_spans(text) {
         let pw = &text[span];
         // Alphanumeric passwords only: `***` and its neighbours cannot form them.
-        if !pw.is_empty() && pw.chars().all(char::is_alphanumeric) && text.matches(pw).count() == 1 {
+        if !pw.is_empty() && pw.chars().all(char::is_alphanumeric) && text.matches(pw).count() == 1
+        {
             assert!(!redacted.contains(pw), "password survived redaction");
             assert!(!scrubbed.contains(pw), "password survived scrubbing");
         }
