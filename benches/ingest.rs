@@ -58,6 +58,20 @@ fn setup(svc: &SimulationService) -> BenchResult<Simulation> {
     Ok(svc.start_simulation(&sim.id)?)
 }
 
+/// One row per agent: (step, agent, reward, span of its JSON state in `json`).
+type Rows = Vec<(i64, i64, f64, std::ops::Range<usize>)>;
+
+/// Serializes every agent's state at `step` onto `json`, as the Recorder
+/// does, so that the ceilings pay the same serialization cost.
+fn serialize_step(step: i64, json: &mut Vec<u8>, rows: &mut Rows) -> BenchResult<()> {
+    for agent in 0..AGENTS {
+        let from = json.len();
+        serde_json::to_writer(&mut *json, &state(step, agent))?;
+        rows.push((step, agent, reward(step, agent), from..json.len()));
+    }
+    Ok(())
+}
+
 /// The Recorder, as a simulation loop would call it.
 fn recorder_run(db: &TestDatabase, steps: i64) -> BenchResult<f64> {
     let svc = SimulationService::new(db.database().clone());
@@ -127,9 +141,9 @@ fn sqlite_ceiling(db: &TestDatabase, steps: i64) -> BenchResult<f64> {
     let metrics = serde_json::to_string(&json!({"alive": AGENTS}))?;
     let start = Instant::now();
     let mut json = Vec::with_capacity(64 * 10_000);
-    let mut rows: Vec<(i64, i64, f64, std::ops::Range<usize>)> = Vec::with_capacity(10_000);
+    let mut rows: Rows = Vec::with_capacity(10_000);
     let mut step_rows: Vec<(i64, String)> = Vec::new();
-    let write = |rows: &mut Vec<(i64, i64, f64, std::ops::Range<usize>)>,
+    let write = |rows: &mut Rows,
                  json: &mut Vec<u8>,
                  step_rows: &mut Vec<(i64, String)>|
      -> BenchResult<()> {
@@ -171,11 +185,7 @@ fn sqlite_ceiling(db: &TestDatabase, steps: i64) -> BenchResult<f64> {
         Ok(())
     };
     for step in 0..steps {
-        for agent in 0..AGENTS {
-            let from = json.len();
-            serde_json::to_writer(&mut json, &state(step, agent))?;
-            rows.push((step, agent, reward(step, agent), from..json.len()));
-        }
+        serialize_step(step, &mut json, &mut rows)?;
         step_rows.push((
             step,
             chrono::Utc::now().format("%F %T%.f+00:00").to_string(),
@@ -223,11 +233,11 @@ fn postgres_ceiling(db: &TestDatabase, steps: i64) -> BenchResult<f64> {
     let mut client = postgres::Client::connect(db.url(), postgres::NoTls)?;
     let start = Instant::now();
     let mut json = Vec::with_capacity(64 * 10_000);
-    let mut rows: Vec<(i64, i64, f64, std::ops::Range<usize>)> = Vec::with_capacity(10_000);
+    let mut rows: Rows = Vec::with_capacity(10_000);
     let mut step_rows: Vec<i64> = Vec::new();
     let metrics = serde_json::to_vec(&json!({"alive": AGENTS}))?;
     let write = |client: &mut postgres::Client,
-                 rows: &mut Vec<(i64, i64, f64, std::ops::Range<usize>)>,
+                 rows: &mut Rows,
                  json: &mut Vec<u8>,
                  step_rows: &mut Vec<i64>|
      -> BenchResult<()> {
@@ -274,11 +284,7 @@ fn postgres_ceiling(db: &TestDatabase, steps: i64) -> BenchResult<f64> {
         Ok(())
     };
     for step in 0..steps {
-        for agent in 0..AGENTS {
-            let from = json.len();
-            serde_json::to_writer(&mut json, &state(step, agent))?;
-            rows.push((step, agent, reward(step, agent), from..json.len()));
-        }
+        serialize_step(step, &mut json, &mut rows)?;
         step_rows.push(step);
         if rows.len() >= 10_000 {
             write(&mut client, &mut rows, &mut json, &mut step_rows)?;
