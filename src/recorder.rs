@@ -237,10 +237,13 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn error(&self) -> Option<Error> {
+    /// The writer's failure, counting as unpersisted the held batches plus
+    /// `pending` rows still on the recording side.
+    fn error(&self, pending: usize) -> Option<Error> {
         let state = self.lock();
         state.error.as_ref().map(|e| Error::Recorder {
-            unpersisted_rows: state.held.iter().map(|b| b.rows() as u64).sum(),
+            unpersisted_rows: state.held.iter().map(|b| b.rows() as u64).sum::<u64>()
+                + pending as u64,
             source: Arc::clone(e),
         })
     }
@@ -262,7 +265,6 @@ impl Shared {
 #[derive(Debug)]
 pub struct Recorder {
     sim: SimulationId,
-    sim_key: i32,
     options: RecorderOptions,
     batch: Batch,
     metric_ids: HashMap<String, u32>,
@@ -301,8 +303,7 @@ impl SimulationService {
             db: self.database().clone(),
             sim_key: simulation.sim_key,
             shared: Arc::clone(&shared),
-            metric_names: Vec::new(),
-            metric_db_ids: Vec::new(),
+            metrics: MetricCache::default(),
             max_attempts: options.max_attempts,
         };
         let handle = std::thread::Builder::new()
@@ -311,7 +312,6 @@ impl SimulationService {
             .map_err(|e| Error::invalid("recorder", format!("cannot spawn writer thread: {e}")))?;
         let mut recorder = Recorder {
             sim: simulation.id,
-            sim_key: simulation.sim_key,
             options,
             batch: Batch::default(),
             metric_ids: HashMap::new(),
@@ -377,7 +377,7 @@ impl Recorder {
             return Err(Error::RecorderClosed);
         }
         if self.shared.failed.load(Ordering::Acquire) {
-            if let Some(e) = self.shared.error() {
+            if let Some(e) = self.shared.error(self.batch.rows()) {
                 return Err(e);
             }
         }
@@ -407,7 +407,9 @@ impl Recorder {
     }
 
     fn writer_gone(&self) -> Error {
-        self.shared.error().unwrap_or(Error::RecorderClosed)
+        self.shared
+            .error(self.batch.rows())
+            .unwrap_or(Error::RecorderClosed)
     }
 
     /// Records one agent's reward and state at a step. `state` is anything
@@ -523,7 +525,7 @@ impl Recorder {
             .send(Msg::Flush(ack))
             .map_err(|_| self.writer_gone())?;
         done.recv().map_err(|_| self.writer_gone())?;
-        match self.shared.error() {
+        match self.shared.error(self.batch.rows()) {
             Some(e) => Err(e),
             None => Ok(()),
         }
@@ -550,8 +552,10 @@ impl Recorder {
         self.flush()
     }
 
-    /// Drops the rows held after a failure, returning how many there were,
-    /// so that recording can go on.
+    /// After a failure, drops the batches the writer refused or did not
+    /// reach and returns how many rows they held, so that recording can go
+    /// on. Rows recorded since the last hand-off stay queued and are written
+    /// by the next flush.
     pub fn discard_unpersisted(&mut self) -> u64 {
         let mut state = self.shared.lock();
         let rows = state.held.drain(..).map(|b| b.rows() as u64).sum();
@@ -588,7 +592,6 @@ impl Drop for Recorder {
         if let Err(e) = self.shutdown() {
             tracing::error!(simulation = %self.sim, error = %e, "simdb recorder dropped with unwritten rows");
         }
-        let _ = self.sim_key;
     }
 }
 
@@ -597,10 +600,8 @@ struct Writer {
     db: Database,
     sim_key: i32,
     shared: Arc<Shared>,
-    /// Metric names by recorder-local id.
-    metric_names: Vec<String>,
-    /// Database ids by recorder-local id, once interned and committed.
-    metric_db_ids: Vec<Option<i32>>,
+    /// Metric names and, once committed, their database ids.
+    metrics: MetricCache,
     max_attempts: u32,
 }
 
@@ -637,12 +638,7 @@ impl Writer {
 
     fn handle(&mut self, batch: Batch) {
         for (id, name) in &batch.new_metric_names {
-            let i = *id as usize;
-            if self.metric_names.len() <= i {
-                self.metric_names.resize(i + 1, String::new());
-                self.metric_db_ids.resize(i + 1, None);
-            }
-            self.metric_names[i] = name.clone();
+            self.metrics.register(*id, name);
         }
         if self.shared.failed.load(Ordering::Acquire) {
             self.shared.lock().held.push_back(batch);
@@ -653,9 +649,7 @@ impl Writer {
             attempt += 1;
             match self.write(&batch) {
                 Ok(ids) => {
-                    for (i, id) in ids {
-                        self.metric_db_ids[i] = Some(id);
-                    }
+                    self.metrics.learned(ids);
                     self.shared.lock().rows_written += batch.rows() as u64;
                     return;
                 }
@@ -678,12 +672,8 @@ impl Writer {
 
     /// Writes one batch in one transaction; returns metric ids it interned.
     fn write(&self, batch: &Batch) -> Result<Vec<(usize, i32)>> {
-        let cache = MetricCache {
-            names: self.metric_names.clone(),
-            ids: self.metric_db_ids.clone(),
-        };
         with_connection!(self.db.writer()?, |c| c.write(|c| {
-            let interned = write_batch(c, self.sim_key, batch, &cache)?;
+            let interned = write_batch(c, self.sim_key, batch, &self.metrics)?;
             c.touch(self.sim_key)?;
             Ok(interned)
         }))
@@ -698,6 +688,25 @@ pub(crate) struct MetricCache {
 }
 
 impl MetricCache {
+    /// Records the name of a recorder-local id.
+    fn register(&mut self, id: u32, name: &str) {
+        let i = id as usize;
+        if self.names.len() <= i {
+            self.names.resize(i + 1, String::new());
+            self.ids.resize(i + 1, None);
+        }
+        self.names[i] = name.to_string();
+    }
+
+    /// Keeps database ids that a committed batch interned.
+    pub(crate) fn learned(&mut self, ids: Vec<(usize, i32)>) {
+        for (i, id) in ids {
+            if let Some(slot) = self.ids.get_mut(i) {
+                *slot = Some(id);
+            }
+        }
+    }
+
     /// The local id of `name`, registering it if new.
     pub(crate) fn local(&mut self, name: &str) -> u32 {
         match self.names.iter().position(|n| n == name) {

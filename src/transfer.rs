@@ -630,9 +630,8 @@ fn import_lines<C: Store + Bulk>(
     let mut batch = Batch::default();
     let mut cache = MetricCache::default();
     let flush = |c: &mut C, batch: &mut Batch, cache: &mut MetricCache, key: i32| -> Result<()> {
-        for (i, id) in write_batch(c, key, batch, cache)? {
-            cache.ids[i] = Some(id);
-        }
+        let interned = write_batch(c, key, batch, cache)?;
+        cache.learned(interned);
         *batch = Batch::default();
         Ok(())
     };
