@@ -154,6 +154,14 @@ pub(crate) trait Store {
         lo: i64,
         hi: i64,
     ) -> Result<Vec<AgentState>>;
+    /// At most `limit` of one agent's states after `after`, by step.
+    fn agent_states_page(
+        &mut self,
+        sim_key: i32,
+        agent: i32,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<AgentState>>;
     fn states_at_step(&mut self, sim_key: i32, step: i64) -> Result<Vec<AgentState>>;
     fn steps(&mut self, sim_key: i32, lo: i64, hi: i64) -> Result<Vec<SimulationStep>>;
     fn latest_memory(&mut self, sim_key: i32, agent: i32) -> Result<Option<AgentMemory>>;
@@ -537,6 +545,23 @@ macro_rules! impl_store {
                     .filter(agent_states::step.between(lo, hi))
                     .select(AgentState::as_select())
                     .order(agent_states::step)
+                    .load(self)?)
+            }
+
+            fn agent_states_page(
+                &mut self,
+                sim_key: i32,
+                agent: i32,
+                after: i64,
+                limit: i64,
+            ) -> Result<Vec<AgentState>> {
+                Ok(agent_states::table
+                    .filter(agent_states::sim_key.eq(sim_key))
+                    .filter(agent_states::agent_index.eq(agent))
+                    .filter(agent_states::step.gt(after))
+                    .select(AgentState::as_select())
+                    .order(agent_states::step)
+                    .limit(limit)
                     .load(self)?)
             }
 

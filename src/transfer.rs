@@ -30,7 +30,9 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::ids::{AgentIndex, ExperimentId, SimulationId};
 use crate::models::NewExperiment;
-use crate::models::{Agent, Event, Experiment, NewAgent, NewAgentMemory, NewEvent, Simulation};
+use crate::models::{
+    Agent, AgentState, Event, Experiment, NewAgent, NewAgentMemory, NewEvent, Simulation,
+};
 use crate::queries::{FullSimulation, Store};
 use crate::recorder::{write_batch, Batch, Bulk, MetricCache};
 use crate::service::{check_json, finite, SimulationService};
@@ -44,8 +46,8 @@ pub const JSONL_VERSION: u32 = 1;
 
 /// Rows per write during import (one transaction holds them all).
 const IMPORT_BATCH_ROWS: usize = 10_000;
-/// Steps per page when exporting one agent's states.
-const EXPORT_PAGE_STEPS: i64 = 100_000;
+/// Rows per page when exporting one agent's states.
+const EXPORT_PAGE_ROWS: i64 = 50_000;
 
 /// What to do when an imported simulation's id already exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -241,20 +243,12 @@ impl SimulationService {
             w.write(&Line::Event(event))?;
         }
         for agent in &agents {
-            let mut from = 0i64;
-            loop {
-                let to = from.saturating_add(EXPORT_PAGE_STEPS - 1);
-                let page = self.agent_states(id, agent.agent_index, from..=to)?;
+            self.for_each_state_page(sim.sim_key, agent.agent_index.0, |page| {
                 for s in page {
                     w.write(&Line::State(s.agent_index.0, s.step, s.reward, s.state))?;
                 }
-                // Pages are step ranges; stop past the last stored step.
-                let more = self.agent_states(id, agent.agent_index, to.saturating_add(1)..)?;
-                if more.is_empty() || to == i64::MAX {
-                    break;
-                }
-                from = to + 1;
-            }
+                Ok(())
+            })?;
         }
         for step in self.steps(id, ..)? {
             w.write(&Line::Step(step.step, step.recorded_at, step.metrics))?;
@@ -332,25 +326,28 @@ impl SimulationService {
             for (name, step, value) in &metrics {
                 by_step.insert((*step, name.as_str()), *value);
             }
-            for s in self.agent_states(id, agent.agent_index, ..)? {
-                let mut cells = vec![
-                    s.step.to_string(),
-                    s.agent_index.to_string(),
-                    agent.kind.clone().unwrap_or_default(),
-                    s.reward.to_string(),
-                ];
-                for name in &names {
-                    cells.push(
-                        by_step
-                            .get(&(s.step, name.as_str()))
-                            .map(|v| v.to_string())
-                            .unwrap_or_default(),
-                    );
+            self.for_each_state_page(sim.sim_key, agent.agent_index.0, |page| {
+                for s in page {
+                    let mut cells = vec![
+                        s.step.to_string(),
+                        s.agent_index.to_string(),
+                        agent.kind.clone().unwrap_or_default(),
+                        s.reward.to_string(),
+                    ];
+                    for name in &names {
+                        cells.push(
+                            by_step
+                                .get(&(s.step, name.as_str()))
+                                .map(|v| v.to_string())
+                                .unwrap_or_default(),
+                        );
+                    }
+                    cells.push(s.state.to_string());
+                    write_csv(&mut out, &cells).map_err(io)?;
+                    rows += 1;
                 }
-                cells.push(s.state.to_string());
-                write_csv(&mut out, &cells).map_err(io)?;
-                rows += 1;
-            }
+                Ok(())
+            })?;
         }
         out.flush().map_err(io)?;
         Ok(rows)
@@ -413,6 +410,36 @@ impl SimulationService {
             simulation: header_sim,
             lines: total,
         })
+    }
+}
+
+impl SimulationService {
+    /// Calls `f` with one agent's states in step order, a page at a time
+    /// (keyset pagination), so an export's memory stays flat.
+    fn for_each_state_page(
+        &self,
+        sim_key: i32,
+        agent: i32,
+        mut f: impl FnMut(Vec<AgentState>) -> Result<()>,
+    ) -> Result<()> {
+        let mut after = i64::MIN;
+        loop {
+            let page = with_connection!(self.database().connection()?, |c| c.agent_states_page(
+                sim_key,
+                agent,
+                after,
+                EXPORT_PAGE_ROWS
+            ))?;
+            let Some(last) = page.last().map(|s| s.step) else {
+                return Ok(());
+            };
+            let full = page.len() as i64 == EXPORT_PAGE_ROWS;
+            f(page)?;
+            if !full {
+                return Ok(());
+            }
+            after = last;
+        }
     }
 }
 

@@ -248,3 +248,28 @@ backend_tests! {
         Ok(())
     }
 }
+
+backend_tests! {
+    fn export_pages_through_long_series(db) {
+        // More than two export pages (50,000 rows each) for one agent.
+        let svc = service(db);
+        let sim = running_sim(&svc, 1)?;
+        let mut rec = svc.recorder(&sim.id)?;
+        for step in 0..100_001 {
+            rec.agent_state(step, 0, 0.0, &Value::Null)?;
+        }
+        rec.close()?;
+        let mut out = Vec::new();
+        svc.export_jsonl(&sim.id, &mut out)?;
+        let text = String::from_utf8(out).map_err(|_| Error::RecorderClosed)?;
+        let steps: Vec<i64> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| v.get("state").and_then(|s| s[1].as_i64()))
+            .collect();
+        assert_eq!(steps, (0..100_001).collect::<Vec<_>>());
+        let mut csv = Vec::new();
+        assert_eq!(svc.export_csv(&sim.id, &mut csv)?, 100_001);
+        Ok(())
+    }
+}
