@@ -357,6 +357,7 @@ trait AnalyticsStore {
         hi: i64,
     ) -> Result<Vec<(i64, f64)>>;
     fn step_span(&mut self, sim_key: i32, field: &Field) -> Result<Option<(i64, i64)>>;
+    /// Aggregates of the rows from step `lo` on, in buckets of `width` steps.
     fn aggregate(
         &mut self,
         sim_key: i32,
@@ -488,6 +489,7 @@ macro_rules! impl_analytics {
                 let rows: Vec<AggRow> = match field {
                     Field::Reward => agent_states::table
                         .filter(agent_states::sim_key.eq(sim_key))
+                        .filter(agent_states::step.ge(lo))
                         .group_by((agent_states::step - lo) / width)
                         .select((
                             min(agent_states::step),
@@ -503,6 +505,7 @@ macro_rules! impl_analytics {
                         Some(metric) => agent_metrics::table
                             .filter(agent_metrics::sim_key.eq(sim_key))
                             .filter(agent_metrics::metric_id.eq(metric))
+                            .filter(agent_metrics::step.ge(lo))
                             .group_by((agent_metrics::step - lo) / width)
                             .select((
                                 min(agent_metrics::step),
@@ -702,7 +705,7 @@ impl Analytics {
                 .select(SimulationStep::as_select())
                 .first(c)
                 .optional()?;
-            let last_step = c.rows_after(sim.sim_key, i64::MIN)?.1;
+            let last_step = c.step_span(sim.sim_key, &Field::Reward)?.map(|(_, hi)| hi);
             let kinds: BTreeMap<i32, Option<String>> = agents
                 .iter()
                 .map(|a| (a.agent_index.0, a.kind.clone()))
@@ -871,9 +874,10 @@ impl Analytics {
             let Some((lo, hi)) = c.step_span(sim.sim_key, field)? else {
                 return Ok((None, None));
             };
+            // Buckets start at their origin: from `hi`, one bucket of the last step.
             let last = c.aggregate(sim.sim_key, field, hi, 1)?;
             let all = c.aggregate(sim.sim_key, field, lo, hi - lo + 1)?;
-            let final_mean = last.iter().find(|a| a.first_step == hi).map(|a| a.mean);
+            let final_mean = last.first().map(|a| a.mean);
             let count: i64 = all.iter().map(|a| a.count).sum();
             let total: f64 = all.iter().map(|a| a.sum).sum();
             Ok((final_mean, (count > 0).then(|| total / count as f64)))
