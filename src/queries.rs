@@ -164,7 +164,8 @@ pub(crate) trait Store {
     ) -> Result<Vec<AgentState>>;
     fn states_at_step(&mut self, sim_key: i32, step: i64) -> Result<Vec<AgentState>>;
     fn steps(&mut self, sim_key: i32, lo: i64, hi: i64) -> Result<Vec<SimulationStep>>;
-    fn latest_memory(&mut self, sim_key: i32, agent: i32) -> Result<Option<AgentMemory>>;
+    /// An agent's latest memory snapshot at or before step `at`.
+    fn latest_memory(&mut self, sim_key: i32, agent: i32, at: i64) -> Result<Option<AgentMemory>>;
     fn memories(&mut self, sim_key: i32, agent: i32) -> Result<Vec<AgentMemory>>;
     /// Sets heartbeat_at of a running simulation to now.
     fn touch(&mut self, sim_key: i32) -> Result<()>;
@@ -583,10 +584,16 @@ macro_rules! impl_store {
                     .load(self)?)
             }
 
-            fn latest_memory(&mut self, sim_key: i32, agent: i32) -> Result<Option<AgentMemory>> {
+            fn latest_memory(
+                &mut self,
+                sim_key: i32,
+                agent: i32,
+                at: i64,
+            ) -> Result<Option<AgentMemory>> {
                 Ok(agent_memories::table
                     .filter(agent_memories::sim_key.eq(sim_key))
                     .filter(agent_memories::agent_index.eq(agent))
+                    .filter(agent_memories::step.le(at))
                     .select(AgentMemory::as_select())
                     .order(agent_memories::step.desc())
                     .first(self)

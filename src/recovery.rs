@@ -102,21 +102,15 @@ impl SimulationService {
             }))?;
         let simulation = self.start_simulation(id)?;
         let (states, memories) = match last_complete_step {
-            Some(step) => {
-                let states = self.states_at_step(id, step)?;
+            Some(step) => with_connection!(self.database().connection()?, |c| {
+                let key = simulation.sim_key;
+                let states = c.states_at_step(key, step)?;
                 let mut memories = Vec::new();
-                for agent in self.agents(id)? {
-                    if let Some(m) = self
-                        .memories(id, agent.agent_index)?
-                        .into_iter()
-                        .rev()
-                        .find(|m| m.step <= step)
-                    {
-                        memories.push(m);
-                    }
+                for agent in c.agents(key)? {
+                    memories.extend(c.latest_memory(key, agent.agent_index.0, step)?);
                 }
-                (states, memories)
-            }
+                Ok::<_, Error>((states, memories))
+            })?,
             None => (Vec::new(), Vec::new()),
         };
         Ok(ResumePoint {

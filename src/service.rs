@@ -556,7 +556,7 @@ impl SimulationService {
         let agent = agent.into();
         with_connection!(self.db.connection()?, |c| {
             let sim = c.find_simulation(sim)?;
-            c.latest_memory(sim.sim_key, agent.0)
+            c.latest_memory(sim.sim_key, agent.0, i64::MAX)
         })
     }
 }
