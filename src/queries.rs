@@ -354,7 +354,7 @@ macro_rules! impl_store {
                             .values(chunk.to_vec())
                             .execute(c)
                             .map_err(|e| {
-                                Error::from_write(e, "agent", format!("{} of {}", "one or more agents", sim.id), None)
+                                Error::from_write(e, "agent", format!("one or more agents of {}", sim.id), None)
                             })?;
                     }
                     diesel::insert_into(events::table)
