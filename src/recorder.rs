@@ -21,7 +21,7 @@ use crate::database::Database;
 use crate::error::{Error, Result};
 use crate::ids::{validate_text, AgentIndex, SimulationId};
 use crate::models::{AgentMemory, AgentMetric, NewAgentMemory, StepMetric};
-use crate::queries::Store;
+use crate::store::prelude::*;
 use crate::schema::{agent_metrics, agent_states, simulation_steps, step_metrics};
 use crate::service::{check_json_text, check_running, check_step, finite, SimulationService};
 use crate::sql_types::{RawJson, TimeParam};

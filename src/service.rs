@@ -9,7 +9,8 @@ use crate::database::Database;
 use crate::error::{Error, Result};
 use crate::ids::{validate_text, AgentIndex, ExperimentId, SimulationId};
 use crate::models::*;
-use crate::queries::{step_bounds, SimulationFilter, Store};
+use crate::store::prelude::*;
+use crate::store::{step_bounds, SimulationFilter};
 use crate::with_connection;
 
 /// Longest experiment, agent or simulation name, kind, policy or tag.

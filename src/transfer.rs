@@ -33,7 +33,8 @@ use crate::models::NewExperiment;
 use crate::models::{
     Agent, AgentState, Event, Experiment, NewAgent, NewAgentMemory, NewEvent, Simulation,
 };
-use crate::queries::{FullSimulation, Store};
+use crate::store::prelude::*;
+use crate::store::FullSimulation;
 use crate::recorder::{write_batch, Batch, Bulk, MetricCache};
 use crate::service::{check_json, finite, SimulationService};
 use crate::sql_types::{JsonParam, TimeParam};

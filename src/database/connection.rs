@@ -1,0 +1,94 @@
+//! Connections handed to callers, and `with_connection!`, which compiles one
+//! body for each backend.
+
+use diesel::r2d2::{ConnectionManager, PooledConnection};
+
+#[cfg(feature = "postgres")]
+use diesel::pg::PgConnection;
+#[cfg(feature = "sqlite")]
+use diesel::sqlite::SqliteConnection;
+
+/// A pooled connection of either backend, from [`Database::connection`].
+///
+/// Run your own Diesel queries against the public [`crate::schema`] by
+/// matching on it, or write the body once with [`crate::with_connection!`].
+pub enum DbConnection {
+    /// A SQLite connection.
+    #[cfg(feature = "sqlite")]
+    Sqlite(PooledConnection<ConnectionManager<SqliteConnection>>),
+    /// A PostgreSQL connection.
+    #[cfg(feature = "postgres")]
+    Postgres(PooledConnection<ConnectionManager<PgConnection>>),
+}
+
+impl std::fmt::Debug for DbConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            #[cfg(feature = "sqlite")]
+            DbConnection::Sqlite(_) => f.write_str("DbConnection::Sqlite"),
+            #[cfg(feature = "postgres")]
+            DbConnection::Postgres(_) => f.write_str("DbConnection::Postgres"),
+        }
+    }
+}
+
+/// Runs `$body` with `$c` bound to `&mut SqliteConnection` or `&mut
+/// PgConnection`, whichever backend the [`DbConnection`] holds. The body is
+/// compiled once per backend, so any Diesel query valid on both works:
+///
+/// ```
+/// # fn main() -> simdb::Result<()> {
+/// use simdb::diesel::prelude::*;
+/// use simdb::schema::simulations;
+///
+/// let db = simdb::Database::open("sqlite::memory:")?;
+/// let count: i64 = simdb::with_connection!(db.connection()?, |c| {
+///     simulations::table.count().get_result(c)?
+/// });
+/// assert_eq!(count, 0);
+/// # Ok(()) }
+/// ```
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+#[macro_export]
+macro_rules! with_connection {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::DbConnection::Sqlite(mut __simdb_conn) => {
+                let $c: &mut $crate::diesel::sqlite::SqliteConnection = &mut *__simdb_conn;
+                $body
+            }
+            $crate::DbConnection::Postgres(mut __simdb_conn) => {
+                let $c: &mut $crate::diesel::pg::PgConnection = &mut *__simdb_conn;
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` with `$c` bound to the connection's `&mut SqliteConnection`.
+#[cfg(all(feature = "sqlite", not(feature = "postgres")))]
+#[macro_export]
+macro_rules! with_connection {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::DbConnection::Sqlite(mut __simdb_conn) => {
+                let $c: &mut $crate::diesel::sqlite::SqliteConnection = &mut *__simdb_conn;
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` with `$c` bound to the connection's `&mut PgConnection`.
+#[cfg(all(feature = "postgres", not(feature = "sqlite")))]
+#[macro_export]
+macro_rules! with_connection {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::DbConnection::Postgres(mut __simdb_conn) => {
+                let $c: &mut $crate::diesel::pg::PgConnection = &mut *__simdb_conn;
+                $body
+            }
+        }
+    };
+}

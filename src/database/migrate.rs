@@ -1,0 +1,178 @@
+//! Embedded migrations: applied once under a lock, refused when the database
+//! is newer than this library.
+
+use diesel::migration::MigrationSource;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
+
+#[cfg(feature = "postgres")]
+use diesel::pg::{Pg, PgConnection};
+#[cfg(feature = "sqlite")]
+use diesel::sqlite::{Sqlite, SqliteConnection};
+
+use super::{Backend, Database, DbConnection};
+use crate::error::{Error, Result};
+
+#[cfg(feature = "sqlite")]
+const SQLITE_MIGRATIONS: EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("migrations/sqlite");
+#[cfg(feature = "postgres")]
+const POSTGRES_MIGRATIONS: EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("migrations/postgres");
+/// Key of the PostgreSQL advisory lock that serializes migrations
+/// (the bytes of "simdbmig").
+#[cfg(feature = "postgres")]
+const MIGRATION_LOCK_KEY: i64 = 0x73696d_64626d6967;
+
+impl Database {
+
+    /// Versions of the migrations applied to this database, oldest first.
+    ///
+    /// # Errors
+    /// [`Error::Migration`] if the migration table cannot be read.
+    pub fn applied_migrations(&self) -> Result<Vec<String>> {
+        let mut versions: Vec<String> = match self.writer()? {
+            #[cfg(feature = "sqlite")]
+            DbConnection::Sqlite(mut c) => c
+                .applied_migrations()
+                .map_err(migration_error)?
+                .iter()
+                .map(|v| v.to_string())
+                .collect(),
+            #[cfg(feature = "postgres")]
+            DbConnection::Postgres(mut c) => c
+                .applied_migrations()
+                .map_err(migration_error)?
+                .iter()
+                .map(|v| v.to_string())
+                .collect(),
+        };
+        versions.sort();
+        Ok(versions)
+    }
+
+    /// Versions of the migrations embedded in this library, oldest first.
+    pub fn embedded_migrations(&self) -> Result<Vec<String>> {
+        match self.backend() {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite => embedded_versions::<Sqlite>(&SQLITE_MIGRATIONS),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres => embedded_versions::<Pg>(&POSTGRES_MIGRATIONS),
+            #[allow(unreachable_patterns)]
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Reverts every applied migration: **drops all simdb tables and data**.
+    /// For tooling and tests of the migrations themselves.
+    ///
+    /// # Errors
+    /// [`Error::Migration`] if a down migration fails.
+    pub fn revert_all_migrations(&self) -> Result<()> {
+        match self.writer()? {
+            #[cfg(feature = "sqlite")]
+            DbConnection::Sqlite(mut c) => {
+                c.revert_all_migrations(SQLITE_MIGRATIONS)
+                    .map_err(migration_error)?;
+            }
+            #[cfg(feature = "postgres")]
+            DbConnection::Postgres(mut c) => {
+                c.revert_all_migrations(POSTGRES_MIGRATIONS)
+                    .map_err(migration_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies pending embedded migrations under the migration lock (done by
+    /// [`Database::open`] already; useful after [`Database::revert_all_migrations`]).
+    ///
+    /// # Errors
+    /// As for [`Database::open`].
+    pub fn run_pending_migrations(&self) -> Result<()> {
+        match self.writer()? {
+            #[cfg(feature = "sqlite")]
+            DbConnection::Sqlite(mut c) => migrate_sqlite(&mut c),
+            #[cfg(feature = "postgres")]
+            DbConnection::Postgres(mut c) => migrate_postgres(&mut c),
+        }
+    }
+}
+
+fn migration_error(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
+    Error::Migration(e.to_string())
+}
+
+fn embedded_versions<DB: diesel::backend::Backend>(
+    source: &EmbeddedMigrations,
+) -> Result<Vec<String>>
+where
+    EmbeddedMigrations: MigrationSource<DB>,
+{
+    let mut versions: Vec<String> = MigrationSource::<DB>::migrations(source)
+        .map_err(migration_error)?
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect();
+    versions.sort();
+    Ok(versions)
+}
+
+/// Refuses a database that has migrations this library does not know.
+fn check_not_newer<C, DB>(conn: &mut C, source: &EmbeddedMigrations) -> Result<()>
+where
+    DB: diesel::backend::Backend,
+    C: MigrationHarness<DB>,
+    EmbeddedMigrations: MigrationSource<DB>,
+{
+    let known = embedded_versions::<DB>(source)?;
+    let applied = conn.applied_migrations().map_err(migration_error)?;
+    let unknown = applied
+        .iter()
+        .map(|v| v.to_string())
+        .filter(|v| !known.contains(v))
+        .max();
+    match unknown {
+        Some(database_version) => Err(Error::SchemaTooNew {
+            database_version,
+            library_version: known.last().cloned().unwrap_or_default(),
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(feature = "sqlite")]
+pub(crate) fn migrate_sqlite(conn: &mut SqliteConnection) -> Result<()> {
+    // BEGIN IMMEDIATE takes the write lock before anything is read, so
+    // concurrent first opens queue here and apply migrations exactly once;
+    // Diesel runs each migration in a savepoint inside it.
+    conn.immediate_transaction(|conn| {
+        check_not_newer::<_, Sqlite>(conn, &SQLITE_MIGRATIONS)?;
+        let applied = conn
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map_err(migration_error)?;
+        if !applied.is_empty() {
+            tracing::info!(count = applied.len(), "applied simdb migrations (sqlite)");
+        }
+        Ok(())
+    })
+}
+
+#[cfg(feature = "postgres")]
+pub(crate) fn migrate_postgres(conn: &mut PgConnection) -> Result<()> {
+    use diesel::RunQueryDsl;
+    diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")).execute(conn)?;
+    let outcome = check_not_newer::<_, Pg>(conn, &POSTGRES_MIGRATIONS).and_then(|()| {
+        let applied = conn
+            .run_pending_migrations(POSTGRES_MIGRATIONS)
+            .map_err(migration_error)?;
+        if !applied.is_empty() {
+            tracing::info!(count = applied.len(), "applied simdb migrations (postgres)");
+        }
+        Ok(())
+    });
+    let unlocked =
+        diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")).execute(conn);
+    outcome?;
+    unlocked?;
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! Numeric metrics and their interned names.
+
+use diesel::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::models::{AgentMetric, StepMetric};
+use crate::schema::{agent_metrics, metric_names, step_metrics};
+
+pub(crate) trait MetricStore {
+    fn metric_id(&mut self, name: &str) -> Result<i32>;
+    fn insert_step_metric(&mut self, row: &StepMetric) -> Result<()>;
+    fn insert_agent_metric(&mut self, row: &AgentMetric) -> Result<()>;
+    /// Simulation-level metrics with their names, by step then name.
+    fn named_step_metrics(&mut self, sim_key: i32) -> Result<Vec<(String, i64, f64)>>;
+    /// One agent's metrics with their names, by step then name.
+    fn named_agent_metrics(&mut self, sim_key: i32, agent: i32) -> Result<Vec<(String, i64, f64)>>;
+}
+
+for_each_backend! {
+    impl MetricStore {
+        fn metric_id(&mut self, name: &str) -> Result<i32> {
+            let find = |c: &mut Self| {
+                metric_names::table
+                    .filter(metric_names::name.eq(name))
+                    .select(metric_names::metric_id)
+                    .first::<i32>(c)
+                    .optional()
+            };
+            if let Some(id) = find(self)? {
+                return Ok(id);
+            }
+            diesel::insert_into(metric_names::table)
+                .values(metric_names::name.eq(name))
+                .on_conflict(metric_names::name)
+                .do_nothing()
+                .execute(self)?;
+            find(self)?.ok_or_else(|| Error::not_found("metric", name))
+        }
+
+        fn insert_step_metric(&mut self, row: &StepMetric) -> Result<()> {
+            diesel::insert_into(step_metrics::table)
+                .values(row.clone())
+                .execute(self)
+                .map_err(|e| Error::from_write(e, "step metric", format!("step {}", row.step), None))?;
+            Ok(())
+        }
+
+        fn insert_agent_metric(&mut self, row: &AgentMetric) -> Result<()> {
+            diesel::insert_into(agent_metrics::table)
+                .values(row.clone())
+                .execute(self)
+                .map_err(|e| {
+                    Error::from_write(
+                        e,
+                        "agent metric",
+                        format!("agent {} step {}", row.agent_index, row.step),
+                        Some(("agent", row.agent_index.to_string())),
+                    )
+                })?;
+            Ok(())
+        }
+
+        fn named_step_metrics(&mut self, sim_key: i32) -> Result<Vec<(String, i64, f64)>> {
+            Ok(step_metrics::table
+                .inner_join(metric_names::table)
+                .filter(step_metrics::sim_key.eq(sim_key))
+                .select((metric_names::name, step_metrics::step, step_metrics::value))
+                .order((step_metrics::step, metric_names::name))
+                .load(self)?)
+        }
+
+        fn named_agent_metrics(&mut self, sim_key: i32, agent: i32) -> Result<Vec<(String, i64, f64)>> {
+            Ok(agent_metrics::table
+                .inner_join(metric_names::table)
+                .filter(agent_metrics::sim_key.eq(sim_key))
+                .filter(agent_metrics::agent_index.eq(agent))
+                .select((metric_names::name, agent_metrics::step, agent_metrics::value))
+                .order((agent_metrics::step, metric_names::name))
+                .load(self)?)
+        }
+    }
+}

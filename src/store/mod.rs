@@ -1,0 +1,91 @@
+//! The SQL of the service, one file per entity. Each file declares a trait
+//! of the statements it owns and implements it once per backend connection
+//! with [`for_each_backend!`]: the schema is shared, so the same Diesel DSL
+//! is valid on both.
+
+use std::ops::{Bound, RangeBounds};
+
+/// Implements a trait for every enabled backend's connection type with the
+/// same body (Diesel's query types are per backend, so one generic impl
+/// would need a bound for every statement).
+macro_rules! for_each_backend {
+    (impl $trait:ident { $($body:tt)* }) => {
+        #[cfg(feature = "sqlite")]
+        impl $trait for diesel::sqlite::SqliteConnection { $($body)* }
+        #[cfg(feature = "postgres")]
+        impl $trait for diesel::pg::PgConnection { $($body)* }
+    };
+}
+pub(crate) use for_each_backend;
+
+mod agents;
+mod events;
+mod experiments;
+mod filter;
+mod memories;
+mod metrics;
+mod recovery;
+mod simulations;
+mod states;
+mod transaction;
+
+pub(crate) use events::event;
+pub use filter::SimulationFilter;
+pub(crate) use simulations::FullSimulation;
+
+/// Every store trait, for `use crate::store::prelude::*`.
+pub(crate) mod prelude {
+    pub(crate) use super::agents::AgentStore;
+    pub(crate) use super::events::EventStore;
+    pub(crate) use super::experiments::ExperimentStore;
+    pub(crate) use super::memories::MemoryStore;
+    pub(crate) use super::metrics::MetricStore;
+    pub(crate) use super::recovery::RecoveryStore;
+    pub(crate) use super::simulations::SimulationStore;
+    pub(crate) use super::states::StateStore;
+    pub(crate) use super::transaction::Transactional;
+    pub(crate) use super::Store;
+}
+use prelude::*;
+
+/// All of simdb's statements on one connection.
+pub(crate) trait Store:
+    Transactional
+    + ExperimentStore
+    + SimulationStore
+    + AgentStore
+    + EventStore
+    + StateStore
+    + MetricStore
+    + MemoryStore
+    + RecoveryStore
+{
+}
+
+impl<C> Store for C where
+    C: Transactional
+        + ExperimentStore
+        + SimulationStore
+        + AgentStore
+        + EventStore
+        + StateStore
+        + MetricStore
+        + MemoryStore
+        + RecoveryStore
+{
+}
+
+/// Inclusive `(first, last)` steps of a range.
+pub(crate) fn step_bounds(range: &impl RangeBounds<i64>) -> (i64, i64) {
+    let lo = match range.start_bound() {
+        Bound::Included(&s) => s,
+        Bound::Excluded(&s) => s.saturating_add(1),
+        Bound::Unbounded => i64::MIN,
+    };
+    let hi = match range.end_bound() {
+        Bound::Included(&e) => e,
+        Bound::Excluded(&e) => e.saturating_sub(1),
+        Bound::Unbounded => i64::MAX,
+    };
+    (lo, hi)
+}

@@ -1,0 +1,254 @@
+//! Statements on simulations: creation, lookup, listing, tags, status
+//! transitions, heartbeats and deletion.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde_json::Value;
+
+use super::prelude::*;
+use super::{event, SimulationFilter};
+use crate::error::{Error, Result};
+use crate::ids::{ExperimentId, SimulationId};
+use crate::models::{NewSimulation, Simulation, SimulationStatus};
+use crate::schema::{events, simulation_tags, simulations};
+use crate::sql_types::{JsonParam, TimeParam};
+
+/// A simulation row with every column, for imports.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = simulations, treat_none_as_default_value = false)]
+pub(crate) struct FullSimulation {
+    pub id: SimulationId,
+    pub experiment_id: Option<ExperimentId>,
+    pub name: Option<String>,
+    pub status: SimulationStatus,
+    pub parameters: JsonParam,
+    pub results_summary: Option<JsonParam>,
+    pub data_uri: Option<String>,
+    pub error_message: Option<String>,
+    pub created_at: TimeParam,
+    pub started_at: Option<TimeParam>,
+    pub ended_at: Option<TimeParam>,
+    pub heartbeat_at: Option<TimeParam>,
+}
+
+/// Columns a status transition sets; `None` leaves a column as it is.
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = simulations)]
+pub(crate) struct StatusChange {
+    pub status: SimulationStatus,
+    pub started_at: Option<TimeParam>,
+    pub ended_at: Option<TimeParam>,
+    pub heartbeat_at: Option<TimeParam>,
+    pub results_summary: Option<JsonParam>,
+    pub error_message: Option<String>,
+}
+
+pub(crate) trait SimulationStore {
+    fn find_simulation(&mut self, id: &SimulationId) -> Result<Simulation>;
+    fn insert_simulation(&mut self, new: &NewSimulation) -> Result<Simulation>;
+    fn list_simulations(&mut self, filter: &SimulationFilter) -> Result<Vec<Simulation>>;
+    fn tags(&mut self, sim_key: i32) -> Result<Vec<String>>;
+    fn delete_simulation(&mut self, id: &SimulationId) -> Result<()>;
+    fn transition(
+        &mut self,
+        id: &SimulationId,
+        to: SimulationStatus,
+        summary: Option<Value>,
+        message: Option<String>,
+    ) -> Result<Simulation>;
+    fn heartbeat(&mut self, id: &SimulationId) -> Result<DateTime<Utc>>;
+    /// Sets heartbeat_at of a running simulation to now.
+    fn touch(&mut self, sim_key: i32) -> Result<()>;
+    /// Running simulations whose last sign of life is older than `cutoff`.
+    fn stale_running(&mut self, cutoff: DateTime<Utc>) -> Result<Vec<Simulation>>;
+    /// Inserts a complete simulation row and its tags; returns its key.
+    fn insert_full_simulation(&mut self, row: FullSimulation, tags: &[String]) -> Result<i32>;
+}
+
+for_each_backend! {
+    impl SimulationStore {
+        fn find_simulation(&mut self, id: &SimulationId) -> Result<Simulation> {
+            simulations::table
+                .filter(simulations::id.eq(id))
+                .select(Simulation::as_select())
+                .first(self)
+                .optional()?
+                .ok_or_else(|| Error::not_found("simulation", id))
+        }
+
+        fn insert_simulation(&mut self, new: &NewSimulation) -> Result<Simulation> {
+            self.write(|c| {
+                if let Some(exp) = &new.experiment_id {
+                    c.find_experiment(exp)?;
+                }
+                diesel::insert_into(simulations::table)
+                    .values(new.clone())
+                    .execute(c)
+                    .map_err(|e| Error::from_write(e, "simulation", &new.id, None))?;
+                let sim = c.find_simulation(&new.id)?;
+                let mut tags: Vec<&String> = new.tags.iter().collect();
+                tags.sort();
+                tags.dedup();
+                for tag in tags {
+                    diesel::insert_into(simulation_tags::table)
+                        .values((
+                            simulation_tags::sim_key.eq(sim.sim_key),
+                            simulation_tags::tag.eq(tag),
+                        ))
+                        .execute(c)?;
+                }
+                diesel::insert_into(events::table)
+                    .values(&event(
+                        sim.sim_key,
+                        "created",
+                        None,
+                        Some(SimulationStatus::Pending),
+                        None,
+                    ))
+                    .execute(c)?;
+                Ok(sim)
+            })
+        }
+
+        fn list_simulations(&mut self, filter: &SimulationFilter) -> Result<Vec<Simulation>> {
+            let mut query = simulations::table
+                .select(Simulation::as_select())
+                .order(simulations::sim_key.desc())
+                .into_boxed();
+            if let Some(exp) = &filter.experiment {
+                query = query.filter(simulations::experiment_id.eq(exp));
+            }
+            if let Some(status) = filter.status {
+                query = query.filter(simulations::status.eq(status));
+            }
+            if let Some(tag) = &filter.tag {
+                query = query.filter(
+                    simulations::sim_key.eq_any(
+                        simulation_tags::table
+                            .filter(simulation_tags::tag.eq(tag))
+                            .select(simulation_tags::sim_key),
+                    ),
+                );
+            }
+            if let Some(limit) = filter.limit {
+                query = query.limit(limit);
+            }
+            Ok(query.load(self)?)
+        }
+
+        fn tags(&mut self, sim_key: i32) -> Result<Vec<String>> {
+            Ok(simulation_tags::table
+                .filter(simulation_tags::sim_key.eq(sim_key))
+                .select(simulation_tags::tag)
+                .order(simulation_tags::tag)
+                .load(self)?)
+        }
+
+        fn delete_simulation(&mut self, id: &SimulationId) -> Result<()> {
+            self.write(|c| {
+                let deleted =
+                    diesel::delete(simulations::table.filter(simulations::id.eq(id)))
+                        .execute(c)?;
+                if deleted == 0 {
+                    return Err(Error::not_found("simulation", id));
+                }
+                Ok(())
+            })
+        }
+
+        fn transition(
+            &mut self,
+            id: &SimulationId,
+            to: SimulationStatus,
+            summary: Option<Value>,
+            message: Option<String>,
+        ) -> Result<Simulation> {
+            self.write(|c| {
+                let sim = c.find_simulation(id)?;
+                if !sim.status.can_become(to) {
+                    return Err(Error::InvalidTransition {
+                        id: id.to_string(),
+                        from: sim.status,
+                        to,
+                    });
+                }
+                let now = TimeParam(Utc::now());
+                let running = to == SimulationStatus::Running;
+                let change = StatusChange {
+                    status: to,
+                    started_at: (running && sim.started_at.is_none()).then_some(now),
+                    ended_at: to.is_final().then_some(now),
+                    heartbeat_at: running.then_some(now),
+                    results_summary: summary.map(JsonParam),
+                    error_message: message.clone(),
+                };
+                diesel::update(simulations::table.find(sim.sim_key))
+                    .set(&change)
+                    .execute(c)?;
+                diesel::insert_into(events::table)
+                    .values(&event(sim.sim_key, "status", Some(sim.status), Some(to), message))
+                    .execute(c)?;
+                c.find_simulation(id)
+            })
+        }
+
+        fn heartbeat(&mut self, id: &SimulationId) -> Result<DateTime<Utc>> {
+            let now = Utc::now();
+            let updated = diesel::update(
+                simulations::table
+                    .filter(simulations::id.eq(id))
+                    .filter(simulations::status.eq(SimulationStatus::Running)),
+            )
+            .set(simulations::heartbeat_at.eq(TimeParam(now)))
+            .execute(self)?;
+            if updated == 0 {
+                let sim = self.find_simulation(id)?;
+                return Err(Error::invalid(
+                    "simulation status",
+                    format!("simulation `{id}` is {}, only running ones heartbeat", sim.status),
+                ));
+            }
+            Ok(now)
+        }
+
+        fn touch(&mut self, sim_key: i32) -> Result<()> {
+            diesel::update(
+                simulations::table
+                    .find(sim_key)
+                    .filter(simulations::status.eq(SimulationStatus::Running)),
+            )
+            .set(simulations::heartbeat_at.eq(TimeParam(Utc::now())))
+            .execute(self)?;
+            Ok(())
+        }
+
+        fn stale_running(&mut self, cutoff: DateTime<Utc>) -> Result<Vec<Simulation>> {
+            let cutoff = TimeParam(cutoff);
+            Ok(simulations::table
+                .filter(simulations::status.eq(SimulationStatus::Running))
+                .filter(
+                    simulations::heartbeat_at.lt(cutoff).or(simulations::heartbeat_at
+                        .is_null()
+                        .and(simulations::started_at.lt(cutoff))),
+                )
+                .select(Simulation::as_select())
+                .order(simulations::sim_key)
+                .load(self)?)
+        }
+
+        fn insert_full_simulation(&mut self, row: FullSimulation, tags: &[String]) -> Result<i32> {
+            let id = row.id.clone();
+            diesel::insert_into(simulations::table)
+                .values(row)
+                .execute(self)
+                .map_err(|e| Error::from_write(e, "simulation", &id, None))?;
+            let key = self.find_simulation(&id)?.sim_key;
+            for tag in tags {
+                diesel::insert_into(simulation_tags::table)
+                    .values((simulation_tags::sim_key.eq(key), simulation_tags::tag.eq(tag)))
+                    .execute(self)?;
+            }
+            Ok(key)
+        }
+    }
+}
