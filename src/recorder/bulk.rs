@@ -1,0 +1,228 @@
+//! Writing a batch: the rows in primary-key order, as multi-row prepared
+//! INSERTs on SQLite and binary `COPY` on PostgreSQL (import reuses it).
+
+use std::sync::Arc;
+
+use diesel::prelude::*;
+use serde_json::Value;
+
+use super::batch::{Batch, Span};
+use super::metric_names::MetricCache;
+use crate::error::{Error, Result};
+use crate::ids::AgentIndex;
+use crate::models::{AgentMemory, AgentMetric, StepMetric};
+use crate::schema::{agent_metrics, agent_states, simulation_steps, step_metrics};
+use crate::store::prelude::*;
+use crate::sql_types::{RawJson, TimeParam};
+
+/// Inserts every row of `batch` for simulation `sim_key` (inside the
+/// caller's transaction); returns the metric ids it had to intern.
+pub(crate) fn write_batch<C: Store + Bulk>(
+    c: &mut C,
+    sim_key: i32,
+    batch: &Batch,
+    cache: &MetricCache,
+) -> Result<Vec<(usize, i32)>> {
+    // One UTF-8 check and copy per batch; rows share the text by Arc.
+    let text: Arc<str> = std::str::from_utf8(&batch.json)
+        .map_err(|_| Error::invalid("state", "recorder buffer holds invalid UTF-8"))?
+        .into();
+    let raw = |span: Span| {
+        RawJson::new(&text, span.0 as usize, span.1 as usize)
+            .ok_or_else(|| Error::invalid("state", "recorder span out of bounds"))
+    };
+    let mut states: Vec<StateRow> = batch
+        .states
+        .iter()
+        .map(|r| {
+            Ok(StateRow {
+                sim_key,
+                agent_index: r.agent,
+                step: r.step,
+                reward: r.reward,
+                state: raw(r.state)?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    // Primary-key order: on PostgreSQL each agent's rows of the batch land
+    // on neighbouring heap pages (a series read touches ~50x fewer pages
+    // than in step-major order); on SQLite the B-tree inserts become
+    // sequential runs.
+    states.sort_unstable_by_key(|r| (r.agent_index, r.step));
+    let steps: Vec<StepRow> = batch
+        .steps
+        .iter()
+        .map(|r| {
+            Ok(StepRow {
+                sim_key,
+                step: r.step,
+                recorded_at: TimeParam(r.at),
+                metrics: raw(r.metrics)?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let mut interned = Vec::new();
+    let mut ids = cache.ids.clone();
+    for rec in &batch.metrics {
+        let i = rec.metric as usize;
+        if ids.get(i).copied().flatten().is_none() {
+            let name = cache.names.get(i).map(String::as_str).unwrap_or("");
+            let id = c.metric_id(name)?;
+            if ids.len() <= i {
+                ids.resize(i + 1, None);
+            }
+            ids[i] = Some(id);
+            interned.push((i, id));
+        }
+    }
+    let id_of = |m: u32| ids.get(m as usize).copied().flatten().unwrap_or(-1);
+    let step_metrics: Vec<StepMetric> = batch
+        .metrics
+        .iter()
+        .filter(|m| m.agent.is_none())
+        .map(|m| StepMetric {
+            sim_key,
+            metric_id: id_of(m.metric),
+            step: m.step,
+            value: m.value,
+        })
+        .collect();
+    let agent_metrics: Vec<AgentMetric> = batch
+        .metrics
+        .iter()
+        .filter_map(|m| {
+            m.agent.map(|a| AgentMetric {
+                sim_key,
+                agent_index: AgentIndex(a),
+                metric_id: id_of(m.metric),
+                step: m.step,
+                value: m.value,
+            })
+        })
+        .collect();
+    let written = (|| -> Result<()> {
+        c.copy_states(&states)?;
+        c.copy_steps(&steps)?;
+        c.copy_step_metrics(&step_metrics)?;
+        c.copy_agent_metrics(&agent_metrics)?;
+        for m in &batch.memories {
+            c.insert_memory(&AgentMemory {
+                sim_key,
+                agent_index: AgentIndex(m.agent),
+                step: m.step,
+                dtype: m.memory.dtype.clone(),
+                shape: Value::from(m.memory.shape.clone()),
+                data: m.memory.data.clone(),
+                recorded_at: m.at,
+            })?;
+        }
+        Ok(())
+    })();
+    written.map_err(|e| match e {
+        Error::Database(err) => Error::from_write(
+            err,
+            "row in batch",
+            "(simulation, agent, step) already recorded",
+            Some(("simulation or agent", format!("sim_key {sim_key}"))),
+        ),
+        other => other,
+    })?;
+    Ok(interned)
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = agent_states, treat_none_as_default_value = false)]
+pub(crate) struct StateRow {
+    sim_key: i32,
+    agent_index: i32,
+    step: i64,
+    reward: f64,
+    state: RawJson,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = simulation_steps, treat_none_as_default_value = false)]
+pub(crate) struct StepRow {
+    sim_key: i32,
+    step: i64,
+    recorded_at: TimeParam,
+    metrics: RawJson,
+}
+
+/// Bulk inserts of the recorder's four row kinds, per backend.
+pub(crate) trait Bulk {
+    fn copy_states(&mut self, rows: &[StateRow]) -> Result<()>;
+    fn copy_steps(&mut self, rows: &[StepRow]) -> Result<()>;
+    fn copy_step_metrics(&mut self, rows: &[StepMetric]) -> Result<()>;
+    fn copy_agent_metrics(&mut self, rows: &[AgentMetric]) -> Result<()>;
+}
+
+/// Rows per multi-row INSERT on SQLite: a fixed-size array gives Diesel a
+/// static query id, so the statement is prepared once per connection and
+/// reused (a slice of rows would be re-prepared on every call). 5 columns x
+/// 128 rows stays far below SQLite's 32766 bind parameters.
+#[cfg(feature = "sqlite")]
+const SQLITE_CHUNK: usize = 128;
+
+/// Multi-row INSERTs of `SQLITE_CHUNK` rows, then one for the remainder.
+#[cfg(feature = "sqlite")]
+macro_rules! sqlite_insert {
+    ($conn:expr, $table:expr, $rows:expr, $row:ty) => {{
+        let mut chunks = $rows.chunks_exact(SQLITE_CHUNK);
+        for chunk in &mut chunks {
+            if let Ok(array) = <&[$row; SQLITE_CHUNK]>::try_from(chunk) {
+                diesel::insert_into($table).values(array).execute($conn)?;
+            }
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            diesel::insert_into($table).values(rest).execute($conn)?;
+        }
+        Ok(())
+    }};
+}
+
+#[cfg(feature = "sqlite")]
+impl Bulk for diesel::sqlite::SqliteConnection {
+    fn copy_states(&mut self, rows: &[StateRow]) -> Result<()> {
+        sqlite_insert!(self, agent_states::table, rows, StateRow)
+    }
+    fn copy_steps(&mut self, rows: &[StepRow]) -> Result<()> {
+        sqlite_insert!(self, simulation_steps::table, rows, StepRow)
+    }
+    fn copy_step_metrics(&mut self, rows: &[StepMetric]) -> Result<()> {
+        sqlite_insert!(self, step_metrics::table, rows, StepMetric)
+    }
+    fn copy_agent_metrics(&mut self, rows: &[AgentMetric]) -> Result<()> {
+        sqlite_insert!(self, agent_metrics::table, rows, AgentMetric)
+    }
+}
+
+/// Binary `COPY ... FROM STDIN`: PostgreSQL's fastest ingest path.
+#[cfg(feature = "postgres")]
+macro_rules! pg_copy {
+    ($conn:expr, $table:expr, $rows:expr) => {{
+        if !$rows.is_empty() {
+            diesel::copy_from($table)
+                .from_insertable($rows)
+                .execute($conn)?;
+        }
+        Ok(())
+    }};
+}
+
+#[cfg(feature = "postgres")]
+impl Bulk for diesel::pg::PgConnection {
+    fn copy_states(&mut self, rows: &[StateRow]) -> Result<()> {
+        pg_copy!(self, agent_states::table, rows)
+    }
+    fn copy_steps(&mut self, rows: &[StepRow]) -> Result<()> {
+        pg_copy!(self, simulation_steps::table, rows)
+    }
+    fn copy_step_metrics(&mut self, rows: &[StepMetric]) -> Result<()> {
+        pg_copy!(self, step_metrics::table, rows)
+    }
+    fn copy_agent_metrics(&mut self, rows: &[AgentMetric]) -> Result<()> {
+        pg_copy!(self, agent_metrics::table, rows)
+    }
+}
