@@ -91,12 +91,6 @@ pub mod fuzzing {
         crate::database::check_url_invariants(text);
     }
 
-    /// Parses arbitrary text as `--param` / `--param-range` arguments.
-    pub fn parameter_args(text: &str) {
-        let q = crate::ParameterQuery::default();
-        let _ = q.clone().equals_arg(text);
-        let _ = q.range_arg(text);
-    }
 }
 
 /// The Diesel version simdb is built on, for your own queries.

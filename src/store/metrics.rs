@@ -7,6 +7,8 @@ use crate::models::{AgentMetric, StepMetric};
 use crate::schema::{agent_metrics, metric_names, step_metrics};
 
 pub(crate) trait MetricStore {
+    /// The id of a metric name, if it was ever recorded.
+    fn metric_lookup(&mut self, name: &str) -> Result<Option<i32>>;
     fn metric_id(&mut self, name: &str) -> Result<i32>;
     fn insert_step_metric(&mut self, row: &StepMetric) -> Result<()>;
     fn insert_agent_metric(&mut self, row: &AgentMetric) -> Result<()>;
@@ -18,6 +20,14 @@ pub(crate) trait MetricStore {
 
 for_each_backend! {
     impl MetricStore {
+        fn metric_lookup(&mut self, name: &str) -> Result<Option<i32>> {
+            Ok(metric_names::table
+                .filter(metric_names::name.eq(name))
+                .select(metric_names::metric_id)
+                .first(self)
+                .optional()?)
+        }
+
         fn metric_id(&mut self, name: &str) -> Result<i32> {
             let find = |c: &mut Self| {
                 metric_names::table

@@ -1,5 +1,6 @@
 //! `simdb`: look at, move and plot simulations without writing Rust.
 
+mod args;
 mod plot;
 mod table;
 
@@ -343,10 +344,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let mut query = ParameterQuery::new(filter);
             for p in &params {
-                query = query.equals_arg(p)?;
+                query = args::equals_arg(query, p)?;
             }
             for r in &ranges {
-                query = query.range_arg(r)?;
+                query = args::range_arg(query, r)?;
             }
             let mut sims = svc.analytics().find_simulations(&query)?;
             if let Some(l) = limit {

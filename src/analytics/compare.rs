@@ -1,0 +1,263 @@
+//! Simulations side by side: flattened parameters against final and mean
+//! values of fields.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use diesel::dsl::{count_star, sum};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::aggregates::AggregateStore;
+use super::{Analytics, Field};
+use crate::error::Result;
+use crate::ids::{ExperimentId, SimulationId};
+use crate::models::{Simulation, SimulationStatus};
+use crate::schema::step_metrics;
+use crate::store::for_each_backend;
+use crate::store::prelude::*;
+use crate::store::SimulationFilter;
+use crate::with_connection;
+
+/// One simulation in a comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComparisonRow {
+    /// The simulation.
+    pub simulation: SimulationId,
+    /// Its status.
+    pub status: SimulationStatus,
+    /// Parameters flattened to JSON paths (`a.b.0`) -> leaf value.
+    pub parameters: BTreeMap<String, Value>,
+    /// Per field: the mean across agents (or the value) at the last step.
+    pub final_values: BTreeMap<String, Option<f64>>,
+    /// Per field: the mean over all rows.
+    pub mean_values: BTreeMap<String, Option<f64>>,
+}
+
+/// A comparison table: one row per simulation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// Every parameter path that occurs in any row, sorted.
+    pub parameter_columns: Vec<String>,
+    /// The fields compared.
+    pub fields: Vec<String>,
+    /// The rows, in the order of the simulations given (newest first for an
+    /// experiment).
+    pub rows: Vec<ComparisonRow>,
+}
+
+impl Comparison {
+    /// The table as CSV with a header: `simulation,status,<params...>,
+    /// final_<field>,mean_<field>...`.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::new();
+        let mut header = vec!["simulation".to_string(), "status".to_string()];
+        header.extend(self.parameter_columns.iter().cloned());
+        for f in &self.fields {
+            header.push(format!("final_{f}"));
+            header.push(format!("mean_{f}"));
+        }
+        push_csv_line(&mut out, &header);
+        for row in &self.rows {
+            let mut cells = vec![row.simulation.to_string(), row.status.to_string()];
+            for col in &self.parameter_columns {
+                cells.push(match row.parameters.get(col) {
+                    None | Some(Value::Null) => String::new(),
+                    Some(Value::String(s)) => s.clone(),
+                    Some(v) => v.to_string(),
+                });
+            }
+            for f in &self.fields {
+                for map in [&row.final_values, &row.mean_values] {
+                    cells.push(
+                        map.get(f)
+                            .copied()
+                            .flatten()
+                            .map(|v| v.to_string())
+                            .unwrap_or_default(),
+                    );
+                }
+            }
+            push_csv_line(&mut out, &cells);
+        }
+        out
+    }
+}
+
+fn push_csv_line(out: &mut String, cells: &[String]) {
+    let escaped: Vec<String> = cells
+        .iter()
+        .map(|c| {
+            if c.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", c.replace('"', "\"\""))
+            } else {
+                c.clone()
+            }
+        })
+        .collect();
+    out.push_str(&escaped.join(","));
+    out.push('\n');
+}
+
+/// Flattens a JSON value into `path -> leaf` (objects by key, arrays by index).
+pub fn flatten_json(value: &Value) -> BTreeMap<String, Value> {
+    fn walk(prefix: &str, v: &Value, out: &mut BTreeMap<String, Value>) {
+        let join = |k: &str| {
+            if prefix.is_empty() {
+                k.to_string()
+            } else {
+                format!("{prefix}.{k}")
+            }
+        };
+        match v {
+            Value::Object(map) if !map.is_empty() => {
+                for (k, v) in map {
+                    walk(&join(k), v, out);
+                }
+            }
+            Value::Array(items) if !items.is_empty() => {
+                for (i, v) in items.iter().enumerate() {
+                    walk(&join(&i.to_string()), v, out);
+                }
+            }
+            leaf => {
+                out.insert(prefix.to_string(), leaf.clone());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk("", value, &mut out);
+    out
+}
+
+/// The last value and the mean of a simulation-level metric.
+trait CompareStore {
+    fn step_metric_stats(
+        &mut self,
+        sim_key: i32,
+        metric: i32,
+    ) -> Result<(Option<f64>, Option<f64>)>;
+}
+
+for_each_backend! {
+    impl CompareStore {
+        fn step_metric_stats(
+            &mut self,
+            sim_key: i32,
+            metric: i32,
+        ) -> Result<(Option<f64>, Option<f64>)> {
+            let last: Option<f64> = step_metrics::table
+                .filter(step_metrics::sim_key.eq(sim_key))
+                .filter(step_metrics::metric_id.eq(metric))
+                .order(step_metrics::step.desc())
+                .select(step_metrics::value)
+                .first(self)
+                .optional()?;
+            let (n, total): (i64, Option<f64>) = step_metrics::table
+                .filter(step_metrics::sim_key.eq(sim_key))
+                .filter(step_metrics::metric_id.eq(metric))
+                .select((count_star(), sum(step_metrics::value)))
+                .first(self)?;
+            Ok((last, total.filter(|_| n > 0).map(|t| t / n as f64)))
+        }
+    }
+}
+
+impl Analytics {
+        /// One row per simulation of `experiment`: flattened parameters and, per
+        /// field, the final value (mean across agents at the last step, or the
+        /// simulation-level metric's last value) and the mean over all rows.
+        ///
+        /// # Errors
+        /// [`Error::NotFound`](crate::Error::NotFound) for an unknown experiment.
+        pub fn compare(&self, experiment: &ExperimentId, fields: &[&str]) -> Result<Comparison> {
+            let sims = with_connection!(self.db.connection()?, |c| {
+                c.find_experiment(experiment)?;
+                c.list_simulations(&SimulationFilter::new().experiment(experiment))
+            })?;
+            let ids: Vec<SimulationId> = sims.into_iter().map(|s| s.id).collect();
+            self.compare_simulations(&ids, fields)
+        }
+
+        /// As [`Analytics::compare`], for a list of simulations.
+        ///
+        /// # Errors
+        /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
+        pub fn compare_simulations(&self, ids: &[SimulationId], fields: &[&str]) -> Result<Comparison> {
+            let mut rows = Vec::with_capacity(ids.len());
+            let mut columns = BTreeSet::new();
+            for id in ids {
+                let sim = self.simulation(id)?;
+                let parameters = flatten_json(&sim.parameters);
+                columns.extend(parameters.keys().cloned());
+                let mut final_values = BTreeMap::new();
+                let mut mean_values = BTreeMap::new();
+                for name in fields {
+                    let (last, mean) = self.final_and_mean(&sim, &Field::parse(name))?;
+                    final_values.insert(name.to_string(), last);
+                    mean_values.insert(name.to_string(), mean);
+                }
+                rows.push(ComparisonRow {
+                    simulation: sim.id,
+                    status: sim.status,
+                    parameters,
+                    final_values,
+                    mean_values,
+                });
+            }
+            Ok(Comparison {
+                parameter_columns: columns.into_iter().collect(),
+                fields: fields.iter().map(|f| f.to_string()).collect(),
+                rows,
+            })
+        }
+
+        fn final_and_mean(
+            &self,
+            sim: &Simulation,
+            field: &Field,
+        ) -> Result<(Option<f64>, Option<f64>)> {
+            with_connection!(self.db.connection()?, |c| {
+                if let Field::Metric(name) = field {
+                    if let Some(metric) = c.metric_lookup(name)? {
+                        let (last, mean) = c.step_metric_stats(sim.sim_key, metric)?;
+                        if last.is_some() {
+                            return Ok((last, mean));
+                        }
+                    }
+                }
+                let Some((lo, hi)) = c.step_span(sim.sim_key, field)? else {
+                    return Ok((None, None));
+                };
+                // Buckets start at their origin: from `hi`, one bucket of the last step.
+                let last = c.aggregate(sim.sim_key, field, hi, 1)?;
+                let all = c.aggregate(sim.sim_key, field, lo, hi - lo + 1)?;
+                let final_mean = last.first().map(|a| a.mean);
+                let count: i64 = all.iter().map(|a| a.count).sum();
+                let total: f64 = all.iter().map(|a| a.sum).sum();
+                Ok((final_mean, (count > 0).then(|| total / count as f64)))
+            })
+        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn flattens() {
+        let v = json!({"a": {"b": 1, "c": [10, {"d": "x"}]}, "e": [], "f": null});
+        let flat = flatten_json(&v);
+        assert_eq!(flat.get("a.b"), Some(&json!(1)));
+        assert_eq!(flat.get("a.c.1.d"), Some(&json!("x")));
+        assert_eq!(flat.get("e"), Some(&json!([])));
+    }
+
+    #[test]
+    fn csv_escapes() {
+        let mut s = String::new();
+        push_csv_line(&mut s, &["a,b".into(), "q\"".into(), "plain".into()]);
+        assert_eq!(s, "\"a,b\",\"q\"\"\",plain\n");
+    }
+}

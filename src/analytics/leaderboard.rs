@@ -1,0 +1,172 @@
+//! Which groups of agents win, ranked by mean reward.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use diesel::dsl::{count_star, sum};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::Analytics;
+use crate::error::Result;
+use crate::ids::{ExperimentId, SimulationId};
+use crate::schema::{agent_states, agents, simulations};
+use crate::store::for_each_backend;
+use crate::store::prelude::*;
+use crate::store::SimulationFilter;
+use crate::with_connection;
+
+/// How a leaderboard groups agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GroupBy {
+    /// By agent kind (implementation / strategy).
+    Kind,
+    /// By policy name and version.
+    Policy,
+    /// Each agent of each simulation on its own.
+    Agent,
+}
+
+/// One group of a leaderboard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaderboardRow {
+    /// 1 for the best mean reward.
+    pub rank: usize,
+    /// The kind, `policy@version`, or `simulation#agent`; `(none)` when unset.
+    pub group: String,
+    /// Simulations the group appears in.
+    pub simulations: i64,
+    /// Agents in the group.
+    pub agents: i64,
+    /// Agent-state rows.
+    pub rows: i64,
+    /// Sum of rewards.
+    pub total_reward: f64,
+    /// Mean reward per row.
+    pub mean_reward: f64,
+}
+
+/// Per group: simulations, (simulation, agent) pairs, rows, reward sum.
+type GroupAcc = (BTreeSet<i32>, BTreeSet<(i32, i32)>, i64, f64);
+
+/// Per-group totals over a set of simulations.
+trait LeaderboardStore {
+    fn leaderboard_rows(&mut self, sim_keys: &[i32], by: GroupBy) -> Result<Vec<LeaderboardRow>>;
+}
+
+for_each_backend! {
+    impl LeaderboardStore {
+        fn leaderboard_rows(
+            &mut self,
+            sim_keys: &[i32],
+            by: GroupBy,
+        ) -> Result<Vec<LeaderboardRow>> {
+            // (simulations, agents, rows, reward sum) per group.
+            let mut groups: BTreeMap<String, GroupAcc> = BTreeMap::new();
+            // Grouped in SQL down to (simulation, agent); the few
+            // resulting rows are labelled and folded by group here.
+            let per_agent: Vec<(i32, i32, i64, Option<f64>)> = agent_states::table
+                .filter(agent_states::sim_key.eq_any(sim_keys))
+                .group_by((agent_states::sim_key, agent_states::agent_index))
+                .select((
+                    agent_states::sim_key,
+                    agent_states::agent_index,
+                    count_star(),
+                    sum(agent_states::reward),
+                ))
+                .load(self)?;
+            let labels: BTreeMap<(i32, i32), (Option<String>, Option<String>, Option<i32>)> =
+                agents::table
+                    .filter(agents::sim_key.eq_any(sim_keys))
+                    .select((
+                        agents::sim_key,
+                        agents::agent_index,
+                        agents::kind,
+                        agents::policy_name,
+                        agents::policy_version,
+                    ))
+                    .load::<(i32, i32, Option<String>, Option<String>, Option<i32>)>(self)?
+                    .into_iter()
+                    .map(|(s, a, k, p, v)| ((s, a), (k, p, v)))
+                    .collect();
+            let sim_ids: BTreeMap<i32, SimulationId> = simulations::table
+                .filter(simulations::sim_key.eq_any(sim_keys))
+                .select((simulations::sim_key, simulations::id))
+                .load::<(i32, SimulationId)>(self)?
+                .into_iter()
+                .collect();
+            for (sim_key, agent, rows, total) in per_agent {
+                let (kind, policy, version) = labels
+                    .get(&(sim_key, agent))
+                    .cloned()
+                    .unwrap_or((None, None, None));
+                let key = match by {
+                    GroupBy::Kind => kind.unwrap_or_else(|| "(none)".into()),
+                    GroupBy::Policy => match (policy, version) {
+                        (Some(p), Some(v)) => format!("{p}@{v}"),
+                        (Some(p), None) => p,
+                        _ => "(none)".into(),
+                    },
+                    GroupBy::Agent => format!(
+                        "{}#{agent}",
+                        sim_ids
+                            .get(&sim_key)
+                            .map(|s| s.to_string())
+                            .unwrap_or_default()
+                    ),
+                };
+                let entry = groups.entry(key).or_default();
+                entry.0.insert(sim_key);
+                entry.1.insert((sim_key, agent));
+                entry.2 += rows;
+                entry.3 += total.unwrap_or(0.0);
+            }
+            Ok(groups
+                .into_iter()
+                .map(|(group, (sims, agents, rows, total))| LeaderboardRow {
+                    rank: 0,
+                    group,
+                    simulations: sims.len() as i64,
+                    agents: agents.len() as i64,
+                    rows,
+                    total_reward: total,
+                    mean_reward: if rows > 0 { total / rows as f64 } else { 0.0 },
+                })
+                .collect())
+        }
+    }
+}
+
+impl Analytics {
+        /// Total and mean reward per group of agents over every simulation of
+        /// `experiment`, ranked by mean reward (best first).
+        ///
+        /// # Errors
+        /// [`Error::NotFound`](crate::Error::NotFound) for an unknown experiment.
+        pub fn leaderboard(
+            &self,
+            experiment: &ExperimentId,
+            by: GroupBy,
+        ) -> Result<Vec<LeaderboardRow>> {
+            let mut rows = with_connection!(self.db.connection()?, |c| {
+                c.find_experiment(experiment)?;
+                let keys: Vec<i32> = c
+                    .list_simulations(&SimulationFilter::new().experiment(experiment))?
+                    .iter()
+                    .map(|s| s.sim_key)
+                    .collect();
+                c.leaderboard_rows(&keys, by)
+            })?
+            .into_iter()
+            .filter(|r| r.rows > 0)
+            .collect::<Vec<_>>();
+            rows.sort_by(|a, b| {
+                b.mean_reward
+                    .total_cmp(&a.mean_reward)
+                    .then_with(|| a.group.cmp(&b.group))
+            });
+            for (i, row) in rows.iter_mut().enumerate() {
+                row.rank = i + 1;
+            }
+            Ok(rows)
+        }
+}

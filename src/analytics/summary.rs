@@ -1,0 +1,143 @@
+//! A simulation at a glance.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use diesel::dsl::{count_star, sum};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{Analytics, Field};
+use super::aggregates::AggregateStore;
+use crate::error::Result;
+use crate::ids::{AgentIndex, SimulationId};
+use crate::models::{Simulation, SimulationStep};
+use crate::schema::{agent_states, simulation_steps};
+use crate::store::for_each_backend;
+use crate::store::prelude::*;
+use crate::with_connection;
+
+/// Totals of one agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentSummary {
+    /// The agent.
+    pub agent: AgentIndex,
+    /// Its kind, if registered with one.
+    pub kind: Option<String>,
+    /// Agent-state rows.
+    pub rows: i64,
+    /// Sum of rewards.
+    pub total_reward: f64,
+    /// Mean reward per row (None without rows).
+    pub mean_reward: Option<f64>,
+}
+
+/// The state of a simulation at a glance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// The simulation row.
+    pub simulation: Simulation,
+    /// From start to end (or to now while running), in seconds.
+    pub duration_secs: Option<f64>,
+    /// Recorded steps (rows of `simulation_steps`).
+    pub steps: i64,
+    /// The highest step with an agent state.
+    pub last_step: Option<i64>,
+    /// Registered agents.
+    pub agents: i64,
+    /// Agent-state rows.
+    pub agent_state_rows: i64,
+    /// Sum of all rewards.
+    pub total_reward: f64,
+    /// Mean reward per agent-state row.
+    pub mean_reward: Option<f64>,
+    /// Per agent, by index.
+    pub per_agent: Vec<AgentSummary>,
+    /// The latest recorded step with its metrics.
+    pub latest_step: Option<SimulationStep>,
+}
+
+/// Per-agent reward totals and step counts.
+trait SummaryStore {
+    fn reward_by_agent(&mut self, sim_key: i32) -> Result<Vec<(i32, i64, Option<f64>)>>;
+    fn count_steps(&mut self, sim_key: i32) -> Result<i64>;
+}
+
+for_each_backend! {
+    impl SummaryStore {
+        fn reward_by_agent(&mut self, sim_key: i32) -> Result<Vec<(i32, i64, Option<f64>)>> {
+            Ok(agent_states::table
+                .filter(agent_states::sim_key.eq(sim_key))
+                .group_by(agent_states::agent_index)
+                .select((
+                    agent_states::agent_index,
+                    count_star(),
+                    sum(agent_states::reward),
+                ))
+                .order(agent_states::agent_index)
+                .load(self)?)
+        }
+
+        fn count_steps(&mut self, sim_key: i32) -> Result<i64> {
+            Ok(simulation_steps::table
+                .filter(simulation_steps::sim_key.eq(sim_key))
+                .count()
+                .get_result(self)?)
+        }
+    }
+}
+
+impl Analytics {
+        /// Status, duration, steps, agents, rows, total and mean reward overall
+        /// and per agent, and the latest step's metrics.
+        ///
+        /// # Errors
+        /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
+        pub fn summary(&self, id: &SimulationId) -> Result<Summary> {
+            with_connection!(self.db.connection()?, |c| {
+                let sim = c.find_simulation(id)?;
+                let agents = c.agents(sim.sim_key)?;
+                let rewards = c.reward_by_agent(sim.sim_key)?;
+                let steps = c.count_steps(sim.sim_key)?;
+                let latest = simulation_steps::table
+                    .filter(simulation_steps::sim_key.eq(sim.sim_key))
+                    .order(simulation_steps::step.desc())
+                    .select(SimulationStep::as_select())
+                    .first(c)
+                    .optional()?;
+                let last_step = c.step_span(sim.sim_key, &Field::Reward)?.map(|(_, hi)| hi);
+                let kinds: BTreeMap<i32, Option<String>> = agents
+                    .iter()
+                    .map(|a| (a.agent_index.0, a.kind.clone()))
+                    .collect();
+                let per_agent: Vec<AgentSummary> = rewards
+                    .iter()
+                    .map(|&(agent, rows, total)| AgentSummary {
+                        agent: AgentIndex(agent),
+                        kind: kinds.get(&agent).cloned().flatten(),
+                        rows,
+                        total_reward: total.unwrap_or(0.0),
+                        mean_reward: (rows > 0).then(|| total.unwrap_or(0.0) / rows as f64),
+                    })
+                    .collect();
+                let rows: i64 = per_agent.iter().map(|a| a.rows).sum();
+                let total: f64 = per_agent.iter().map(|a| a.total_reward).sum();
+                let duration_secs = sim.started_at.map(|s| {
+                    let end = sim.ended_at.unwrap_or_else(Utc::now);
+                    (end - s).num_microseconds().unwrap_or(0) as f64 / 1e6
+                });
+                Ok(Summary {
+                    duration_secs,
+                    steps,
+                    last_step,
+                    agents: agents.len() as i64,
+                    agent_state_rows: rows,
+                    total_reward: total,
+                    mean_reward: (rows > 0).then(|| total / rows as f64),
+                    per_agent,
+                    latest_step: latest,
+                    simulation: sim,
+                })
+            })
+        }
+}
