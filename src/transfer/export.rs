@@ -1,0 +1,160 @@
+//! Exporting a simulation as JSON Lines, page by page.
+
+use std::io::{BufWriter, Write};
+
+use serde_json::Value;
+
+use super::jsonl::{hex, End, Header, Line, LineWriter, MemoryLine, SimulationLine, JSONL_FORMAT, JSONL_VERSION};
+use crate::error::{Error, Result};
+use crate::ids::SimulationId;
+use crate::models::AgentState;
+use crate::service::SimulationService;
+use crate::store::prelude::*;
+use crate::with_connection;
+
+/// Rows per page when exporting one agent's states.
+const EXPORT_PAGE_ROWS: i64 = 50_000;
+
+impl SimulationService {
+    /// Writes a simulation, with its experiment, agents, events and every
+    /// per-step row, as JSON Lines. Reads page by page: memory stays flat
+    /// however large the simulation. One JSON value per line:
+    ///
+    /// ```text
+    /// {"header":{"format":"simdb-jsonl","version":1,"simulation":"<id>"}}
+    /// {"experiment":{...}}                         if it has one
+    /// {"simulation":{"simulation":{...},"tags":[...]}}
+    /// {"agent":{...}}                              one per agent
+    /// {"event":{...}}                              the audit trail
+    /// {"state":[agent,step,reward,state]}          one per agent-step
+    /// {"step":[step,recorded_at,metrics]}
+    /// {"metric":[name,agent_or_null,step,value]}
+    /// {"memory":{"agent":..,"step":..,"dtype":..,"shape":[..],"data":"<hex>","recorded_at":..}}
+    /// {"end":{"lines":<number of lines before this one>}}
+    /// ```
+    ///
+    /// Public ids are kept; `sim_key`s are reassigned by the importing
+    /// database. The end line lets an import detect truncation.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown simulation; [`Error::Io`] if
+    /// writing fails.
+    pub fn export_jsonl(&self, id: &SimulationId, out: impl Write) -> Result<u64> {
+        self.export_jsonl_with_progress(id, out, |_| {})
+    }
+
+    /// As [`SimulationService::export_jsonl`], calling `progress` with the
+    /// number of lines written so far every 10,000 lines.
+    ///
+    /// # Errors
+    /// As for [`SimulationService::export_jsonl`].
+    pub fn export_jsonl_with_progress(
+        &self,
+        id: &SimulationId,
+        out: impl Write,
+        progress: impl FnMut(u64),
+    ) -> Result<u64> {
+        let mut w = LineWriter {
+            out: BufWriter::new(out),
+            lines: 0,
+            progress: Box::new(progress),
+        };
+        let sim = self.simulation(id)?;
+        w.write(&Line::Header(Header {
+            format: JSONL_FORMAT.into(),
+            version: JSONL_VERSION,
+            simulation: sim.id.clone(),
+        }))?;
+        if let Some(exp) = &sim.experiment_id {
+            w.write(&Line::Experiment(self.experiment(exp)?))?;
+        }
+        let tags = self.simulation_tags(id)?;
+        let agents = self.agents(id)?;
+        let events = self.events(id)?;
+        w.write(&Line::Simulation(SimulationLine {
+            simulation: sim.clone(),
+            tags,
+        }))?;
+        for agent in &agents {
+            w.write(&Line::Agent(agent.clone()))?;
+        }
+        for event in events {
+            w.write(&Line::Event(event))?;
+        }
+        for agent in &agents {
+            self.for_each_state_page(sim.sim_key, agent.agent_index.0, |page| {
+                for s in page {
+                    w.write(&Line::State(s.agent_index.0, s.step, s.reward, s.state))?;
+                }
+                Ok(())
+            })?;
+        }
+        for step in self.steps(id, ..)? {
+            w.write(&Line::Step(step.step, step.recorded_at, step.metrics))?;
+        }
+        let step_metrics = with_connection!(self.database().connection()?, |c| c
+            .named_step_metrics(sim.sim_key))?;
+        for (name, step, value) in step_metrics {
+            w.write(&Line::Metric(name, None, step, value))?;
+        }
+        for agent in &agents {
+            let rows = with_connection!(self.database().connection()?, |c| c
+                .named_agent_metrics(sim.sim_key, agent.agent_index.0))?;
+            for (name, step, value) in rows {
+                w.write(&Line::Metric(name, Some(agent.agent_index.0), step, value))?;
+            }
+            for m in self.memories(id, agent.agent_index)? {
+                let shape = m
+                    .shape
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_u64).collect())
+                    .unwrap_or_default();
+                w.write(&Line::Memory(MemoryLine {
+                    agent: m.agent_index.0,
+                    step: m.step,
+                    dtype: m.dtype,
+                    shape,
+                    data: hex(&m.data),
+                    recorded_at: m.recorded_at,
+                }))?;
+            }
+        }
+        let lines = w.lines;
+        w.write(&Line::End(End { lines }))?;
+        w.out.flush().map_err(|e| Error::Io {
+            path: "export".into(),
+            source: e,
+        })?;
+        Ok(w.lines)
+    }
+}
+
+impl SimulationService {
+    /// Calls `f` with one agent's states in step order, a page at a time
+    /// (keyset pagination), so an export's memory stays flat.
+    pub(crate) fn for_each_state_page(
+        &self,
+        sim_key: i32,
+        agent: i32,
+        mut f: impl FnMut(Vec<AgentState>) -> Result<()>,
+    ) -> Result<()> {
+        let mut after = i64::MIN;
+        loop {
+            let page = with_connection!(self.database().connection()?, |c| c.agent_states_page(
+                sim_key,
+                agent,
+                after,
+                EXPORT_PAGE_ROWS
+            ))?;
+            let Some(last) = page.last().map(|s| s.step) else {
+                return Ok(());
+            };
+            let full = page.len() as i64 == EXPORT_PAGE_ROWS;
+            f(page)?;
+            if !full {
+                return Ok(());
+            }
+            after = last;
+        }
+    }
+}
