@@ -128,7 +128,7 @@ pub enum Error {
     Database(#[from] diesel::result::Error),
 }
 
-/// `Result` with [`Error`] as the default error type.
+/// `Result` with [`Error`](crate::Error) as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
@@ -146,8 +146,8 @@ impl Error {
         }
     }
 
-    /// Turns a unique violation into [`Error::Duplicate`] and a foreign-key
-    /// violation into [`Error::NotFound`] of `parent`, keeping anything else.
+    /// Turns a unique violation into [`Error::Duplicate`](crate::Error::Duplicate) and a foreign-key
+    /// violation into [`Error::NotFound`](crate::Error::NotFound) of `parent`, keeping anything else.
     pub(crate) fn from_write(
         err: diesel::result::Error,
         entity: &'static str,

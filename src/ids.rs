@@ -80,7 +80,7 @@ macro_rules! string_id {
             /// Validates a caller-chosen id.
             ///
             /// # Errors
-            /// [`Error::InvalidInput`] if the id is empty, longer than 64
+            /// [`Error::InvalidInput`](crate::Error::InvalidInput) if the id is empty, longer than 64
             /// characters, contains control characters or surrounding whitespace.
             pub fn new(id: impl Into<String>) -> Result<Self> {
                 let id = id.into();
@@ -167,7 +167,7 @@ string_id!(
 );
 
 /// Index of an agent within its simulation (`0..n`). Negative indexes are
-/// rejected with [`Error::InvalidInput`] wherever they are used.
+/// rejected with [`Error::InvalidInput`](crate::Error::InvalidInput) wherever they are used.
 #[derive(
     Debug,
     Clone,

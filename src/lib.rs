@@ -53,11 +53,12 @@ mod recovery;
 /// one schema serves both backends.
 pub mod schema;
 mod service;
-mod store;
 pub mod sql_types;
+mod store;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 mod transfer;
+mod validate;
 
 pub use analytics::{
     flatten_json, AgentSummary, Analytics, Comparison, ComparisonRow, Cursor, Field, GroupBy,
@@ -71,10 +72,10 @@ pub use models::{
     NewAgentMemory, NewExperiment, NewSimulation, Simulation, SimulationStatus, SimulationStep,
     StepMetric,
 };
-pub use store::SimulationFilter;
 pub use recorder::{Recorder, RecorderOptions};
 pub use recovery::ResumePoint;
 pub use service::SimulationService;
+pub use store::SimulationFilter;
 pub use transfer::{ImportOutcome, OnConflict, JSONL_FORMAT, JSONL_VERSION};
 
 /// Entry points for `cargo fuzz` (see `fuzz/`); not part of the API.
@@ -90,7 +91,6 @@ pub mod fuzzing {
     pub fn url(text: &str) {
         crate::database::check_url_invariants(text);
     }
-
 }
 
 /// The Diesel version simdb is built on, for your own queries.

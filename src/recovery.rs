@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::ids::SimulationId;
 use crate::models::{AgentMemory, AgentState, Simulation, SimulationStatus};
-use crate::store::event;
-use crate::store::prelude::*;
 use crate::service::SimulationService;
 use crate::sql_types::JsonParam;
+use crate::store::event;
+use crate::store::prelude::*;
 use crate::with_connection;
 
 /// Where a resumed simulation continues from.
@@ -45,7 +45,7 @@ impl SimulationService {
     /// call [`SimulationService::heartbeat`] in long quiet phases.
     ///
     /// # Errors
-    /// [`Error::Database`] on a database failure.
+    /// [`Error::Database`](crate::Error::Database) on a database failure.
     pub fn recover_stale(&self, max_age: Duration) -> Result<Vec<SimulationId>> {
         let age = chrono::Duration::from_std(max_age)
             .map_err(|_| Error::invalid("max age", "too large"))?;
@@ -77,8 +77,8 @@ impl SimulationService {
     /// [`ResumePoint::states`] and [`ResumePoint::memories`].
     ///
     /// # Errors
-    /// [`Error::InvalidTransition`] unless the simulation is interrupted;
-    /// [`Error::NotFound`].
+    /// [`Error::InvalidTransition`](crate::Error::InvalidTransition) unless the simulation is interrupted;
+    /// [`Error::NotFound`](crate::Error::NotFound).
     pub fn resume(&self, id: &SimulationId) -> Result<ResumePoint> {
         let (last_complete_step, discarded_rows) =
             with_connection!(self.database().writer()?, |c| c.write(|c| {

@@ -138,31 +138,31 @@ for_each_backend! {
 }
 
 impl Analytics {
-        /// Count / sum / mean / min / max of `field` across agents, per step
-        /// (`buckets == 0`) or in at most `buckets` equal-width step buckets.
-        ///
-        /// # Errors
-        /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
-        pub fn step_aggregates(
-            &self,
-            id: &SimulationId,
-            field: impl Into<Field>,
-            buckets: usize,
-        ) -> Result<Vec<StepAggregate>> {
-            let field = field.into();
-            with_connection!(self.db.connection()?, |c| {
-                let sim = c.find_simulation(id)?;
-                let Some((lo, hi)) = c.step_span(sim.sim_key, &field)? else {
-                    return Ok(Vec::new());
-                };
-                let span = hi.saturating_sub(lo).saturating_add(1);
-                let width = if buckets == 0 {
-                    1
-                } else {
-                    let b = buckets as i64;
-                    span / b + i64::from(span % b != 0)
-                };
-                c.aggregate(sim.sim_key, &field, lo, width.max(1))
-            })
-        }
+    /// Count / sum / mean / min / max of `field` across agents, per step
+    /// (`buckets == 0`) or in at most `buckets` equal-width step buckets.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
+    pub fn step_aggregates(
+        &self,
+        id: &SimulationId,
+        field: impl Into<Field>,
+        buckets: usize,
+    ) -> Result<Vec<StepAggregate>> {
+        let field = field.into();
+        with_connection!(self.db.connection()?, |c| {
+            let sim = c.find_simulation(id)?;
+            let Some((lo, hi)) = c.step_span(sim.sim_key, &field)? else {
+                return Ok(Vec::new());
+            };
+            let span = hi.saturating_sub(lo).saturating_add(1);
+            let width = if buckets == 0 {
+                1
+            } else {
+                let b = buckets as i64;
+                span / b + i64::from(span % b != 0)
+            };
+            c.aggregate(sim.sim_key, &field, lo, width.max(1))
+        })
+    }
 }

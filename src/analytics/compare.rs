@@ -164,80 +164,80 @@ for_each_backend! {
 }
 
 impl Analytics {
-        /// One row per simulation of `experiment`: flattened parameters and, per
-        /// field, the final value (mean across agents at the last step, or the
-        /// simulation-level metric's last value) and the mean over all rows.
-        ///
-        /// # Errors
-        /// [`Error::NotFound`](crate::Error::NotFound) for an unknown experiment.
-        pub fn compare(&self, experiment: &ExperimentId, fields: &[&str]) -> Result<Comparison> {
-            let sims = with_connection!(self.db.connection()?, |c| {
-                c.find_experiment(experiment)?;
-                c.list_simulations(&SimulationFilter::new().experiment(experiment))
-            })?;
-            let ids: Vec<SimulationId> = sims.into_iter().map(|s| s.id).collect();
-            self.compare_simulations(&ids, fields)
-        }
+    /// One row per simulation of `experiment`: flattened parameters and, per
+    /// field, the final value (mean across agents at the last step, or the
+    /// simulation-level metric's last value) and the mean over all rows.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown experiment.
+    pub fn compare(&self, experiment: &ExperimentId, fields: &[&str]) -> Result<Comparison> {
+        let sims = with_connection!(self.db.connection()?, |c| {
+            c.find_experiment(experiment)?;
+            c.list_simulations(&SimulationFilter::new().experiment(experiment))
+        })?;
+        let ids: Vec<SimulationId> = sims.into_iter().map(|s| s.id).collect();
+        self.compare_simulations(&ids, fields)
+    }
 
-        /// As [`Analytics::compare`], for a list of simulations.
-        ///
-        /// # Errors
-        /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
-        pub fn compare_simulations(&self, ids: &[SimulationId], fields: &[&str]) -> Result<Comparison> {
-            let mut rows = Vec::with_capacity(ids.len());
-            let mut columns = BTreeSet::new();
-            for id in ids {
-                let sim = self.simulation(id)?;
-                let parameters = flatten_json(&sim.parameters);
-                columns.extend(parameters.keys().cloned());
-                let mut final_values = BTreeMap::new();
-                let mut mean_values = BTreeMap::new();
-                for name in fields {
-                    let (last, mean) = self.final_and_mean(&sim, &Field::parse(name))?;
-                    final_values.insert(name.to_string(), last);
-                    mean_values.insert(name.to_string(), mean);
-                }
-                rows.push(ComparisonRow {
-                    simulation: sim.id,
-                    status: sim.status,
-                    parameters,
-                    final_values,
-                    mean_values,
-                });
+    /// As [`Analytics::compare`], for a list of simulations.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
+    pub fn compare_simulations(&self, ids: &[SimulationId], fields: &[&str]) -> Result<Comparison> {
+        let mut rows = Vec::with_capacity(ids.len());
+        let mut columns = BTreeSet::new();
+        for id in ids {
+            let sim = self.simulation(id)?;
+            let parameters = flatten_json(&sim.parameters);
+            columns.extend(parameters.keys().cloned());
+            let mut final_values = BTreeMap::new();
+            let mut mean_values = BTreeMap::new();
+            for name in fields {
+                let (last, mean) = self.final_and_mean(&sim, &Field::parse(name))?;
+                final_values.insert(name.to_string(), last);
+                mean_values.insert(name.to_string(), mean);
             }
-            Ok(Comparison {
-                parameter_columns: columns.into_iter().collect(),
-                fields: fields.iter().map(|f| f.to_string()).collect(),
-                rows,
-            })
+            rows.push(ComparisonRow {
+                simulation: sim.id,
+                status: sim.status,
+                parameters,
+                final_values,
+                mean_values,
+            });
         }
+        Ok(Comparison {
+            parameter_columns: columns.into_iter().collect(),
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+            rows,
+        })
+    }
 
-        fn final_and_mean(
-            &self,
-            sim: &Simulation,
-            field: &Field,
-        ) -> Result<(Option<f64>, Option<f64>)> {
-            with_connection!(self.db.connection()?, |c| {
-                if let Field::Metric(name) = field {
-                    if let Some(metric) = c.metric_lookup(name)? {
-                        let (last, mean) = c.step_metric_stats(sim.sim_key, metric)?;
-                        if last.is_some() {
-                            return Ok((last, mean));
-                        }
+    fn final_and_mean(
+        &self,
+        sim: &Simulation,
+        field: &Field,
+    ) -> Result<(Option<f64>, Option<f64>)> {
+        with_connection!(self.db.connection()?, |c| {
+            if let Field::Metric(name) = field {
+                if let Some(metric) = c.metric_lookup(name)? {
+                    let (last, mean) = c.step_metric_stats(sim.sim_key, metric)?;
+                    if last.is_some() {
+                        return Ok((last, mean));
                     }
                 }
-                let Some((lo, hi)) = c.step_span(sim.sim_key, field)? else {
-                    return Ok((None, None));
-                };
-                // Buckets start at their origin: from `hi`, one bucket of the last step.
-                let last = c.aggregate(sim.sim_key, field, hi, 1)?;
-                let all = c.aggregate(sim.sim_key, field, lo, hi - lo + 1)?;
-                let final_mean = last.first().map(|a| a.mean);
-                let count: i64 = all.iter().map(|a| a.count).sum();
-                let total: f64 = all.iter().map(|a| a.sum).sum();
-                Ok((final_mean, (count > 0).then(|| total / count as f64)))
-            })
-        }
+            }
+            let Some((lo, hi)) = c.step_span(sim.sim_key, field)? else {
+                return Ok((None, None));
+            };
+            // Buckets start at their origin: from `hi`, one bucket of the last step.
+            let last = c.aggregate(sim.sim_key, field, hi, 1)?;
+            let all = c.aggregate(sim.sim_key, field, lo, hi - lo + 1)?;
+            let final_mean = last.first().map(|a| a.mean);
+            let count: i64 = all.iter().map(|a| a.count).sum();
+            let total: f64 = all.iter().map(|a| a.sum).sum();
+            Ok((final_mean, (count > 0).then(|| total / count as f64)))
+        })
+    }
 }
 
 #[cfg(test)]

@@ -45,6 +45,9 @@ pub struct LeaderboardRow {
     pub mean_reward: f64,
 }
 
+/// An agent's kind, policy name and policy version.
+type AgentLabel = (Option<String>, Option<String>, Option<i32>);
+
 /// Per group: simulations, (simulation, agent) pairs, rows, reward sum.
 type GroupAcc = (BTreeSet<i32>, BTreeSet<(i32, i32)>, i64, f64);
 
@@ -74,7 +77,7 @@ for_each_backend! {
                     sum(agent_states::reward),
                 ))
                 .load(self)?;
-            let labels: BTreeMap<(i32, i32), (Option<String>, Option<String>, Option<i32>)> =
+            let labels: BTreeMap<(i32, i32), AgentLabel> =
                 agents::table
                     .filter(agents::sim_key.eq_any(sim_keys))
                     .select((
@@ -137,36 +140,36 @@ for_each_backend! {
 }
 
 impl Analytics {
-        /// Total and mean reward per group of agents over every simulation of
-        /// `experiment`, ranked by mean reward (best first).
-        ///
-        /// # Errors
-        /// [`Error::NotFound`](crate::Error::NotFound) for an unknown experiment.
-        pub fn leaderboard(
-            &self,
-            experiment: &ExperimentId,
-            by: GroupBy,
-        ) -> Result<Vec<LeaderboardRow>> {
-            let mut rows = with_connection!(self.db.connection()?, |c| {
-                c.find_experiment(experiment)?;
-                let keys: Vec<i32> = c
-                    .list_simulations(&SimulationFilter::new().experiment(experiment))?
-                    .iter()
-                    .map(|s| s.sim_key)
-                    .collect();
-                c.leaderboard_rows(&keys, by)
-            })?
-            .into_iter()
-            .filter(|r| r.rows > 0)
-            .collect::<Vec<_>>();
-            rows.sort_by(|a, b| {
-                b.mean_reward
-                    .total_cmp(&a.mean_reward)
-                    .then_with(|| a.group.cmp(&b.group))
-            });
-            for (i, row) in rows.iter_mut().enumerate() {
-                row.rank = i + 1;
-            }
-            Ok(rows)
+    /// Total and mean reward per group of agents over every simulation of
+    /// `experiment`, ranked by mean reward (best first).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown experiment.
+    pub fn leaderboard(
+        &self,
+        experiment: &ExperimentId,
+        by: GroupBy,
+    ) -> Result<Vec<LeaderboardRow>> {
+        let mut rows = with_connection!(self.db.connection()?, |c| {
+            c.find_experiment(experiment)?;
+            let keys: Vec<i32> = c
+                .list_simulations(&SimulationFilter::new().experiment(experiment))?
+                .iter()
+                .map(|s| s.sim_key)
+                .collect();
+            c.leaderboard_rows(&keys, by)
+        })?
+        .into_iter()
+        .filter(|r| r.rows > 0)
+        .collect::<Vec<_>>();
+        rows.sort_by(|a, b| {
+            b.mean_reward
+                .total_cmp(&a.mean_reward)
+                .then_with(|| a.group.cmp(&b.group))
+        });
+        for (i, row) in rows.iter_mut().enumerate() {
+            row.rank = i + 1;
         }
+        Ok(rows)
+    }
 }

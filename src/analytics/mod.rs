@@ -43,7 +43,7 @@ impl SimulationService {
 }
 
 impl Analytics {
-        fn simulation(&self, id: &SimulationId) -> Result<Simulation> {
-            with_connection!(self.db.connection()?, |c| c.find_simulation(id))
-        }
+    fn simulation(&self, id: &SimulationId) -> Result<Simulation> {
+        with_connection!(self.db.connection()?, |c| c.find_simulation(id))
+    }
 }

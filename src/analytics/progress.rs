@@ -62,43 +62,43 @@ for_each_backend! {
 }
 
 impl Analytics {
-        /// What is new since `cursor` (everything, for `None`): new steps and
-        /// their metrics, latest step, rows written, recent rows/s, heartbeat
-        /// age. Works from another process while a recorder writes.
-        ///
-        /// # Errors
-        /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
-        pub fn progress(&self, id: &SimulationId, cursor: Option<Cursor>) -> Result<Progress> {
-            let now = Utc::now();
-            let from = cursor.map_or(-1, |c| c.step);
-            with_connection!(self.db.connection()?, |c| {
-                let sim = c.find_simulation(id)?;
-                let new_steps = c.steps(sim.sim_key, from.saturating_add(1), i64::MAX)?;
-                let (new_rows, latest) = c.rows_after(sim.sim_key, from)?;
-                let rows = cursor.map_or(0, |c| c.rows) + new_rows;
-                let latest_step = latest.or(cursor.and_then(|c| (c.step >= 0).then_some(c.step)));
-                let rows_per_sec = cursor.and_then(|c| {
-                    let secs = (now - c.at).num_microseconds()? as f64 / 1e6;
-                    (secs > 0.0).then(|| new_rows as f64 / secs)
-                });
-                Ok(Progress {
-                    cursor: Cursor {
-                        step: latest_step
-                            .unwrap_or(from)
-                            .max(new_steps.last().map_or(from, |s| s.step)),
-                        rows,
-                        at: now,
-                    },
-                    status: sim.status,
-                    new_steps,
-                    latest_step,
+    /// What is new since `cursor` (everything, for `None`): new steps and
+    /// their metrics, latest step, rows written, recent rows/s, heartbeat
+    /// age. Works from another process while a recorder writes.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
+    pub fn progress(&self, id: &SimulationId, cursor: Option<Cursor>) -> Result<Progress> {
+        let now = Utc::now();
+        let from = cursor.map_or(-1, |c| c.step);
+        with_connection!(self.db.connection()?, |c| {
+            let sim = c.find_simulation(id)?;
+            let new_steps = c.steps(sim.sim_key, from.saturating_add(1), i64::MAX)?;
+            let (new_rows, latest) = c.rows_after(sim.sim_key, from)?;
+            let rows = cursor.map_or(0, |c| c.rows) + new_rows;
+            let latest_step = latest.or(cursor.and_then(|c| (c.step >= 0).then_some(c.step)));
+            let rows_per_sec = cursor.and_then(|c| {
+                let secs = (now - c.at).num_microseconds()? as f64 / 1e6;
+                (secs > 0.0).then(|| new_rows as f64 / secs)
+            });
+            Ok(Progress {
+                cursor: Cursor {
+                    step: latest_step
+                        .unwrap_or(from)
+                        .max(new_steps.last().map_or(from, |s| s.step)),
                     rows,
-                    rows_per_sec,
-                    heartbeat_age_secs: sim
-                        .heartbeat_at
-                        .and_then(|h| (now - h).num_microseconds())
-                        .map(|us| us as f64 / 1e6),
-                })
+                    at: now,
+                },
+                status: sim.status,
+                new_steps,
+                latest_step,
+                rows,
+                rows_per_sec,
+                heartbeat_age_secs: sim
+                    .heartbeat_at
+                    .and_then(|h| (now - h).num_microseconds())
+                    .map(|us| us as f64 / 1e6),
             })
-        }
+        })
+    }
 }

@@ -59,33 +59,33 @@ fn json_equal(a: &Value, b: &Value) -> bool {
 }
 
 impl Analytics {
-        /// Simulations whose parameters match every condition, newest first.
-        /// Conditions are evaluated on the parsed parameters, never spliced into
-        /// SQL.
-        ///
-        /// # Errors
-        /// [`Error::InvalidInput`](crate::Error::InvalidInput) for an empty path.
-        pub fn find_simulations(&self, query: &ParameterQuery) -> Result<Vec<Simulation>> {
-            for (path, _) in &query.equals {
-                crate::ids::validate_text("parameter path", path, 256)?;
-            }
-            for (path, _, _) in &query.ranges {
-                crate::ids::validate_text("parameter path", path, 256)?;
-            }
-            let sims = with_connection!(self.db.connection()?, |c| c.list_simulations(&query.filter))?;
-            Ok(sims
-                .into_iter()
-                .filter(|s| {
-                    query.equals.iter().all(|(path, want)| {
-                        at_path(&s.parameters, path).is_some_and(|v| json_equal(v, want))
-                    }) && query.ranges.iter().all(|(path, lo, hi)| {
-                        at_path(&s.parameters, path)
-                            .and_then(Value::as_f64)
-                            .is_some_and(|v| lo.is_none_or(|lo| v >= lo) && hi.is_none_or(|hi| v <= hi))
-                    })
-                })
-                .collect())
+    /// Simulations whose parameters match every condition, newest first.
+    /// Conditions are evaluated on the parsed parameters, never spliced into
+    /// SQL.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for an empty path.
+    pub fn find_simulations(&self, query: &ParameterQuery) -> Result<Vec<Simulation>> {
+        for (path, _) in &query.equals {
+            crate::ids::validate_text("parameter path", path, 256)?;
         }
+        for (path, _, _) in &query.ranges {
+            crate::ids::validate_text("parameter path", path, 256)?;
+        }
+        let sims = with_connection!(self.db.connection()?, |c| c.list_simulations(&query.filter))?;
+        Ok(sims
+            .into_iter()
+            .filter(|s| {
+                query.equals.iter().all(|(path, want)| {
+                    at_path(&s.parameters, path).is_some_and(|v| json_equal(v, want))
+                }) && query.ranges.iter().all(|(path, lo, hi)| {
+                    at_path(&s.parameters, path)
+                        .and_then(Value::as_f64)
+                        .is_some_and(|v| lo.is_none_or(|lo| v >= lo) && hi.is_none_or(|hi| v <= hi))
+                })
+            })
+            .collect())
+    }
 }
 
 #[cfg(test)]

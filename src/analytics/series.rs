@@ -61,43 +61,43 @@ for_each_backend! {
 }
 
 impl Analytics {
-        /// One agent's `field` (reward or a metric) over a step range, by step.
-        ///
-        /// # Errors
-        /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
-        pub fn agent_series(
-            &self,
-            id: &SimulationId,
-            agent: impl Into<AgentIndex>,
-            field: impl Into<Field>,
-            steps: impl RangeBounds<i64>,
-        ) -> Result<Vec<(i64, f64)>> {
-            let (agent, field) = (agent.into(), field.into());
-            let (lo, hi) = step_bounds(&steps);
-            with_connection!(self.db.connection()?, |c| {
-                let sim = c.find_simulation(id)?;
-                c.series(sim.sim_key, agent.0, &field, lo, hi)
-            })
-        }
+    /// One agent's `field` (reward or a metric) over a step range, by step.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
+    pub fn agent_series(
+        &self,
+        id: &SimulationId,
+        agent: impl Into<AgentIndex>,
+        field: impl Into<Field>,
+        steps: impl RangeBounds<i64>,
+    ) -> Result<Vec<(i64, f64)>> {
+        let (agent, field) = (agent.into(), field.into());
+        let (lo, hi) = step_bounds(&steps);
+        with_connection!(self.db.connection()?, |c| {
+            let sim = c.find_simulation(id)?;
+            c.series(sim.sim_key, agent.0, &field, lo, hi)
+        })
+    }
 
-        /// One agent's state JSON over a step range, by step.
-        ///
-        /// # Errors
-        /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
-        pub fn state_series(
-            &self,
-            id: &SimulationId,
-            agent: impl Into<AgentIndex>,
-            steps: impl RangeBounds<i64>,
-        ) -> Result<Vec<(i64, Value)>> {
-            let agent = agent.into();
-            let (lo, hi) = step_bounds(&steps);
-            with_connection!(self.db.connection()?, |c| {
-                let sim = c.find_simulation(id)?;
-                Ok(c.agent_states(sim.sim_key, agent.0, lo, hi)?
-                    .into_iter()
-                    .map(|s| (s.step, s.state))
-                    .collect())
-            })
-        }
+    /// One agent's state JSON over a step range, by step.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
+    pub fn state_series(
+        &self,
+        id: &SimulationId,
+        agent: impl Into<AgentIndex>,
+        steps: impl RangeBounds<i64>,
+    ) -> Result<Vec<(i64, Value)>> {
+        let agent = agent.into();
+        let (lo, hi) = step_bounds(&steps);
+        with_connection!(self.db.connection()?, |c| {
+            let sim = c.find_simulation(id)?;
+            Ok(c.agent_states(sim.sim_key, agent.0, lo, hi)?
+                .into_iter()
+                .map(|s| (s.step, s.state))
+                .collect())
+        })
+    }
 }

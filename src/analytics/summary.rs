@@ -7,8 +7,8 @@ use diesel::dsl::{count_star, sum};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Analytics, Field};
 use super::aggregates::AggregateStore;
+use super::{Analytics, Field};
 use crate::error::Result;
 use crate::ids::{AgentIndex, SimulationId};
 use crate::models::{Simulation, SimulationStep};
@@ -88,56 +88,56 @@ for_each_backend! {
 }
 
 impl Analytics {
-        /// Status, duration, steps, agents, rows, total and mean reward overall
-        /// and per agent, and the latest step's metrics.
-        ///
-        /// # Errors
-        /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
-        pub fn summary(&self, id: &SimulationId) -> Result<Summary> {
-            with_connection!(self.db.connection()?, |c| {
-                let sim = c.find_simulation(id)?;
-                let agents = c.agents(sim.sim_key)?;
-                let rewards = c.reward_by_agent(sim.sim_key)?;
-                let steps = c.count_steps(sim.sim_key)?;
-                let latest = simulation_steps::table
-                    .filter(simulation_steps::sim_key.eq(sim.sim_key))
-                    .order(simulation_steps::step.desc())
-                    .select(SimulationStep::as_select())
-                    .first(c)
-                    .optional()?;
-                let last_step = c.step_span(sim.sim_key, &Field::Reward)?.map(|(_, hi)| hi);
-                let kinds: BTreeMap<i32, Option<String>> = agents
-                    .iter()
-                    .map(|a| (a.agent_index.0, a.kind.clone()))
-                    .collect();
-                let per_agent: Vec<AgentSummary> = rewards
-                    .iter()
-                    .map(|&(agent, rows, total)| AgentSummary {
-                        agent: AgentIndex(agent),
-                        kind: kinds.get(&agent).cloned().flatten(),
-                        rows,
-                        total_reward: total.unwrap_or(0.0),
-                        mean_reward: (rows > 0).then(|| total.unwrap_or(0.0) / rows as f64),
-                    })
-                    .collect();
-                let rows: i64 = per_agent.iter().map(|a| a.rows).sum();
-                let total: f64 = per_agent.iter().map(|a| a.total_reward).sum();
-                let duration_secs = sim.started_at.map(|s| {
-                    let end = sim.ended_at.unwrap_or_else(Utc::now);
-                    (end - s).num_microseconds().unwrap_or(0) as f64 / 1e6
-                });
-                Ok(Summary {
-                    duration_secs,
-                    steps,
-                    last_step,
-                    agents: agents.len() as i64,
-                    agent_state_rows: rows,
-                    total_reward: total,
-                    mean_reward: (rows > 0).then(|| total / rows as f64),
-                    per_agent,
-                    latest_step: latest,
-                    simulation: sim,
+    /// Status, duration, steps, agents, rows, total and mean reward overall
+    /// and per agent, and the latest step's metrics.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
+    pub fn summary(&self, id: &SimulationId) -> Result<Summary> {
+        with_connection!(self.db.connection()?, |c| {
+            let sim = c.find_simulation(id)?;
+            let agents = c.agents(sim.sim_key)?;
+            let rewards = c.reward_by_agent(sim.sim_key)?;
+            let steps = c.count_steps(sim.sim_key)?;
+            let latest = simulation_steps::table
+                .filter(simulation_steps::sim_key.eq(sim.sim_key))
+                .order(simulation_steps::step.desc())
+                .select(SimulationStep::as_select())
+                .first(c)
+                .optional()?;
+            let last_step = c.step_span(sim.sim_key, &Field::Reward)?.map(|(_, hi)| hi);
+            let kinds: BTreeMap<i32, Option<String>> = agents
+                .iter()
+                .map(|a| (a.agent_index.0, a.kind.clone()))
+                .collect();
+            let per_agent: Vec<AgentSummary> = rewards
+                .iter()
+                .map(|&(agent, rows, total)| AgentSummary {
+                    agent: AgentIndex(agent),
+                    kind: kinds.get(&agent).cloned().flatten(),
+                    rows,
+                    total_reward: total.unwrap_or(0.0),
+                    mean_reward: (rows > 0).then(|| total.unwrap_or(0.0) / rows as f64),
                 })
+                .collect();
+            let rows: i64 = per_agent.iter().map(|a| a.rows).sum();
+            let total: f64 = per_agent.iter().map(|a| a.total_reward).sum();
+            let duration_secs = sim.started_at.map(|s| {
+                let end = sim.ended_at.unwrap_or_else(Utc::now);
+                (end - s).num_microseconds().unwrap_or(0) as f64 / 1e6
+            });
+            Ok(Summary {
+                duration_secs,
+                steps,
+                last_step,
+                agents: agents.len() as i64,
+                agent_state_rows: rows,
+                total_reward: total,
+                mean_reward: (rows > 0).then(|| total / rows as f64),
+                per_agent,
+                latest_step: latest,
+                simulation: sim,
             })
-        }
+        })
+    }
 }

@@ -8,7 +8,7 @@ use diesel::pg::PgConnection;
 #[cfg(feature = "sqlite")]
 use diesel::sqlite::SqliteConnection;
 
-/// A pooled connection of either backend, from [`Database::connection`].
+/// A pooled connection of either backend, from [`Database::connection`](crate::Database::connection).
 ///
 /// Run your own Diesel queries against the public [`crate::schema`] by
 /// matching on it, or write the body once with [`crate::with_connection!`].

@@ -24,11 +24,10 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations =
 const MIGRATION_LOCK_KEY: i64 = 0x73696d_64626d6967;
 
 impl Database {
-
     /// Versions of the migrations applied to this database, oldest first.
     ///
     /// # Errors
-    /// [`Error::Migration`] if the migration table cannot be read.
+    /// [`Error::Migration`](crate::Error::Migration) if the migration table cannot be read.
     pub fn applied_migrations(&self) -> Result<Vec<String>> {
         let mut versions: Vec<String> = match self.writer()? {
             #[cfg(feature = "sqlite")]
@@ -66,7 +65,7 @@ impl Database {
     /// For tooling and tests of the migrations themselves.
     ///
     /// # Errors
-    /// [`Error::Migration`] if a down migration fails.
+    /// [`Error::Migration`](crate::Error::Migration) if a down migration fails.
     pub fn revert_all_migrations(&self) -> Result<()> {
         match self.writer()? {
             #[cfg(feature = "sqlite")]

@@ -80,10 +80,10 @@ impl Database {
     /// same database apply them exactly once.
     ///
     /// # Errors
-    /// [`Error::InvalidUrl`] for a URL of no known form, [`Error::Connection`]
-    /// if the database cannot be reached or opened, [`Error::SchemaTooNew`] if
+    /// [`Error::InvalidUrl`](crate::Error::InvalidUrl) for a URL of no known form, [`Error::Connection`](crate::Error::Connection)
+    /// if the database cannot be reached or opened, [`Error::SchemaTooNew`](crate::Error::SchemaTooNew) if
     /// a newer simdb migrated it (it is then left untouched),
-    /// [`Error::Migration`] if a migration fails.
+    /// [`Error::Migration`](crate::Error::Migration) if a migration fails.
     pub fn open(url: &str) -> Result<Database> {
         let target = parse_url(url)?;
         let redacted = redact(url);
@@ -210,7 +210,7 @@ impl Database {
     /// but wait for simdb's single writer.
     ///
     /// # Errors
-    /// [`Error::Connection`] if no connection could be had in time.
+    /// [`Error::Connection`](crate::Error::Connection) if no connection could be had in time.
     pub fn connection(&self) -> Result<DbConnection> {
         match &self.inner.pools {
             #[cfg(feature = "sqlite")]
@@ -229,7 +229,7 @@ impl Database {
     /// The writer connection (the only one on SQLite).
     ///
     /// # Errors
-    /// [`Error::Connection`] if no connection could be had in time.
+    /// [`Error::Connection`](crate::Error::Connection) if no connection could be had in time.
     pub fn writer(&self) -> Result<DbConnection> {
         match &self.inner.pools {
             #[cfg(feature = "sqlite")]

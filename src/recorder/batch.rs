@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::models::NewAgentMemory;
-use crate::service::check_json_text;
+use crate::validate::check_json_text;
 
 /// A span of a batch's JSON text buffer.
 #[derive(Debug, Clone, Copy)]
@@ -129,7 +129,11 @@ impl Batch {
     }
 
     /// Serializes `value` onto the text buffer.
-    pub(crate) fn push_json<S: Serialize + ?Sized>(&mut self, field: &'static str, value: &S) -> Result<Span> {
+    pub(crate) fn push_json<S: Serialize + ?Sized>(
+        &mut self,
+        field: &'static str,
+        value: &S,
+    ) -> Result<Span> {
         let start = self.json.len();
         if let Err(e) = serde_json::to_writer(&mut self.json, value) {
             self.json.truncate(start);

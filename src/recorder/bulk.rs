@@ -12,8 +12,8 @@ use crate::error::{Error, Result};
 use crate::ids::AgentIndex;
 use crate::models::{AgentMemory, AgentMetric, StepMetric};
 use crate::schema::{agent_metrics, agent_states, simulation_steps, step_metrics};
-use crate::store::prelude::*;
 use crate::sql_types::{RawJson, TimeParam};
+use crate::store::prelude::*;
 
 /// Inserts every row of `batch` for simulation `sim_key` (inside the
 /// caller's transaction); returns the metric ids it had to intern.

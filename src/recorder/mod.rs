@@ -29,7 +29,8 @@ use writer::{Msg, Shared, Writer};
 use crate::error::{Error, Result};
 use crate::ids::{validate_text, AgentIndex, SimulationId};
 use crate::models::NewAgentMemory;
-use crate::service::{check_running, check_step, finite, SimulationService};
+use crate::service::SimulationService;
+use crate::validate::{check_running, check_step, finite};
 
 /// Records a running simulation in batches on a background writer thread.
 ///
@@ -39,8 +40,8 @@ use crate::service::{check_running, check_step, finite, SimulationService};
 ///
 /// A duplicate `(agent, step)` (or step, or metric at a step) is an error, not
 /// an overwrite: the batch holding it is rolled back as a whole, the recorder
-/// reports [`Error::Recorder`] (its source is [`Error::Duplicate`] or
-/// [`Error::Database`]) from then on, and keeps the unwritten rows.
+/// reports [`Error::Recorder`](crate::Error::Recorder) (its source is [`Error::Duplicate`](crate::Error::Duplicate) or
+/// [`Error::Database`](crate::Error::Database)) from then on, and keeps the unwritten rows.
 ///
 /// Dropping a recorder flushes it best-effort and logs failures through
 /// `tracing`; call [`Recorder::close`] to see them.
@@ -62,7 +63,7 @@ impl SimulationService {
     /// A recorder for a running simulation, with default options.
     ///
     /// # Errors
-    /// [`Error::NotFound`] for an unknown simulation; [`Error::InvalidInput`]
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation; [`Error::InvalidInput`](crate::Error::InvalidInput)
     /// if it is not running.
     pub fn recorder(&self, sim: &SimulationId) -> Result<Recorder> {
         self.recorder_with(sim, RecorderOptions::default())
@@ -198,9 +199,9 @@ impl Recorder {
     /// serde can serialize to JSON (a `serde_json::Value`, a struct, ...).
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for a negative step or agent or a non-finite
-    /// reward; [`Error::NotFound`] for an unregistered agent;
-    /// [`Error::Recorder`] if the writer has failed.
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for a negative step or agent or a non-finite
+    /// reward; [`Error::NotFound`](crate::Error::NotFound) for an unregistered agent;
+    /// [`Error::Recorder`](crate::Error::Recorder) if the writer has failed.
     pub fn agent_state<S: Serialize + ?Sized>(
         &mut self,
         step: i64,
@@ -219,8 +220,8 @@ impl Recorder {
     /// Records a step with its metrics (serialized to a JSON object).
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for a negative step or metrics that are not
-    /// a JSON object; [`Error::Recorder`] if the writer has failed.
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for a negative step or metrics that are not
+    /// a JSON object; [`Error::Recorder`](crate::Error::Recorder) if the writer has failed.
     pub fn step<S: Serialize + ?Sized>(&mut self, step: i64, metrics: &S) -> Result<()> {
         self.check_writer()?;
         check_step(step)?;
@@ -242,8 +243,8 @@ impl Recorder {
     /// Records a numeric metric of the whole simulation at a step.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for a bad name or step or a non-finite value;
-    /// [`Error::Recorder`] if the writer has failed.
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for a bad name or step or a non-finite value;
+    /// [`Error::Recorder`](crate::Error::Recorder) if the writer has failed.
     pub fn metric(&mut self, step: i64, name: &str, value: f64) -> Result<()> {
         self.check_writer()?;
         check_step(step)?;
@@ -256,7 +257,7 @@ impl Recorder {
     /// Records a numeric metric of one agent at a step.
     ///
     /// # Errors
-    /// As for [`Recorder::metric`], plus [`Error::NotFound`] for an
+    /// As for [`Recorder::metric`], plus [`Error::NotFound`](crate::Error::NotFound) for an
     /// unregistered agent.
     pub fn agent_metric(
         &mut self,
@@ -277,8 +278,8 @@ impl Recorder {
     /// Records a snapshot of an agent's memory at a step.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] if the bytes do not fit dtype and shape;
-    /// [`Error::NotFound`] for an unregistered agent; [`Error::Recorder`].
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) if the bytes do not fit dtype and shape;
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unregistered agent; [`Error::Recorder`](crate::Error::Recorder).
     pub fn memory(
         &mut self,
         step: i64,
@@ -296,7 +297,7 @@ impl Recorder {
     /// Writes everything recorded so far and waits until it is committed.
     ///
     /// # Errors
-    /// [`Error::Recorder`] if any batch failed: it and every later one are
+    /// [`Error::Recorder`](crate::Error::Recorder) if any batch failed: it and every later one are
     /// kept in memory, see [`Recorder::retry`].
     pub fn flush(&mut self) -> Result<()> {
         self.check_writer()?;
@@ -317,7 +318,7 @@ impl Recorder {
     /// waits. Useful once a transient cause (a database restart) is gone.
     ///
     /// # Errors
-    /// [`Error::Recorder`] if writing fails again.
+    /// [`Error::Recorder`](crate::Error::Recorder) if writing fails again.
     pub fn retry(&mut self) -> Result<()> {
         let held: Vec<Batch> = {
             let mut state = self.shared.lock();
@@ -349,7 +350,7 @@ impl Recorder {
     /// Flushes, stops the writer thread and reports any failure.
     ///
     /// # Errors
-    /// [`Error::Recorder`] if rows could not be written.
+    /// [`Error::Recorder`](crate::Error::Recorder) if rows could not be written.
     pub fn close(mut self) -> Result<()> {
         self.shutdown()
     }

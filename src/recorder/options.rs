@@ -1,6 +1,6 @@
 //! Tuning of a recorder.
 
-/// Tuning of a [`Recorder`].
+/// Tuning of a [`Recorder`](super::Recorder).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecorderOptions {
     /// Rows per batch (one transaction). Default 10,000.

@@ -2,9 +2,9 @@
 
 use diesel::prelude::*;
 
+use super::event;
 use super::prelude::*;
 use crate::error::{Error, Result};
-use super::event;
 use crate::models::{Agent, NewAgent, Simulation};
 use crate::schema::{agents, events};
 

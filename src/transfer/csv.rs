@@ -14,7 +14,7 @@ impl SimulationService {
     /// agent-step: `step,agent,kind,reward,<agent metrics...>,state`.
     ///
     /// # Errors
-    /// [`Error::NotFound`] for an unknown simulation; [`Error::Io`].
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation; [`Error::Io`](crate::Error::Io).
     pub fn export_csv(&self, id: &SimulationId, out: impl Write) -> Result<u64> {
         let mut out = BufWriter::new(out);
         let io = |e| Error::Io {

@@ -4,7 +4,9 @@ use std::io::{BufWriter, Write};
 
 use serde_json::Value;
 
-use super::jsonl::{hex, End, Header, Line, LineWriter, MemoryLine, SimulationLine, JSONL_FORMAT, JSONL_VERSION};
+use super::jsonl::{
+    hex, End, Header, Line, LineWriter, MemoryLine, SimulationLine, JSONL_FORMAT, JSONL_VERSION,
+};
 use crate::error::{Error, Result};
 use crate::ids::SimulationId;
 use crate::models::AgentState;
@@ -37,7 +39,7 @@ impl SimulationService {
     /// database. The end line lets an import detect truncation.
     ///
     /// # Errors
-    /// [`Error::NotFound`] for an unknown simulation; [`Error::Io`] if
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation; [`Error::Io`](crate::Error::Io) if
     /// writing fails.
     pub fn export_jsonl(&self, id: &SimulationId, out: impl Write) -> Result<u64> {
         self.export_jsonl_with_progress(id, out, |_| {})

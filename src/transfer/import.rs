@@ -25,9 +25,9 @@ impl SimulationService {
     /// unchanged, if its id exists).
     ///
     /// # Errors
-    /// [`Error::Import`] for a malformed or truncated file;
-    /// [`Error::Duplicate`] if the simulation exists and `on_conflict` is
-    /// [`OnConflict::Error`]; [`Error::Io`].
+    /// [`Error::Import`](crate::Error::Import) for a malformed or truncated file;
+    /// [`Error::Duplicate`](crate::Error::Duplicate) if the simulation exists and `on_conflict` is
+    /// [`OnConflict::Error`]; [`Error::Io`](crate::Error::Io).
     pub fn import_jsonl(&self, path: &Path, on_conflict: OnConflict) -> Result<ImportOutcome> {
         self.import_jsonl_with_progress(path, on_conflict, |_| {})
     }

@@ -35,7 +35,6 @@ pub const JSONL_FORMAT: &str = "simdb-jsonl";
 /// The format version this library writes and reads.
 pub const JSONL_VERSION: u32 = 1;
 
-
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Header {
     pub(crate) format: String,
@@ -78,7 +77,6 @@ pub(crate) enum Line {
     Memory(MemoryLine),
     End(End),
 }
-
 
 /// Lower-case hex of bytes (memory snapshots).
 pub(crate) fn hex(data: &[u8]) -> String {
@@ -129,7 +127,6 @@ pub(crate) struct Numbered {
     pub(crate) line: usize,
     pub(crate) value: Line,
 }
-
 
 /// Reads `path` line by line, calling `f` with each parsed line.
 pub(crate) fn for_each_line(path: &Path, f: impl FnMut(Numbered) -> Result<()>) -> Result<()> {

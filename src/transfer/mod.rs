@@ -22,7 +22,7 @@ use crate::ids::SimulationId;
 /// What to do when an imported simulation's id already exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum OnConflict {
-    /// Refuse with [`Error::Duplicate`] (the default).
+    /// Refuse with [`Error::Duplicate`](crate::Error::Duplicate) (the default).
     #[default]
     Error,
     /// Leave the existing simulation and import nothing.
@@ -48,7 +48,7 @@ pub enum ImportOutcome {
     },
 }
 
-/// Maps an I/O error on `path` to [`Error::Io`].
+/// Maps an I/O error on `path` to [`Error::Io`](crate::Error::Io).
 pub(crate) fn io_error(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |source| Error::Io {
         path: path.display().to_string(),

@@ -11,8 +11,7 @@ use super::jsonl::{for_each_line_in, unhex, Line, Numbered, JSONL_FORMAT, JSONL_
 use crate::error::{Error, Result};
 use crate::ids::{ExperimentId, SimulationId};
 use crate::models::NewAgentMemory;
-use crate::service::{check_json, finite};
-
+use crate::validate::{check_json, finite};
 
 /// Checks the whole file; returns the simulation id and the data line count.
 pub(crate) fn validate(path: &Path) -> Result<(SimulationId, u64)> {

@@ -10,7 +10,7 @@ use simdb::{Error, ParameterQuery, Result};
 /// string (`env=grid` is `env == "grid"`).
 ///
 /// # Errors
-/// [`Error::InvalidInput`] without `=` or with an empty path.
+/// [`Error::InvalidInput`](crate::Error::InvalidInput) without `=` or with an empty path.
 pub fn equals_arg(query: ParameterQuery, arg: &str) -> Result<ParameterQuery> {
     let (path, value) = arg
         .split_once('=')
@@ -26,7 +26,7 @@ pub fn equals_arg(query: ParameterQuery, arg: &str) -> Result<ParameterQuery> {
 /// Adds a range written `PATH=LO..HI`, either bound optional.
 ///
 /// # Errors
-/// [`Error::InvalidInput`] unless it has that form with finite numeric bounds.
+/// [`Error::InvalidInput`](crate::Error::InvalidInput) unless it has that form with finite numeric bounds.
 pub fn range_arg(query: ParameterQuery, arg: &str) -> Result<ParameterQuery> {
     let parsed = arg
         .split_once('=')
@@ -42,8 +42,7 @@ pub fn range_arg(query: ParameterQuery, arg: &str) -> Result<ParameterQuery> {
             };
             Some((path, bound(lo)?, bound(hi)?))
         });
-    let (path, lo, hi) = parsed
-        .ok_or_else(|| Error::InvalidInput {
+    let (path, lo, hi) = parsed.ok_or_else(|| Error::InvalidInput {
         field: "parameter range",
         reason: format!("`{arg}` is not PATH=LO..HI"),
     })?;

@@ -1,9 +1,14 @@
-//! SVG plots with plotters.
+//! `simdb plot`: SVG plots with plotters.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
 
 use plotters::prelude::*;
 use simdb::{Error, Result, StepAggregate};
+
+use crate::resolve::{open, sim_id};
 
 fn plot_error(e: impl std::fmt::Display) -> Error {
     Error::InvalidInput {
@@ -66,4 +71,44 @@ pub fn band(out: &Path, title: &str, field: &str, points: &[StepAggregate]) -> R
         .map_err(plot_error)?;
     root.present().map_err(plot_error)?;
     Ok(())
+}
+
+/// Arguments of `simdb plot`.
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// Simulation id.
+    pub sim: String,
+    /// reward or a metric name.
+    #[arg(long, default_value = "reward")]
+    pub field: String,
+    /// Output SVG file.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// At most this many points.
+    #[arg(long, default_value_t = 500)]
+    pub buckets: usize,
+}
+
+/// Plot a field over steps: mean across agents with a min-max band (SVG).
+pub fn plot(url: &Option<String>, _json_out: bool, args: PlotArgs) -> Result<ExitCode> {
+    let PlotArgs {
+        sim,
+        field,
+        out,
+        buckets,
+    } = args;
+    let svc = open(url)?;
+    let id = sim_id(&sim)?;
+    let points = svc
+        .analytics()
+        .step_aggregates(&id, field.as_str(), buckets)?;
+    if points.is_empty() {
+        return Err(Error::InvalidInput {
+            field: "--field",
+            reason: format!("no `{field}` values recorded for {id}"),
+        });
+    }
+    band(&out, &format!("{field} — {id}"), &field, &points)?;
+    eprintln!("wrote {} ({} points)", out.display(), points.len());
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,128 @@
+//! `simdb synth`: record a synthetic run.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use std::io::Write;
+use std::time::Duration;
+
+use serde_json::json;
+use simdb::{
+    Error, NewAgent, NewExperiment, NewSimulation, RecorderOptions, Result, SimulationService,
+};
+
+use crate::resolve::open;
+
+/// Arguments of `simdb synth`.
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Agents.
+    #[arg(long, default_value_t = 10)]
+    pub agents: i32,
+    /// Steps.
+    #[arg(long, default_value_t = 1000)]
+    pub steps: i64,
+    /// Experiment name (created if missing).
+    #[arg(long, default_value = "synthetic")]
+    pub experiment: String,
+    /// Flush every N steps and print `flushed STEP` after each flush.
+    #[arg(long)]
+    pub flush_every: Option<i64>,
+    /// Sleep this many milliseconds per step.
+    #[arg(long, default_value_t = 0)]
+    pub step_delay_ms: u64,
+    /// Leave the simulation running (do not complete it).
+    #[arg(long)]
+    pub no_complete: bool,
+}
+
+/// Record a synthetic simulation: for trying simdb, load tests and crash drills.
+pub fn synth_command(url: &Option<String>, _json_out: bool, args: SynthArgs) -> Result<ExitCode> {
+    let SynthArgs {
+        agents,
+        steps,
+        experiment: exp_name,
+        flush_every,
+        step_delay_ms,
+        no_complete,
+    } = args;
+    let svc = open(url)?;
+    synth(
+        &svc,
+        agents,
+        steps,
+        &exp_name,
+        flush_every,
+        step_delay_ms,
+        !no_complete,
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Deterministic pseudo-random walk per agent; prints the id, then
+/// `flushed STEP` after every acknowledged flush.
+fn synth(
+    svc: &SimulationService,
+    agents: i32,
+    steps: i64,
+    exp_name: &str,
+    flush_every: Option<i64>,
+    delay_ms: u64,
+    complete: bool,
+) -> Result<()> {
+    let exp = match svc.experiment_by_name(exp_name) {
+        Ok(e) => e,
+        Err(Error::NotFound { .. }) => match svc.create_experiment(NewExperiment::new(exp_name)) {
+            Ok(e) => e,
+            // Another process created it meanwhile.
+            Err(Error::Duplicate { .. }) => svc.experiment_by_name(exp_name)?,
+            Err(e) => return Err(e),
+        },
+        Err(e) => return Err(e),
+    };
+    let sim = svc.create_simulation(
+        NewSimulation::new(json!({"agents": agents, "steps": steps}))
+            .experiment(&exp.id)
+            .tag("synthetic"),
+    )?;
+    let roster: Vec<NewAgent> = (0..agents)
+        .map(|i| NewAgent::new(i).kind(["walker", "runner"][i as usize % 2]))
+        .collect();
+    svc.register_agents(&sim.id, &roster)?;
+    svc.start_simulation(&sim.id)?;
+    println!("{}", sim.id);
+    let _ = std::io::stdout().flush();
+    let mut rec = svc.recorder_with(&sim.id, RecorderOptions::default().batch_rows(2_000))?;
+    let mut x = vec![0.0f64; agents.max(0) as usize];
+    for step in 0..steps {
+        for (agent, pos) in x.iter_mut().enumerate() {
+            let noise = (((step as u64).wrapping_mul(2654435761)
+                ^ (agent as u64).wrapping_mul(40503))
+                % 1000) as f64
+                / 1000.0
+                - 0.5;
+            *pos += noise;
+            rec.agent_state(step, agent as i32, -pos.abs() / 10.0, &json!({"x": *pos}))?;
+        }
+        rec.step(
+            step,
+            &json!({"mean_x": x.iter().sum::<f64>() / x.len().max(1) as f64}),
+        )?;
+        if let Some(every) = flush_every {
+            if every > 0 && (step + 1) % every == 0 {
+                rec.flush()?;
+                println!("flushed {step}");
+                let _ = std::io::stdout().flush();
+            }
+        }
+        if delay_ms > 0 {
+            std::thread::sleep(Duration::from_millis(delay_ms));
+        }
+    }
+    rec.close()?;
+    if complete {
+        svc.complete_simulation(&sim.id, json!({"steps": steps}))?;
+    }
+    println!("done {}", sim.id);
+    Ok(())
+}

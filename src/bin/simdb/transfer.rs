@@ -1,0 +1,191 @@
+//! Moving runs: `simdb export`, `simdb import`, `simdb copy`.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+use simdb::{
+    Database, Error, OnConflict, Result, SimulationFilter, SimulationId, SimulationService,
+};
+
+use crate::output::{print_json, Progress};
+use crate::resolve::{open, sim_id};
+
+/// Arguments of `simdb export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Simulation id.
+    pub sim: String,
+    /// jsonl or csv.
+    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
+    pub format: Format,
+    /// Output file (standard output by default).
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+}
+
+/// Arguments of `simdb import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The file.
+    pub file: PathBuf,
+    /// What to do if the simulation exists.
+    #[arg(long, value_enum, default_value_t = Conflict::Error)]
+    pub on_conflict: Conflict,
+}
+
+/// Arguments of `simdb copy`.
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// Source database URL.
+    #[arg(long)]
+    pub from: String,
+    /// Target database URL.
+    #[arg(long)]
+    pub to: String,
+    /// Simulation ids (all if none).
+    pub sims: Vec<String>,
+    /// What to do if a simulation exists in the target.
+    #[arg(long, value_enum, default_value_t = Conflict::Error)]
+    pub on_conflict: Conflict,
+}
+
+/// Export a simulation (JSONL is lossless; CSV has one row per agent-step).
+pub fn export(url: &Option<String>, _json_out: bool, args: ExportArgs) -> Result<ExitCode> {
+    let ExportArgs { sim, format, out } = args;
+    let svc = open(url)?;
+    let id = sim_id(&sim)?;
+    let progress = Progress::new("export");
+    let io = |path: &PathBuf| {
+        let p = path.display().to_string();
+        move |source| Error::Io { path: p, source }
+    };
+    let count = match (&out, format) {
+        (Some(path), Format::Jsonl) => svc.export_jsonl_with_progress(
+            &id,
+            std::fs::File::create(path).map_err(io(path))?,
+            |n| progress.update(n),
+        )?,
+        (Some(path), Format::Csv) => {
+            svc.export_csv(&id, std::fs::File::create(path).map_err(io(path))?)?
+        }
+        (None, Format::Jsonl) => {
+            svc.export_jsonl_with_progress(&id, std::io::stdout().lock(), |n| progress.update(n))?
+        }
+        (None, Format::Csv) => svc.export_csv(&id, std::io::stdout().lock())?,
+    };
+    progress.done();
+    if out.is_some() {
+        eprintln!(
+            "exported {count} {}",
+            if format == Format::Csv {
+                "rows"
+            } else {
+                "lines"
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Import a JSONL export, all or nothing.
+pub fn import(url: &Option<String>, json_out: bool, args: ImportArgs) -> Result<ExitCode> {
+    let ImportArgs { file, on_conflict } = args;
+    let svc = open(url)?;
+    let progress = Progress::new("import");
+    let outcome =
+        svc.import_jsonl_with_progress(&file, on_conflict.into(), |n| progress.update(n))?;
+    progress.done();
+    report_import(json_out, &outcome)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Copy simulations between databases (public ids kept).
+pub fn copy(_url: &Option<String>, json_out: bool, args: CopyArgs) -> Result<ExitCode> {
+    let CopyArgs {
+        from,
+        to,
+        sims,
+        on_conflict,
+    } = args;
+    let source = SimulationService::new(Database::open(&from)?);
+    let target = SimulationService::new(Database::open(&to)?);
+    let ids: Vec<SimulationId> = if sims.is_empty() {
+        source
+            .list_simulations(&SimulationFilter::new())?
+            .into_iter()
+            .rev()
+            .map(|s| s.id)
+            .collect()
+    } else {
+        sims.iter().map(|s| sim_id(s)).collect::<Result<_>>()?
+    };
+    // Check every id first so that a typo copies nothing.
+    for id in &ids {
+        source.simulation(id)?;
+    }
+    for id in &ids {
+        let tmp =
+            std::env::temp_dir().join(format!("simdb-copy-{}-{}.jsonl", std::process::id(), id));
+        let progress = Progress::new("copy");
+        let file = std::fs::File::create(&tmp).map_err(|e| Error::Io {
+            path: tmp.display().to_string(),
+            source: e,
+        })?;
+        let result = source
+            .export_jsonl_with_progress(id, file, |n| progress.update(n))
+            .and_then(|_| {
+                target.import_jsonl_with_progress(&tmp, on_conflict.into(), |n| progress.update(n))
+            });
+        progress.done();
+        let _ = std::fs::remove_file(&tmp);
+        report_import(json_out, &result?)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Lossless JSON Lines.
+    Jsonl,
+    /// One row per agent-step.
+    Csv,
+}
+
+/// What an import does with a simulation that exists.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Conflict {
+    /// Refuse.
+    Error,
+    /// Leave it, import nothing.
+    Skip,
+    /// Delete it, then import.
+    Replace,
+}
+
+impl From<Conflict> for OnConflict {
+    fn from(c: Conflict) -> Self {
+        match c {
+            Conflict::Error => OnConflict::Error,
+            Conflict::Skip => OnConflict::Skip,
+            Conflict::Replace => OnConflict::Replace,
+        }
+    }
+}
+
+/// Prints what an import did.
+fn report_import(json_out: bool, outcome: &simdb::ImportOutcome) -> Result<()> {
+    if json_out {
+        return print_json(outcome);
+    }
+    match outcome {
+        simdb::ImportOutcome::Imported { simulation, lines } => {
+            println!("imported {simulation} ({lines} lines)")
+        }
+        simdb::ImportOutcome::Skipped { simulation } => println!("skipped {simulation} (exists)"),
+    }
+    Ok(())
+}

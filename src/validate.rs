@@ -1,0 +1,107 @@
+//! Input checks shared by the facade, the recorder and import: what both
+//! backends can store alike.
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::ids::validate_text;
+use crate::models::{Simulation, SimulationStatus};
+
+/// Longest experiment, agent or simulation name, kind, policy or tag.
+pub(crate) const MAX_NAME_LEN: usize = 256;
+
+/// Accepts finite numbers only (NaN and infinities would read back
+/// differently on the two backends) and turns -0.0 into 0.0 (SQLite stores
+/// it as integer 0), so that both backends return the same bits.
+pub(crate) fn finite(field: &'static str, value: f64) -> Result<f64> {
+    if value.is_finite() {
+        Ok(value + 0.0)
+    } else {
+        Err(Error::invalid(
+            field,
+            format!("{value} is not a finite number"),
+        ))
+    }
+}
+
+/// Refuses JSON whose strings or keys contain NUL: PostgreSQL's JSONB cannot
+/// store it, and both backends must accept the same documents.
+pub(crate) fn check_json(field: &'static str, value: &Value) -> Result<()> {
+    fn has_nul(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().any(has_nul),
+            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    if has_nul(value) {
+        Err(nul_error(field))
+    } else {
+        Ok(())
+    }
+}
+
+/// As [`check_json`], on serialized JSON text (where NUL is `\u0000`).
+pub(crate) fn check_json_text(field: &'static str, text: &[u8]) -> Result<()> {
+    const NUL: &[u8] = b"\\u0000";
+    let mut from = 0;
+    while let Some(i) = text[from..].windows(NUL.len()).position(|w| w == NUL) {
+        let at = from + i;
+        // An escape only if preceded by an even number of backslashes.
+        let backslashes = text[..at].iter().rev().take_while(|&&b| b == b'\\').count();
+        if backslashes % 2 == 0 {
+            return Err(nul_error(field));
+        }
+        from = at + 1;
+    }
+    Ok(())
+}
+
+pub(crate) fn nul_error(field: &'static str) -> Error {
+    Error::invalid(
+        field,
+        "JSON text contains a NUL character (\\u0000), which PostgreSQL JSONB cannot store",
+    )
+}
+
+pub(crate) fn check_step(step: i64) -> Result<()> {
+    if step < 0 {
+        Err(Error::invalid("step", format!("{step} is negative")))
+    } else {
+        Ok(())
+    }
+}
+
+pub(crate) fn check_optional(field: &'static str, value: &Option<String>) -> Result<()> {
+    match value {
+        Some(v) => validate_text(field, v, MAX_NAME_LEN),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn check_running(sim: &Simulation) -> Result<()> {
+    if sim.status == SimulationStatus::Running {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "simulation status",
+            format!(
+                "simulation `{}` is {}; only running simulations accept records (call start_simulation)",
+                sim.id, sim.status
+            ),
+        ))
+    }
+}
+
+/// How a JSON value's kind reads in an error message.
+pub(crate) fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
