@@ -125,6 +125,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let food_left = food.iter().filter(|f| **f).count();
         rec.step(step, &json!({"food_left": food_left}))?;
         rec.metric(step, "food_left", food_left as f64)?;
+        rec.end_step(step)?; // every row of this step is recorded
     }
     let rows = rec.rows_recorded();
     rec.close()?;

@@ -115,6 +115,56 @@ pub enum Error {
         source: std::sync::Arc<Error>,
     },
 
+    /// The simulation a recorder was writing for was deleted; its rows were
+    /// kept in memory, nothing was written anywhere else.
+    #[error("simulation `{id}` was deleted while being recorded")]
+    SimulationDeleted {
+        /// The simulation's public id.
+        id: String,
+    },
+
+    /// The simulation a recorder was writing for is no longer running (it
+    /// was completed, failed, cancelled or interrupted meanwhile).
+    #[error("simulation `{id}` is {status}, no longer running; the recorder stopped")]
+    SimulationNotRunning {
+        /// The simulation's public id.
+        id: String,
+        /// Its status now.
+        status: SimulationStatus,
+    },
+
+    /// Another recorder took the run over (after it was interrupted and
+    /// resumed); this recorder stopped writing.
+    #[error("simulation `{id}` was taken over by another recorder")]
+    LeaseLost {
+        /// The simulation's public id.
+        id: String,
+    },
+
+    /// A live recorder holds the run: it heartbeated within the lease
+    /// timeout, so it may not be recorded or resumed by anyone else.
+    #[error(
+        "simulation `{id}` is held by a live recorder (last heartbeat {age_secs:.1}s ago, \
+         lease timeout {timeout_secs}s)"
+    )]
+    LeaseHeld {
+        /// The simulation's public id.
+        id: String,
+        /// Seconds since the holder's last heartbeat, by the database's clock.
+        age_secs: f64,
+        /// Seconds without a heartbeat after which the lease lapses.
+        timeout_secs: u64,
+    },
+
+    /// A single recorded row is larger than a whole batch may be.
+    #[error("row of {bytes} bytes exceeds the recorder's batch limit of {limit} bytes (RecorderOptions::batch_bytes)")]
+    RowTooLarge {
+        /// The row's size.
+        bytes: usize,
+        /// `RecorderOptions::batch_bytes`.
+        limit: usize,
+    },
+
     /// The recorder was used after `close()` or after its writer stopped.
     #[error("recorder is closed")]
     RecorderClosed,

@@ -64,7 +64,7 @@ pub use analytics::{
     flatten_json, AgentSummary, Analytics, Comparison, ComparisonRow, Cursor, Field, GroupBy,
     LeaderboardRow, ParameterQuery, Progress, StepAggregate, Summary,
 };
-pub use database::{Backend, Database, DbConnection};
+pub use database::{Backend, Database, DatabaseBuilder, DbConnection, Durability};
 pub use error::{Error, Result};
 pub use ids::{AgentIndex, ExperimentId, SimulationId, MAX_ID_LEN};
 pub use models::{

@@ -1,13 +1,14 @@
-//! Crash recovery: finding runs whose process died, and resuming them.
+//! Crash recovery: finding runs whose process died, and resuming them
+//! exactly at the commit watermark.
 
 use std::time::Duration;
 
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::ids::SimulationId;
 use crate::models::{AgentMemory, AgentState, Simulation, SimulationStatus};
+use crate::recorder::RecorderOptions;
 use crate::service::SimulationService;
 use crate::sql_types::JsonParam;
 use crate::store::event;
@@ -19,15 +20,17 @@ use crate::with_connection;
 pub struct ResumePoint {
     /// The simulation, now `running`.
     pub simulation: Simulation,
-    /// The last step at which every registered agent has a state (and its
-    /// step row, if the run records them); `None` if there is none — start
-    /// over from step 0.
+    /// The commit watermark: every row of every step up to it was committed
+    /// and is kept; `None` if no step was — start over from step 0.
     pub last_complete_step: Option<i64>,
-    /// Every agent's state at that step, by agent.
+    /// Every agent's latest state at or before that step, by agent (an
+    /// agent that stopped reporting earlier has its last state; one without
+    /// any has none).
     pub states: Vec<AgentState>,
     /// Every agent's latest memory snapshot at or before that step.
     pub memories: Vec<AgentMemory>,
-    /// Rows after that step that were removed (a partly written last step).
+    /// Rows after that step that were removed (what the crash left of
+    /// steps that were not ended).
     pub discarded_rows: usize,
 }
 
@@ -40,17 +43,16 @@ impl ResumePoint {
 
 impl SimulationService {
     /// Marks `running` simulations that have not heartbeated (or, never
-    /// having heartbeated, started) for `max_age` as `interrupted`, with an
-    /// event each. A live recorder heartbeats with every batch it writes;
-    /// call [`SimulationService::heartbeat`] in long quiet phases.
+    /// having heartbeated, started) for `max_age`, by the database's clock,
+    /// as `interrupted`, with an event each. A live recorder heartbeats at
+    /// least every `lease_timeout / 4` however slowly it records. Any
+    /// `max_age` is accepted; beyond 100 years it counts as 100 years.
     ///
     /// # Errors
     /// [`Error::Database`](crate::Error::Database) on a database failure.
     pub fn recover_stale(&self, max_age: Duration) -> Result<Vec<SimulationId>> {
-        let age = chrono::Duration::from_std(max_age)
-            .map_err(|_| Error::invalid("max age", "too large"))?;
-        let cutoff = Utc::now() - age;
-        let stale = with_connection!(self.database().writer()?, |c| c.stale_running(cutoff))?;
+        let stale = with_connection!(self.database().writer()?, |c| c
+            .stale_running(max_age.as_secs_f64()))?;
         let mut recovered = Vec::new();
         for sim in stale {
             let reason = format!(
@@ -70,17 +72,31 @@ impl SimulationService {
         Ok(recovered)
     }
 
-    /// Prepares an `interrupted` simulation to continue: finds the last
-    /// complete step, removes anything recorded after it (a step the crash
-    /// cut in half), and sets it `running` again, with a `resumed` event.
-    /// Record from [`ResumePoint::next_step`] on, restoring agents from
-    /// [`ResumePoint::states`] and [`ResumePoint::memories`].
+    /// Prepares an `interrupted` simulation to continue, in one
+    /// transaction: removes every row above the commit watermark from every
+    /// per-step table (what a crash left of steps that were not ended) and
+    /// nothing at or below it, and sets the run `running` again with a
+    /// `resumed` event. Record from [`ResumePoint::next_step`] on, restoring
+    /// agents from [`ResumePoint::states`] and [`ResumePoint::memories`].
+    ///
+    /// Refused while the run's last recorder still heartbeats (within the
+    /// default lease timeout, 30 s): see [`SimulationService::resume_with`].
     ///
     /// # Errors
     /// [`Error::InvalidTransition`](crate::Error::InvalidTransition) unless the simulation is interrupted;
+    /// [`Error::LeaseHeld`](crate::Error::LeaseHeld) while its recorder is alive;
     /// [`Error::NotFound`](crate::Error::NotFound).
     pub fn resume(&self, id: &SimulationId) -> Result<ResumePoint> {
-        let (last_complete_step, discarded_rows) =
+        self.resume_with(id, RecorderOptions::default().lease_timeout)
+    }
+
+    /// As [`SimulationService::resume`], for recorders that ran with another
+    /// `lease_timeout`.
+    ///
+    /// # Errors
+    /// As for [`SimulationService::resume`].
+    pub fn resume_with(&self, id: &SimulationId, lease_timeout: Duration) -> Result<ResumePoint> {
+        let (simulation, last_complete_step, discarded_rows) =
             with_connection!(self.database().writer()?, |c| c.write(|c| {
                 let sim = c.find_simulation(id)?;
                 if sim.status != SimulationStatus::Interrupted {
@@ -90,25 +106,28 @@ impl SimulationService {
                         to: SimulationStatus::Running,
                     });
                 }
-                let agents = c.agents(sim.sim_key)?.len() as i64;
-                let last = c.last_complete_step(sim.sim_key, agents)?;
+                c.check_no_live_lease(&sim, lease_timeout)?;
+                let last = sim.committed_step;
                 let discarded = c.truncate_after(sim.sim_key, last.unwrap_or(-1))?;
+                c.clear_lease(sim.sim_key)?;
                 let mut ev = event(sim.sim_key, "resumed", None, None, None);
                 ev.data = Some(JsonParam(serde_json::json!({
                     "last_complete_step": last,
                     "discarded_rows": discarded,
                 })));
                 c.insert_event(&ev)?;
-                Ok((last, discarded))
+                let running = c.transition(id, SimulationStatus::Running, None, None)?;
+                Ok((running, last, discarded))
             }))?;
-        let simulation = self.start_simulation(id)?;
         let (states, memories) = match last_complete_step {
             Some(step) => with_connection!(self.database().connection()?, |c| {
                 let key = simulation.sim_key;
-                let states = c.states_at_step(key, step)?;
+                let mut states = Vec::new();
                 let mut memories = Vec::new();
                 for agent in c.agents(key)? {
-                    memories.extend(c.latest_memory(key, agent.agent_index.0, step)?);
+                    let i = agent.agent_index.0;
+                    states.extend(c.latest_state(key, i, step)?);
+                    memories.extend(c.latest_memory(key, i, step)?);
                 }
                 Ok::<_, Error>((states, memories))
             })?,

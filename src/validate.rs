@@ -65,6 +65,19 @@ pub(crate) fn nul_error(field: &'static str) -> Error {
     )
 }
 
+/// Free text (a description, a failure message): anything but NUL, which
+/// PostgreSQL cannot store in text, so both backends refuse it alike.
+pub(crate) fn check_free_text(field: &'static str, text: &str) -> Result<()> {
+    if text.contains('\0') {
+        Err(Error::invalid(
+            field,
+            "contains a NUL character, which PostgreSQL text cannot store",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 pub(crate) fn check_step(step: i64) -> Result<()> {
     if step < 0 {
         Err(Error::invalid("step", format!("{step} is negative")))

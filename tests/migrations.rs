@@ -133,9 +133,26 @@ fn sqlite_settings_and_url_forms() -> Result<()> {
                     .get_result(c)?;
             (m.journal_mode, fk.v, sync.v, busy.v)
         });
-        assert_eq!((mode.as_str(), fk, sync), ("wal", 1, 1), "{url}");
+        // synchronous = FULL (2): the default durability survives power loss.
+        assert_eq!((mode.as_str(), fk, sync), ("wal", 1, 2), "{url}");
         assert!(busy >= 1000);
     }
+    // Durability::ProcessCrash: synchronous = NORMAL (1).
+    let fast = Database::builder(dir.join("fast.db").to_string_lossy().to_string())
+        .durability(simdb::Durability::ProcessCrash)
+        .open()?;
+    let sync: i64 = simdb::with_connection!(fast.writer()?, |c| {
+        use simdb::diesel::prelude::*;
+        use simdb::diesel::sql_types::BigInt;
+        #[derive(QueryableByName)]
+        struct Num {
+            #[diesel(sql_type = BigInt)]
+            v: i64,
+        }
+        let n: Num = simdb::diesel::sql_query("SELECT synchronous AS v FROM pragma_synchronous").get_result(c)?;
+        n.v
+    });
+    assert_eq!(sync, 1);
     let mem = Database::open("sqlite::memory:")?;
     let svc = SimulationService::new(mem.clone());
     running_sim(&svc, 2)?;

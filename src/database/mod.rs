@@ -3,17 +3,16 @@
 
 mod connection;
 mod migrate;
+mod open;
+mod options;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod url;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use diesel::r2d2::{ConnectionManager, Pool};
-#[cfg(feature = "sqlite")]
-use diesel::Connection;
 
 #[cfg(feature = "postgres")]
 use diesel::pg::PgConnection;
@@ -21,14 +20,8 @@ use diesel::pg::PgConnection;
 use diesel::sqlite::SqliteConnection;
 
 pub use connection::DbConnection;
-#[cfg(feature = "postgres")]
-use migrate::migrate_postgres;
-#[cfg(feature = "sqlite")]
-use migrate::migrate_sqlite;
-#[cfg(feature = "sqlite")]
-use sqlite::{configure_sqlite, enable_wal, SqliteSettings};
+pub use options::{DatabaseBuilder, Durability};
 pub(crate) use url::{check_url_invariants, redact};
-use url::{parse_url, scrub, Target};
 
 use crate::error::{Error, Result};
 
@@ -59,6 +52,9 @@ struct Inner {
     url: String,
     /// Where a SQLite database lives (None for memory and PostgreSQL).
     path: Option<PathBuf>,
+    /// Holds an in-memory database open.
+    #[cfg(feature = "sqlite")]
+    _keeper: Option<sqlite::MemoryKeeper>,
 }
 
 /// A simdb database: connection pools for one SQLite file (or memory) or one
@@ -74,7 +70,8 @@ impl Database {
     /// Opens (creating if needed) and migrates a database.
     ///
     /// `url` is `sqlite://PATH`, `sqlite:PATH`, a bare file path,
-    /// `sqlite::memory:` (one private in-memory database), or
+    /// `sqlite::memory:` (one private in-memory database, shared by the clones
+    /// of this `Database` and gone with the last of them), or
     /// `postgres://user[:password]@host[:port]/dbname`. Pending embedded
     /// migrations are applied under a lock, so concurrent first opens of the
     /// same database apply them exactly once.
@@ -85,104 +82,7 @@ impl Database {
     /// a newer simdb migrated it (it is then left untouched),
     /// [`Error::Migration`](crate::Error::Migration) if a migration fails.
     pub fn open(url: &str) -> Result<Database> {
-        let target = parse_url(url)?;
-        let redacted = redact(url);
-        let connection_error = |message: String| Error::Connection {
-            url: redacted.clone(),
-            message: scrub(&message, url),
-        };
-        match target {
-            #[cfg(feature = "sqlite")]
-            Target::SqliteMemory => {
-                // Every connection to ":memory:" is its own database, so the
-                // pool holds exactly one, forever.
-                let pool = Pool::builder()
-                    .max_size(1)
-                    .min_idle(Some(1))
-                    .idle_timeout(None)
-                    .max_lifetime(None)
-                    .test_on_check_out(false)
-                    .connection_customizer(Box::new(SqliteSettings))
-                    .build(ConnectionManager::<SqliteConnection>::new(":memory:"))
-                    .map_err(|e| connection_error(e.to_string()))?;
-                {
-                    let mut conn = pool.get().map_err(|e| connection_error(e.to_string()))?;
-                    migrate_sqlite(&mut conn)?;
-                }
-                Ok(Database::from_parts(
-                    Pools::Sqlite {
-                        writer: pool.clone(),
-                        reader: pool,
-                    },
-                    redacted,
-                    None,
-                ))
-            }
-            #[cfg(feature = "sqlite")]
-            Target::SqliteFile(path) => {
-                let path_str = path
-                    .to_str()
-                    .ok_or_else(|| connection_error("path is not valid UTF-8".into()))?
-                    .to_string();
-                if path.is_dir() {
-                    return Err(connection_error("path is a directory".into()));
-                }
-                {
-                    let mut conn = SqliteConnection::establish(&path_str)
-                        .map_err(|e| connection_error(e.to_string()))?;
-                    configure_sqlite(&mut conn).map_err(|e| connection_error(e.to_string()))?;
-                    enable_wal(&mut conn).map_err(|e| connection_error(e.to_string()))?;
-                    migrate_sqlite(&mut conn)?;
-                }
-                let manager = || ConnectionManager::<SqliteConnection>::new(path_str.clone());
-                // One writer connection: SQLite serializes writers anyway,
-                // and queueing in the pool is cheaper than busy-waiting.
-                let writer = Pool::builder()
-                    .max_size(1)
-                    .min_idle(Some(0))
-                    .test_on_check_out(false)
-                    .connection_timeout(Duration::from_secs(60))
-                    .connection_customizer(Box::new(SqliteSettings))
-                    .build_unchecked(manager());
-                let reader = Pool::builder()
-                    .max_size(4)
-                    .min_idle(Some(0))
-                    .test_on_check_out(false)
-                    .connection_customizer(Box::new(SqliteSettings))
-                    .build_unchecked(manager());
-                Ok(Database::from_parts(
-                    Pools::Sqlite { writer, reader },
-                    redacted,
-                    Some(path),
-                ))
-            }
-            #[cfg(feature = "postgres")]
-            Target::Postgres(url) => {
-                {
-                    let mut conn = PgConnection::establish(&url)
-                        .map_err(|e| connection_error(e.to_string()))?;
-                    migrate_postgres(&mut conn)?;
-                }
-                let pool = Pool::builder()
-                    .max_size(8)
-                    .min_idle(Some(0))
-                    .test_on_check_out(false)
-                    .connection_timeout(Duration::from_secs(30))
-                    .build_unchecked(ConnectionManager::<PgConnection>::new(url));
-                Ok(Database::from_parts(Pools::Postgres(pool), redacted, None))
-            }
-            #[allow(unreachable_patterns)]
-            _ => Err(Error::InvalidUrl {
-                url: redacted,
-                reason: "this build of simdb lacks the feature for this backend".into(),
-            }),
-        }
-    }
-
-    fn from_parts(pools: Pools, url: String, path: Option<PathBuf>) -> Database {
-        Database {
-            inner: Arc::new(Inner { pools, url, path }),
-        }
+        Database::builder(url).open()
     }
 
     /// The backend this database runs on.

@@ -1,29 +1,42 @@
-//! SQLite connection settings: pragmas applied to every connection, and WAL.
+//! SQLite connection settings: pragmas applied to every connection, WAL, and
+//! the in-memory database that outlives any one connection.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::CustomizeConnection;
 use diesel::sqlite::SqliteConnection;
 
-/// Milliseconds a SQLite connection waits for a lock before reporting busy.
-const SQLITE_BUSY_TIMEOUT_MS: u32 = 30_000;
+use super::options::Durability;
 
 /// Applies simdb's settings to every SQLite connection a pool opens.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct SqliteSettings;
+pub(crate) struct SqliteSettings {
+    pub(crate) busy_timeout_ms: u32,
+    pub(crate) durability: Durability,
+}
 
-pub(crate) fn configure_sqlite(conn: &mut SqliteConnection) -> diesel::QueryResult<()> {
+pub(crate) fn configure_sqlite(
+    conn: &mut SqliteConnection,
+    settings: SqliteSettings,
+) -> diesel::QueryResult<()> {
+    let synchronous = match settings.durability {
+        Durability::ProcessCrash => "NORMAL",
+        Durability::PowerLoss => "FULL",
+    };
     conn.batch_execute(&format!(
-        "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};
+        "PRAGMA busy_timeout = {};
          PRAGMA foreign_keys = ON;
-         PRAGMA synchronous = NORMAL;"
+         PRAGMA synchronous = {synchronous};",
+        settings.busy_timeout_ms
     ))
 }
 
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqliteSettings {
     fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        configure_sqlite(conn).map_err(diesel::r2d2::Error::QueryError)
+        configure_sqlite(conn, *self).map_err(diesel::r2d2::Error::QueryError)
     }
 }
 
@@ -41,5 +54,37 @@ pub(crate) fn enable_wal(conn: &mut SqliteConnection) -> diesel::QueryResult<()>
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// A private in-memory database that every connection of one [`super::Database`]
+/// shares (a named shared-cache memory database), held open by a connection
+/// of its own: when the pool replaces a connection (after a panic left it
+/// broken) the replacement sees the same data, never an empty database.
+pub(crate) struct MemoryKeeper {
+    _conn: Mutex<SqliteConnection>,
+}
+
+impl std::fmt::Debug for MemoryKeeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemoryKeeper")
+    }
+}
+
+impl MemoryKeeper {
+    pub(crate) fn new(conn: SqliteConnection) -> Self {
+        MemoryKeeper {
+            _conn: Mutex::new(conn),
+        }
+    }
+
+    /// A URI naming a fresh in-memory database, unique in this process.
+    pub(crate) fn fresh_uri() -> String {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "file:simdb-memory-{}-{n}?mode=memory&cache=shared",
+            std::process::id()
+        )
     }
 }

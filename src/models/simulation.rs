@@ -49,8 +49,12 @@ pub struct Simulation {
     pub started_at: Option<DateTime<Utc>>,
     /// When it reached a final status.
     pub ended_at: Option<DateTime<Utc>>,
-    /// Last sign of life from the recording process.
+    /// Last sign of life from the recording process (the database's clock).
     pub heartbeat_at: Option<DateTime<Utc>>,
+    /// The commit watermark: every row of every step up to it is committed
+    /// (`None`: no step yet). See [`crate::Recorder::end_step`].
+    #[serde(default)]
+    pub committed_step: Option<i64>,
 }
 
 /// A new simulation: [`NewSimulation::new`] takes the parameters (a JSON

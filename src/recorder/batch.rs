@@ -54,7 +54,19 @@ pub(crate) struct Batch {
     pub(crate) memories: Vec<MemoryRec>,
     /// Metric names first used in this batch: (recorder-local id, name).
     pub(crate) new_metric_names: Vec<(u32, String)>,
+    /// Bytes of the memory snapshots.
+    pub(crate) memory_bytes: usize,
+    /// The step ended by `Recorder::end_step` while this batch was filled:
+    /// once this batch commits, every row of every step up to it has.
+    pub(crate) ended: Option<i64>,
+    /// The lowest step of any row.
+    pub(crate) min_step: Option<i64>,
+    /// The writer's sequence number, once it first tried to write the batch.
+    pub(crate) seq: Option<i64>,
 }
+
+/// Bookkeeping bytes counted per row on top of its JSON text.
+const ROW_OVERHEAD: usize = 48;
 
 impl Batch {
     /// Appends an agent state (validated by the caller).
@@ -64,8 +76,10 @@ impl Batch {
         step: i64,
         reward: f64,
         state: &S,
+        limit: usize,
     ) -> Result<()> {
-        let state = self.push_json("state", state)?;
+        let state = self.push_json("state", state, limit)?;
+        self.saw_step(step);
         self.states.push(StateRec {
             agent,
             step,
@@ -81,8 +95,9 @@ impl Batch {
         step: i64,
         at: DateTime<Utc>,
         metrics: &S,
+        limit: usize,
     ) -> Result<()> {
-        let span = self.push_json("step metrics", metrics)?;
+        let span = self.push_json("step metrics", metrics, limit)?;
         if self.json.get(span.0 as usize) != Some(&b'{') {
             self.json.truncate(span.0 as usize);
             return Err(Error::invalid(
@@ -90,6 +105,7 @@ impl Batch {
                 "must serialize to a JSON object",
             ));
         }
+        self.saw_step(step);
         self.steps.push(StepRec {
             step,
             at,
@@ -100,6 +116,7 @@ impl Batch {
 
     /// Appends a metric value of a batch-local metric id.
     pub(crate) fn push_metric(&mut self, agent: Option<i32>, metric: u32, step: i64, value: f64) {
+        self.saw_step(step);
         self.metrics.push(MetricRec {
             agent,
             metric,
@@ -115,17 +132,41 @@ impl Batch {
         step: i64,
         memory: NewAgentMemory,
         at: DateTime<Utc>,
-    ) {
+        limit: usize,
+    ) -> Result<()> {
+        let bytes = memory.data.len() + ROW_OVERHEAD;
+        if bytes > limit {
+            return Err(Error::RowTooLarge { bytes, limit });
+        }
+        self.saw_step(step);
+        self.memory_bytes += memory.data.len();
         self.memories.push(MemoryRec {
             agent,
             step,
             memory,
             at,
         });
+        Ok(())
+    }
+
+    fn saw_step(&mut self, step: i64) {
+        self.min_step = Some(self.min_step.map_or(step, |s| s.min(step)));
     }
 
     pub(crate) fn rows(&self) -> usize {
         self.states.len() + self.steps.len() + self.metrics.len() + self.memories.len()
+    }
+
+    /// What the batch holds in memory, roughly: its text, its memory
+    /// snapshots and a fixed overhead per row.
+    pub(crate) fn bytes(&self) -> usize {
+        self.json.len() + self.memory_bytes + self.rows() * ROW_OVERHEAD
+    }
+
+    /// True if there is nothing for the writer: no row, no new metric name,
+    /// no end of step.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rows() == 0 && self.new_metric_names.is_empty() && self.ended.is_none()
     }
 
     /// Serializes `value` onto the text buffer.
@@ -133,6 +174,7 @@ impl Batch {
         &mut self,
         field: &'static str,
         value: &S,
+        limit: usize,
     ) -> Result<Span> {
         let start = self.json.len();
         if let Err(e) = serde_json::to_writer(&mut self.json, value) {
@@ -142,6 +184,11 @@ impl Batch {
         if let Err(e) = check_json_text(field, &self.json[start..]) {
             self.json.truncate(start);
             return Err(e);
+        }
+        let bytes = self.json.len() - start + ROW_OVERHEAD;
+        if bytes > limit {
+            self.json.truncate(start);
+            return Err(Error::RowTooLarge { bytes, limit });
         }
         match (u32::try_from(start), u32::try_from(self.json.len())) {
             (Ok(s), Ok(e)) => Ok(Span(s, e)),

@@ -1,29 +1,46 @@
-//! The writer thread: takes batches off the queue, writes each in one
-//! transaction, retries transient failures with backoff and holds what it
-//! could not write.
+//! The writer thread: takes batches off the queue in order, writes each in
+//! one transaction that first proves the run is still this recorder's,
+//! retries transient failures (settling a COMMIT whose reply was lost by
+//! the stored batch sequence number), commits what waited `flush_interval`
+//! and heartbeats on a timer, and holds what it could not write.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::TryLockError;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::batch::Batch;
 use super::bulk::write_batch;
 use super::metric_names::MetricCache;
 use crate::database::Database;
 use crate::error::{Error, Result};
+use crate::ids::SimulationId;
 use crate::store::prelude::*;
 use crate::with_connection;
 
+/// What the recording side asks of the writer, in queue order.
 pub(crate) enum Msg {
+    /// Write this batch.
     Batch(Batch),
+    /// Answer once everything queued before is settled.
     Flush(SyncSender<()>),
+    /// Clear the error and write the held batches again, oldest first.
+    Retry(SyncSender<()>),
+    /// Drop the held batches; answer with how many rows they had.
+    Discard(SyncSender<u64>),
+    /// Give the lease up and stop.
+    Close(SyncSender<()>),
 }
 
 /// What the writer thread shares with the recording thread.
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
+    /// The batch being filled. The recorder hands it off while holding this
+    /// lock, and the writer takes it on its timer only while holding it and
+    /// seeing the queue empty: batches reach the database in recording order.
+    pub(crate) current: Mutex<Batch>,
     pub(crate) failed: AtomicBool,
     pub(crate) state: Mutex<WriterState>,
 }
@@ -31,16 +48,26 @@ pub(crate) struct Shared {
 #[derive(Debug, Default)]
 pub(crate) struct WriterState {
     pub(crate) error: Option<Arc<Error>>,
-    /// Batches not written because of `error`, oldest first.
-    pub(crate) held: VecDeque<Batch>,
+    /// Rows of the batches held because of `error`.
+    pub(crate) held_rows: u64,
     pub(crate) rows_written: u64,
+    /// The commit watermark: every row of every step up to it is committed.
+    pub(crate) committed_step: Option<i64>,
+}
+
+/// Locks a mutex even if a thread panicked while holding it: every update
+/// under these locks leaves the data consistent.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Shared {
     pub(crate) fn lock(&self) -> MutexGuard<'_, WriterState> {
-        // A panic while holding the lock cannot leave WriterState invalid
-        // (every update is a single assignment), so a poisoned lock is safe.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
+    }
+
+    pub(crate) fn current(&self) -> MutexGuard<'_, Batch> {
+        lock(&self.current)
     }
 
     /// The writer's failure, counting as unpersisted the held batches plus
@@ -48,8 +75,7 @@ impl Shared {
     pub(crate) fn error(&self, pending: usize) -> Option<Error> {
         let state = self.lock();
         state.error.as_ref().map(|e| Error::Recorder {
-            unpersisted_rows: state.held.iter().map(|b| b.rows() as u64).sum::<u64>()
-                + pending as u64,
+            unpersisted_rows: state.held_rows + pending as u64,
             source: Arc::clone(e),
         })
     }
@@ -59,10 +85,26 @@ impl Shared {
 pub(crate) struct Writer {
     pub(crate) db: Database,
     pub(crate) sim_key: i32,
+    pub(crate) sim: SimulationId,
+    /// This recorder's lease.
+    pub(crate) token: i64,
     pub(crate) shared: Arc<Shared>,
     /// Metric names and, once committed, their database ids.
     pub(crate) metrics: MetricCache,
     pub(crate) max_attempts: u32,
+    pub(crate) flush_interval: Duration,
+    pub(crate) tick: Duration,
+    /// Batches not written because of the error, oldest first.
+    pub(crate) held: VecDeque<Batch>,
+    /// The last batch sequence number handed out (never reused).
+    pub(crate) last_seq: i64,
+    /// The watermark last committed.
+    pub(crate) committed: Option<i64>,
+    /// After rows were discarded, the watermark may never pass the step
+    /// before the first of them.
+    pub(crate) cap: Option<i64>,
+    pub(crate) last_commit: Instant,
+    pub(crate) last_beat: Instant,
 }
 
 fn is_transient(e: &Error) -> bool {
@@ -79,6 +121,8 @@ fn is_transient(e: &Error) -> bool {
                 || m.contains("connection to server")
                 || m.contains("no connection to the server")
                 || m.contains("could not receive data")
+                || m.contains("could not send data")
+                || m.contains("ssl syscall")
         }
         _ => false,
     }
@@ -86,56 +130,255 @@ fn is_transient(e: &Error) -> bool {
 
 impl Writer {
     pub(crate) fn run(mut self, receiver: Receiver<Msg>) {
-        for msg in receiver {
-            match msg {
-                Msg::Batch(batch) => self.handle(batch),
-                Msg::Flush(ack) => {
+        loop {
+            let wait = self.tick.saturating_sub(self.last_beat.elapsed());
+            match receiver.recv_timeout(wait) {
+                Ok(Msg::Close(ack)) => {
+                    self.release();
                     let _ = ack.send(());
+                    return;
+                }
+                Ok(msg) => self.handle(msg),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.release();
+                    return;
+                }
+            }
+            if self.last_beat.elapsed() >= self.tick {
+                if let Some(Msg::Close(ack)) = self.on_timer(&receiver) {
+                    self.release();
+                    let _ = ack.send(());
+                    return;
                 }
             }
         }
     }
 
-    fn handle(&mut self, batch: Batch) {
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Batch(batch) => self.take(batch),
+            Msg::Flush(ack) => {
+                let _ = ack.send(());
+            }
+            Msg::Retry(ack) => {
+                self.retry();
+                let _ = ack.send(());
+            }
+            Msg::Discard(ack) => {
+                let _ = ack.send(self.discard());
+            }
+            Msg::Close(ack) => {
+                self.release();
+                let _ = ack.send(());
+            }
+        }
+    }
+
+    /// The timer: commits the batch being filled once it waited
+    /// `flush_interval`, else heartbeats. Returns a `Close` it met.
+    fn on_timer(&mut self, receiver: &Receiver<Msg>) -> Option<Msg> {
+        let due = self.last_commit.elapsed() >= self.flush_interval;
+        let taken = if due {
+            let mut current = match self.shared.current.try_lock() {
+                Ok(guard) => guard,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                // The recorder is recording or handing off right now.
+                Err(TryLockError::WouldBlock) => return None,
+            };
+            // Under the lock nothing new can be queued: whatever is queued
+            // is older than the current batch and goes first.
+            match receiver.try_recv() {
+                Ok(msg) => {
+                    drop(current);
+                    return match msg {
+                        Msg::Close(_) => Some(msg),
+                        other => {
+                            self.handle(other);
+                            None
+                        }
+                    };
+                }
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => return None,
+            }
+            (!current.is_empty()).then(|| std::mem::take(&mut *current))
+        } else {
+            None
+        };
+        match taken {
+            Some(batch) => self.take(batch),
+            None => self.heartbeat(),
+        }
+        None
+    }
+
+    fn heartbeat(&mut self) {
+        self.last_beat = Instant::now();
+        let beat = self.db.writer().and_then(|conn| {
+            with_connection!(conn, |c| c.heartbeat_lease(self.sim_key, &self.sim, self.token))
+        });
+        match beat {
+            Ok(()) => {}
+            Err(e) if is_transient(&e) => {
+                tracing::warn!(simulation = %self.sim, error = %e, "simdb heartbeat failed, will retry");
+            }
+            Err(e) => {
+                tracing::error!(simulation = %self.sim, error = %e, "simdb recorder lost its run");
+                self.fail(e);
+            }
+        }
+    }
+
+    fn fail(&mut self, e: Error) {
+        let mut state = self.shared.lock();
+        if state.error.is_none() {
+            state.error = Some(Arc::new(e));
+        }
+        self.shared.failed.store(true, Ordering::Release);
+    }
+
+    fn publish_held(&self) {
+        self.shared.lock().held_rows = self.held.iter().map(|b| b.rows() as u64).sum();
+    }
+
+    /// Writes a batch, or holds it behind an earlier failure.
+    fn take(&mut self, batch: Batch) {
         for (id, name) in &batch.new_metric_names {
             self.metrics.register(*id, name);
         }
         if self.shared.failed.load(Ordering::Acquire) {
-            self.shared.lock().held.push_back(batch);
+            self.held.push_back(batch);
+            self.publish_held();
             return;
         }
+        if let Err((batch, e)) = self.write_with_retries(batch) {
+            tracing::error!(simulation = %self.sim, error = %e, rows = batch.rows(), "simdb batch failed");
+            self.held.push_back(batch);
+            self.publish_held();
+            self.fail(e);
+        }
+    }
+
+    /// The watermark this batch carries, never above the cap.
+    fn watermark(&self, batch: &Batch) -> Option<i64> {
+        let w = batch.ended.max(self.committed)?;
+        match self.cap {
+            Some(cap) if w > cap => (cap > self.committed.unwrap_or(-1)).then_some(cap),
+            _ => Some(w),
+        }
+    }
+
+    fn write_with_retries(&mut self, mut batch: Batch) -> Result<(), (Batch, Error)> {
+        // A batch that was tried before may have committed although its
+        // COMMIT's reply never arrived: that is settled before it is sent
+        // again, as after every transient failure below.
+        let mut outcome_unknown = batch.seq.is_some();
+        let seq = match batch.seq {
+            Some(seq) => seq,
+            None => {
+                self.last_seq += 1;
+                batch.seq = Some(self.last_seq);
+                self.last_seq
+            }
+        };
+        let mark = self.watermark(&batch);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.write(&batch) {
-                Ok(ids) => {
-                    self.metrics.learned(ids);
-                    self.shared.lock().rows_written += batch.rows() as u64;
-                    return;
+            let result = if outcome_unknown {
+                self.committed_already(seq).and_then(|done| {
+                    if done {
+                        Ok(Vec::new())
+                    } else {
+                        self.write(&batch, seq, mark)
+                    }
+                })
+            } else {
+                self.write(&batch, seq, mark)
+            };
+            match result {
+                Ok(interned) => {
+                    self.metrics.learned(interned);
+                    self.committed = mark.or(self.committed);
+                    let now = Instant::now();
+                    self.last_commit = now;
+                    self.last_beat = now;
+                    let mut state = self.shared.lock();
+                    state.rows_written += batch.rows() as u64;
+                    state.committed_step = self.committed;
+                    return Ok(());
                 }
                 Err(e) if attempt < self.max_attempts && is_transient(&e) => {
+                    outcome_unknown = true;
                     let backoff = Duration::from_millis(50 << attempt.min(7));
-                    tracing::warn!(error = %e, attempt, ?backoff, "simdb batch failed, retrying");
+                    tracing::warn!(simulation = %self.sim, error = %e, attempt, ?backoff, "simdb batch failed, retrying");
                     std::thread::sleep(backoff);
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, rows = batch.rows(), "simdb batch failed");
-                    let mut state = self.shared.lock();
-                    state.error = Some(Arc::new(e));
-                    state.held.push_back(batch);
-                    self.shared.failed.store(true, Ordering::Release);
-                    return;
-                }
+                Err(e) => return Err((batch, e)),
             }
         }
     }
 
+    /// True if batch `seq` of this lease is already in the database.
+    fn committed_already(&self, seq: i64) -> Result<bool> {
+        let stored = with_connection!(self.db.writer()?, |c| c
+            .committed_batch(self.sim_key, self.token))?;
+        match stored {
+            Some(stored) => Ok(stored >= seq),
+            None => Err(with_connection!(self.db.writer()?, |c| c
+                .ownership_error(self.sim_key, &self.sim))),
+        }
+    }
+
     /// Writes one batch in one transaction; returns metric ids it interned.
-    fn write(&self, batch: &Batch) -> Result<Vec<(usize, i32)>> {
+    fn write(&self, batch: &Batch, seq: i64, mark: Option<i64>) -> Result<Vec<(usize, i32)>> {
         with_connection!(self.db.writer()?, |c| c.write(|c| {
-            let interned = write_batch(c, self.sim_key, batch, &self.metrics)?;
-            c.touch(self.sim_key)?;
-            Ok(interned)
+            // First: the run exists, runs and is ours. Its row stays locked
+            // (PostgreSQL) or the database stays locked (SQLite) until COMMIT.
+            c.mark_batch(self.sim_key, &self.sim, self.token, seq, mark)?;
+            write_batch(c, self.sim_key, batch, &self.metrics)
         }))
+    }
+
+    fn retry(&mut self) {
+        {
+            let mut state = self.shared.lock();
+            state.error = None;
+        }
+        self.shared.failed.store(false, Ordering::Release);
+        while let Some(batch) = self.held.pop_front() {
+            if let Err((batch, e)) = self.write_with_retries(batch) {
+                self.held.push_front(batch);
+                self.publish_held();
+                self.fail(e);
+                return;
+            }
+            self.publish_held();
+        }
+    }
+
+    fn discard(&mut self) -> u64 {
+        let mut rows = 0;
+        for batch in self.held.drain(..) {
+            rows += batch.rows() as u64;
+            if let Some(first) = batch.min_step {
+                let below = first.saturating_sub(1);
+                self.cap = Some(self.cap.map_or(below, |c| c.min(below)));
+            }
+        }
+        self.publish_held();
+        self.shared.lock().error = None;
+        self.shared.failed.store(false, Ordering::Release);
+        rows
+    }
+
+    fn release(&mut self) {
+        let released = self.db.writer().and_then(|conn| {
+            with_connection!(conn, |c| c.release_lease(self.sim_key, self.token))
+        });
+        if let Err(e) = released {
+            tracing::warn!(simulation = %self.sim, error = %e, "simdb could not release the recorder's lease");
+        }
     }
 }

@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::ids::SimulationId;
 use crate::models::*;
 use crate::store::prelude::*;
+use crate::validate::{check_free_text, check_json};
 use crate::with_connection;
 
 impl SimulationService {
@@ -22,7 +23,8 @@ impl SimulationService {
     /// `running` -> `completed`, storing a results summary.
     ///
     /// # Errors
-    /// [`Error::InvalidTransition`](crate::Error::InvalidTransition) unless running; [`Error::NotFound`](crate::Error::NotFound).
+    /// [`Error::InvalidTransition`](crate::Error::InvalidTransition) unless running; [`Error::NotFound`](crate::Error::NotFound);
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for a summary with a NUL character.
     pub fn complete_simulation(&self, id: &SimulationId, summary: Value) -> Result<Simulation> {
         self.transition(id, SimulationStatus::Completed, Some(summary), None)
     }
@@ -30,7 +32,8 @@ impl SimulationService {
     /// -> `failed`, storing the error message.
     ///
     /// # Errors
-    /// [`Error::InvalidTransition`](crate::Error::InvalidTransition) from a final status; [`Error::NotFound`](crate::Error::NotFound).
+    /// [`Error::InvalidTransition`](crate::Error::InvalidTransition) from a final status; [`Error::NotFound`](crate::Error::NotFound);
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for a message with a NUL character.
     pub fn fail_simulation(&self, id: &SimulationId, message: &str) -> Result<Simulation> {
         self.transition(
             id,
@@ -51,7 +54,8 @@ impl SimulationService {
     /// `running` -> `interrupted` (the recording process is gone).
     ///
     /// # Errors
-    /// [`Error::InvalidTransition`](crate::Error::InvalidTransition) unless running; [`Error::NotFound`](crate::Error::NotFound).
+    /// [`Error::InvalidTransition`](crate::Error::InvalidTransition) unless running; [`Error::NotFound`](crate::Error::NotFound);
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for a reason with a NUL character.
     pub fn interrupt_simulation(&self, id: &SimulationId, reason: &str) -> Result<Simulation> {
         self.transition(
             id,
@@ -68,6 +72,12 @@ impl SimulationService {
         summary: Option<Value>,
         message: Option<String>,
     ) -> Result<Simulation> {
+        if let Some(summary) = &summary {
+            check_json("results summary", summary)?;
+        }
+        if let Some(message) = &message {
+            check_free_text("message", message)?;
+        }
         with_connection!(self.db.writer()?, |c| c.transition(
             id,
             to,
@@ -76,7 +86,8 @@ impl SimulationService {
         ))
     }
 
-    /// Marks a running simulation alive now.
+    /// Marks a running simulation alive now, by the database's clock, and
+    /// returns that time.
     ///
     /// # Errors
     /// [`Error::InvalidInput`](crate::Error::InvalidInput) if it is not running; [`Error::NotFound`](crate::Error::NotFound).

@@ -44,6 +44,7 @@ impl SimulationService {
     /// name; [`Error::Duplicate`](crate::Error::Duplicate) if its id or name is taken.
     pub fn create_experiment(&self, new: NewExperiment) -> Result<Experiment> {
         validate_text("experiment name", &new.name, MAX_NAME_LEN)?;
+        check_free_text("experiment description", &new.description)?;
         check_optional("external ref", &new.external_ref)?;
         check_json("experiment metadata", &new.metadata)?;
         with_connection!(self.db.writer()?, |c| c.insert_experiment(&new))

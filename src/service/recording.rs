@@ -146,4 +146,21 @@ impl SimulationService {
             })
         }))
     }
+
+    /// For runs written with the one-row calls above: declares every row of
+    /// every step up to `step` recorded, moving the commit watermark there
+    /// (never back). [`SimulationService::resume`] keeps what is at or below
+    /// the watermark and cuts what is above it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for a negative step or a simulation that is
+    /// not running; [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
+    pub fn end_step(&self, sim: &SimulationId, step: i64) -> Result<()> {
+        check_step(step)?;
+        with_connection!(self.database().writer()?, |c| c.write(|c| {
+            let found = c.find_simulation(sim)?;
+            check_running(&found)?;
+            c.advance_watermark(found.sim_key, step)
+        }))
+    }
 }

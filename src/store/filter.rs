@@ -1,5 +1,6 @@
 //! Filters for listing simulations.
 
+use crate::error::{Error, Result};
 use crate::ids::ExperimentId;
 use crate::models::SimulationStatus;
 
@@ -36,7 +37,19 @@ impl SimulationFilter {
         self.tag = Some(tag.into());
         self
     }
-    /// Caps the number of results.
+    /// Refuses a negative limit (SQLite would read it as "no limit",
+    /// PostgreSQL as an error: both refuse it here).
+    pub(crate) fn check(&self) -> Result<()> {
+        match self.limit {
+            Some(limit) if limit < 0 => Err(Error::invalid(
+                "limit",
+                format!("{limit} is negative"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Caps the number of results (not negative).
     pub fn limit(mut self, limit: i64) -> Self {
         self.limit = Some(limit);
         self

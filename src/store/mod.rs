@@ -19,9 +19,12 @@ macro_rules! for_each_backend {
 pub(crate) use for_each_backend;
 
 mod agents;
+mod clock;
 mod events;
 mod experiments;
 mod filter;
+mod keys;
+mod leases;
 mod memories;
 mod metrics;
 mod recovery;
@@ -37,6 +40,7 @@ pub(crate) use simulations::FullSimulation;
 pub(crate) mod prelude {
     pub(crate) use super::agents::AgentStore;
     pub(crate) use super::events::EventStore;
+    pub(crate) use super::leases::LeaseStore;
     pub(crate) use super::experiments::ExperimentStore;
     pub(crate) use super::memories::MemoryStore;
     pub(crate) use super::metrics::MetricStore;
@@ -59,6 +63,7 @@ pub(crate) trait Store:
     + MetricStore
     + MemoryStore
     + RecoveryStore
+    + LeaseStore
 {
 }
 
@@ -72,6 +77,7 @@ impl<C> Store for C where
         + MetricStore
         + MemoryStore
         + RecoveryStore
+    + LeaseStore
 {
 }
 

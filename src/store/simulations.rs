@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde_json::Value;
 
+use super::clock::Clock;
+use super::keys::KeyAllocator;
 use super::prelude::*;
 use super::{event, SimulationFilter};
 use crate::error::{Error, Result};
@@ -29,6 +31,7 @@ pub(crate) struct FullSimulation {
     pub started_at: Option<TimeParam>,
     pub ended_at: Option<TimeParam>,
     pub heartbeat_at: Option<TimeParam>,
+    pub committed_step: Option<i64>,
 }
 
 /// Columns a status transition sets; `None` leaves a column as it is.
@@ -38,7 +41,6 @@ pub(crate) struct StatusChange {
     pub status: SimulationStatus,
     pub started_at: Option<TimeParam>,
     pub ended_at: Option<TimeParam>,
-    pub heartbeat_at: Option<TimeParam>,
     pub results_summary: Option<JsonParam>,
     pub error_message: Option<String>,
 }
@@ -56,11 +58,11 @@ pub(crate) trait SimulationStore {
         summary: Option<Value>,
         message: Option<String>,
     ) -> Result<Simulation>;
+    /// Sets heartbeat_at of a running simulation to the database's now.
     fn heartbeat(&mut self, id: &SimulationId) -> Result<DateTime<Utc>>;
-    /// Sets heartbeat_at of a running simulation to now.
-    fn touch(&mut self, sim_key: i32) -> Result<()>;
-    /// Running simulations whose last sign of life is older than `cutoff`.
-    fn stale_running(&mut self, cutoff: DateTime<Utc>) -> Result<Vec<Simulation>>;
+    /// Running simulations whose last sign of life is older than
+    /// `max_age_secs` by the database's clock.
+    fn stale_running(&mut self, max_age_secs: f64) -> Result<Vec<Simulation>>;
     /// Inserts a complete simulation row and its tags; returns its key.
     fn insert_full_simulation(&mut self, row: FullSimulation, tags: &[String]) -> Result<i32>;
 }
@@ -81,10 +83,15 @@ for_each_backend! {
                 if let Some(exp) = &new.experiment_id {
                     c.find_experiment(exp)?;
                 }
-                diesel::insert_into(simulations::table)
-                    .values(new.clone())
-                    .execute(c)
-                    .map_err(|e| Error::from_write(e, "simulation", &new.id, None))?;
+                let inserted = match c.next_sim_key()? {
+                    Some(key) => diesel::insert_into(simulations::table)
+                        .values((simulations::sim_key.eq(key), new.clone()))
+                        .execute(c),
+                    None => diesel::insert_into(simulations::table)
+                        .values(new.clone())
+                        .execute(c),
+                };
+                inserted.map_err(|e| Error::from_write(e, "simulation", &new.id, None))?;
                 let sim = c.find_simulation(&new.id)?;
                 let mut tags: Vec<&String> = new.tags.iter().collect();
                 tags.sort();
@@ -111,6 +118,7 @@ for_each_backend! {
         }
 
         fn list_simulations(&mut self, filter: &SimulationFilter) -> Result<Vec<Simulation>> {
+            filter.check()?;
             let mut query = simulations::table
                 .select(Simulation::as_select())
                 .order(simulations::sim_key.desc())
@@ -178,13 +186,18 @@ for_each_backend! {
                     status: to,
                     started_at: (running && sim.started_at.is_none()).then_some(now),
                     ended_at: to.is_final().then_some(now),
-                    heartbeat_at: running.then_some(now),
                     results_summary: summary.map(JsonParam),
                     error_message: message.clone(),
                 };
                 diesel::update(simulations::table.find(sim.sim_key))
                     .set(&change)
                     .execute(c)?;
+                if running {
+                    // Liveness is judged by the database's clock.
+                    diesel::update(simulations::table.find(sim.sim_key))
+                        .set(simulations::heartbeat_at.eq(Self::db_now()))
+                        .execute(c)?;
+                }
                 diesel::insert_into(events::table)
                     .values(&event(sim.sim_key, "status", Some(sim.status), Some(to), message))
                     .execute(c)?;
@@ -193,43 +206,33 @@ for_each_backend! {
         }
 
         fn heartbeat(&mut self, id: &SimulationId) -> Result<DateTime<Utc>> {
-            let now = Utc::now();
             let updated = diesel::update(
                 simulations::table
                     .filter(simulations::id.eq(id))
                     .filter(simulations::status.eq(SimulationStatus::Running)),
             )
-            .set(simulations::heartbeat_at.eq(TimeParam(now)))
+            .set(simulations::heartbeat_at.eq(Self::db_now()))
             .execute(self)?;
+            let sim = self.find_simulation(id)?;
             if updated == 0 {
-                let sim = self.find_simulation(id)?;
                 return Err(Error::invalid(
                     "simulation status",
                     format!("simulation `{id}` is {}, only running ones heartbeat", sim.status),
                 ));
             }
-            Ok(now)
+            sim.heartbeat_at
+                .ok_or_else(|| Error::invalid("heartbeat", "the database stored no time"))
         }
 
-        fn touch(&mut self, sim_key: i32) -> Result<()> {
-            diesel::update(
-                simulations::table
-                    .find(sim_key)
-                    .filter(simulations::status.eq(SimulationStatus::Running)),
-            )
-            .set(simulations::heartbeat_at.eq(TimeParam(Utc::now())))
-            .execute(self)?;
-            Ok(())
-        }
-
-        fn stale_running(&mut self, cutoff: DateTime<Utc>) -> Result<Vec<Simulation>> {
-            let cutoff = TimeParam(cutoff);
+        fn stale_running(&mut self, max_age_secs: f64) -> Result<Vec<Simulation>> {
             Ok(simulations::table
                 .filter(simulations::status.eq(SimulationStatus::Running))
                 .filter(
-                    simulations::heartbeat_at.lt(cutoff).or(simulations::heartbeat_at
-                        .is_null()
-                        .and(simulations::started_at.lt(cutoff))),
+                    simulations::heartbeat_at
+                        .lt(Self::db_ago(max_age_secs))
+                        .or(simulations::heartbeat_at
+                            .is_null()
+                            .and(simulations::started_at.lt(Self::db_ago(max_age_secs)))),
                 )
                 .select(Simulation::as_select())
                 .order(simulations::sim_key)
@@ -238,10 +241,13 @@ for_each_backend! {
 
         fn insert_full_simulation(&mut self, row: FullSimulation, tags: &[String]) -> Result<i32> {
             let id = row.id.clone();
-            diesel::insert_into(simulations::table)
-                .values(row)
-                .execute(self)
-                .map_err(|e| Error::from_write(e, "simulation", &id, None))?;
+            let inserted = match self.next_sim_key()? {
+                Some(key) => diesel::insert_into(simulations::table)
+                    .values((simulations::sim_key.eq(key), row))
+                    .execute(self),
+                None => diesel::insert_into(simulations::table).values(row).execute(self),
+            };
+            inserted.map_err(|e| Error::from_write(e, "simulation", &id, None))?;
             let key = self.find_simulation(&id)?.sim_key;
             for tag in tags {
                 diesel::insert_into(simulation_tags::table)

@@ -25,6 +25,8 @@ pub(crate) trait StateStore {
         limit: i64,
     ) -> Result<Vec<AgentState>>;
     fn states_at_step(&mut self, sim_key: i32, step: i64) -> Result<Vec<AgentState>>;
+    /// An agent's latest state at or before step `at`.
+    fn latest_state(&mut self, sim_key: i32, agent: i32, at: i64) -> Result<Option<AgentState>>;
     fn steps(&mut self, sim_key: i32, lo: i64, hi: i64) -> Result<Vec<SimulationStep>>;
 }
 
@@ -93,6 +95,17 @@ for_each_backend! {
                 .select(AgentState::as_select())
                 .order(agent_states::agent_index)
                 .load(self)?)
+        }
+
+        fn latest_state(&mut self, sim_key: i32, agent: i32, at: i64) -> Result<Option<AgentState>> {
+            Ok(agent_states::table
+                .filter(agent_states::sim_key.eq(sim_key))
+                .filter(agent_states::agent_index.eq(agent))
+                .filter(agent_states::step.le(at))
+                .select(AgentState::as_select())
+                .order(agent_states::step.desc())
+                .first(self)
+                .optional()?)
         }
 
         fn steps(&mut self, sim_key: i32, lo: i64, hi: i64) -> Result<Vec<SimulationStep>> {

@@ -131,6 +131,7 @@ fn import_lines<C: Store + Bulk>(
                     started_at: s.started_at.map(TimeParam),
                     ended_at: s.ended_at.map(TimeParam),
                     heartbeat_at: s.heartbeat_at.map(TimeParam),
+                    committed_step: s.committed_step,
                 };
                 sim_key = Some(c.insert_full_simulation(row, &tags)?);
             }
@@ -161,10 +162,10 @@ fn import_lines<C: Store + Bulk>(
                 })?;
             }
             Line::State(agent, step, reward, state) => {
-                batch.push_state(agent, step, reward, &state)?;
+                batch.push_state(agent, step, reward, &state, usize::MAX)?;
             }
             Line::Step(step, at, metrics) => {
-                batch.push_step(step, at, &metrics)?;
+                batch.push_step(step, at, &metrics, usize::MAX)?;
             }
             Line::Metric(name, agent, step, value) => {
                 let local = cache.local(&name);
@@ -177,7 +178,8 @@ fn import_lines<C: Store + Bulk>(
                     m.step,
                     NewAgentMemory::new(m.dtype, m.shape, data),
                     m.recorded_at,
-                );
+                    usize::MAX,
+                )?;
             }
         }
         if batch.rows() >= IMPORT_BATCH_ROWS {

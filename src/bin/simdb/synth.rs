@@ -60,7 +60,8 @@ pub fn synth_command(url: &Option<String>, _json_out: bool, args: SynthArgs) -> 
 }
 
 /// Deterministic pseudo-random walk per agent; prints the id, then
-/// `flushed STEP` after every acknowledged flush.
+/// `flushed STEP` after every acknowledged flush, STEP being the commit
+/// watermark it returned.
 fn synth(
     svc: &SimulationService,
     agents: i32,
@@ -108,10 +109,11 @@ fn synth(
             step,
             &json!({"mean_x": x.iter().sum::<f64>() / x.len().max(1) as f64}),
         )?;
+        rec.end_step(step)?;
         if let Some(every) = flush_every {
             if every > 0 && (step + 1) % every == 0 {
-                rec.flush()?;
-                println!("flushed {step}");
+                let committed = rec.flush()?;
+                println!("flushed {}", committed.unwrap_or(-1));
                 let _ = std::io::stdout().flush();
             }
         }

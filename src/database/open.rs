@@ -1,0 +1,198 @@
+//! Opening each kind of target: pools, per-connection settings, and the
+//! migrations applied before the database is handed out.
+
+use std::time::Duration;
+
+use diesel::r2d2::{ConnectionManager, Pool};
+#[cfg(feature = "sqlite")]
+use diesel::Connection;
+
+#[cfg(feature = "postgres")]
+use diesel::pg::PgConnection;
+#[cfg(feature = "sqlite")]
+use diesel::sqlite::SqliteConnection;
+
+#[cfg(feature = "postgres")]
+use super::migrate::migrate_postgres;
+#[cfg(feature = "sqlite")]
+use super::migrate::migrate_sqlite;
+#[cfg(feature = "postgres")]
+use super::options::Durability;
+use super::options::DatabaseBuilder;
+#[cfg(feature = "sqlite")]
+use super::sqlite::{configure_sqlite, enable_wal, MemoryKeeper, SqliteSettings};
+use super::url::{parse_url, redact, scrub, Target};
+use super::{Database, Inner, Pools};
+use crate::error::{Error, Result};
+
+pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
+    let url = options.url.as_str();
+    let target = parse_url(url)?;
+    let redacted = redact(url);
+    let connection_error = |message: String| Error::Connection {
+        url: redacted.clone(),
+        message: scrub(&message, url),
+    };
+    #[cfg(feature = "sqlite")]
+    let settings = SqliteSettings {
+        busy_timeout_ms: options.busy_timeout_ms(),
+        durability: options.durability,
+    };
+    let inner = match target {
+        #[cfg(feature = "sqlite")]
+        Target::SqliteMemory => {
+            let uri = MemoryKeeper::fresh_uri();
+            let mut keeper =
+                SqliteConnection::establish(&uri).map_err(|e| connection_error(e.to_string()))?;
+            configure_sqlite(&mut keeper, settings).map_err(|e| connection_error(e.to_string()))?;
+            migrate_sqlite(&mut keeper)?;
+            // One connection at a time: shared-cache locks are table locks
+            // that do not wait, so the pool serializes access instead.
+            let pool = Pool::builder()
+                .max_size(1)
+                .min_idle(Some(0))
+                .test_on_check_out(false)
+                .connection_timeout(Duration::from_secs(60))
+                .connection_customizer(Box::new(settings))
+                .build_unchecked(ConnectionManager::<SqliteConnection>::new(uri));
+            Inner {
+                pools: Pools::Sqlite {
+                    writer: pool.clone(),
+                    reader: pool,
+                },
+                url: redacted,
+                path: None,
+                _keeper: Some(MemoryKeeper::new(keeper)),
+            }
+        }
+        #[cfg(feature = "sqlite")]
+        Target::SqliteFile(path) => {
+            let path_str = path
+                .to_str()
+                .ok_or_else(|| connection_error("path is not valid UTF-8".into()))?
+                .to_string();
+            if path.is_dir() {
+                return Err(connection_error("path is a directory".into()));
+            }
+            {
+                let mut conn = SqliteConnection::establish(&path_str)
+                    .map_err(|e| connection_error(e.to_string()))?;
+                configure_sqlite(&mut conn, settings)
+                    .map_err(|e| connection_error(e.to_string()))?;
+                enable_wal(&mut conn).map_err(|e| connection_error(e.to_string()))?;
+                migrate_sqlite(&mut conn)?;
+            }
+            let manager = || ConnectionManager::<SqliteConnection>::new(path_str.clone());
+            // One writer connection: SQLite serializes writers anyway, and
+            // queueing in the pool is cheaper than busy-waiting.
+            let writer = Pool::builder()
+                .max_size(1)
+                .min_idle(Some(0))
+                .test_on_check_out(false)
+                .connection_timeout(Duration::from_secs(60))
+                .connection_customizer(Box::new(settings))
+                .build_unchecked(manager());
+            let reader = Pool::builder()
+                .max_size(4)
+                .min_idle(Some(0))
+                .test_on_check_out(false)
+                .connection_customizer(Box::new(settings))
+                .build_unchecked(manager());
+            Inner {
+                pools: Pools::Sqlite { writer, reader },
+                url: redacted,
+                path: Some(path),
+                #[cfg(feature = "sqlite")]
+                _keeper: None,
+            }
+        }
+        #[cfg(feature = "postgres")]
+        Target::Postgres(url) => {
+            let url = with_connect_timeout(&url, options.connect_timeout_secs());
+            {
+                let mut conn =
+                    PgConnection::establish(&url).map_err(|e| connection_error(e.to_string()))?;
+                migrate_postgres(&mut conn)?;
+            }
+            let pool = Pool::builder()
+                .max_size(8)
+                .min_idle(Some(0))
+                .test_on_check_out(false)
+                .connection_timeout(Duration::from_secs(30))
+                .connection_customizer(Box::new(PgSettings {
+                    durability: options.durability,
+                }))
+                .build_unchecked(ConnectionManager::<PgConnection>::new(url));
+            Inner {
+                pools: Pools::Postgres(pool),
+                url: redacted,
+                path: None,
+                #[cfg(feature = "sqlite")]
+                _keeper: None,
+            }
+        }
+        #[allow(unreachable_patterns)]
+        _ => {
+            return Err(Error::InvalidUrl {
+                url: redacted,
+                reason: "this build of simdb lacks the feature for this backend".into(),
+            })
+        }
+    };
+    Ok(Database {
+        inner: std::sync::Arc::new(inner),
+    })
+}
+
+/// The URL with libpq's `connect_timeout` (seconds), unless it sets one:
+/// without it, a server that accepts the connection and never answers
+/// would hang the open forever.
+#[cfg(feature = "postgres")]
+fn with_connect_timeout(url: &str, secs: u64) -> String {
+    if url.contains("connect_timeout=") {
+        return url.to_string();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}connect_timeout={secs}")
+}
+
+/// Applies the durability to every PostgreSQL connection a pool opens.
+#[cfg(feature = "postgres")]
+#[derive(Debug, Clone, Copy)]
+struct PgSettings {
+    durability: Durability,
+}
+
+#[cfg(feature = "postgres")]
+impl diesel::r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for PgSettings {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        use diesel::connection::SimpleConnection;
+        let setting = match self.durability {
+            Durability::ProcessCrash => "off",
+            Durability::PowerLoss => "on",
+        };
+        conn.batch_execute(&format!("SET synchronous_commit = {setting}"))
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+#[cfg(all(test, feature = "postgres"))]
+mod tests {
+    use super::with_connect_timeout;
+
+    #[test]
+    fn adds_a_connect_timeout_once() {
+        assert_eq!(
+            with_connect_timeout("postgres://u@h/db", 10),
+            "postgres://u@h/db?connect_timeout=10"
+        );
+        assert_eq!(
+            with_connect_timeout("postgres://u@h/db?sslmode=disable", 3),
+            "postgres://u@h/db?sslmode=disable&connect_timeout=3"
+        );
+        assert_eq!(
+            with_connect_timeout("postgres://u@h/db?connect_timeout=1", 10),
+            "postgres://u@h/db?connect_timeout=1"
+        );
+    }
+}

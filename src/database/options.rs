@@ -1,0 +1,98 @@
+//! Typed options for opening a database: [`Database::builder`].
+
+use std::time::Duration;
+
+use super::Database;
+use crate::error::Result;
+
+/// What a committed write — an acknowledged [`crate::Recorder::flush`] —
+/// survives.
+///
+/// | | SQLite (WAL) | PostgreSQL |
+/// |---|---|---|
+/// | `ProcessCrash` | `synchronous = NORMAL`: a crash of the recording process; a power cut may lose the last commits | `synchronous_commit = off`: a crash of the recording process; a crash of the server or a power cut may lose the last ~0.6 s of commits |
+/// | `PowerLoss` (default) | `synchronous = FULL`: every commit is on disk before it is acknowledged | `synchronous_commit = on`: every commit is flushed to the server's disk (with the server's `fsync = on`) |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// Survives a crash of the recording process.
+    ProcessCrash,
+    /// Survives a power cut too.
+    #[default]
+    PowerLoss,
+}
+
+/// Options for [`Database::builder`]; [`Database::open`] is
+/// `Database::builder(url).open()`.
+///
+/// ```
+/// use std::time::Duration;
+/// # fn main() -> simdb::Result<()> {
+/// let db = simdb::Database::builder("sqlite::memory:")
+///     .durability(simdb::Durability::ProcessCrash)
+///     .connect_timeout(Duration::from_secs(5))
+///     .open()?;
+/// # let _ = db;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `open` is called"]
+pub struct DatabaseBuilder {
+    pub(super) url: String,
+    pub(super) durability: Durability,
+    pub(super) connect_timeout: Duration,
+    pub(super) busy_timeout: Duration,
+}
+
+impl Database {
+    /// Options for opening `url` (see [`Database::open`] for its forms).
+    pub fn builder(url: impl Into<String>) -> DatabaseBuilder {
+        DatabaseBuilder {
+            url: url.into(),
+            durability: Durability::default(),
+            connect_timeout: Duration::from_secs(10),
+            busy_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl DatabaseBuilder {
+    /// What an acknowledged write survives. Default [`Durability::PowerLoss`].
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// How long connecting to PostgreSQL may take, including a server that
+    /// accepts the connection and never answers. Default 10 s; whole
+    /// seconds, at least 1 (libpq's `connect_timeout`).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long a SQLite connection waits for another's lock before
+    /// reporting the database busy. Default 30 s.
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// Opens (creating if needed) and migrates the database.
+    ///
+    /// # Errors
+    /// As for [`Database::open`].
+    pub fn open(self) -> Result<Database> {
+        super::open::open(self)
+    }
+
+    /// The connect timeout in whole seconds, as libpq takes it.
+    pub(super) fn connect_timeout_secs(&self) -> u64 {
+        self.connect_timeout.as_secs().max(1)
+    }
+
+    /// The busy timeout in milliseconds, as SQLite takes it.
+    pub(super) fn busy_timeout_ms(&self) -> u32 {
+        u32::try_from(self.busy_timeout.as_millis()).unwrap_or(u32::MAX)
+    }
+}
