@@ -149,7 +149,8 @@ fn sqlite_settings_and_url_forms() -> Result<()> {
             #[diesel(sql_type = BigInt)]
             v: i64,
         }
-        let n: Num = simdb::diesel::sql_query("SELECT synchronous AS v FROM pragma_synchronous").get_result(c)?;
+        let n: Num = simdb::diesel::sql_query("SELECT synchronous AS v FROM pragma_synchronous")
+            .get_result(c)?;
         n.v
     });
     assert_eq!(sync, 1);

@@ -6,34 +6,7 @@ use common::*;
 
 use simdb::{NewAgentMemory, RecorderOptions};
 
-fn count(db: &TestDatabase, sim_key: i32) -> Result<(i64, i64, i64, i64, i64)> {
-    use simdb::diesel::prelude::*;
-    use simdb::schema::*;
-    Ok(simdb::with_connection!(db.database().connection()?, |c| {
-        (
-            agent_states::table
-                .filter(agent_states::sim_key.eq(sim_key))
-                .count()
-                .get_result(c)?,
-            simulation_steps::table
-                .filter(simulation_steps::sim_key.eq(sim_key))
-                .count()
-                .get_result(c)?,
-            step_metrics::table
-                .filter(step_metrics::sim_key.eq(sim_key))
-                .count()
-                .get_result(c)?,
-            agent_metrics::table
-                .filter(agent_metrics::sim_key.eq(sim_key))
-                .count()
-                .get_result(c)?,
-            agent_memories::table
-                .filter(agent_memories::sim_key.eq(sim_key))
-                .count()
-                .get_result(c)?,
-        )
-    }))
-}
+use common::table_counts as count;
 
 backend_tests! {
     fn records_read_back_exactly(db) {

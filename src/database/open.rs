@@ -16,9 +16,9 @@ use diesel::sqlite::SqliteConnection;
 use super::migrate::migrate_postgres;
 #[cfg(feature = "sqlite")]
 use super::migrate::migrate_sqlite;
+use super::options::DatabaseBuilder;
 #[cfg(feature = "postgres")]
 use super::options::Durability;
-use super::options::DatabaseBuilder;
 #[cfg(feature = "sqlite")]
 use super::sqlite::{configure_sqlite, enable_wal, MemoryKeeper, SqliteSettings};
 use super::url::{parse_url, redact, scrub, Target};

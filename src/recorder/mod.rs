@@ -281,8 +281,7 @@ impl Recorder {
         let full = {
             let mut current = self.shared.current();
             row(&mut current, self.options.batch_bytes)?;
-            current.rows() >= self.options.batch_rows
-                || current.bytes() >= self.options.batch_bytes
+            current.rows() >= self.options.batch_rows || current.bytes() >= self.options.batch_bytes
         };
         self.rows_recorded += 1;
         self.max_step = Some(self.max_step.map_or(step, |s| s.max(step)));
@@ -335,7 +334,9 @@ impl Recorder {
         self.check_open_step(step)?;
         let reward = finite("reward", reward)?;
         let agent = self.check_agent(agent.into())?;
-        self.push(step, |b, limit| b.push_state(agent, step, reward, state, limit))
+        self.push(step, |b, limit| {
+            b.push_state(agent, step, reward, state, limit)
+        })
     }
 
     /// Records a step with its metrics (serialized to a JSON object).
@@ -421,7 +422,9 @@ impl Recorder {
         memory.validate()?;
         let agent = self.check_agent(agent.into())?;
         let at = Utc::now();
-        self.push(step, |b, limit| b.push_memory(agent, step, memory, at, limit))
+        self.push(step, |b, limit| {
+            b.push_memory(agent, step, memory, at, limit)
+        })
     }
 
     /// Declares every row of every step up to `step` recorded: once the
@@ -571,6 +574,27 @@ impl Recorder {
         match self.shared.error(0) {
             Some(e) => Err(e),
             None => Ok(()),
+        }
+    }
+}
+
+#[cfg(feature = "test-support")]
+impl Recorder {
+    /// For crash tests: stops the way a killed process does. The batches
+    /// already handed to the writer are written; the batch being filled is
+    /// lost; the lease is kept and simply stops heartbeating.
+    #[doc(hidden)]
+    pub fn crash_for_tests(mut self) {
+        let Some(sender) = self.sender.take() else {
+            return;
+        };
+        drop(std::mem::take(&mut *self.shared.current()));
+        let (ack, done) = sync_channel(1);
+        if sender.send(Msg::Abandon(ack)).is_ok() {
+            let _ = done.recv();
+        }
+        if let Some(handle) = self.writer.take() {
+            let _ = handle.join();
         }
     }
 }

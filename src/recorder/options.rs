@@ -115,6 +115,8 @@ impl RecorderOptions {
     /// How often the writer wakes: to commit what waited `flush_interval`,
     /// and to heartbeat four times per lease timeout.
     pub(crate) fn tick(&self) -> Duration {
-        self.flush_interval.min(self.lease_timeout / 4).max(MIN_INTERVAL)
+        self.flush_interval
+            .min(self.lease_timeout / 4)
+            .max(MIN_INTERVAL)
     }
 }

@@ -32,6 +32,9 @@ pub(crate) enum Msg {
     Discard(SyncSender<u64>),
     /// Give the lease up and stop.
     Close(SyncSender<()>),
+    /// Stop as if the process died: keep the lease (tests of crash recovery).
+    #[cfg_attr(not(feature = "test-support"), allow(dead_code))]
+    Abandon(SyncSender<()>),
 }
 
 /// What the writer thread shares with the recording thread.
@@ -138,6 +141,10 @@ impl Writer {
                     let _ = ack.send(());
                     return;
                 }
+                Ok(Msg::Abandon(ack)) => {
+                    let _ = ack.send(());
+                    return;
+                }
                 Ok(msg) => self.handle(msg),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
@@ -146,10 +153,17 @@ impl Writer {
                 }
             }
             if self.last_beat.elapsed() >= self.tick {
-                if let Some(Msg::Close(ack)) = self.on_timer(&receiver) {
-                    self.release();
-                    let _ = ack.send(());
-                    return;
+                match self.on_timer(&receiver) {
+                    Some(Msg::Close(ack)) => {
+                        self.release();
+                        let _ = ack.send(());
+                        return;
+                    }
+                    Some(Msg::Abandon(ack)) => {
+                        let _ = ack.send(());
+                        return;
+                    }
+                    _ => {}
                 }
             }
         }
@@ -168,8 +182,9 @@ impl Writer {
             Msg::Discard(ack) => {
                 let _ = ack.send(self.discard());
             }
-            Msg::Close(ack) => {
-                self.release();
+            Msg::Close(ack) | Msg::Abandon(ack) => {
+                // Only reached from the timer's look at the queue, which
+                // hands Close back; Abandon never goes through it.
                 let _ = ack.send(());
             }
         }
@@ -192,7 +207,7 @@ impl Writer {
                 Ok(msg) => {
                     drop(current);
                     return match msg {
-                        Msg::Close(_) => Some(msg),
+                        Msg::Close(_) | Msg::Abandon(_) => Some(msg),
                         other => {
                             self.handle(other);
                             None
@@ -216,7 +231,11 @@ impl Writer {
     fn heartbeat(&mut self) {
         self.last_beat = Instant::now();
         let beat = self.db.writer().and_then(|conn| {
-            with_connection!(conn, |c| c.heartbeat_lease(self.sim_key, &self.sim, self.token))
+            with_connection!(conn, |c| c.heartbeat_lease(
+                self.sim_key,
+                &self.sim,
+                self.token
+            ))
         });
         match beat {
             Ok(()) => {}
@@ -252,7 +271,8 @@ impl Writer {
             self.publish_held();
             return;
         }
-        if let Err((batch, e)) = self.write_with_retries(batch) {
+        let mut batch = batch;
+        if let Err(e) = self.write_with_retries(&mut batch) {
             tracing::error!(simulation = %self.sim, error = %e, rows = batch.rows(), "simdb batch failed");
             self.held.push_back(batch);
             self.publish_held();
@@ -269,7 +289,7 @@ impl Writer {
         }
     }
 
-    fn write_with_retries(&mut self, mut batch: Batch) -> Result<(), (Batch, Error)> {
+    fn write_with_retries(&mut self, batch: &mut Batch) -> Result<()> {
         // A batch that was tried before may have committed although its
         // COMMIT's reply never arrived: that is settled before it is sent
         // again, as after every transient failure below.
@@ -282,7 +302,7 @@ impl Writer {
                 self.last_seq
             }
         };
-        let mark = self.watermark(&batch);
+        let mark = self.watermark(batch);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -291,11 +311,11 @@ impl Writer {
                     if done {
                         Ok(Vec::new())
                     } else {
-                        self.write(&batch, seq, mark)
+                        self.write(batch, seq, mark)
                     }
                 })
             } else {
-                self.write(&batch, seq, mark)
+                self.write(batch, seq, mark)
             };
             match result {
                 Ok(interned) => {
@@ -315,7 +335,7 @@ impl Writer {
                     tracing::warn!(simulation = %self.sim, error = %e, attempt, ?backoff, "simdb batch failed, retrying");
                     std::thread::sleep(backoff);
                 }
-                Err(e) => return Err((batch, e)),
+                Err(e) => return Err(e),
             }
         }
     }
@@ -347,8 +367,8 @@ impl Writer {
             state.error = None;
         }
         self.shared.failed.store(false, Ordering::Release);
-        while let Some(batch) = self.held.pop_front() {
-            if let Err((batch, e)) = self.write_with_retries(batch) {
+        while let Some(mut batch) = self.held.pop_front() {
+            if let Err(e) = self.write_with_retries(&mut batch) {
                 self.held.push_front(batch);
                 self.publish_held();
                 self.fail(e);
@@ -374,9 +394,10 @@ impl Writer {
     }
 
     fn release(&mut self) {
-        let released = self.db.writer().and_then(|conn| {
-            with_connection!(conn, |c| c.release_lease(self.sim_key, self.token))
-        });
+        let released = self
+            .db
+            .writer()
+            .and_then(|conn| with_connection!(conn, |c| c.release_lease(self.sim_key, self.token)));
         if let Err(e) = released {
             tracing::warn!(simulation = %self.sim, error = %e, "simdb could not release the recorder's lease");
         }

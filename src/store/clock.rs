@@ -65,6 +65,8 @@ mod tests {
         assert_eq!(seconds(-3.0), "0.000000");
         assert_eq!(seconds(f64::NAN), seconds(MAX_AGE_SECS));
         assert_eq!(seconds(1e300), seconds(MAX_AGE_SECS));
-        assert!(seconds(1e300).chars().all(|c| c.is_ascii_digit() || c == '.'));
+        assert!(seconds(1e300)
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.'));
     }
 }

@@ -41,10 +41,9 @@ impl SimulationFilter {
     /// PostgreSQL as an error: both refuse it here).
     pub(crate) fn check(&self) -> Result<()> {
         match self.limit {
-            Some(limit) if limit < 0 => Err(Error::invalid(
-                "limit",
-                format!("{limit} is negative"),
-            )),
+            Some(limit) if limit < 0 => {
+                Err(Error::invalid("limit", format!("{limit} is negative")))
+            }
             _ => Ok(()),
         }
     }

@@ -40,8 +40,8 @@ pub(crate) use simulations::FullSimulation;
 pub(crate) mod prelude {
     pub(crate) use super::agents::AgentStore;
     pub(crate) use super::events::EventStore;
-    pub(crate) use super::leases::LeaseStore;
     pub(crate) use super::experiments::ExperimentStore;
+    pub(crate) use super::leases::LeaseStore;
     pub(crate) use super::memories::MemoryStore;
     pub(crate) use super::metrics::MetricStore;
     pub(crate) use super::recovery::RecoveryStore;
@@ -77,7 +77,7 @@ impl<C> Store for C where
         + MetricStore
         + MemoryStore
         + RecoveryStore
-    + LeaseStore
+        + LeaseStore
 {
 }
 

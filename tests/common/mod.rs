@@ -1,6 +1,8 @@
 //! Shared fixtures: the both-backends test macro and small builders.
 #![allow(dead_code, unused_macros, unused_imports)]
 
+pub mod proxy;
+
 pub use serde_json::{json, Value};
 pub use simdb::test_support::TestDatabase;
 pub use simdb::{
@@ -51,4 +53,35 @@ pub fn running_sim(svc: &SimulationService, agents: i32) -> Result<Simulation> {
 /// A ~70-byte state like the canonical workload's.
 pub fn state(step: i64, agent: i32) -> Value {
     json!({"energy": step as f64 * 0.25 + agent as f64, "inventory": {"ore": agent % 5, "battery": 1}, "hp": 97})
+}
+
+/// Rows of a simulation in (agent_states, simulation_steps, step_metrics,
+/// agent_metrics, agent_memories).
+pub fn table_counts(db: &TestDatabase, sim_key: i32) -> Result<(i64, i64, i64, i64, i64)> {
+    use simdb::diesel::prelude::*;
+    use simdb::schema::*;
+    Ok(simdb::with_connection!(db.database().connection()?, |c| {
+        (
+            agent_states::table
+                .filter(agent_states::sim_key.eq(sim_key))
+                .count()
+                .get_result(c)?,
+            simulation_steps::table
+                .filter(simulation_steps::sim_key.eq(sim_key))
+                .count()
+                .get_result(c)?,
+            step_metrics::table
+                .filter(step_metrics::sim_key.eq(sim_key))
+                .count()
+                .get_result(c)?,
+            agent_metrics::table
+                .filter(agent_metrics::sim_key.eq(sim_key))
+                .count()
+                .get_result(c)?,
+            agent_memories::table
+                .filter(agent_memories::sim_key.eq(sim_key))
+                .count()
+                .get_result(c)?,
+        )
+    }))
 }
