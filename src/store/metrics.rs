@@ -12,10 +12,6 @@ pub(crate) trait MetricStore {
     fn metric_id(&mut self, name: &str) -> Result<i32>;
     fn insert_step_metric(&mut self, row: &StepMetric) -> Result<()>;
     fn insert_agent_metric(&mut self, row: &AgentMetric) -> Result<()>;
-    /// Simulation-level metrics with their names, by step then name.
-    fn named_step_metrics(&mut self, sim_key: i32) -> Result<Vec<(String, i64, f64)>>;
-    /// One agent's metrics with their names, by step then name.
-    fn named_agent_metrics(&mut self, sim_key: i32, agent: i32) -> Result<Vec<(String, i64, f64)>>;
 }
 
 for_each_backend! {
@@ -68,25 +64,6 @@ for_each_backend! {
                     )
                 })?;
             Ok(())
-        }
-
-        fn named_step_metrics(&mut self, sim_key: i32) -> Result<Vec<(String, i64, f64)>> {
-            Ok(step_metrics::table
-                .inner_join(metric_names::table)
-                .filter(step_metrics::sim_key.eq(sim_key))
-                .select((metric_names::name, step_metrics::step, step_metrics::value))
-                .order((step_metrics::step, metric_names::name))
-                .load(self)?)
-        }
-
-        fn named_agent_metrics(&mut self, sim_key: i32, agent: i32) -> Result<Vec<(String, i64, f64)>> {
-            Ok(agent_metrics::table
-                .inner_join(metric_names::table)
-                .filter(agent_metrics::sim_key.eq(sim_key))
-                .filter(agent_metrics::agent_index.eq(agent))
-                .select((metric_names::name, agent_metrics::step, agent_metrics::value))
-                .order((agent_metrics::step, metric_names::name))
-                .load(self)?)
         }
     }
 }

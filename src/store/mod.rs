@@ -27,6 +27,7 @@ mod keys;
 mod leases;
 mod memories;
 mod metrics;
+mod pages;
 mod recovery;
 mod simulations;
 mod states;
@@ -44,6 +45,7 @@ pub(crate) mod prelude {
     pub(crate) use super::leases::LeaseStore;
     pub(crate) use super::memories::MemoryStore;
     pub(crate) use super::metrics::MetricStore;
+    pub(crate) use super::pages::PageStore;
     pub(crate) use super::recovery::RecoveryStore;
     pub(crate) use super::simulations::SimulationStore;
     pub(crate) use super::states::StateStore;
@@ -64,6 +66,7 @@ pub(crate) trait Store:
     + MemoryStore
     + RecoveryStore
     + LeaseStore
+    + PageStore
 {
 }
 
@@ -78,6 +81,7 @@ impl<C> Store for C where
         + MemoryStore
         + RecoveryStore
         + LeaseStore
+        + PageStore
 {
 }
 

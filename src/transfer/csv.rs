@@ -11,7 +11,8 @@ use crate::with_connection;
 
 impl SimulationService {
     /// Writes a simulation's agent states as CSV with a header, one row per
-    /// agent-step: `step,agent,kind,reward,<agent metrics...>,state`.
+    /// agent-step: `step,agent,kind,reward,<agent metrics...>,state`, read
+    /// page by page (memory stays flat).
     ///
     /// # Errors
     /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation; [`Error::Io`](crate::Error::Io).
@@ -22,14 +23,17 @@ impl SimulationService {
             source: e,
         };
         let sim = self.simulation(id)?;
+        let key = sim.sim_key;
         let agents = self.agents(id)?;
-        let mut per_agent_metrics = Vec::with_capacity(agents.len());
+        let db = self.database();
+        // Each agent's metrics, and the union of their names for the header.
+        let mut per_agent = Vec::with_capacity(agents.len());
         let mut names = BTreeSet::new();
         for agent in &agents {
-            let rows = with_connection!(self.database().connection()?, |c| c
-                .named_agent_metrics(sim.sim_key, agent.agent_index.0))?;
-            names.extend(rows.iter().map(|r| r.0.clone()));
-            per_agent_metrics.push(rows);
+            let ids = with_connection!(db.connection()?, |c| c
+                .agent_metric_names(key, agent.agent_index.0))?;
+            names.extend(ids.iter().map(|(_, name)| name.clone()));
+            per_agent.push(ids);
         }
         let names: Vec<String> = names.into_iter().collect();
         let mut header = vec![
@@ -42,12 +46,26 @@ impl SimulationService {
         header.push("state".into());
         write_csv(&mut out, &header).map_err(io)?;
         let mut rows = 0;
-        for (agent, metrics) in agents.iter().zip(per_agent_metrics) {
-            let mut by_step: HashMap<(i64, &str), f64> = HashMap::new();
-            for (name, step, value) in &metrics {
-                by_step.insert((*step, name.as_str()), *value);
-            }
-            self.for_each_state_page(sim.sim_key, agent.agent_index.0, |page| {
+        for (agent, metrics) in agents.iter().zip(per_agent) {
+            let a = agent.agent_index.0;
+            // Column of each of this agent's metrics.
+            let columns: Vec<(i32, usize)> = metrics
+                .iter()
+                .filter_map(|(id, name)| names.iter().position(|n| n == name).map(|col| (*id, col)))
+                .collect();
+            self.for_each_state_page(key, a, |page| {
+                let (Some(lo), Some(hi)) =
+                    (page.first().map(|s| s.step), page.last().map(|s| s.step))
+                else {
+                    return Ok(());
+                };
+                // The metrics of this page's steps only: memory stays flat.
+                let mut values: HashMap<(i64, usize), f64> = HashMap::new();
+                for &(metric, col) in &columns {
+                    let range = with_connection!(db.connection()?, |c| c
+                        .agent_metric_range(key, a, metric, lo, hi))?;
+                    values.extend(range.into_iter().map(|(step, v)| ((step, col), v)));
+                }
                 for s in page {
                     let mut cells = vec![
                         s.step.to_string(),
@@ -55,10 +73,10 @@ impl SimulationService {
                         agent.kind.clone().unwrap_or_default(),
                         s.reward.to_string(),
                     ];
-                    for name in &names {
+                    for col in 0..names.len() {
                         cells.push(
-                            by_step
-                                .get(&(s.step, name.as_str()))
+                            values
+                                .get(&(s.step, col))
                                 .map(|v| v.to_string())
                                 .unwrap_or_default(),
                         );

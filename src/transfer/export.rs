@@ -14,13 +14,36 @@ use crate::service::SimulationService;
 use crate::store::prelude::*;
 use crate::with_connection;
 
-/// Rows per page when exporting one agent's states.
-const EXPORT_PAGE_ROWS: i64 = 50_000;
+/// Rows per page of an export.
+const PAGE_ROWS: i64 = 50_000;
+/// Memory snapshots per page (each may be large).
+const MEMORY_PAGE_ROWS: i64 = 256;
+
+/// Calls `f` with page after page from `fetch` (keyset pagination: `fetch`
+/// gets the key of the last row of the previous page), until one comes back
+/// empty.
+pub(crate) fn pages<T>(
+    mut fetch: impl FnMut(i64) -> Result<Vec<T>>,
+    key: impl Fn(&T) -> i64,
+    mut f: impl FnMut(Vec<T>) -> Result<()>,
+) -> Result<()> {
+    let mut after = i64::MIN;
+    loop {
+        let page = fetch(after)?;
+        let Some(last) = page.last().map(&key) else {
+            return Ok(());
+        };
+        f(page)?;
+        after = last;
+    }
+}
 
 impl SimulationService {
     /// Writes a simulation, with its experiment, agents, events and every
-    /// per-step row, as JSON Lines. Reads page by page: memory stays flat
-    /// however large the simulation. One JSON value per line:
+    /// per-step row, as JSON Lines. Every table is read in keyset pages:
+    /// memory stays flat however large the simulation. One JSON value per
+    /// line, in this order (states per agent by step, metrics per name by
+    /// step, simulation-level first, then per agent):
     ///
     /// ```text
     /// {"header":{"format":"simdb-jsonl","version":1,"simulation":"<id>"}}
@@ -72,7 +95,7 @@ impl SimulationService {
         }
         let tags = self.simulation_tags(id)?;
         let agents = self.agents(id)?;
-        let events = self.events(id)?;
+        let key = sim.sim_key;
         w.write(&Line::Simulation(SimulationLine {
             simulation: sim.clone(),
             tags,
@@ -80,46 +103,88 @@ impl SimulationService {
         for agent in &agents {
             w.write(&Line::Agent(agent.clone()))?;
         }
-        for event in events {
-            w.write(&Line::Event(event))?;
-        }
+        let db = self.database();
+        pages(
+            |after| with_connection!(db.connection()?, |c| c.events_page(key, after, PAGE_ROWS)),
+            |e| e.event_id,
+            |page| page.into_iter().try_for_each(|e| w.write(&Line::Event(e))),
+        )?;
         for agent in &agents {
-            self.for_each_state_page(sim.sim_key, agent.agent_index.0, |page| {
+            self.for_each_state_page(key, agent.agent_index.0, |page| {
                 for s in page {
                     w.write(&Line::State(s.agent_index.0, s.step, s.reward, s.state))?;
                 }
                 Ok(())
             })?;
         }
-        for step in self.steps(id, ..)? {
-            w.write(&Line::Step(step.step, step.recorded_at, step.metrics))?;
-        }
-        let step_metrics = with_connection!(self.database().connection()?, |c| c
-            .named_step_metrics(sim.sim_key))?;
-        for (name, step, value) in step_metrics {
-            w.write(&Line::Metric(name, None, step, value))?;
+        pages(
+            |after| with_connection!(db.connection()?, |c| c.steps_page(key, after, PAGE_ROWS)),
+            |s| s.step,
+            |page| {
+                page.into_iter()
+                    .try_for_each(|s| w.write(&Line::Step(s.step, s.recorded_at, s.metrics)))
+            },
+        )?;
+        let names = with_connection!(db.connection()?, |c| c.step_metric_names(key))?;
+        for (metric, name) in names {
+            pages(
+                |after| {
+                    with_connection!(db.connection()?, |c| c
+                        .step_metric_page(key, metric, after, PAGE_ROWS))
+                },
+                |&(step, _)| step,
+                |page| {
+                    page.into_iter().try_for_each(|(step, value)| {
+                        w.write(&Line::Metric(name.clone(), None, step, value))
+                    })
+                },
+            )?;
         }
         for agent in &agents {
-            let rows = with_connection!(self.database().connection()?, |c| c
-                .named_agent_metrics(sim.sim_key, agent.agent_index.0))?;
-            for (name, step, value) in rows {
-                w.write(&Line::Metric(name, Some(agent.agent_index.0), step, value))?;
+            let a = agent.agent_index.0;
+            let names = with_connection!(db.connection()?, |c| c.agent_metric_names(key, a))?;
+            for (metric, name) in names {
+                pages(
+                    |after| {
+                        with_connection!(db.connection()?, |c| c
+                            .agent_metric_page(key, a, metric, after, PAGE_ROWS))
+                    },
+                    |&(step, _)| step,
+                    |page| {
+                        page.into_iter().try_for_each(|(step, value)| {
+                            w.write(&Line::Metric(name.clone(), Some(a), step, value))
+                        })
+                    },
+                )?;
             }
-            for m in self.memories(id, agent.agent_index)? {
-                let shape = m
-                    .shape
-                    .as_array()
-                    .map(|a| a.iter().filter_map(Value::as_u64).collect())
-                    .unwrap_or_default();
-                w.write(&Line::Memory(MemoryLine {
-                    agent: m.agent_index.0,
-                    step: m.step,
-                    dtype: m.dtype,
-                    shape,
-                    data: hex(&m.data),
-                    recorded_at: m.recorded_at,
-                }))?;
-            }
+            pages(
+                |after| {
+                    with_connection!(db.connection()?, |c| c.memories_page(
+                        key,
+                        a,
+                        after,
+                        MEMORY_PAGE_ROWS
+                    ))
+                },
+                |m| m.step,
+                |page| {
+                    page.into_iter().try_for_each(|m| {
+                        let shape = m
+                            .shape
+                            .as_array()
+                            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+                            .unwrap_or_default();
+                        w.write(&Line::Memory(MemoryLine {
+                            agent: m.agent_index.0,
+                            step: m.step,
+                            dtype: m.dtype,
+                            shape,
+                            data: hex(&m.data),
+                            recorded_at: m.recorded_at,
+                        }))
+                    })
+                },
+            )?;
         }
         let lines = w.lines;
         w.write(&Line::End(End { lines }))?;
@@ -138,25 +203,16 @@ impl SimulationService {
         &self,
         sim_key: i32,
         agent: i32,
-        mut f: impl FnMut(Vec<AgentState>) -> Result<()>,
+        f: impl FnMut(Vec<AgentState>) -> Result<()>,
     ) -> Result<()> {
-        let mut after = i64::MIN;
-        loop {
-            let page = with_connection!(self.database().connection()?, |c| c.agent_states_page(
-                sim_key,
-                agent,
-                after,
-                EXPORT_PAGE_ROWS
-            ))?;
-            let Some(last) = page.last().map(|s| s.step) else {
-                return Ok(());
-            };
-            let full = page.len() as i64 == EXPORT_PAGE_ROWS;
-            f(page)?;
-            if !full {
-                return Ok(());
-            }
-            after = last;
-        }
+        let db = self.database();
+        pages(
+            |after| {
+                with_connection!(db.connection()?, |c| c
+                    .agent_states_page(sim_key, agent, after, PAGE_ROWS))
+            },
+            |s| s.step,
+            f,
+        )
     }
 }
