@@ -57,31 +57,49 @@ pub fn state(step: i64, agent: i32) -> Value {
 
 /// Rows of a simulation in (agent_states, simulation_steps, step_metrics,
 /// agent_metrics, agent_memories).
-pub fn table_counts(db: &TestDatabase, sim_key: i32) -> Result<(i64, i64, i64, i64, i64)> {
+pub fn table_counts(db: &impl AsDatabase, sim_key: i32) -> Result<(i64, i64, i64, i64, i64)> {
     use simdb::diesel::prelude::*;
     use simdb::schema::*;
-    Ok(simdb::with_connection!(db.database().connection()?, |c| {
-        (
-            agent_states::table
-                .filter(agent_states::sim_key.eq(sim_key))
-                .count()
-                .get_result(c)?,
-            simulation_steps::table
-                .filter(simulation_steps::sim_key.eq(sim_key))
-                .count()
-                .get_result(c)?,
-            step_metrics::table
-                .filter(step_metrics::sim_key.eq(sim_key))
-                .count()
-                .get_result(c)?,
-            agent_metrics::table
-                .filter(agent_metrics::sim_key.eq(sim_key))
-                .count()
-                .get_result(c)?,
-            agent_memories::table
-                .filter(agent_memories::sim_key.eq(sim_key))
-                .count()
-                .get_result(c)?,
-        )
-    }))
+    Ok(simdb::with_connection!(
+        db.as_database().connection()?,
+        |c| {
+            (
+                agent_states::table
+                    .filter(agent_states::sim_key.eq(sim_key))
+                    .count()
+                    .get_result(c)?,
+                simulation_steps::table
+                    .filter(simulation_steps::sim_key.eq(sim_key))
+                    .count()
+                    .get_result(c)?,
+                step_metrics::table
+                    .filter(step_metrics::sim_key.eq(sim_key))
+                    .count()
+                    .get_result(c)?,
+                agent_metrics::table
+                    .filter(agent_metrics::sim_key.eq(sim_key))
+                    .count()
+                    .get_result(c)?,
+                agent_memories::table
+                    .filter(agent_memories::sim_key.eq(sim_key))
+                    .count()
+                    .get_result(c)?,
+            )
+        }
+    ))
+}
+
+/// A test database or an open one.
+pub trait AsDatabase {
+    fn as_database(&self) -> &Database;
+}
+impl AsDatabase for TestDatabase {
+    fn as_database(&self) -> &Database {
+        self.database()
+    }
+}
+impl AsDatabase for Database {
+    fn as_database(&self) -> &Database {
+        self
+    }
 }
