@@ -6,16 +6,23 @@
 //! schema — both given the same 10,000-row batches in the same (primary-key)
 //! order as the Recorder writes them. Also times the simple one-call-per-row facade path, for contrast.
 //!
+//! Each runs under both durability settings, the ceilings with the matching
+//! setting (SQLite `synchronous` FULL / NORMAL, PostgreSQL
+//! `synchronous_commit` on / off), so the cost of each is printed too.
+//!
 //! `cargo bench --bench ingest`; `SIMDB_BENCH_ROWS` sets the number of agent
 //! states (default 1,000,000); `SIMDB_BENCH_BACKENDS=sqlite` skips PostgreSQL.
-//! Prints `RESULT backend=... recorder=<rows/s> ceiling=<rows/s> ratio=...`.
+//! Prints `RESULT backend=... durability=... recorder=<rows/s> ceiling=<rows/s> ratio=...`.
 
 use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::json;
 use simdb::test_support::TestDatabase;
-use simdb::{Backend, NewAgent, NewSimulation, RecorderOptions, Simulation, SimulationService};
+use simdb::{
+    Backend, Database, Durability, NewAgent, NewSimulation, RecorderOptions, Simulation,
+    SimulationService,
+};
 
 const AGENTS: i64 = 100;
 
@@ -72,9 +79,16 @@ fn serialize_step(step: i64, json: &mut Vec<u8>, rows: &mut Rows) -> BenchResult
     Ok(())
 }
 
-/// The Recorder, as a simulation loop would call it.
-fn recorder_run(db: &TestDatabase, steps: i64) -> BenchResult<f64> {
-    let svc = SimulationService::new(db.database().clone());
+/// The database of `db` opened with `durability`.
+fn open(db: &TestDatabase, durability: Durability) -> BenchResult<SimulationService> {
+    Ok(SimulationService::new(
+        Database::builder(db.url()).durability(durability).open()?,
+    ))
+}
+
+/// The Recorder, as a simulation loop would call it (ending every step).
+fn recorder_run(db: &TestDatabase, steps: i64, durability: Durability) -> BenchResult<f64> {
+    let svc = open(db, durability)?;
     let sim = setup(&svc)?;
     let start = Instant::now();
     let mut rec = svc.recorder_with(&sim.id, RecorderOptions::default())?;
@@ -83,6 +97,7 @@ fn recorder_run(db: &TestDatabase, steps: i64) -> BenchResult<f64> {
             rec.agent_state(step, agent as i32, reward(step, agent), &state(step, agent))?;
         }
         rec.step(step, &json!({"alive": AGENTS}))?;
+        rec.end_step(step)?;
     }
     rec.close()?;
     let secs = start.elapsed().as_secs_f64();
@@ -103,8 +118,8 @@ fn check_count(svc: &SimulationService, sim: &Simulation, steps: i64) -> BenchRe
 }
 
 /// One call (one transaction) per row through the facade.
-fn simple_run(db: &TestDatabase, rows: i64) -> BenchResult<f64> {
-    let svc = SimulationService::new(db.database().clone());
+fn simple_run(db: &TestDatabase, rows: i64, durability: Durability) -> BenchResult<f64> {
+    let svc = open(db, durability)?;
     let sim = setup(&svc)?;
     let start = Instant::now();
     for i in 0..rows {
@@ -118,7 +133,7 @@ fn simple_run(db: &TestDatabase, rows: i64) -> BenchResult<f64> {
 /// rusqlite, prepared multi-row INSERTs of 128 rows bound in place,
 /// 10,000 rows per transaction sorted into primary-key order (as the
 /// Recorder does), into the same schema (migrated by simdb).
-fn sqlite_ceiling(db: &TestDatabase, steps: i64) -> BenchResult<f64> {
+fn sqlite_ceiling(db: &TestDatabase, steps: i64, durability: Durability) -> BenchResult<f64> {
     let svc = SimulationService::new(db.database().clone());
     let sim = setup(&svc)?;
     let path = db
@@ -127,9 +142,13 @@ fn sqlite_ceiling(db: &TestDatabase, steps: i64) -> BenchResult<f64> {
         .ok_or("not a file database")?
         .to_path_buf();
     let conn = rusqlite::Connection::open(path)?;
-    conn.execute_batch(
-        "PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-    )?;
+    let synchronous = match durability {
+        Durability::ProcessCrash => "NORMAL",
+        _ => "FULL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA synchronous = {synchronous};"
+    ))?;
     const CHUNK: usize = 128;
     let values = vec!["(?, ?, ?, ?, ?)"; CHUNK].join(", ");
     let sql = format!(
@@ -225,12 +244,17 @@ impl postgres::types::ToSql for RawJsonb<'_> {
 /// Binary COPY through the `postgres` crate, 10,000 rows per COPY and
 /// transaction sorted into primary-key order (as the Recorder does), into
 /// the same schema (migrated by simdb).
-fn postgres_ceiling(db: &TestDatabase, steps: i64) -> BenchResult<f64> {
+fn postgres_ceiling(db: &TestDatabase, steps: i64, durability: Durability) -> BenchResult<f64> {
     use postgres::binary_copy::BinaryCopyInWriter;
     use postgres::types::Type;
     let svc = SimulationService::new(db.database().clone());
     let sim = setup(&svc)?;
     let mut client = postgres::Client::connect(db.url(), postgres::NoTls)?;
+    let synchronous_commit = match durability {
+        Durability::ProcessCrash => "off",
+        _ => "on",
+    };
+    client.batch_execute(&format!("SET synchronous_commit = {synchronous_commit}"))?;
     let start = Instant::now();
     let mut json = Vec::with_capacity(64 * 10_000);
     let mut rows: Rows = Vec::with_capacity(10_000);
@@ -326,27 +350,36 @@ fn main() -> BenchResult<()> {
         if !backends.split(',').any(|b| b == name) {
             continue;
         }
-        // Recorder first, in a fresh process state, so the peak RSS is its own.
-        let rec_secs = recorder_run(&TestDatabase::new(backend)?, steps)?;
-        let rss = peak_rss_mib();
-        let ceil_secs = match backend {
-            Backend::Sqlite => sqlite_ceiling(&TestDatabase::new(backend)?, steps)?,
-            Backend::Postgres => postgres_ceiling(&TestDatabase::new(backend)?, steps)?,
-        };
-        let simple_rows = (rows / 50).clamp(100, 20_000);
-        let simple = simple_run(&TestDatabase::new(backend)?, simple_rows)?;
-        let recorder = rows as f64 / rec_secs;
-        let ceiling = rows as f64 / ceil_secs;
-        println!("{name}: recorder {rec_secs:.2}s ({recorder:.0} rows/s), raw ceiling {ceil_secs:.2}s ({ceiling:.0} rows/s), simple facade {simple:.0} rows/s ({simple_rows} rows)");
-        if let Some(rss) = rss {
+        for durability in [Durability::PowerLoss, Durability::ProcessCrash] {
+            let mode = match durability {
+                Durability::ProcessCrash => "process-crash",
+                _ => "power-loss",
+            };
+            // Recorder first, in a fresh process state, so the first peak
+            // RSS is its own.
+            let rec_secs = recorder_run(&TestDatabase::new(backend)?, steps, durability)?;
+            let rss = peak_rss_mib();
+            let ceil_secs = match backend {
+                Backend::Sqlite => sqlite_ceiling(&TestDatabase::new(backend)?, steps, durability)?,
+                Backend::Postgres => {
+                    postgres_ceiling(&TestDatabase::new(backend)?, steps, durability)?
+                }
+            };
+            let simple_rows = (rows / 50).clamp(100, 20_000);
+            let simple = simple_run(&TestDatabase::new(backend)?, simple_rows, durability)?;
+            let recorder = rows as f64 / rec_secs;
+            let ceiling = rows as f64 / ceil_secs;
+            println!("{name} ({mode}): recorder {rec_secs:.2}s ({recorder:.0} rows/s), raw ceiling {ceil_secs:.2}s ({ceiling:.0} rows/s), simple facade {simple:.0} rows/s ({simple_rows} rows)");
+            if let Some(rss) = rss {
+                println!(
+                    "{name}: peak RSS after recording {rows} rows: {rss:.1} MiB (ceiling: 100 MiB)"
+                );
+            }
             println!(
-                "{name}: peak RSS after recording {rows} rows: {rss:.1} MiB (ceiling: 100 MiB)"
+                "RESULT backend={name} durability={mode} recorder={recorder:.0} ceiling={ceiling:.0} ratio={:.2} simple={simple:.0}",
+                recorder / ceiling
             );
         }
-        println!(
-            "RESULT backend={name} recorder={recorder:.0} ceiling={ceiling:.0} ratio={:.2}",
-            recorder / ceiling
-        );
     }
     Ok(())
 }
