@@ -21,7 +21,9 @@ use diesel::sqlite::SqliteConnection;
 
 pub use connection::DbConnection;
 pub use options::{DatabaseBuilder, Durability};
-pub(crate) use url::{check_url_invariants, redact};
+pub(crate) use url::check_url_invariants;
+#[cfg(all(feature = "test-support", feature = "postgres"))]
+pub(crate) use url::redact;
 
 use crate::error::{Error, Result};
 

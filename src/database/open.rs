@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use diesel::r2d2::{ConnectionManager, Pool};
-#[cfg(feature = "sqlite")]
 use diesel::Connection;
 
 #[cfg(feature = "postgres")]

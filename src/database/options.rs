@@ -87,11 +87,13 @@ impl DatabaseBuilder {
     }
 
     /// The connect timeout in whole seconds, as libpq takes it.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(super) fn connect_timeout_secs(&self) -> u64 {
         self.connect_timeout.as_secs().max(1)
     }
 
     /// The busy timeout in milliseconds, as SQLite takes it.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(super) fn busy_timeout_ms(&self) -> u32 {
         u32::try_from(self.busy_timeout.as_millis()).unwrap_or(u32::MAX)
     }

@@ -1,5 +1,6 @@
 //! Write transactions, which differ per backend.
 
+#[cfg(feature = "sqlite")]
 use diesel::connection::{TransactionManager, TransactionManagerStatus};
 use diesel::Connection;
 
@@ -12,6 +13,7 @@ pub(crate) trait Transactional: Sized {
 }
 
 /// True inside a transaction, where a new one must be a savepoint.
+#[cfg(feature = "sqlite")]
 fn in_transaction<C: Connection>(c: &mut C) -> bool {
     matches!(
         C::TransactionManager::transaction_manager_status_mut(c),
