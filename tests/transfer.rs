@@ -251,7 +251,7 @@ backend_tests! {
 
 backend_tests! {
     fn export_pages_through_long_series(db) {
-        // More than two export pages (50,000 rows each) for one agent.
+        // Many export pages (10,000 rows each) for one agent.
         let svc = service(db);
         let sim = running_sim(&svc, 1)?;
         let mut rec = svc.recorder(&sim.id)?;

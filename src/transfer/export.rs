@@ -15,7 +15,7 @@ use crate::store::prelude::*;
 use crate::with_connection;
 
 /// Rows per page of an export.
-const PAGE_ROWS: i64 = 50_000;
+const PAGE_ROWS: i64 = 10_000;
 /// Memory snapshots per page (each may be large).
 const MEMORY_PAGE_ROWS: i64 = 256;
 

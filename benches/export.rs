@@ -1,0 +1,84 @@
+//! Peak memory of a lossless JSONL export: every table is read in keyset
+//! pages, so the export of a 10M-row simulation must need no more memory than
+//! that of a 1M-row one. Records `SIMDB_BENCH_ROWS` agent states (default
+//! 1,000,000; 100 agents, each with an agent metric per step, plus a step row
+//! and a step metric per step), resets the process's peak RSS
+//! (`/proc/self/clear_refs`), exports to a sink and prints the peak RSS of
+//! the export next to the 100 MiB ceiling of DESIGN.md.
+//!
+//! `cargo bench --bench export`; `SIMDB_BENCH_BACKENDS=sqlite,postgres`
+//! (default sqlite). Prints `RESULT backend=... rows=... export_peak_rss_mib=...`.
+
+use std::time::Instant;
+
+use serde_json::json;
+use simdb::test_support::TestDatabase;
+use simdb::{Backend, NewAgent, NewSimulation, RecorderOptions, SimulationService};
+
+type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+const AGENTS: i64 = 100;
+
+fn status_mib(field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn main() -> BenchResult<()> {
+    let rows: i64 = std::env::var("SIMDB_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let steps = (rows / AGENTS).max(1);
+    let backends = std::env::var("SIMDB_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite".into());
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let name = match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        };
+        if !backends.split(',').any(|b| b == name) {
+            continue;
+        }
+        let db = TestDatabase::new(backend)?;
+        let svc = SimulationService::new(db.database().clone());
+        let sim = svc.create_simulation(NewSimulation::new(json!({"agents": AGENTS})))?;
+        let agents: Vec<NewAgent> = (0..AGENTS as i32).map(NewAgent::new).collect();
+        svc.register_agents(&sim.id, &agents)?;
+        svc.start_simulation(&sim.id)?;
+        let mut rec = svc.recorder_with(&sim.id, RecorderOptions::default())?;
+        for step in 0..steps {
+            for agent in 0..AGENTS as i32 {
+                let x = (step * 31 + agent as i64) % 1000;
+                rec.agent_state(
+                    step,
+                    agent,
+                    x as f64 / 1000.0,
+                    &json!({"energy": x, "hp": 97}),
+                )?;
+                rec.agent_metric(step, agent, "energy", x as f64)?;
+            }
+            rec.step(step, &json!({"alive": AGENTS}))?;
+            rec.metric(step, "alive", AGENTS as f64)?;
+            rec.end_step(step)?;
+        }
+        rec.close()?;
+        let before = status_mib("VmRSS:").unwrap_or(0.0);
+        // Resets VmHWM to the current RSS, so the next peak is the export's.
+        let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+        let start = Instant::now();
+        let lines = svc.export_jsonl(&sim.id, std::io::sink())?;
+        let secs = start.elapsed().as_secs_f64();
+        let peak = status_mib("VmHWM:").unwrap_or(0.0);
+        println!(
+            "{name}: exported {lines} lines ({} agent states) in {secs:.1}s; RSS {before:.1} MiB before, peak {peak:.1} MiB during (peak reset: {reset}; ceiling 100 MiB)",
+            steps * AGENTS
+        );
+        println!(
+            "RESULT backend={name} rows={} export_peak_rss_mib={peak:.1} rss_before_mib={before:.1}",
+            steps * AGENTS
+        );
+    }
+    Ok(())
+}
