@@ -108,6 +108,29 @@ backend_tests! {
         Ok(())
     }
 
+    fn taken_over_recorder_stops_with_lease_lost(db) {
+        // The old recorder is silent (long timer) while its run is
+        // interrupted and resumed by force: its next batch finds another
+        // recorder's lease.
+        let svc = service(db);
+        let sim = running_sim(&svc, 1)?;
+        let mut old = svc.recorder_with(&sim.id, no_timer())?;
+        old.agent_state(0, 0, 1.0, &json!({}))?;
+        old.end_step(0)?;
+        old.flush()?;
+        svc.interrupt_simulation(&sim.id, "judged dead")?;
+        svc.resume_with(&sim.id, Duration::ZERO)?;
+        let mut new = svc.recorder_with(&sim.id, no_timer())?;
+        old.agent_state(1, 0, 1.0, &json!({"old": true}))?;
+        let err = old.flush().err().ok_or(Error::RecorderClosed)?;
+        assert!(matches!(source_of(&err), Some(Error::LeaseLost { .. })), "{err}");
+        new.agent_state(1, 0, 2.0, &json!({"new": true}))?;
+        new.close()?;
+        let rows = svc.agent_states(&sim.id, 0, ..)?;
+        assert_eq!(rows.iter().map(|r| r.state.clone()).collect::<Vec<_>>(), vec![json!({}), json!({"new": true})]);
+        Ok(())
+    }
+
     fn resume_keeps_agents_that_stop_reporting(db) {
         let svc = service(db);
         let sim = running_sim(&svc, 2)?;
