@@ -8,16 +8,17 @@
 
 mod batch;
 mod bulk;
+mod control;
 mod metric_names;
 mod options;
+mod start;
 mod writer;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde::Serialize;
@@ -26,16 +27,14 @@ pub(crate) use batch::Batch;
 pub(crate) use bulk::{write_batch, Bulk};
 pub(crate) use metric_names::MetricCache;
 pub use options::RecorderOptions;
-use writer::{Msg, Shared, Writer};
+use writer::{Msg, Shared};
 
-use crate::store::prelude::*;
-use crate::with_connection;
 
 use crate::error::{Error, Result};
 use crate::ids::{validate_text, AgentIndex, SimulationId};
 use crate::models::NewAgentMemory;
 use crate::service::SimulationService;
-use crate::validate::{check_running, check_step, finite};
+use crate::validate::{check_step, finite};
 
 /// Records a running simulation in batches on a background writer thread.
 ///
@@ -85,120 +84,6 @@ pub struct Recorder {
     ended: Option<i64>,
     /// The highest step of any row recorded.
     max_step: Option<i64>,
-}
-
-/// A lease token no other recorder draws: std's per-process random hasher
-/// keys, mixed with the time and the process id.
-fn new_token() -> i64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    h.write_u128(nanos);
-    h.write_u32(std::process::id());
-    h.finish() as i64
-}
-
-impl SimulationService {
-    /// A recorder for a running simulation, with default options.
-    ///
-    /// # Errors
-    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation; [`Error::InvalidInput`](crate::Error::InvalidInput)
-    /// if it is not running; [`Error::LeaseHeld`](crate::Error::LeaseHeld) while another live recorder
-    /// holds it.
-    pub fn recorder(&self, sim: &SimulationId) -> Result<Recorder> {
-        self.recorder_with(sim, RecorderOptions::default())
-    }
-
-    /// A recorder with explicit options.
-    ///
-    /// # Errors
-    /// As for [`SimulationService::recorder`].
-    pub fn recorder_with(&self, sim: &SimulationId, options: RecorderOptions) -> Result<Recorder> {
-        let simulation = self.simulation(sim)?;
-        check_running(&simulation)?;
-        let options = options.normalized();
-        let token = new_token();
-        with_connection!(self.database().writer()?, |c| c.acquire_lease(
-            &simulation,
-            token,
-            options.lease_timeout
-        ))?;
-        let (sender, receiver) = sync_channel(options.max_pending_batches);
-        let shared = Arc::new(Shared::default());
-        shared.lock().committed_step = simulation.committed_step;
-        let now = Instant::now();
-        let writer = Writer {
-            db: self.database().clone(),
-            sim_key: simulation.sim_key,
-            sim: simulation.id.clone(),
-            token,
-            shared: Arc::clone(&shared),
-            metrics: MetricCache::default(),
-            max_attempts: options.max_attempts,
-            flush_interval: options.flush_interval,
-            tick: options.tick(),
-            held: VecDeque::new(),
-            last_seq: 0,
-            committed: simulation.committed_step,
-            cap: None,
-            last_commit: now,
-            last_beat: now,
-        };
-        let spawned = spawn_writer(writer, receiver, simulation.sim_key);
-        let handle = match spawned {
-            Ok(handle) => handle,
-            Err(e) => {
-                let _ = with_connection!(self.database().writer()?, |c| c
-                    .release_lease(simulation.sim_key, token));
-                return Err(e);
-            }
-        };
-        let mut recorder = Recorder {
-            sim: simulation.id,
-            options,
-            metric_ids: HashMap::new(),
-            known_agents: HashSet::new(),
-            service: self.clone(),
-            shared,
-            sender: Some(sender),
-            writer: Some(handle),
-            rows_recorded: 0,
-            ended: None,
-            max_step: None,
-        };
-        recorder.reload_agents()?;
-        Ok(recorder)
-    }
-}
-
-fn spawn_writer(writer: Writer, receiver: Receiver<Msg>, sim_key: i32) -> Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(format!("simdb-writer-{sim_key}"))
-        .spawn(move || writer.run(receiver))
-        .map_err(|e| Error::invalid("recorder", format!("cannot spawn writer thread: {e}")))
-}
-
-/// Sends `msg`, waiting for room in the queue at most until `deadline`.
-fn send_until(sender: &SyncSender<Msg>, msg: Msg, deadline: Option<Instant>) -> bool {
-    let Some(deadline) = deadline else {
-        return sender.send(msg).is_ok();
-    };
-    let mut msg = msg;
-    loop {
-        match sender.try_send(msg) {
-            Ok(()) => return true,
-            Err(TrySendError::Disconnected(_)) => return false,
-            Err(TrySendError::Full(back)) => {
-                if Instant::now() >= deadline {
-                    return false;
-                }
-                msg = back;
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
-    }
 }
 
 impl Recorder {
@@ -451,158 +336,5 @@ impl Recorder {
         self.shared.current().ended = Some(step);
         self.ended = Some(step);
         Ok(())
-    }
-
-    /// Writes everything recorded so far, waits until it is committed and
-    /// returns the commit watermark (see [`Recorder::committed_step`]).
-    ///
-    /// What a successful flush promises depends on the database's
-    /// [`Durability`](crate::Durability): with the default `PowerLoss` the rows survive a
-    /// power cut; with `ProcessCrash`, a crash of the recording process.
-    ///
-    /// # Errors
-    /// [`Error::Recorder`](crate::Error::Recorder) if any batch failed: it and every later one are
-    /// kept in memory, see [`Recorder::retry`].
-    pub fn flush(&mut self) -> Result<Option<i64>> {
-        self.check_writer()?;
-        self.hand_off()?;
-        self.wait(Msg::Flush)?;
-        match self.shared.error(self.pending_rows()) {
-            Some(e) => Err(e),
-            None => Ok(self.committed_step()),
-        }
-    }
-
-    /// Sends a message that carries an acknowledgement and waits for it.
-    fn wait<T>(&self, msg: impl FnOnce(SyncSender<T>) -> Msg) -> Result<T> {
-        let sender = self.sender.as_ref().ok_or(Error::RecorderClosed)?;
-        let (ack, done) = sync_channel(1);
-        sender.send(msg(ack)).map_err(|_| self.writer_gone())?;
-        done.recv().map_err(|_| self.writer_gone())
-    }
-
-    /// After a failure, writes the held rows again (oldest batch first, in
-    /// the writer's queue order) and waits; returns the watermark. Useful once
-    /// a transient cause (a database restart) is gone.
-    ///
-    /// # Errors
-    /// [`Error::Recorder`](crate::Error::Recorder) if writing fails again.
-    pub fn retry(&mut self) -> Result<Option<i64>> {
-        if self.sender.is_none() {
-            return Err(Error::RecorderClosed);
-        }
-        self.wait(Msg::Retry)?;
-        self.flush()
-    }
-
-    /// After a failure, drops the batches the writer refused or did not
-    /// reach and returns how many rows they held, so that recording can go
-    /// on. Rows recorded since the last hand-off stay queued and are written
-    /// by the next flush. The watermark never passes the step before the
-    /// first dropped row: a resume after a crash cuts from there.
-    pub fn discard_unpersisted(&mut self) -> u64 {
-        match self.wait(Msg::Discard) {
-            Ok(rows) => rows,
-            Err(e) => {
-                tracing::warn!(simulation = %self.sim, error = %e, "simdb could not discard held rows");
-                0
-            }
-        }
-    }
-
-    /// Ends every recorded step, writes everything, gives the run's lease up,
-    /// stops the writer thread and reports any failure.
-    ///
-    /// # Errors
-    /// [`Error::Recorder`](crate::Error::Recorder) if rows could not be written.
-    pub fn close(mut self) -> Result<()> {
-        if let Some(last) = self.max_step {
-            if self.ended.is_none_or(|e| e < last) && self.sender.is_some() {
-                self.shared.current().ended = Some(last);
-                self.ended = Some(last);
-            }
-        }
-        self.shutdown(None)
-    }
-
-    /// Hands everything to the writer, asks it to release the lease and
-    /// stop, and waits (until `deadline`, if given).
-    fn shutdown(&mut self, bound: Option<Duration>) -> Result<()> {
-        let Some(sender) = self.sender.take() else {
-            return Ok(());
-        };
-        let deadline = bound.map(|b| Instant::now() + b);
-        let last = {
-            let mut current = self.shared.current();
-            (!current.is_empty()).then(|| std::mem::take(&mut *current))
-        };
-        let pending = last.as_ref().map_or(0, Batch::rows);
-        let (ack, done) = sync_channel(1);
-        let sent = last.is_none_or(|b| send_until(&sender, Msg::Batch(b), deadline))
-            && send_until(&sender, Msg::Close(ack), deadline);
-        drop(sender);
-        let finished = sent
-            && match deadline {
-                None => done.recv().is_ok(),
-                Some(d) => done
-                    .recv_timeout(d.saturating_duration_since(Instant::now()))
-                    .is_ok(),
-            };
-        if finished {
-            if let Some(handle) = self.writer.take() {
-                if handle.join().is_err() {
-                    tracing::error!(simulation = %self.sim, "simdb writer thread panicked");
-                }
-            }
-        } else {
-            // Still writing after the bound: left to finish on its own.
-            self.writer = None;
-            let unwritten = self.rows_recorded.saturating_sub(self.rows_written());
-            tracing::error!(
-                simulation = %self.sim,
-                rows = unwritten.max(pending as u64),
-                "simdb recorder dropped before its writer finished; these rows may not be written"
-            );
-            return Err(Error::Recorder {
-                unpersisted_rows: unwritten.max(pending as u64),
-                source: Arc::new(Error::invalid(
-                    "recorder",
-                    "the writer did not finish within drop_timeout",
-                )),
-            });
-        }
-        match self.shared.error(0) {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    }
-}
-
-#[cfg(feature = "test-support")]
-impl Recorder {
-    /// For crash tests: stops the way a killed process does. The batches
-    /// already handed to the writer are written; the batch being filled is
-    /// lost; the lease is kept and simply stops heartbeating.
-    #[doc(hidden)]
-    pub fn crash_for_tests(mut self) {
-        let Some(sender) = self.sender.take() else {
-            return;
-        };
-        drop(std::mem::take(&mut *self.shared.current()));
-        let (ack, done) = sync_channel(1);
-        if sender.send(Msg::Abandon(ack)).is_ok() {
-            let _ = done.recv();
-        }
-        if let Some(handle) = self.writer.take() {
-            let _ = handle.join();
-        }
-    }
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        if let Err(e) = self.shutdown(Some(self.options.drop_timeout)) {
-            tracing::error!(simulation = %self.sim, error = %e, "simdb recorder dropped with unwritten rows");
-        }
     }
 }
