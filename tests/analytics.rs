@@ -257,6 +257,7 @@ backend_tests! {
                     rec.agent_state(step, agent, 1.0, &json!({}))?;
                 }
                 rec.step(step, &json!({"s": step}))?;
+                rec.end_step(step)?;
             }
             rec.flush()?;
             let p = watcher.progress(&sim.id, Some(cursor))?;
@@ -273,6 +274,51 @@ backend_tests! {
         let idle = watcher.progress(&sim.id, Some(cursor))?;
         assert!(idle.new_steps.is_empty());
         assert_eq!(idle.rows, 90);
+        Ok(())
+    }
+
+    fn progress_counts_rows_split_across_batches(db) {
+        // The case: a step's rows split over two commits.
+        let svc = service(db);
+        let sim = running_sim(&svc, 2)?;
+        let a = svc.analytics();
+        let mut rec = svc.recorder(&sim.id)?;
+        rec.agent_state(0, 0, 1.0, &json!({}))?;
+        rec.flush()?;
+        let p = a.progress(&sim.id, None)?;
+        assert_eq!((p.rows, p.new_steps.len()), (0, 0), "a half-recorded step was delivered");
+        rec.agent_state(0, 1, 1.0, &json!({}))?;
+        rec.step(0, &json!({}))?;
+        rec.close()?;
+        let p = a.progress(&sim.id, Some(p.cursor))?;
+        assert_eq!(p.rows, 2);
+        assert_eq!(p.new_steps.iter().map(|s| s.step).collect::<Vec<_>>(), vec![0]);
+
+        // Many polls at arbitrary batch boundaries: every row and step
+        // counted exactly once.
+        let sim = running_sim(&svc, 4)?;
+        let mut rec = svc.recorder_with(&sim.id, RecorderOptions::default().batch_rows(37))?;
+        let mut cursor = None;
+        let (mut rows, mut steps) = (0, Vec::new());
+        for step in 0..2_000 {
+            for agent in 0..4 {
+                rec.agent_state(step, agent, 1.0, &json!({}))?;
+            }
+            rec.step(step, &json!({}))?;
+            rec.end_step(step)?;
+            if step % 97 == 0 {
+                let p = a.progress(&sim.id, cursor)?;
+                rows = p.rows;
+                steps.extend(p.new_steps.iter().map(|s| s.step));
+                cursor = Some(p.cursor);
+            }
+        }
+        rec.close()?;
+        let p = a.progress(&sim.id, cursor)?;
+        steps.extend(p.new_steps.iter().map(|s| s.step));
+        assert!(p.rows >= rows);
+        assert_eq!(p.rows, 8_000);
+        assert_eq!(steps, (0..2_000).collect::<Vec<_>>());
         Ok(())
     }
 }

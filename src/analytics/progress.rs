@@ -15,9 +15,17 @@ use crate::store::prelude::*;
 use crate::with_connection;
 
 /// Where a [`Progress`] poll left off.
+///
+/// A cursor moves with the simulation's commit watermark: every step at or
+/// below `step` has been delivered, with all of its rows counted, and no
+/// later poll delivers it again. Rows of steps above the watermark (a step
+/// still being recorded, a batch still in flight) are delivered once the
+/// watermark passes them, so the counts are exact whatever the batch
+/// boundaries. A simulation that ended (completed, failed, cancelled) has
+/// everything delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Cursor {
-    /// Highest step already returned (-1 before any).
+    /// Highest step already delivered (-1 before any).
     pub step: i64,
     /// Agent-state rows counted so far.
     pub rows: i64,
@@ -32,29 +40,31 @@ pub struct Progress {
     pub cursor: Cursor,
     /// Current status.
     pub status: SimulationStatus,
-    /// Steps recorded after the cursor, by step.
+    /// Step rows of the steps delivered by this poll, by step.
     pub new_steps: Vec<SimulationStep>,
-    /// Highest step with agent states.
+    /// The highest step delivered so far (the commit watermark).
     pub latest_step: Option<i64>,
-    /// Agent-state rows in the database.
+    /// Agent-state rows of every step delivered so far.
     pub rows: i64,
     /// Agent-state rows per second since the previous poll.
     pub rows_per_sec: Option<f64>,
-    /// Seconds since the last heartbeat.
+    /// Seconds since the last heartbeat, by the database's clock.
     pub heartbeat_age_secs: Option<f64>,
 }
 
-/// Agent-state rows after a step.
+/// Agent-state rows of a step range.
 trait ProgressStore {
-    fn rows_after(&mut self, sim_key: i32, step: i64) -> Result<(i64, Option<i64>)>;
+    /// Rows with `after < step <= upto`, and the highest such step.
+    fn rows_between(&mut self, sim_key: i32, after: i64, upto: i64) -> Result<(i64, Option<i64>)>;
 }
 
 for_each_backend! {
     impl ProgressStore {
-        fn rows_after(&mut self, sim_key: i32, step: i64) -> Result<(i64, Option<i64>)> {
+        fn rows_between(&mut self, sim_key: i32, after: i64, upto: i64) -> Result<(i64, Option<i64>)> {
             Ok(agent_states::table
                 .filter(agent_states::sim_key.eq(sim_key))
-                .filter(agent_states::step.gt(step))
+                .filter(agent_states::step.gt(after))
+                .filter(agent_states::step.le(upto))
                 .select((count_star(), max(agent_states::step)))
                 .first(self)?)
         }
@@ -62,9 +72,10 @@ for_each_backend! {
 }
 
 impl Analytics {
-    /// What is new since `cursor` (everything, for `None`): new steps and
-    /// their metrics, latest step, rows written, recent rows/s, heartbeat
-    /// age. Works from another process while a recorder writes.
+    /// What is new since `cursor` (everything, for `None`): the steps the
+    /// commit watermark passed since, with their step rows, the rows counted
+    /// so far, recent rows/s and the heartbeat's age. Works from another
+    /// process while a recorder writes; see [`Cursor`] for what it guarantees.
     ///
     /// # Errors
     /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
@@ -73,30 +84,45 @@ impl Analytics {
         let from = cursor.map_or(-1, |c| c.step);
         with_connection!(self.db.connection()?, |c| {
             let sim = c.find_simulation(id)?;
-            let new_steps = c.steps(sim.sim_key, from.saturating_add(1), i64::MAX)?;
-            let (new_rows, latest) = c.rows_after(sim.sim_key, from)?;
+            let db_now = c.database_now()?;
+            // Everything is final once the run ended; before, only what the
+            // watermark covers.
+            let upto = if sim.status.is_final() {
+                i64::MAX
+            } else {
+                sim.committed_step.unwrap_or(-1)
+            };
+            let (new_steps, new_rows, top) = if upto > from {
+                let steps = c.steps(sim.sim_key, from.saturating_add(1), upto)?;
+                let (rows, top) = c.rows_between(sim.sim_key, from, upto)?;
+                (steps, rows, top)
+            } else {
+                (Vec::new(), 0, None)
+            };
+            let delivered = if upto == i64::MAX {
+                top.max(new_steps.last().map(|s| s.step)).unwrap_or(from).max(from)
+            } else {
+                upto.max(from)
+            };
             let rows = cursor.map_or(0, |c| c.rows) + new_rows;
-            let latest_step = latest.or(cursor.and_then(|c| (c.step >= 0).then_some(c.step)));
             let rows_per_sec = cursor.and_then(|c| {
                 let secs = (now - c.at).num_microseconds()? as f64 / 1e6;
                 (secs > 0.0).then(|| new_rows as f64 / secs)
             });
             Ok(Progress {
                 cursor: Cursor {
-                    step: latest_step
-                        .unwrap_or(from)
-                        .max(new_steps.last().map_or(from, |s| s.step)),
+                    step: delivered,
                     rows,
                     at: now,
                 },
                 status: sim.status,
                 new_steps,
-                latest_step,
+                latest_step: (delivered >= 0).then_some(delivered),
                 rows,
                 rows_per_sec,
                 heartbeat_age_secs: sim
                     .heartbeat_at
-                    .and_then(|h| (now - h).num_microseconds())
+                    .and_then(|h| (db_now - h).num_microseconds())
                     .map(|us| us as f64 / 1e6),
             })
         })
