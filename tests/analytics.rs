@@ -134,7 +134,11 @@ backend_tests! {
             let ranged: Vec<(i64, f64)> = want.iter().copied().filter(|r| (40..=120).contains(&r.0)).collect();
             assert_eq!(a.agent_series(&sim.id, agent, "reward", 40..=120)?, ranged);
         }
-        assert!(a.agent_series(&sim.id, 0, "no such metric", ..)?.is_empty());
+        // An unknown field is a typed error, not an empty result.
+        assert!(matches!(
+            a.agent_series(&sim.id, 0, "no such metric", ..),
+            Err(Error::NotFound { entity: "field", .. })
+        ));
         let states = a.state_series(&sim.id, 2, 10..=20)?;
         let want: Vec<(i64, Value)> = rows.iter().filter(|r| r.1 == 2 && (10..=20).contains(&r.0)).map(|r| (r.0, json!({"r": r.2}))).collect();
         assert_eq!(states, want);
@@ -319,6 +323,43 @@ backend_tests! {
         assert!(p.rows >= rows);
         assert_eq!(p.rows, 8_000);
         assert_eq!(steps, (0..2_000).collect::<Vec<_>>());
+        Ok(())
+    }
+
+    fn every_recorded_number_is_a_field(db) {
+        let svc = service(db);
+        let sim = running_sim(&svc, 2)?;
+        let mut rec = svc.recorder(&sim.id)?;
+        for step in 0..10 {
+            for agent in 0..2 {
+                let energy = (step * 10 + agent as i64) as f64;
+                rec.agent_state(step, agent, 1.0, &json!({"energy": energy, "pos": [agent, step], "tag": "x"}))?;
+            }
+            rec.metric(step, "food_left", (100 - step) as f64)?;
+            rec.end_step(step)?;
+        }
+        rec.close()?;
+        let a = svc.analytics();
+        // A simulation-level metric: aggregates, series, compare.
+        let food = a.step_aggregates(&sim.id, "food_left", 0)?;
+        assert_eq!(food.len(), 10);
+        assert_eq!((food[0].mean, food[9].mean), (100.0, 91.0));
+        assert_eq!(a.agent_series(&sim.id, 1, "food_left", 2..4)?, vec![(2, 98.0), (3, 97.0)]);
+        // A numeric field of the state, by path.
+        let energy = a.step_aggregates(&sim.id, "state.energy", 0)?;
+        assert_eq!(energy.len(), 10);
+        assert_eq!((energy[3].count, energy[3].mean, energy[3].min, energy[3].max), (2, 30.5, 30.0, 31.0));
+        assert_eq!(a.agent_series(&sim.id, 1, "state.pos.1", 5..7)?, vec![(5, 5.0), (6, 6.0)]);
+        // Non-numeric values are skipped; an absent path has no values.
+        assert!(a.step_aggregates(&sim.id, "state.tag", 0)?.is_empty());
+        assert!(a.agent_series(&sim.id, 0, "state.missing", ..)?.is_empty());
+        assert!(matches!(a.agent_series(&sim.id, 0, "state.a..b", ..), Err(Error::InvalidInput { .. })));
+        // Unknown metric names are typed errors everywhere.
+        assert!(matches!(a.step_aggregates(&sim.id, "nope", 10), Err(Error::NotFound { entity: "field", .. })));
+        let exp = svc.create_experiment(NewExperiment::new("fields"))?;
+        let other = svc.create_simulation(NewSimulation::new(json!({})).experiment(&exp.id))?;
+        assert!(matches!(a.compare(&exp.id, &["nope"]), Err(Error::NotFound { entity: "field", .. })));
+        let _ = other;
         Ok(())
     }
 }

@@ -4,10 +4,11 @@ use diesel::dsl::{count_star, max, min, sum};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::source::{Source, SourceStore, StatePathStore};
 use super::{Analytics, Field};
 use crate::error::Result;
 use crate::ids::SimulationId;
-use crate::schema::{agent_metrics, agent_states};
+use crate::schema::{agent_metrics, agent_states, step_metrics};
 use crate::store::for_each_backend;
 use crate::store::prelude::*;
 use crate::with_connection;
@@ -31,7 +32,7 @@ pub struct StepAggregate {
     pub max: f64,
 }
 
-type AggRow = (
+pub(super) type AggRow = (
     Option<i64>,
     Option<i64>,
     i64,
@@ -40,7 +41,7 @@ type AggRow = (
     Option<f64>,
 );
 
-fn to_aggregates(rows: Vec<AggRow>) -> Vec<StepAggregate> {
+pub(super) fn to_aggregates(rows: Vec<AggRow>) -> Vec<StepAggregate> {
     let mut out: Vec<StepAggregate> = rows
         .into_iter()
         .filter_map(|(first, last, count, s, lo, hi)| {
@@ -62,75 +63,77 @@ fn to_aggregates(rows: Vec<AggRow>) -> Vec<StepAggregate> {
 
 /// Step spans and bucketed aggregates of a field.
 pub(super) trait AggregateStore {
-    fn step_span(&mut self, sim_key: i32, field: &Field) -> Result<Option<(i64, i64)>>;
+    /// The first and last step with a value of the source.
+    fn step_span(&mut self, sim_key: i32, source: &Source) -> Result<Option<(i64, i64)>>;
     /// Aggregates of the rows from step `lo` on, in buckets of `width` steps.
-    fn aggregate(
-        &mut self,
-        sim_key: i32,
-        field: &Field,
-        lo: i64,
-        width: i64,
-    ) -> Result<Vec<StepAggregate>>;
+    fn aggregate(&mut self, sim_key: i32, source: &Source, lo: i64, width: i64) -> Result<Vec<StepAggregate>>;
+}
+
+/// Groups a numeric column of a per-step table into step buckets.
+macro_rules! bucketed {
+    ($conn:expr, $table:ident, $value:ident, $lo:expr, $width:expr, $($filter:expr),*) => {
+        $table::table
+            $(.filter($filter))*
+            .filter($table::step.ge($lo))
+            .group_by(($table::step - $lo) / $width)
+            .select((
+                min($table::step),
+                max($table::step),
+                count_star(),
+                sum($table::$value),
+                min($table::$value),
+                max($table::$value),
+            ))
+            .load::<AggRow>($conn)?
+    };
 }
 
 for_each_backend! {
     impl AggregateStore {
-        fn step_span(&mut self, sim_key: i32, field: &Field) -> Result<Option<(i64, i64)>> {
-            let span: (Option<i64>, Option<i64>) = match field {
-                Field::Reward => agent_states::table
+        fn step_span(&mut self, sim_key: i32, source: &Source) -> Result<Option<(i64, i64)>> {
+            let span: (Option<i64>, Option<i64>) = match source {
+                Source::Reward | Source::State(_) => agent_states::table
                     .filter(agent_states::sim_key.eq(sim_key))
                     .select((min(agent_states::step), max(agent_states::step)))
                     .first(self)?,
-                Field::Metric(name) => match self.metric_lookup(name)? {
-                    None => (None, None),
-                    Some(metric) => agent_metrics::table
-                        .filter(agent_metrics::sim_key.eq(sim_key))
-                        .filter(agent_metrics::metric_id.eq(metric))
-                        .select((min(agent_metrics::step), max(agent_metrics::step)))
-                        .first(self)?,
-                },
+                Source::AgentMetric(metric) => agent_metrics::table
+                    .filter(agent_metrics::sim_key.eq(sim_key))
+                    .filter(agent_metrics::metric_id.eq(metric))
+                    .select((min(agent_metrics::step), max(agent_metrics::step)))
+                    .first(self)?,
+                Source::StepMetric(metric) => step_metrics::table
+                    .filter(step_metrics::sim_key.eq(sim_key))
+                    .filter(step_metrics::metric_id.eq(metric))
+                    .select((min(step_metrics::step), max(step_metrics::step)))
+                    .first(self)?,
             };
             Ok(span.0.zip(span.1))
         }
 
-        fn aggregate(
-            &mut self,
-            sim_key: i32,
-            field: &Field,
-            lo: i64,
-            width: i64,
-        ) -> Result<Vec<StepAggregate>> {
-            let rows: Vec<AggRow> = match field {
-                Field::Reward => agent_states::table
-                    .filter(agent_states::sim_key.eq(sim_key))
-                    .filter(agent_states::step.ge(lo))
-                    .group_by((agent_states::step - lo) / width)
-                    .select((
-                        min(agent_states::step),
-                        max(agent_states::step),
-                        count_star(),
-                        sum(agent_states::reward),
-                        min(agent_states::reward),
-                        max(agent_states::reward),
-                    ))
-                    .load(self)?,
-                Field::Metric(name) => match self.metric_lookup(name)? {
-                    None => Vec::new(),
-                    Some(metric) => agent_metrics::table
-                        .filter(agent_metrics::sim_key.eq(sim_key))
-                        .filter(agent_metrics::metric_id.eq(metric))
-                        .filter(agent_metrics::step.ge(lo))
-                        .group_by((agent_metrics::step - lo) / width)
-                        .select((
-                            min(agent_metrics::step),
-                            max(agent_metrics::step),
-                            count_star(),
-                            sum(agent_metrics::value),
-                            min(agent_metrics::value),
-                            max(agent_metrics::value),
-                        ))
-                        .load(self)?,
-                },
+        fn aggregate(&mut self, sim_key: i32, source: &Source, lo: i64, width: i64) -> Result<Vec<StepAggregate>> {
+            let rows = match source {
+                Source::Reward => {
+                    bucketed!(self, agent_states, reward, lo, width, agent_states::sim_key.eq(sim_key))
+                }
+                Source::AgentMetric(metric) => bucketed!(
+                    self,
+                    agent_metrics,
+                    value,
+                    lo,
+                    width,
+                    agent_metrics::sim_key.eq(sim_key),
+                    agent_metrics::metric_id.eq(*metric)
+                ),
+                Source::StepMetric(metric) => bucketed!(
+                    self,
+                    step_metrics,
+                    value,
+                    lo,
+                    width,
+                    step_metrics::sim_key.eq(sim_key),
+                    step_metrics::metric_id.eq(*metric)
+                ),
+                Source::State(keys) => return self.state_aggregate(sim_key, keys, lo, width),
             };
             Ok(to_aggregates(rows))
         }
@@ -138,11 +141,19 @@ for_each_backend! {
 }
 
 impl Analytics {
-    /// Count / sum / mean / min / max of `field` across agents, per step
-    /// (`buckets == 0`) or in at most `buckets` equal-width step buckets.
+    /// Count / sum / mean / min / max of `field` (see [`Field`]) across
+    /// agents, per step (`buckets == 0`) or in at most `buckets` step buckets.
+    ///
+    /// Buckets: with `lo..=hi` the steps that have the field, every bucket is
+    /// `width = ceil((hi - lo + 1) / buckets)` steps wide and bucket `k`
+    /// holds steps `lo + k*width ..= lo + (k+1)*width - 1` (the origin is the
+    /// first step with data; the last bucket may be partly empty). A bucket
+    /// without values is left out; `first_step`/`last_step` are the first
+    /// and last steps in it that have values.
     ///
     /// # Errors
-    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation or a field it never
+    /// recorded; [`Error::InvalidInput`](crate::Error::InvalidInput) for a malformed state path.
     pub fn step_aggregates(
         &self,
         id: &SimulationId,
@@ -152,7 +163,8 @@ impl Analytics {
         let field = field.into();
         with_connection!(self.db.connection()?, |c| {
             let sim = c.find_simulation(id)?;
-            let Some((lo, hi)) = c.step_span(sim.sim_key, &field)? else {
+            let source = c.resolve(sim.sim_key, &field)?;
+            let Some((lo, hi)) = c.step_span(sim.sim_key, &source)? else {
                 return Ok(Vec::new());
             };
             let span = hi.saturating_sub(lo).saturating_add(1);
@@ -162,7 +174,7 @@ impl Analytics {
                 let b = buckets as i64;
                 span / b + i64::from(span % b != 0)
             };
-            c.aggregate(sim.sim_key, &field, lo, width.max(1))
+            c.aggregate(sim.sim_key, &source, lo, width.max(1))
         })
     }
 }

@@ -3,18 +3,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use diesel::dsl::{count_star, sum};
-use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::aggregates::AggregateStore;
+use super::source::SourceStore;
 use super::{Analytics, Field};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ids::{ExperimentId, SimulationId};
 use crate::models::{Simulation, SimulationStatus};
-use crate::schema::step_metrics;
-use crate::store::for_each_backend;
 use crate::store::prelude::*;
 use crate::store::SimulationFilter;
 use crate::with_connection;
@@ -130,39 +127,6 @@ pub fn flatten_json(value: &Value) -> BTreeMap<String, Value> {
     out
 }
 
-/// The last value and the mean of a simulation-level metric.
-trait CompareStore {
-    fn step_metric_stats(
-        &mut self,
-        sim_key: i32,
-        metric: i32,
-    ) -> Result<(Option<f64>, Option<f64>)>;
-}
-
-for_each_backend! {
-    impl CompareStore {
-        fn step_metric_stats(
-            &mut self,
-            sim_key: i32,
-            metric: i32,
-        ) -> Result<(Option<f64>, Option<f64>)> {
-            let last: Option<f64> = step_metrics::table
-                .filter(step_metrics::sim_key.eq(sim_key))
-                .filter(step_metrics::metric_id.eq(metric))
-                .order(step_metrics::step.desc())
-                .select(step_metrics::value)
-                .first(self)
-                .optional()?;
-            let (n, total): (i64, Option<f64>) = step_metrics::table
-                .filter(step_metrics::sim_key.eq(sim_key))
-                .filter(step_metrics::metric_id.eq(metric))
-                .select((count_star(), sum(step_metrics::value)))
-                .first(self)?;
-            Ok((last, total.filter(|_| n > 0).map(|t| t / n as f64)))
-        }
-    }
-}
-
 impl Analytics {
     /// One row per simulation of `experiment`: flattened parameters and, per
     /// field, the final value (mean across agents at the last step, or the
@@ -179,13 +143,16 @@ impl Analytics {
         self.compare_simulations(&ids, fields)
     }
 
-    /// As [`Analytics::compare`], for a list of simulations.
+    /// As [`Analytics::compare`], for a list of simulations. A field that a
+    /// simulation did not record has `None` there.
     ///
     /// # Errors
-    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation, or a field none of
+    /// them recorded.
     pub fn compare_simulations(&self, ids: &[SimulationId], fields: &[&str]) -> Result<Comparison> {
         let mut rows = Vec::with_capacity(ids.len());
         let mut columns = BTreeSet::new();
+        let mut known = BTreeSet::new();
         for id in ids {
             let sim = self.simulation(id)?;
             let parameters = flatten_json(&sim.parameters);
@@ -193,7 +160,11 @@ impl Analytics {
             let mut final_values = BTreeMap::new();
             let mut mean_values = BTreeMap::new();
             for name in fields {
-                let (last, mean) = self.final_and_mean(&sim, &Field::parse(name))?;
+                let found = self.final_and_mean(&sim, &Field::parse(name))?;
+                if found.is_some() {
+                    known.insert(*name);
+                }
+                let (last, mean) = found.unwrap_or((None, None));
                 final_values.insert(name.to_string(), last);
                 mean_values.insert(name.to_string(), mean);
             }
@@ -205,6 +176,11 @@ impl Analytics {
                 mean_values,
             });
         }
+        // A field some simulation lacks is an empty cell; one that none of
+        // them recorded is a mistake.
+        if let Some(name) = fields.iter().find(|f| !ids.is_empty() && !known.contains(*f)) {
+            return Err(Error::not_found("field", format!("{name} (recorded by none of these simulations)")));
+        }
         Ok(Comparison {
             parameter_columns: columns.into_iter().collect(),
             fields: fields.iter().map(|f| f.to_string()).collect(),
@@ -212,30 +188,29 @@ impl Analytics {
         })
     }
 
+    /// The final value (mean at the last step) and the mean over all rows
+    /// of `field`; `None` if the simulation never recorded it.
     fn final_and_mean(
         &self,
         sim: &Simulation,
         field: &Field,
-    ) -> Result<(Option<f64>, Option<f64>)> {
+    ) -> Result<Option<(Option<f64>, Option<f64>)>> {
         with_connection!(self.db.connection()?, |c| {
-            if let Field::Metric(name) = field {
-                if let Some(metric) = c.metric_lookup(name)? {
-                    let (last, mean) = c.step_metric_stats(sim.sim_key, metric)?;
-                    if last.is_some() {
-                        return Ok((last, mean));
-                    }
-                }
-            }
-            let Some((lo, hi)) = c.step_span(sim.sim_key, field)? else {
-                return Ok((None, None));
+            let source = match c.resolve(sim.sim_key, field) {
+                Ok(source) => source,
+                Err(Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let Some((lo, hi)) = c.step_span(sim.sim_key, &source)? else {
+                return Ok(Some((None, None)));
             };
             // Buckets start at their origin: from `hi`, one bucket of the last step.
-            let last = c.aggregate(sim.sim_key, field, hi, 1)?;
-            let all = c.aggregate(sim.sim_key, field, lo, hi - lo + 1)?;
+            let last = c.aggregate(sim.sim_key, &source, hi, 1)?;
+            let all = c.aggregate(sim.sim_key, &source, lo, hi - lo + 1)?;
             let final_mean = last.first().map(|a| a.mean);
             let count: i64 = all.iter().map(|a| a.count).sum();
             let total: f64 = all.iter().map(|a| a.sum).sum();
-            Ok((final_mean, (count > 0).then(|| total / count as f64)))
+            Ok(Some((final_mean, (count > 0).then(|| total / count as f64))))
         })
     }
 }

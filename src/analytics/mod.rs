@@ -9,6 +9,7 @@ mod leaderboard;
 mod progress;
 mod search;
 mod series;
+mod source;
 mod summary;
 
 pub use aggregates::StepAggregate;

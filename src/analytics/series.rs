@@ -5,10 +5,11 @@ use std::ops::RangeBounds;
 use diesel::prelude::*;
 use serde_json::Value;
 
+use super::source::{Source, SourceStore, StatePathStore};
 use super::{Analytics, Field};
 use crate::error::Result;
 use crate::ids::{AgentIndex, SimulationId};
-use crate::schema::{agent_metrics, agent_states};
+use crate::schema::{agent_metrics, agent_states, step_metrics};
 use crate::store::for_each_backend;
 use crate::store::prelude::*;
 use crate::store::step_bounds;
@@ -16,55 +17,50 @@ use crate::with_connection;
 
 /// One agent's field by step.
 trait SeriesStore {
-    fn series(
-        &mut self,
-        sim_key: i32,
-        agent: i32,
-        field: &Field,
-        lo: i64,
-        hi: i64,
-    ) -> Result<Vec<(i64, f64)>>;
+    fn series(&mut self, sim_key: i32, agent: i32, source: &Source, lo: i64, hi: i64) -> Result<Vec<(i64, f64)>>;
 }
 
 for_each_backend! {
     impl SeriesStore {
-        fn series(
-            &mut self,
-            sim_key: i32,
-            agent: i32,
-            field: &Field,
-            lo: i64,
-            hi: i64,
-        ) -> Result<Vec<(i64, f64)>> {
-            Ok(match field {
-                Field::Reward => agent_states::table
+        fn series(&mut self, sim_key: i32, agent: i32, source: &Source, lo: i64, hi: i64) -> Result<Vec<(i64, f64)>> {
+            Ok(match source {
+                Source::Reward => agent_states::table
                     .filter(agent_states::sim_key.eq(sim_key))
                     .filter(agent_states::agent_index.eq(agent))
                     .filter(agent_states::step.between(lo, hi))
                     .select((agent_states::step, agent_states::reward))
                     .order(agent_states::step)
                     .load(self)?,
-                Field::Metric(name) => match self.metric_lookup(name)? {
-                    None => Vec::new(),
-                    Some(metric) => agent_metrics::table
-                        .filter(agent_metrics::sim_key.eq(sim_key))
-                        .filter(agent_metrics::agent_index.eq(agent))
-                        .filter(agent_metrics::metric_id.eq(metric))
-                        .filter(agent_metrics::step.between(lo, hi))
-                        .select((agent_metrics::step, agent_metrics::value))
-                        .order(agent_metrics::step)
-                        .load(self)?,
-                },
+                Source::AgentMetric(metric) => agent_metrics::table
+                    .filter(agent_metrics::sim_key.eq(sim_key))
+                    .filter(agent_metrics::agent_index.eq(agent))
+                    .filter(agent_metrics::metric_id.eq(metric))
+                    .filter(agent_metrics::step.between(lo, hi))
+                    .select((agent_metrics::step, agent_metrics::value))
+                    .order(agent_metrics::step)
+                    .load(self)?,
+                // A simulation-level metric is the same for every agent.
+                Source::StepMetric(metric) => step_metrics::table
+                    .filter(step_metrics::sim_key.eq(sim_key))
+                    .filter(step_metrics::metric_id.eq(metric))
+                    .filter(step_metrics::step.between(lo, hi))
+                    .select((step_metrics::step, step_metrics::value))
+                    .order(step_metrics::step)
+                    .load(self)?,
+                Source::State(keys) => self.state_series(sim_key, agent, keys, lo, hi)?,
             })
         }
     }
 }
 
 impl Analytics {
-    /// One agent's `field` (reward or a metric) over a step range, by step.
+    /// One agent's `field` over a step range, by step: its reward, an agent
+    /// metric, a simulation-level metric (the same for every agent) or a
+    /// numeric field of its state (see [`Field`]).
     ///
     /// # Errors
-    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation or a field it never
+    /// recorded; [`Error::InvalidInput`](crate::Error::InvalidInput) for a malformed state path.
     pub fn agent_series(
         &self,
         id: &SimulationId,
@@ -76,7 +72,8 @@ impl Analytics {
         let (lo, hi) = step_bounds(&steps);
         with_connection!(self.db.connection()?, |c| {
             let sim = c.find_simulation(id)?;
-            c.series(sim.sim_key, agent.0, &field, lo, hi)
+            let source = c.resolve(sim.sim_key, &field)?;
+            c.series(sim.sim_key, agent.0, &source, lo, hi)
         })
     }
 

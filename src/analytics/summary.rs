@@ -8,7 +8,8 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::aggregates::AggregateStore;
-use super::{Analytics, Field};
+use super::source::Source;
+use super::Analytics;
 use crate::error::Result;
 use crate::ids::{AgentIndex, SimulationId};
 use crate::models::{Simulation, SimulationStep};
@@ -105,7 +106,7 @@ impl Analytics {
                 .select(SimulationStep::as_select())
                 .first(c)
                 .optional()?;
-            let last_step = c.step_span(sim.sim_key, &Field::Reward)?.map(|(_, hi)| hi);
+            let last_step = c.step_span(sim.sim_key, &Source::Reward)?.map(|(_, hi)| hi);
             let kinds: BTreeMap<i32, Option<String>> = agents
                 .iter()
                 .map(|a| (a.agent_index.0, a.kind.clone()))

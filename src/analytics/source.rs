@@ -1,0 +1,207 @@
+//! Where a field's numbers live for one simulation: resolving a [`Field`]
+//! to a table, and reading numeric fields out of the JSON state in SQL.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Double, Integer, Nullable};
+
+use super::aggregates::StepAggregate;
+use super::Field;
+use crate::error::{Error, Result};
+use crate::schema::{agent_metrics, step_metrics};
+use crate::store::for_each_backend;
+use crate::store::prelude::*;
+
+/// A field, resolved for one simulation.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Source {
+    /// `agent_states.reward`.
+    Reward,
+    /// `agent_metrics` of this metric id.
+    AgentMetric(i32),
+    /// `step_metrics` of this metric id.
+    StepMetric(i32),
+    /// A numeric field of `agent_states.state`, by keys.
+    State(Vec<String>),
+}
+
+/// Resolves fields against what a simulation recorded.
+pub(crate) trait SourceStore {
+    /// The source of `field` in simulation `sim_key`.
+    fn resolve(&mut self, sim_key: i32, field: &Field) -> Result<Source>;
+}
+
+fn unknown(field: &Field) -> Error {
+    Error::not_found("field", format!("{} (not recorded by this simulation)", field.name()))
+}
+
+/// The keys of a state path: not empty, no empty key.
+fn state_keys(path: &str) -> Result<Vec<String>> {
+    let keys: Vec<String> = path.split('.').map(str::to_string).collect();
+    if keys.iter().any(|k| k.is_empty()) || keys.iter().any(|k| k.contains(['"', '\0'])) {
+        return Err(Error::invalid(
+            "state field",
+            format!("`state.{path}` is not a dot-separated path of non-empty keys"),
+        ));
+    }
+    Ok(keys)
+}
+
+for_each_backend! {
+    impl SourceStore {
+        fn resolve(&mut self, sim_key: i32, field: &Field) -> Result<Source> {
+            match field {
+                Field::Reward => Ok(Source::Reward),
+                Field::State(path) => Ok(Source::State(state_keys(path)?)),
+                Field::Metric(name) => {
+                    let Some(metric) = self.metric_lookup(name)? else {
+                        return Err(unknown(field));
+                    };
+                    let per_agent = agent_metrics::table
+                        .filter(agent_metrics::sim_key.eq(sim_key))
+                        .filter(agent_metrics::metric_id.eq(metric))
+                        .select(agent_metrics::step)
+                        .first::<i64>(self)
+                        .optional()?;
+                    if per_agent.is_some() {
+                        return Ok(Source::AgentMetric(metric));
+                    }
+                    let per_step = step_metrics::table
+                        .filter(step_metrics::sim_key.eq(sim_key))
+                        .filter(step_metrics::metric_id.eq(metric))
+                        .select(step_metrics::step)
+                        .first::<i64>(self)
+                        .optional()?;
+                    match per_step {
+                        Some(_) => Ok(Source::StepMetric(metric)),
+                        None => Err(unknown(field)),
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct Point {
+    #[diesel(sql_type = BigInt)]
+    step: i64,
+    #[diesel(sql_type = Double)]
+    value: f64,
+}
+
+#[derive(QueryableByName)]
+struct Bucket {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    first: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    last: Option<i64>,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = Nullable<Double>)]
+    total: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    lo: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    hi: Option<f64>,
+}
+
+/// Numeric fields of the JSON state, extracted in SQL with the path bound
+/// as a parameter (never spliced into SQL text). Non-numeric values are
+/// skipped.
+pub(crate) trait StatePathStore {
+    /// One agent's values of a state field over `lo..=hi`, by step.
+    fn state_series(&mut self, sim_key: i32, agent: i32, keys: &[String], lo: i64, hi: i64) -> Result<Vec<(i64, f64)>>;
+    /// Aggregates of a state field across agents, from `lo` in buckets of `width`.
+    fn state_aggregate(&mut self, sim_key: i32, keys: &[String], lo: i64, width: i64) -> Result<Vec<StepAggregate>>;
+}
+
+fn to_aggregates(buckets: Vec<Bucket>) -> Vec<StepAggregate> {
+    super::aggregates::to_aggregates(
+        buckets
+            .into_iter()
+            .map(|b| (b.first, b.last, b.n, b.total, b.lo, b.hi))
+            .collect(),
+    )
+}
+
+/// A SQLite JSON path: `$."key"."key"[0]` (numeric keys index arrays).
+#[cfg(feature = "sqlite")]
+fn sqlite_path(keys: &[String]) -> String {
+    let mut path = String::from("$");
+    for key in keys {
+        if !key.is_empty() && key.chars().all(|c| c.is_ascii_digit()) {
+            path.push_str(&format!("[{key}]"));
+        } else {
+            path.push_str(&format!(".\"{key}\""));
+        }
+    }
+    path
+}
+
+#[cfg(feature = "sqlite")]
+impl StatePathStore for diesel::sqlite::SqliteConnection {
+    fn state_series(&mut self, sim_key: i32, agent: i32, keys: &[String], lo: i64, hi: i64) -> Result<Vec<(i64, f64)>> {
+        let points: Vec<Point> = diesel::sql_query(
+            "SELECT step, json_extract(state, ?1) AS value FROM agent_states \
+             WHERE sim_key = ?2 AND agent_index = ?3 AND step BETWEEN ?4 AND ?5 \
+             AND json_type(state, ?1) IN ('integer', 'real') ORDER BY step",
+        )
+        .bind::<diesel::sql_types::Text, _>(sqlite_path(keys))
+        .bind::<Integer, _>(sim_key)
+        .bind::<Integer, _>(agent)
+        .bind::<BigInt, _>(lo)
+        .bind::<BigInt, _>(hi)
+        .load(self)?;
+        Ok(points.into_iter().map(|p| (p.step, p.value)).collect())
+    }
+
+    fn state_aggregate(&mut self, sim_key: i32, keys: &[String], lo: i64, width: i64) -> Result<Vec<StepAggregate>> {
+        let buckets: Vec<Bucket> = diesel::sql_query(
+            "SELECT MIN(step) AS first, MAX(step) AS last, COUNT(v) AS n, SUM(v) AS total, \
+             MIN(v) AS lo, MAX(v) AS hi FROM ( \
+               SELECT step, json_extract(state, ?1) AS v FROM agent_states \
+               WHERE sim_key = ?2 AND step >= ?3 AND json_type(state, ?1) IN ('integer', 'real') \
+             ) GROUP BY (step - ?3) / ?4",
+        )
+        .bind::<diesel::sql_types::Text, _>(sqlite_path(keys))
+        .bind::<Integer, _>(sim_key)
+        .bind::<BigInt, _>(lo)
+        .bind::<BigInt, _>(width)
+        .load(self)?;
+        Ok(to_aggregates(buckets))
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl StatePathStore for diesel::pg::PgConnection {
+    fn state_series(&mut self, sim_key: i32, agent: i32, keys: &[String], lo: i64, hi: i64) -> Result<Vec<(i64, f64)>> {
+        let points: Vec<Point> = diesel::sql_query(
+            "SELECT step, (state #>> $1)::float8 AS value FROM agent_states \
+             WHERE sim_key = $2 AND agent_index = $3 AND step BETWEEN $4 AND $5 \
+             AND jsonb_typeof(state #> $1) = 'number' ORDER BY step",
+        )
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(keys)
+        .bind::<Integer, _>(sim_key)
+        .bind::<Integer, _>(agent)
+        .bind::<BigInt, _>(lo)
+        .bind::<BigInt, _>(hi)
+        .load(self)?;
+        Ok(points.into_iter().map(|p| (p.step, p.value)).collect())
+    }
+
+    fn state_aggregate(&mut self, sim_key: i32, keys: &[String], lo: i64, width: i64) -> Result<Vec<StepAggregate>> {
+        let buckets: Vec<Bucket> = diesel::sql_query(
+            "SELECT MIN(step) AS first, MAX(step) AS last, COUNT(v) AS n, SUM(v) AS total, \
+             MIN(v) AS lo, MAX(v) AS hi FROM ( \
+               SELECT step, (state #>> $1)::float8 AS v FROM agent_states \
+               WHERE sim_key = $2 AND step >= $3 AND jsonb_typeof(state #> $1) = 'number' \
+             ) AS numeric_values GROUP BY (step - $3) / $4",
+        )
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(keys)
+        .bind::<Integer, _>(sim_key)
+        .bind::<BigInt, _>(lo)
+        .bind::<BigInt, _>(width)
+        .load(self)?;
+        Ok(to_aggregates(buckets))
+    }
+}
