@@ -117,7 +117,9 @@ backend_tests! {
         let empty = running_sim(&svc, 2)?;
         let e = svc.analytics().summary(&empty.id)?;
         assert_eq!((e.agent_state_rows, e.total_reward, e.mean_reward, e.last_step, e.steps), (0, 0.0, None, None, 0));
-        assert!(e.per_agent.is_empty() && e.latest_step.is_none());
+        // Registered agents are listed even without rows (issue 11).
+        assert!(e.per_agent.len() == 2 && e.per_agent.iter().all(|a| a.rows == 0 && a.mean_reward.is_none()));
+        assert!(e.latest_step.is_none());
         Ok(())
     }
 
@@ -360,6 +362,23 @@ backend_tests! {
         let other = svc.create_simulation(NewSimulation::new(json!({})).experiment(&exp.id))?;
         assert!(matches!(a.compare(&exp.id, &["nope"]), Err(Error::NotFound { entity: "field", .. })));
         let _ = other;
+        Ok(())
+    }
+
+    fn summary_lists_every_registered_agent(db) {
+        let svc = service(db);
+        let sim = running_sim(&svc, 3)?;
+        let mut rec = svc.recorder(&sim.id)?;
+        for step in 0..4 {
+            rec.agent_state(step, 0, 2.0, &json!({}))?;
+            rec.metric(step, "food", (10 - step) as f64)?;
+        }
+        rec.close()?;
+        let s = svc.analytics().summary(&sim.id)?;
+        let agents: Vec<(i32, i64, Option<f64>)> = s.per_agent.iter().map(|a| (a.agent.0, a.rows, a.mean_reward)).collect();
+        assert_eq!(agents, vec![(0, 4, Some(2.0)), (1, 0, None), (2, 0, None)]);
+        assert_eq!(s.latest_metrics.get("food"), Some(&(3, 7.0)));
+        assert_eq!(s.agents, 3);
         Ok(())
     }
 }

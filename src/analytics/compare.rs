@@ -96,7 +96,9 @@ fn push_csv_line(out: &mut String, cells: &[String]) {
     out.push('\n');
 }
 
-/// Flattens a JSON value into `path -> leaf` (objects by key, arrays by index).
+/// Flattens a JSON value into `path -> leaf` (objects by key, arrays by
+/// index; an empty object or array inside is a leaf, an empty document has
+/// no leaves).
 pub fn flatten_json(value: &Value) -> BTreeMap<String, Value> {
     fn walk(prefix: &str, v: &Value, out: &mut BTreeMap<String, Value>) {
         let join = |k: &str| {
@@ -123,7 +125,12 @@ pub fn flatten_json(value: &Value) -> BTreeMap<String, Value> {
         }
     }
     let mut out = BTreeMap::new();
-    walk("", value, &mut out);
+    // An empty document has no leaves (not one leaf named "").
+    let empty = matches!(value, Value::Object(m) if m.is_empty())
+        || matches!(value, Value::Array(a) if a.is_empty());
+    if !empty {
+        walk("", value, &mut out);
+    }
     out
 }
 
@@ -227,6 +234,8 @@ mod tests {
         assert_eq!(flat.get("a.b"), Some(&json!(1)));
         assert_eq!(flat.get("a.c.1.d"), Some(&json!("x")));
         assert_eq!(flat.get("e"), Some(&json!([])));
+        assert!(flatten_json(&json!({})).is_empty());
+        assert!(flatten_json(&json!([])).is_empty());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::Analytics;
 use crate::error::Result;
 use crate::ids::{AgentIndex, SimulationId};
 use crate::models::{Simulation, SimulationStep};
-use crate::schema::{agent_states, simulation_steps};
+use crate::schema::{agent_states, simulation_steps, step_metrics};
 use crate::store::for_each_backend;
 use crate::store::prelude::*;
 use crate::with_connection;
@@ -52,16 +52,23 @@ pub struct Summary {
     pub total_reward: f64,
     /// Mean reward per agent-state row.
     pub mean_reward: Option<f64>,
-    /// Per agent, by index.
+    /// Every registered agent, by index (one without rows has `rows: 0`
+    /// and `mean_reward: None`).
     pub per_agent: Vec<AgentSummary>,
     /// The latest recorded step with its metrics.
     pub latest_step: Option<SimulationStep>,
+    /// Every simulation-level numeric metric's latest value, by name, as
+    /// `(step, value)`.
+    #[serde(default)]
+    pub latest_metrics: BTreeMap<String, (i64, f64)>,
 }
 
-/// Per-agent reward totals and step counts.
+/// Per-agent reward totals, step counts and latest metric values.
 trait SummaryStore {
     fn reward_by_agent(&mut self, sim_key: i32) -> Result<Vec<(i32, i64, Option<f64>)>>;
     fn count_steps(&mut self, sim_key: i32) -> Result<i64>;
+    /// The last `(step, value)` of a simulation-level metric.
+    fn last_step_metric(&mut self, sim_key: i32, metric: i32) -> Result<Option<(i64, f64)>>;
 }
 
 for_each_backend! {
@@ -79,6 +86,16 @@ for_each_backend! {
                 .load(self)?)
         }
 
+        fn last_step_metric(&mut self, sim_key: i32, metric: i32) -> Result<Option<(i64, f64)>> {
+            Ok(step_metrics::table
+                .filter(step_metrics::sim_key.eq(sim_key))
+                .filter(step_metrics::metric_id.eq(metric))
+                .select((step_metrics::step, step_metrics::value))
+                .order(step_metrics::step.desc())
+                .first(self)
+                .optional()?)
+        }
+
         fn count_steps(&mut self, sim_key: i32) -> Result<i64> {
             Ok(simulation_steps::table
                 .filter(simulation_steps::sim_key.eq(sim_key))
@@ -90,7 +107,8 @@ for_each_backend! {
 
 impl Analytics {
     /// Status, duration, steps, agents, rows, total and mean reward overall
-    /// and per agent, and the latest step's metrics.
+    /// and per registered agent, the latest step's metrics and every
+    /// simulation-level metric's latest value.
     ///
     /// # Errors
     /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
@@ -107,20 +125,29 @@ impl Analytics {
                 .first(c)
                 .optional()?;
             let last_step = c.step_span(sim.sim_key, &Source::Reward)?.map(|(_, hi)| hi);
-            let kinds: BTreeMap<i32, Option<String>> = agents
+            let totals: BTreeMap<i32, (i64, f64)> = rewards
                 .iter()
-                .map(|a| (a.agent_index.0, a.kind.clone()))
+                .map(|&(agent, rows, total)| (agent, (rows, total.unwrap_or(0.0))))
                 .collect();
-            let per_agent: Vec<AgentSummary> = rewards
+            let per_agent: Vec<AgentSummary> = agents
                 .iter()
-                .map(|&(agent, rows, total)| AgentSummary {
-                    agent: AgentIndex(agent),
-                    kind: kinds.get(&agent).cloned().flatten(),
-                    rows,
-                    total_reward: total.unwrap_or(0.0),
-                    mean_reward: (rows > 0).then(|| total.unwrap_or(0.0) / rows as f64),
+                .map(|a| {
+                    let (rows, total) = totals.get(&a.agent_index.0).copied().unwrap_or((0, 0.0));
+                    AgentSummary {
+                        agent: a.agent_index,
+                        kind: a.kind.clone(),
+                        rows,
+                        total_reward: total,
+                        mean_reward: (rows > 0).then(|| total / rows as f64),
+                    }
                 })
                 .collect();
+            let mut latest_metrics = BTreeMap::new();
+            for (metric, name) in c.step_metric_names(sim.sim_key)? {
+                if let Some(last) = c.last_step_metric(sim.sim_key, metric)? {
+                    latest_metrics.insert(name, last);
+                }
+            }
             let rows: i64 = per_agent.iter().map(|a| a.rows).sum();
             let total: f64 = per_agent.iter().map(|a| a.total_reward).sum();
             let duration_secs = sim.started_at.map(|s| {
@@ -137,6 +164,7 @@ impl Analytics {
                 mean_reward: (rows > 0).then(|| total / rows as f64),
                 per_agent,
                 latest_step: latest,
+                latest_metrics,
                 simulation: sim,
             })
         })
