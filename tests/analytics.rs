@@ -381,4 +381,48 @@ backend_tests! {
         assert_eq!(s.agents, 3);
         Ok(())
     }
+
+    fn leaderboard_ties_idle_agents_and_40000_simulations(db) {
+        let svc = service(db);
+        let exp = svc.create_experiment(NewExperiment::new("big").id(ExperimentId::new("big")?))?;
+        // Ties share a rank; idle agents count.
+        let sim = svc.create_simulation(NewSimulation::new(json!({})).experiment(&exp.id))?;
+        svc.register_agents(&sim.id, &[NewAgent::new(0).kind("a"), NewAgent::new(1).kind("b"), NewAgent::new(2).kind("c"), NewAgent::new(3).kind("a")])?;
+        svc.start_simulation(&sim.id)?;
+        for (agent, reward) in [(0, 1.0), (1, 1.0), (2, 0.5)] {
+            svc.record_agent_state(&sim.id, 0, agent, reward, &json!({}))?;
+        }
+        let board = svc.analytics().leaderboard(&exp.id, GroupBy::Kind)?;
+        let ranks: Vec<(usize, &str, i64)> = board.iter().map(|r| (r.rank, r.group.as_str(), r.agents)).collect();
+        assert_eq!(ranks, vec![(1, "a", 2), (1, "b", 1), (3, "c", 1)]);
+
+        // 40,000 more simulations, beyond SQLite's 32,766 bind parameters.
+        let bulk = match db.backend() {
+            simdb::Backend::Sqlite => "
+                WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000)
+                INSERT INTO simulations (sim_key, id, experiment_id, status, parameters, created_at)
+                SELECT 100000 + i, 'bulk-' || i, 'big', 'completed', '{}', '2026-01-01 00:00:00.000000+00:00' FROM n;
+                INSERT INTO agents (sim_key, agent_index, kind, metadata, created_at)
+                SELECT sim_key, 0, 'bulk', '{}', created_at FROM simulations WHERE id LIKE 'bulk-%';
+                INSERT INTO agent_states (sim_key, agent_index, step, reward, state)
+                SELECT sim_key, 0, 0, 0.25, '{}' FROM simulations WHERE id LIKE 'bulk-%';",
+            simdb::Backend::Postgres => "
+                INSERT INTO simulations (sim_key, id, experiment_id, status, parameters, created_at)
+                SELECT 100000 + i, 'bulk-' || i, 'big', 'completed', '{}', now() FROM generate_series(1, 40000) AS i;
+                INSERT INTO agents (sim_key, agent_index, kind, metadata, created_at)
+                SELECT sim_key, 0, 'bulk', '{}', created_at FROM simulations WHERE id LIKE 'bulk-%';
+                INSERT INTO agent_states (sim_key, agent_index, step, reward, state)
+                SELECT sim_key, 0, 0, 0.25, '{}' FROM simulations WHERE id LIKE 'bulk-%';",
+        };
+        simdb::with_connection!(db.database().writer()?, |c| {
+            use simdb::diesel::connection::SimpleConnection;
+            c.batch_execute(bulk)?;
+        });
+        let board = svc.analytics().leaderboard(&exp.id, GroupBy::Kind)?;
+        let bulk_row = board.iter().find(|r| r.group == "bulk").ok_or(Error::RecorderClosed)?;
+        assert_eq!((bulk_row.simulations, bulk_row.agents, bulk_row.rows, bulk_row.rank), (40_000, 40_000, 40_000, 4));
+        assert!((bulk_row.mean_reward - 0.25).abs() < 1e-12);
+        assert_eq!(svc.analytics().leaderboard(&exp.id, GroupBy::Agent)?.len(), 40_003);
+        Ok(())
+    }
 }

@@ -12,7 +12,6 @@ use crate::ids::{ExperimentId, SimulationId};
 use crate::schema::{agent_states, agents, simulations};
 use crate::store::for_each_backend;
 use crate::store::prelude::*;
-use crate::store::SimulationFilter;
 use crate::with_connection;
 
 /// How a leaderboard groups agents.
@@ -29,7 +28,7 @@ pub enum GroupBy {
 /// One group of a leaderboard.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LeaderboardRow {
-    /// 1 for the best mean reward.
+    /// 1 for the best mean reward; equal means share a rank.
     pub rank: usize,
     /// The kind, `policy@version`, or `simulation#agent`; `(none)` when unset.
     pub group: String,
@@ -51,24 +50,25 @@ type AgentLabel = (Option<String>, Option<String>, Option<i32>);
 /// Per group: simulations, (simulation, agent) pairs, rows, reward sum.
 type GroupAcc = (BTreeSet<i32>, BTreeSet<(i32, i32)>, i64, f64);
 
-/// Per-group totals over a set of simulations.
+/// Per-group totals over the simulations of an experiment.
 trait LeaderboardStore {
-    fn leaderboard_rows(&mut self, sim_keys: &[i32], by: GroupBy) -> Result<Vec<LeaderboardRow>>;
+    fn leaderboard_rows(&mut self, experiment: &ExperimentId, by: GroupBy) -> Result<Vec<LeaderboardRow>>;
 }
 
 for_each_backend! {
     impl LeaderboardStore {
-        fn leaderboard_rows(
-            &mut self,
-            sim_keys: &[i32],
-            by: GroupBy,
-        ) -> Result<Vec<LeaderboardRow>> {
-            // (simulations, agents, rows, reward sum) per group.
-            let mut groups: BTreeMap<String, GroupAcc> = BTreeMap::new();
-            // Grouped in SQL down to (simulation, agent); the few
-            // resulting rows are labelled and folded by group here.
-            let per_agent: Vec<(i32, i32, i64, Option<f64>)> = agent_states::table
-                .filter(agent_states::sim_key.eq_any(sim_keys))
+        fn leaderboard_rows(&mut self, experiment: &ExperimentId, by: GroupBy) -> Result<Vec<LeaderboardRow>> {
+            // The experiment's simulations as a subquery: no list of keys is
+            // ever bound, whatever the number of simulations.
+            let keys = || {
+                simulations::table
+                    .filter(simulations::experiment_id.eq(experiment.clone()))
+                    .select(simulations::sim_key)
+            };
+            // Grouped in SQL down to (simulation, agent); the resulting rows
+            // are labelled and folded by group here.
+            let per_agent: BTreeMap<(i32, i32), (i64, Option<f64>)> = agent_states::table
+                .filter(agent_states::sim_key.eq_any(keys()))
                 .group_by((agent_states::sim_key, agent_states::agent_index))
                 .select((
                     agent_states::sim_key,
@@ -76,32 +76,32 @@ for_each_backend! {
                     count_star(),
                     sum(agent_states::reward),
                 ))
-                .load(self)?;
-            let labels: BTreeMap<(i32, i32), AgentLabel> =
-                agents::table
-                    .filter(agents::sim_key.eq_any(sim_keys))
-                    .select((
-                        agents::sim_key,
-                        agents::agent_index,
-                        agents::kind,
-                        agents::policy_name,
-                        agents::policy_version,
-                    ))
-                    .load::<(i32, i32, Option<String>, Option<String>, Option<i32>)>(self)?
-                    .into_iter()
-                    .map(|(s, a, k, p, v)| ((s, a), (k, p, v)))
-                    .collect();
+                .load::<(i32, i32, i64, Option<f64>)>(self)?
+                .into_iter()
+                .map(|(s, a, rows, total)| ((s, a), (rows, total)))
+                .collect();
+            let registered: Vec<(i32, i32, AgentLabel)> = agents::table
+                .filter(agents::sim_key.eq_any(keys()))
+                .select((
+                    agents::sim_key,
+                    agents::agent_index,
+                    agents::kind,
+                    agents::policy_name,
+                    agents::policy_version,
+                ))
+                .load::<(i32, i32, Option<String>, Option<String>, Option<i32>)>(self)?
+                .into_iter()
+                .map(|(s, a, k, p, v)| (s, a, (k, p, v)))
+                .collect();
             let sim_ids: BTreeMap<i32, SimulationId> = simulations::table
-                .filter(simulations::sim_key.eq_any(sim_keys))
+                .filter(simulations::experiment_id.eq(experiment.clone()))
                 .select((simulations::sim_key, simulations::id))
                 .load::<(i32, SimulationId)>(self)?
                 .into_iter()
                 .collect();
-            for (sim_key, agent, rows, total) in per_agent {
-                let (kind, policy, version) = labels
-                    .get(&(sim_key, agent))
-                    .cloned()
-                    .unwrap_or((None, None, None));
+            // Every registered agent counts, with or without rows.
+            let mut groups: BTreeMap<String, GroupAcc> = BTreeMap::new();
+            for (sim_key, agent, (kind, policy, version)) in registered {
                 let key = match by {
                     GroupBy::Kind => kind.unwrap_or_else(|| "(none)".into()),
                     GroupBy::Policy => match (policy, version) {
@@ -111,12 +111,10 @@ for_each_backend! {
                     },
                     GroupBy::Agent => format!(
                         "{}#{agent}",
-                        sim_ids
-                            .get(&sim_key)
-                            .map(|s| s.to_string())
-                            .unwrap_or_default()
+                        sim_ids.get(&sim_key).map(|s| s.to_string()).unwrap_or_default()
                     ),
                 };
+                let (rows, total) = per_agent.get(&(sim_key, agent)).copied().unwrap_or((0, None));
                 let entry = groups.entry(key).or_default();
                 entry.0.insert(sim_key);
                 entry.1.insert((sim_key, agent));
@@ -143,6 +141,13 @@ impl Analytics {
     /// Total and mean reward per group of agents over every simulation of
     /// `experiment`, ranked by mean reward (best first).
     ///
+    /// Groups are agent kinds, `policy@version` (or the policy name alone),
+    /// or, for [`GroupBy::Agent`], `<simulation id>#<agent index>`; agents
+    /// without a kind or policy form the group `(none)`. Every registered
+    /// agent counts in `agents`, with or without rows; a group with no rows
+    /// at all has no mean and is left out. Ties share a rank (standard
+    /// competition ranking: 1, 2, 2, 4), listed by group name.
+    ///
     /// # Errors
     /// [`Error::NotFound`](crate::Error::NotFound) for an unknown experiment.
     pub fn leaderboard(
@@ -152,12 +157,7 @@ impl Analytics {
     ) -> Result<Vec<LeaderboardRow>> {
         let mut rows = with_connection!(self.db.connection()?, |c| {
             c.find_experiment(experiment)?;
-            let keys: Vec<i32> = c
-                .list_simulations(&SimulationFilter::new().experiment(experiment))?
-                .iter()
-                .map(|s| s.sim_key)
-                .collect();
-            c.leaderboard_rows(&keys, by)
+            c.leaderboard_rows(experiment, by)
         })?
         .into_iter()
         .filter(|r| r.rows > 0)
@@ -167,8 +167,12 @@ impl Analytics {
                 .total_cmp(&a.mean_reward)
                 .then_with(|| a.group.cmp(&b.group))
         });
-        for (i, row) in rows.iter_mut().enumerate() {
-            row.rank = i + 1;
+        for i in 0..rows.len() {
+            rows[i].rank = if i > 0 && rows[i].mean_reward == rows[i - 1].mean_reward {
+                rows[i - 1].rank
+            } else {
+                i + 1
+            };
         }
         Ok(rows)
     }
