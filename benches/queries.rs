@@ -3,7 +3,9 @@
 //! - one agent's 10,000-step reward series (target <= 20 ms), and with
 //!   `SIMDB_BENCH_ROWS=10000000` the same query once the table holds 10M rows
 //!   (9 more such simulations; target within 1.5x of the 1M figure);
-//! - step aggregates of the 1M rows into 500 buckets (reported).
+//! - step aggregates of the 1M rows into 500 buckets (reported);
+//! - parameter search over 100,000 simulations with two conditions
+//!   (target <= 50 ms), all matches and the first page of 50.
 //!
 //! `cargo bench --bench queries`; `SIMDB_BENCH_BACKENDS=sqlite` skips PostgreSQL.
 
@@ -11,7 +13,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use simdb::test_support::TestDatabase;
-use simdb::{Backend, NewAgent, NewSimulation, Simulation, SimulationService};
+use simdb::{
+    Backend, NewAgent, NewSimulation, ParameterQuery, Simulation, SimulationFilter,
+    SimulationService,
+};
 
 const AGENTS: i32 = 100;
 const STEPS: i64 = 10_000;
@@ -68,6 +73,49 @@ fn series_ms(svc: &SimulationService, sim: &Simulation) -> BenchResult<f64> {
     Ok(t.as_secs_f64() * 1e3)
 }
 
+/// 100,000 simulations with `{"opt": {"name", "lr"}, "seed"}` parameters,
+/// inserted in bulk; returns the median time of a two-condition search
+/// returning every match, and of its first page of 50.
+fn search_ms(backend: Backend) -> BenchResult<(f64, f64, usize)> {
+    let db = TestDatabase::new(backend)?;
+    let bulk = match backend {
+        Backend::Sqlite => "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
+            INSERT INTO simulations (sim_key, id, status, parameters, created_at)
+            SELECT i, 'search-' || i, 'completed',
+                   json_object('opt', json_object('name', CASE WHEN i % 2 = 0 THEN 'adam' ELSE 'sgd' END,
+                                                  'lr', (i % 1000) / 10000.0), 'seed', i),
+                   '2026-01-01 00:00:00.000000+00:00' FROM n",
+        _ => "INSERT INTO simulations (sim_key, id, status, parameters, created_at)
+            SELECT i, 'search-' || i, 'completed',
+                   jsonb_build_object('opt', jsonb_build_object('name', CASE WHEN i % 2 = 0 THEN 'adam' ELSE 'sgd' END,
+                                                                'lr', (i % 1000) / 10000.0), 'seed', i),
+                   now() FROM generate_series(1, 100000) AS i; ANALYZE simulations",
+    };
+    simdb::with_connection!(db.database().writer()?, |c| {
+        use simdb::diesel::connection::SimpleConnection;
+        c.batch_execute(bulk)?;
+    });
+    let analytics = SimulationService::new(db.database().clone()).analytics();
+    let query = ParameterQuery::default()
+        .equals("opt.name", json!("adam"))
+        .range("opt.lr", Some(1e-4), Some(1e-2));
+    let mut found = 0;
+    let all = median(7, || {
+        found = analytics.find_simulations(&query)?.len();
+        Ok(())
+    })?;
+    let mut page_query = query.clone();
+    page_query.filter = SimulationFilter::new().limit(50);
+    let page = median(7, || {
+        let n = analytics.find_simulations(&page_query)?.len();
+        if n != 50 {
+            return Err(format!("page of {n}").into());
+        }
+        Ok(())
+    })?;
+    Ok((all.as_secs_f64() * 1e3, page.as_secs_f64() * 1e3, found))
+}
+
 fn main() -> BenchResult<()> {
     let rows: i64 = std::env::var("SIMDB_BENCH_ROWS")
         .ok()
@@ -103,7 +151,9 @@ fn main() -> BenchResult<()> {
             "{name}: step aggregates of 1M rows into 500 buckets: {:.1} ms",
             agg.as_secs_f64() * 1e3
         );
-        let mut line = format!("RESULT backend={name} series_1m_ms={series_1m:.2} ceiling_ms=20 aggregates_1m_500_ms={:.1}", agg.as_secs_f64() * 1e3);
+        let (search_all, search_page, found) = search_ms(backend)?;
+        println!("{name}: search of 100,000 simulations, two conditions: {search_all:.1} ms for all {found} matches, {search_page:.1} ms for the first 50 (ceiling 50 ms)");
+        let mut line = format!("RESULT backend={name} series_1m_ms={series_1m:.2} ceiling_ms=20 aggregates_1m_500_ms={:.1} search_100k_ms={search_all:.1} search_100k_page_ms={search_page:.1} search_ceiling_ms=50", agg.as_secs_f64() * 1e3);
         if rows >= 10_000_000 {
             for _ in 1..rows / 1_000_000 {
                 load(&svc)?;

@@ -425,4 +425,33 @@ backend_tests! {
         assert_eq!(svc.analytics().leaderboard(&exp.id, GroupBy::Agent)?.len(), 40_003);
         Ok(())
     }
+
+    fn search_in_sql_then_order_and_limit(db) {
+        let svc = service(db);
+        let a = svc.analytics();
+        let make = |p: Value| -> Result<Simulation> { svc.create_simulation(NewSimulation::new(p)) };
+        let s1 = make(json!({"opt": {"name": "adam", "lr": 0.01}, "layers": [64, 32], "flag": true, "seed": 1}))?;
+        let s2 = make(json!({"opt": {"name": "sgd", "lr": 0.1}, "layers": [64], "flag": false, "seed": 2}))?;
+        let s3 = make(json!({"opt": {"name": "adam", "lr": "high"}, "map": {"0": "zero"}, "none": null, "seed": 3}))?;
+        let ids = |q: ParameterQuery| -> Result<Vec<SimulationId>> { Ok(a.find_simulations(&q)?.into_iter().map(|s| s.id).collect()) };
+        // The limit applies after the conditions (the case).
+        assert_eq!(ids(ParameterQuery::new(SimulationFilter::new().limit(1)).equals("seed", json!(1)))?, vec![s1.id.clone()]);
+        // Types: a string never matches a range, numbers match by value.
+        assert_eq!(ids(ParameterQuery::default().range("opt.lr", Some(0.0), None))?, vec![s2.id.clone(), s1.id.clone()]);
+        assert_eq!(ids(ParameterQuery::default().equals("opt.lr", json!("high")))?, vec![s3.id.clone()]);
+        assert_eq!(ids(ParameterQuery::default().equals("flag", json!(false)))?, vec![s2.id.clone()]);
+        assert_eq!(ids(ParameterQuery::default().equals("none", Value::Null))?, vec![s3.id.clone()]);
+        assert_eq!(ids(ParameterQuery::default().equals("layers", json!([64, 32])))?, vec![s1.id.clone()]);
+        // A numeric key indexes an array or names an object key.
+        assert_eq!(ids(ParameterQuery::default().equals("layers.0", json!(64)))?, vec![s2.id.clone(), s1.id.clone()]);
+        assert_eq!(ids(ParameterQuery::default().equals("map.0", json!("zero")))?, vec![s3.id.clone()]);
+        // Order by a parameter (missing last), pages by offset and limit.
+        let by_lr = ParameterQuery::default().order_by("opt.lr", true);
+        assert_eq!(ids(by_lr.clone().equals("opt.name", json!("adam")).range("seed", None, Some(2.0)))?, vec![s1.id.clone()]);
+        assert_eq!(ids(ParameterQuery::default().order_by("seed", false))?, vec![s1.id.clone(), s2.id.clone(), s3.id.clone()]);
+        assert_eq!(ids(ParameterQuery::new(SimulationFilter::new().limit(1)).order_by("seed", false).offset(1))?, vec![s2.id.clone()]);
+        assert_eq!(ids(ParameterQuery::default().order_by("seed", true).offset(2))?, vec![s1.id.clone()]);
+        assert!(matches!(a.find_simulations(&ParameterQuery::default().offset(-1)), Err(Error::InvalidInput { .. })));
+        Ok(())
+    }
 }

@@ -66,7 +66,13 @@ pub(super) trait AggregateStore {
     /// The first and last step with a value of the source.
     fn step_span(&mut self, sim_key: i32, source: &Source) -> Result<Option<(i64, i64)>>;
     /// Aggregates of the rows from step `lo` on, in buckets of `width` steps.
-    fn aggregate(&mut self, sim_key: i32, source: &Source, lo: i64, width: i64) -> Result<Vec<StepAggregate>>;
+    fn aggregate(
+        &mut self,
+        sim_key: i32,
+        source: &Source,
+        lo: i64,
+        width: i64,
+    ) -> Result<Vec<StepAggregate>>;
 }
 
 /// Groups a numeric column of a per-step table into step buckets.

@@ -185,8 +185,14 @@ impl Analytics {
         }
         // A field some simulation lacks is an empty cell; one that none of
         // them recorded is a mistake.
-        if let Some(name) = fields.iter().find(|f| !ids.is_empty() && !known.contains(*f)) {
-            return Err(Error::not_found("field", format!("{name} (recorded by none of these simulations)")));
+        if let Some(name) = fields
+            .iter()
+            .find(|f| !ids.is_empty() && !known.contains(*f))
+        {
+            return Err(Error::not_found(
+                "field",
+                format!("{name} (recorded by none of these simulations)"),
+            ));
         }
         Ok(Comparison {
             parameter_columns: columns.into_iter().collect(),
@@ -217,7 +223,10 @@ impl Analytics {
             let final_mean = last.first().map(|a| a.mean);
             let count: i64 = all.iter().map(|a| a.count).sum();
             let total: f64 = all.iter().map(|a| a.sum).sum();
-            Ok(Some((final_mean, (count > 0).then(|| total / count as f64))))
+            Ok(Some((
+                final_mean,
+                (count > 0).then(|| total / count as f64),
+            )))
         })
     }
 }

@@ -52,7 +52,11 @@ type GroupAcc = (BTreeSet<i32>, BTreeSet<(i32, i32)>, i64, f64);
 
 /// Per-group totals over the simulations of an experiment.
 trait LeaderboardStore {
-    fn leaderboard_rows(&mut self, experiment: &ExperimentId, by: GroupBy) -> Result<Vec<LeaderboardRow>>;
+    fn leaderboard_rows(
+        &mut self,
+        experiment: &ExperimentId,
+        by: GroupBy,
+    ) -> Result<Vec<LeaderboardRow>>;
 }
 
 for_each_backend! {

@@ -100,7 +100,9 @@ impl Analytics {
                 (Vec::new(), 0, None)
             };
             let delivered = if upto == i64::MAX {
-                top.max(new_steps.last().map(|s| s.step)).unwrap_or(from).max(from)
+                top.max(new_steps.last().map(|s| s.step))
+                    .unwrap_or(from)
+                    .max(from)
             } else {
                 upto.max(from)
             };

@@ -17,7 +17,14 @@ use crate::with_connection;
 
 /// One agent's field by step.
 trait SeriesStore {
-    fn series(&mut self, sim_key: i32, agent: i32, source: &Source, lo: i64, hi: i64) -> Result<Vec<(i64, f64)>>;
+    fn series(
+        &mut self,
+        sim_key: i32,
+        agent: i32,
+        source: &Source,
+        lo: i64,
+        hi: i64,
+    ) -> Result<Vec<(i64, f64)>>;
 }
 
 for_each_backend! {

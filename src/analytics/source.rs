@@ -31,7 +31,10 @@ pub(crate) trait SourceStore {
 }
 
 fn unknown(field: &Field) -> Error {
-    Error::not_found("field", format!("{} (not recorded by this simulation)", field.name()))
+    Error::not_found(
+        "field",
+        format!("{} (not recorded by this simulation)", field.name()),
+    )
 }
 
 /// The keys of a state path: not empty, no empty key.
@@ -110,9 +113,22 @@ struct Bucket {
 /// skipped.
 pub(crate) trait StatePathStore {
     /// One agent's values of a state field over `lo..=hi`, by step.
-    fn state_series(&mut self, sim_key: i32, agent: i32, keys: &[String], lo: i64, hi: i64) -> Result<Vec<(i64, f64)>>;
+    fn state_series(
+        &mut self,
+        sim_key: i32,
+        agent: i32,
+        keys: &[String],
+        lo: i64,
+        hi: i64,
+    ) -> Result<Vec<(i64, f64)>>;
     /// Aggregates of a state field across agents, from `lo` in buckets of `width`.
-    fn state_aggregate(&mut self, sim_key: i32, keys: &[String], lo: i64, width: i64) -> Result<Vec<StepAggregate>>;
+    fn state_aggregate(
+        &mut self,
+        sim_key: i32,
+        keys: &[String],
+        lo: i64,
+        width: i64,
+    ) -> Result<Vec<StepAggregate>>;
 }
 
 fn to_aggregates(buckets: Vec<Bucket>) -> Vec<StepAggregate> {
@@ -140,7 +156,14 @@ fn sqlite_path(keys: &[String]) -> String {
 
 #[cfg(feature = "sqlite")]
 impl StatePathStore for diesel::sqlite::SqliteConnection {
-    fn state_series(&mut self, sim_key: i32, agent: i32, keys: &[String], lo: i64, hi: i64) -> Result<Vec<(i64, f64)>> {
+    fn state_series(
+        &mut self,
+        sim_key: i32,
+        agent: i32,
+        keys: &[String],
+        lo: i64,
+        hi: i64,
+    ) -> Result<Vec<(i64, f64)>> {
         let points: Vec<Point> = diesel::sql_query(
             "SELECT step, json_extract(state, ?1) AS value FROM agent_states \
              WHERE sim_key = ?2 AND agent_index = ?3 AND step BETWEEN ?4 AND ?5 \
@@ -155,7 +178,13 @@ impl StatePathStore for diesel::sqlite::SqliteConnection {
         Ok(points.into_iter().map(|p| (p.step, p.value)).collect())
     }
 
-    fn state_aggregate(&mut self, sim_key: i32, keys: &[String], lo: i64, width: i64) -> Result<Vec<StepAggregate>> {
+    fn state_aggregate(
+        &mut self,
+        sim_key: i32,
+        keys: &[String],
+        lo: i64,
+        width: i64,
+    ) -> Result<Vec<StepAggregate>> {
         let buckets: Vec<Bucket> = diesel::sql_query(
             "SELECT MIN(step) AS first, MAX(step) AS last, COUNT(v) AS n, SUM(v) AS total, \
              MIN(v) AS lo, MAX(v) AS hi FROM ( \
@@ -174,7 +203,14 @@ impl StatePathStore for diesel::sqlite::SqliteConnection {
 
 #[cfg(feature = "postgres")]
 impl StatePathStore for diesel::pg::PgConnection {
-    fn state_series(&mut self, sim_key: i32, agent: i32, keys: &[String], lo: i64, hi: i64) -> Result<Vec<(i64, f64)>> {
+    fn state_series(
+        &mut self,
+        sim_key: i32,
+        agent: i32,
+        keys: &[String],
+        lo: i64,
+        hi: i64,
+    ) -> Result<Vec<(i64, f64)>> {
         let points: Vec<Point> = diesel::sql_query(
             "SELECT step, (state #>> $1)::float8 AS value FROM agent_states \
              WHERE sim_key = $2 AND agent_index = $3 AND step BETWEEN $4 AND $5 \
@@ -189,7 +225,13 @@ impl StatePathStore for diesel::pg::PgConnection {
         Ok(points.into_iter().map(|p| (p.step, p.value)).collect())
     }
 
-    fn state_aggregate(&mut self, sim_key: i32, keys: &[String], lo: i64, width: i64) -> Result<Vec<StepAggregate>> {
+    fn state_aggregate(
+        &mut self,
+        sim_key: i32,
+        keys: &[String],
+        lo: i64,
+        width: i64,
+    ) -> Result<Vec<StepAggregate>> {
         let buckets: Vec<Bucket> = diesel::sql_query(
             "SELECT MIN(step) AS first, MAX(step) AS last, COUNT(v) AS n, SUM(v) AS total, \
              MIN(v) AS lo, MAX(v) AS hi FROM ( \

@@ -29,7 +29,6 @@ pub(crate) use metric_names::MetricCache;
 pub use options::RecorderOptions;
 use writer::{Msg, Shared};
 
-
 use crate::error::{Error, Result};
 use crate::ids::{validate_text, AgentIndex, SimulationId};
 use crate::models::NewAgentMemory;

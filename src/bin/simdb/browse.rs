@@ -32,9 +32,15 @@ pub struct SimsArgs {
     /// Parameter range, PATH=LO..HI (either side may be empty).
     #[arg(long = "param-range", value_name = "PATH=LO..HI")]
     pub ranges: Vec<String>,
-    /// At most this many.
-    #[arg(long)]
+    /// At most this many (after the conditions).
+    #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
     pub limit: Option<i64>,
+    /// Skip this many (pages with --limit).
+    #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
+    pub offset: Option<i64>,
+    /// Order by a parameter path instead of newest first; `-path` descending.
+    #[arg(long, value_name = "PATH", allow_hyphen_values = true)]
+    pub order_by: Option<String>,
 }
 
 /// Arguments of `simdb show`.
@@ -81,6 +87,8 @@ pub fn sims(url: &Option<String>, json_out: bool, args: SimsArgs) -> Result<Exit
         params,
         ranges,
         limit,
+        offset,
+        order_by,
     } = args;
     let svc = open(url)?;
     let mut filter = SimulationFilter::new();
@@ -93,17 +101,28 @@ pub fn sims(url: &Option<String>, json_out: bool, args: SimsArgs) -> Result<Exit
     if let Some(t) = tag {
         filter = filter.tag(t);
     }
+    if let Some(l) = limit {
+        // Applied after the parameter conditions, in SQL.
+        filter = filter.limit(l);
+    }
     let mut query = ParameterQuery::new(filter);
+    if let Some(path) = &order_by {
+        let (path, descending) = match path.strip_prefix('-') {
+            Some(p) => (p, true),
+            None => (path.as_str(), false),
+        };
+        query = query.order_by(path, descending);
+    }
+    if let Some(o) = offset {
+        query = query.offset(o);
+    }
     for p in &params {
         query = args::equals_arg(query, p)?;
     }
     for r in &ranges {
         query = args::range_arg(query, r)?;
     }
-    let mut sims = svc.analytics().find_simulations(&query)?;
-    if let Some(l) = limit {
-        sims.truncate(l.max(0) as usize);
-    }
+    let sims = svc.analytics().find_simulations(&query)?;
     if json_out {
         print_json(&sims)?;
     } else {
