@@ -60,6 +60,23 @@ pub enum Error {
         library_version: String,
     },
 
+    /// A read-only open found an older simdb schema; `simdb migrate` (or a
+    /// normal open) upgrades it.
+    #[error("{url} has an older simdb schema (missing migration {missing_version}); run `simdb migrate`")]
+    SchemaTooOld {
+        /// The first embedded migration the database lacks.
+        missing_version: String,
+        /// The URL, with any password replaced by `***`.
+        url: String,
+    },
+
+    /// A read-only open found no simdb schema in the database.
+    #[error("{url} holds no simdb schema (nothing was recorded into it)")]
+    NoSchema {
+        /// The URL, with any password replaced by `***`.
+        url: String,
+    },
+
     /// The database URL is not one simdb understands.
     #[error("unsupported database url `{url}`: {reason}")]
     InvalidUrl {

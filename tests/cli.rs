@@ -186,6 +186,102 @@ backend_tests! {
         assert!(status.success());
         Ok(())
     }
+
+    fn reading_commands_never_create_or_write(db) {
+        let svc = service(db);
+        let sims = populate(&svc)?;
+        // A mistyped SQLite path: an error naming it, and no file created.
+        let typo = temp("typo.db");
+        let typo_url = typo.display().to_string();
+        let err = fails(&typo_url, &["sims"]);
+        assert!(err.contains(&typo_url), "{err}");
+        assert!(!typo.exists(), "a reading command created {typo_url}");
+        let err = fails(db.url(), &["copy", "--from", &typo_url, "--to", db.url()]);
+        assert!(err.contains(&typo_url) && !typo.exists(), "{err}");
+        // A database without simdb's schema is refused, and left empty.
+        let empty = TestDatabase::empty(db.backend())?;
+        if db.backend() == simdb::Backend::Sqlite {
+            std::fs::write(empty.url().trim_start_matches("sqlite://"), b"").map_err(|e| Error::Io { path: "x".into(), source: e })?;
+        }
+        assert!(fails(empty.url(), &["sims"]).contains("no simdb schema"));
+        assert!(fails(empty.url(), &["experiments"]).contains("no simdb schema"));
+        // A PostgreSQL role that may only SELECT can read.
+        if db.backend() == simdb::Backend::Postgres {
+            let role = format!("simdb_ro_{}", std::process::id());
+            simdb::with_connection!(db.database().writer()?, |c| {
+                use simdb::diesel::connection::SimpleConnection;
+                c.batch_execute(&format!(
+                    "CREATE ROLE {role} LOGIN PASSWORD 'ro'; GRANT USAGE ON SCHEMA public TO {role};
+                     GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role};"
+                ))?;
+            });
+            let url = db.url();
+            let rest = &url[url.find('@').map_or(0, |i| i + 1)..];
+            let ro_url = format!("postgres://{role}:ro@{rest}");
+            let listed = simdb(&ro_url, &["sims", "--json"]);
+            let show = simdb(&ro_url, &["show", sims[0].id.as_str()]);
+            simdb::with_connection!(db.database().writer()?, |c| {
+                use simdb::diesel::connection::SimpleConnection;
+                c.batch_execute(&format!("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}; REVOKE USAGE ON SCHEMA public FROM {role}; DROP ROLE {role};"))?;
+            });
+            assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+            assert!(show.status.success(), "{}", String::from_utf8_lossy(&show.stderr));
+        }
+        // An export that fails leaves an existing target untouched.
+        let target = temp("keep.jsonl");
+        std::fs::write(&target, b"precious").map_err(|e| Error::Io { path: "x".into(), source: e })?;
+        fails(db.url(), &["export", "no-such-sim", "--out", &target.display().to_string()]);
+        assert_eq!(std::fs::read(&target).map_err(|e| Error::Io { path: "x".into(), source: e })?, b"precious");
+        ok(db.url(), &["export", sims[0].id.as_str(), "--out", &target.display().to_string()]);
+        assert!(std::fs::read_to_string(&target).map_err(|e| Error::Io { path: "x".into(), source: e })?.starts_with("{\"header\""));
+        let _ = std::fs::remove_file(&target);
+        Ok(())
+    }
+
+    fn flags_and_outputs_are_checked(db) {
+        let svc = service(db);
+        let sims = populate(&svc)?;
+        let id = sims[0].id.as_str();
+        for bad in ["inf", "nan", "-1", "0"] {
+            let out = simdb(db.url(), &["watch", id, "--interval", bad]);
+            assert_eq!(out.status.code(), Some(2), "--interval {bad} accepted");
+        }
+        assert_eq!(simdb(db.url(), &["watch", id, "--timeout", "inf"]).status.code(), Some(2));
+        // A simulation-level metric plots; a missing directory is named.
+        let svg = temp("food.svg");
+        ok(db.url(), &["plot", id, "--field", "food", "--out", &svg.display().to_string()]);
+        assert!(svg.exists());
+        let _ = std::fs::remove_file(&svg);
+        let err = fails(db.url(), &["plot", id, "--field", "food", "--out", "/no/such/dir/x.svg"]);
+        assert!(err.contains("/no/such/dir"), "{err}");
+        assert!(fails(db.url(), &["plot", id, "--field", "nope", "--out", &svg.display().to_string()]).contains("field"));
+        // --limit applies after the parameter conditions.
+        let found = ok(db.url(), &["sims", "--json", "--limit", "1", "--param", "seed=1"]);
+        let found: Value = serde_json::from_str(&found).map_err(Error::from)?;
+        assert_eq!(found.as_array().map(|a| a.len()), Some(1));
+        assert_eq!(found[0]["parameters"]["seed"], json!(1));
+        Ok(())
+    }
+
+    fn closed_stdout_exits_quietly(db) {
+        let svc = service(db);
+        let sims = populate(&svc)?;
+        let id = sims[0].id.to_string();
+        for args in [vec!["sims", "--json"], vec!["leaderboard", "cli-exp"], vec!["export", id.as_str()], vec!["show", id.as_str()]] {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_simdb"))
+                .args(&args)
+                .env("SIMDB_DATABASE_URL", db.url())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .map_err(|e| Error::Io { path: "simdb".into(), source: e })?;
+            drop(child.stdout.take());
+            let out = child.wait_with_output().map_err(|e| Error::Io { path: "simdb".into(), source: e })?;
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
+        }
+        Ok(())
+    }
 }
 
 fn copy_between(from: &TestDatabase, to: &TestDatabase) -> Result<()> {
@@ -204,6 +300,14 @@ fn copy_between(from: &TestDatabase, to: &TestDatabase) -> Result<()> {
         let b = ok(to.url(), &["export", sim.id.as_str()]);
         assert_eq!(a, b, "copy of {} differs", sim.id);
     }
+    // With --json, one document whatever the number of simulations.
+    let again = TestDatabase::new(to.backend())?;
+    let json_out = ok(
+        from.url(),
+        &["copy", "--json", "--from", from.url(), "--to", again.url()],
+    );
+    let doc: Value = serde_json::from_str(&json_out).map_err(Error::from)?;
+    assert_eq!(doc.as_array().map(|a| a.len()), Some(2), "{json_out}");
     // Copying again is refused (ids kept), and a typo copies nothing.
     assert!(fails(
         from.url(),

@@ -175,3 +175,72 @@ pub(crate) fn migrate_postgres(conn: &mut PgConnection) -> Result<()> {
     unlocked?;
     Ok(())
 }
+
+#[derive(diesel::QueryableByName)]
+struct Version {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    version: String,
+}
+
+/// For read-only opens: checks, without writing anything, that the database
+/// holds simdb's schema at exactly this library's version.
+fn check_versions(applied: Option<Vec<String>>, known: Vec<String>, url: &str) -> Result<()> {
+    let Some(applied) = applied.filter(|a| !a.is_empty()) else {
+        return Err(Error::NoSchema {
+            url: url.to_string(),
+        });
+    };
+    if let Some(database_version) = applied.iter().filter(|v| !known.contains(v)).max().cloned() {
+        return Err(Error::SchemaTooNew {
+            database_version,
+            library_version: known.last().cloned().unwrap_or_default(),
+        });
+    }
+    if let Some(missing) = known.iter().find(|v| !applied.contains(v)) {
+        return Err(Error::SchemaTooOld {
+            missing_version: missing.clone(),
+            url: url.to_string(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(feature = "sqlite")]
+pub(crate) fn check_schema_sqlite(conn: &mut SqliteConnection, url: &str) -> Result<()> {
+    use diesel::RunQueryDsl;
+    let tables: Vec<Version> = diesel::sql_query(
+        "SELECT name AS version FROM sqlite_master WHERE type = 'table' AND name = '__diesel_schema_migrations'",
+    )
+    .load(conn)?;
+    let applied = if tables.is_empty() {
+        None
+    } else {
+        let rows: Vec<Version> =
+            diesel::sql_query("SELECT version FROM __diesel_schema_migrations").load(conn)?;
+        Some(rows.into_iter().map(|v| v.version).collect())
+    };
+    check_versions(
+        applied,
+        embedded_versions::<Sqlite>(&SQLITE_MIGRATIONS)?,
+        url,
+    )
+}
+
+#[cfg(feature = "postgres")]
+pub(crate) fn check_schema_postgres(conn: &mut PgConnection, url: &str) -> Result<()> {
+    use diesel::RunQueryDsl;
+    let tables: Vec<Version> = diesel::sql_query(
+        "SELECT table_name::text AS version FROM information_schema.tables \
+         WHERE table_schema = current_schema() AND table_name = '__diesel_schema_migrations'",
+    )
+    .load(conn)?;
+    let applied = if tables.is_empty() {
+        None
+    } else {
+        let rows: Vec<Version> =
+            diesel::sql_query("SELECT version::text AS version FROM __diesel_schema_migrations")
+                .load(conn)?;
+        Some(rows.into_iter().map(|v| v.version).collect())
+    };
+    check_versions(applied, embedded_versions::<Pg>(&POSTGRES_MIGRATIONS)?, url)
+}

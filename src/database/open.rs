@@ -12,9 +12,9 @@ use diesel::pg::PgConnection;
 use diesel::sqlite::SqliteConnection;
 
 #[cfg(feature = "postgres")]
-use super::migrate::migrate_postgres;
+use super::migrate::{check_schema_postgres, migrate_postgres};
 #[cfg(feature = "sqlite")]
-use super::migrate::migrate_sqlite;
+use super::migrate::{check_schema_sqlite, migrate_sqlite};
 use super::options::DatabaseBuilder;
 #[cfg(feature = "postgres")]
 use super::options::Durability;
@@ -36,6 +36,7 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
     let settings = SqliteSettings {
         busy_timeout_ms: options.busy_timeout_ms(),
         durability: options.durability,
+        read_only: options.read_only,
     };
     let inner = match target {
         #[cfg(feature = "sqlite")]
@@ -73,13 +74,26 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
             if path.is_dir() {
                 return Err(connection_error("path is a directory".into()));
             }
+            if !options.create_if_missing && !path.exists() {
+                return Err(connection_error(format!(
+                    "no database file at {} (nothing was created)",
+                    path.display()
+                )));
+            }
             {
                 let mut conn = SqliteConnection::establish(&path_str)
                     .map_err(|e| connection_error(e.to_string()))?;
                 configure_sqlite(&mut conn, settings)
                     .map_err(|e| connection_error(e.to_string()))?;
-                enable_wal(&mut conn).map_err(|e| connection_error(e.to_string()))?;
-                migrate_sqlite(&mut conn)?;
+                if options.read_only {
+                    check_schema_sqlite(&mut conn, &redacted)?;
+                } else {
+                    // After the migration lock is taken and the schema is
+                    // known not to be newer: a refused open leaves the file
+                    // as it was.
+                    migrate_sqlite(&mut conn)?;
+                    enable_wal(&mut conn).map_err(|e| connection_error(e.to_string()))?;
+                }
             }
             let manager = || ConnectionManager::<SqliteConnection>::new(path_str.clone());
             // One writer connection: SQLite serializes writers anyway, and
@@ -111,7 +125,11 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
             {
                 let mut conn =
                     PgConnection::establish(&url).map_err(|e| connection_error(e.to_string()))?;
-                migrate_postgres(&mut conn)?;
+                if options.read_only {
+                    check_schema_postgres(&mut conn, &redacted)?;
+                } else {
+                    migrate_postgres(&mut conn)?;
+                }
             }
             let pool = Pool::builder()
                 .max_size(8)
@@ -120,6 +138,7 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
                 .connection_timeout(Duration::from_secs(30))
                 .connection_customizer(Box::new(PgSettings {
                     durability: options.durability,
+                    read_only: options.read_only,
                 }))
                 .build_unchecked(ConnectionManager::<PgConnection>::new(url));
             Inner {
@@ -160,6 +179,7 @@ fn with_connect_timeout(url: &str, secs: u64) -> String {
 #[derive(Debug, Clone, Copy)]
 struct PgSettings {
     durability: Durability,
+    read_only: bool,
 }
 
 #[cfg(feature = "postgres")]
@@ -170,8 +190,11 @@ impl diesel::r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for Pg
             Durability::ProcessCrash => "off",
             Durability::PowerLoss => "on",
         };
-        conn.batch_execute(&format!("SET synchronous_commit = {setting}"))
-            .map_err(diesel::r2d2::Error::QueryError)
+        let read_only = if self.read_only { "on" } else { "off" };
+        conn.batch_execute(&format!(
+            "SET synchronous_commit = {setting}; SET default_transaction_read_only = {read_only}"
+        ))
+        .map_err(diesel::r2d2::Error::QueryError)
     }
 }
 

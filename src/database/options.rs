@@ -42,6 +42,8 @@ pub struct DatabaseBuilder {
     pub(super) durability: Durability,
     pub(super) connect_timeout: Duration,
     pub(super) busy_timeout: Duration,
+    pub(super) create_if_missing: bool,
+    pub(super) read_only: bool,
 }
 
 impl Database {
@@ -52,6 +54,8 @@ impl Database {
             durability: Durability::default(),
             connect_timeout: Duration::from_secs(10),
             busy_timeout: Duration::from_secs(30),
+            create_if_missing: true,
+            read_only: false,
         }
     }
 }
@@ -75,6 +79,26 @@ impl DatabaseBuilder {
     /// reporting the database busy. Default 30 s.
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.busy_timeout = timeout;
+        self
+    }
+
+    /// Whether a missing SQLite file is created (default true). With
+    /// `false`, opening a path that does not exist is
+    /// [`Error::Connection`](crate::Error::Connection) naming the path, and nothing is created.
+    pub fn create_if_missing(mut self, create: bool) -> Self {
+        self.create_if_missing = create;
+        self
+    }
+
+    /// Opens for reading only (default false): never migrates, never
+    /// switches the journal mode, and checks that the schema is simdb's at
+    /// this library's version ([`Error::NoSchema`](crate::Error::NoSchema),
+    /// [`Error::SchemaTooOld`](crate::Error::SchemaTooOld), [`Error::SchemaTooNew`](crate::Error::SchemaTooNew)).
+    /// Connections refuse writes (`PRAGMA query_only` on SQLite,
+    /// `default_transaction_read_only` on PostgreSQL), so a SELECT-only
+    /// PostgreSQL role or a read-only SQLite file will do.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
         self
     }
 

@@ -16,6 +16,7 @@ use super::options::Durability;
 pub(crate) struct SqliteSettings {
     pub(crate) busy_timeout_ms: u32,
     pub(crate) durability: Durability,
+    pub(crate) read_only: bool,
 }
 
 pub(crate) fn configure_sqlite(
@@ -29,8 +30,10 @@ pub(crate) fn configure_sqlite(
     conn.batch_execute(&format!(
         "PRAGMA busy_timeout = {};
          PRAGMA foreign_keys = ON;
-         PRAGMA synchronous = {synchronous};",
-        settings.busy_timeout_ms
+         PRAGMA synchronous = {synchronous};
+         PRAGMA query_only = {};",
+        settings.busy_timeout_ms,
+        if settings.read_only { "ON" } else { "OFF" }
     ))
 }
 

@@ -48,3 +48,26 @@ pub fn range_arg(query: ParameterQuery, arg: &str) -> Result<ParameterQuery> {
     })?;
     Ok(query.range(path, lo, hi))
 }
+
+/// A number of seconds: finite and not negative (`inf`, `nan` and `-1` are
+/// refused, not silently replaced).
+pub fn seconds(text: &str) -> std::result::Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1e9).contains(&v) => Ok(v),
+        Ok(_) => Err(format!(
+            "`{text}` is not a finite number of seconds between 0 and 1e9"
+        )),
+        Err(_) => Err(format!("`{text}` is not a number of seconds")),
+    }
+}
+
+/// A poll interval: as [`seconds`], and at least 0.01 s.
+pub fn interval(text: &str) -> std::result::Result<f64, String> {
+    let v = seconds(text)?;
+    if v < 0.01 {
+        return Err(format!(
+            "`{text}` is shorter than the smallest interval, 0.01 s"
+        ));
+    }
+    Ok(v)
+}

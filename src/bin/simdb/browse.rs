@@ -8,7 +8,7 @@ use simdb::{ParameterQuery, Result, SimulationFilter, SimulationStatus};
 
 use crate::args;
 use crate::output::{fmt_num, fmt_opt, print_json};
-use crate::resolve::{experiment, open, sim_id};
+use crate::resolve::{experiment, open_read, sim_id};
 use crate::table::Table;
 
 #[derive(Debug, Args)]
@@ -59,7 +59,7 @@ pub fn experiments(
     json_out: bool,
     _args: ExperimentsArgs,
 ) -> Result<ExitCode> {
-    let svc = open(url)?;
+    let svc = open_read(url)?;
     let exps = svc.list_experiments()?;
     if json_out {
         print_json(&exps)?;
@@ -90,7 +90,7 @@ pub fn sims(url: &Option<String>, json_out: bool, args: SimsArgs) -> Result<Exit
         offset,
         order_by,
     } = args;
-    let svc = open(url)?;
+    let svc = open_read(url)?;
     let mut filter = SimulationFilter::new();
     if let Some(e) = exp {
         filter = filter.experiment(&experiment(&svc, &e)?);
@@ -144,7 +144,7 @@ pub fn sims(url: &Option<String>, json_out: bool, args: SimsArgs) -> Result<Exit
 /// Summary, agents and latest steps of a simulation.
 pub fn show(url: &Option<String>, json_out: bool, args: ShowArgs) -> Result<ExitCode> {
     let ShowArgs { sim, steps } = args;
-    let svc = open(url)?;
+    let svc = open_read(url)?;
     let id = sim_id(&sim)?;
     let summary = svc.analytics().summary(&id)?;
     let agents = svc.agents(&id)?;

@@ -7,7 +7,7 @@ use clap::ValueEnum;
 use simdb::{GroupBy, Result};
 
 use crate::output::{fmt_num, print_json};
-use crate::resolve::{experiment, open};
+use crate::resolve::{experiment, open_read};
 use crate::table::Table;
 
 /// Arguments of `simdb compare`.
@@ -40,7 +40,7 @@ pub fn compare(url: &Option<String>, json_out: bool, args: CompareArgs) -> Resul
         fields,
         csv,
     } = args;
-    let svc = open(url)?;
+    let svc = open_read(url)?;
     let id = experiment(&svc, &exp)?;
     let names: Vec<&str> = fields.iter().map(String::as_str).collect();
     let cmp = svc.analytics().compare(&id, &names)?;
@@ -95,7 +95,7 @@ pub fn leaderboard(
         experiment: exp,
         by,
     } = args;
-    let svc = open(url)?;
+    let svc = open_read(url)?;
     let id = experiment(&svc, &exp)?;
     let by = match by {
         By::Kind => GroupBy::Kind,

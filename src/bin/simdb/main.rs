@@ -20,9 +20,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use simdb::Result;
 
-/// Inspect, watch, export, import, copy and plot simdb simulations.
+/// Look at, follow, compare, plot and move the simulation runs your engine
+/// recorded with simdb — in a SQLite file or a PostgreSQL database.
 #[derive(Debug, Parser)]
-#[command(name = "simdb", version, about)]
+#[command(name = "simdb", version)]
 struct Cli {
     /// Database: sqlite://PATH, a file path, or postgres://user:pw@host/db.
     #[arg(long, short = 'd', env = "SIMDB_DATABASE_URL", global = true)]
@@ -65,6 +66,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -91,5 +93,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Copy(args) => transfer::copy(url, json, args),
         Command::Plot(args) => plot::plot(url, json, args),
         Command::Synth(args) => synth::synth_command(url, json, args),
+    }
+}
+
+/// Dies quietly on a closed pipe (`simdb sims | head`), as standard tools
+/// do, instead of panicking in `println!`: Rust ignores SIGPIPE by default.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to the default before any
+    // thread is spawned has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -8,7 +8,7 @@ use clap::Args;
 use plotters::prelude::*;
 use simdb::{Error, Result, StepAggregate};
 
-use crate::resolve::{open, sim_id};
+use crate::resolve::{open_read, sim_id};
 
 fn plot_error(e: impl std::fmt::Display) -> Error {
     Error::InvalidInput {
@@ -97,7 +97,19 @@ pub fn plot(url: &Option<String>, _json_out: bool, args: PlotArgs) -> Result<Exi
         out,
         buckets,
     } = args;
-    let svc = open(url)?;
+    if let Some(dir) = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
+    {
+        return Err(Error::Io {
+            path: out.display().to_string(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("directory {} does not exist", dir.display()),
+            ),
+        });
+    }
+    let svc = open_read(url)?;
     let id = sim_id(&sim)?;
     let points = svc
         .analytics()

@@ -2,13 +2,33 @@
 
 use simdb::{Database, Error, ExperimentId, Result, SimulationId, SimulationService};
 
-/// Opens the database given by `--database-url` / `SIMDB_DATABASE_URL`.
-pub fn open(url: &Option<String>) -> Result<SimulationService> {
-    let url = url.as_deref().ok_or_else(|| Error::InvalidUrl {
+fn given(url: &Option<String>) -> Result<&str> {
+    url.as_deref().ok_or_else(|| Error::InvalidUrl {
         url: String::new(),
         reason: "no database: pass --database-url or set SIMDB_DATABASE_URL".into(),
-    })?;
-    Ok(SimulationService::new(Database::open(url)?))
+    })
+}
+
+/// Opens the database given by `--database-url` / `SIMDB_DATABASE_URL` for
+/// writing: creates and migrates it if needed.
+pub fn open(url: &Option<String>) -> Result<SimulationService> {
+    Ok(SimulationService::new(Database::open(given(url)?)?))
+}
+
+/// Opens it for reading: never creates a file, never migrates, and refuses
+/// a database without simdb's schema.
+pub fn open_read(url: &Option<String>) -> Result<SimulationService> {
+    read_only(given(url)?)
+}
+
+/// Opens `url` for reading (see [`open_read`]).
+pub fn read_only(url: &str) -> Result<SimulationService> {
+    Ok(SimulationService::new(
+        Database::builder(url)
+            .create_if_missing(false)
+            .read_only(true)
+            .open()?,
+    ))
 }
 
 /// A simulation id from text.

@@ -11,7 +11,7 @@ use simdb::{
 };
 
 use crate::output::{print_json, Progress};
-use crate::resolve::{open, sim_id};
+use crate::resolve::{open, open_read, read_only, sim_id};
 
 /// Arguments of `simdb export`.
 #[derive(Debug, Args)]
@@ -52,29 +52,55 @@ pub struct CopyArgs {
     pub on_conflict: Conflict,
 }
 
+/// `path` with a hidden temporary name in the same directory (so that the
+/// final rename stays on one file system).
+fn temp_beside(path: &std::path::Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.simdb-{}.tmp", std::process::id()))
+}
+
 /// Export a simulation (JSONL is lossless; CSV has one row per agent-step).
 pub fn export(url: &Option<String>, _json_out: bool, args: ExportArgs) -> Result<ExitCode> {
     let ExportArgs { sim, format, out } = args;
-    let svc = open(url)?;
+    let svc = open_read(url)?;
     let id = sim_id(&sim)?;
     let progress = Progress::new("export");
     let io = |path: &PathBuf| {
         let p = path.display().to_string();
         move |source| Error::Io { path: p, source }
     };
-    let count = match (&out, format) {
-        (Some(path), Format::Jsonl) => svc.export_jsonl_with_progress(
-            &id,
-            std::fs::File::create(path).map_err(io(path))?,
-            |n| progress.update(n),
-        )?,
-        (Some(path), Format::Csv) => {
-            svc.export_csv(&id, std::fs::File::create(path).map_err(io(path))?)?
+    let count = match &out {
+        // Into a temporary file beside the target, renamed over it only once
+        // the export succeeded: a failed export never truncates an existing
+        // file (`--out runs.db` with a typo'd id leaves runs.db alone).
+        Some(path) => {
+            let tmp = temp_beside(path);
+            let file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+            let written = match format {
+                Format::Jsonl => svc.export_jsonl_with_progress(&id, file, |n| progress.update(n)),
+                Format::Csv => svc.export_csv(&id, file),
+            };
+            match written {
+                Ok(count) => {
+                    std::fs::rename(&tmp, path).map_err(io(path))?;
+                    count
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e);
+                }
+            }
         }
-        (None, Format::Jsonl) => {
-            svc.export_jsonl_with_progress(&id, std::io::stdout().lock(), |n| progress.update(n))?
-        }
-        (None, Format::Csv) => svc.export_csv(&id, std::io::stdout().lock())?,
+        None => match format {
+            Format::Jsonl => {
+                svc.export_jsonl_with_progress(&id, std::io::stdout().lock(), |n| {
+                    progress.update(n)
+                })?
+            }
+            Format::Csv => svc.export_csv(&id, std::io::stdout().lock())?,
+        },
     };
     progress.done();
     if out.is_some() {
@@ -110,7 +136,7 @@ pub fn copy(_url: &Option<String>, json_out: bool, args: CopyArgs) -> Result<Exi
         sims,
         on_conflict,
     } = args;
-    let source = SimulationService::new(Database::open(&from)?);
+    let source = read_only(&from)?;
     let target = SimulationService::new(Database::open(&to)?);
     let ids: Vec<SimulationId> = if sims.is_empty() {
         source
@@ -126,6 +152,7 @@ pub fn copy(_url: &Option<String>, json_out: bool, args: CopyArgs) -> Result<Exi
     for id in &ids {
         source.simulation(id)?;
     }
+    let mut outcomes = Vec::with_capacity(ids.len());
     for id in &ids {
         let tmp =
             std::env::temp_dir().join(format!("simdb-copy-{}-{}.jsonl", std::process::id(), id));
@@ -141,7 +168,15 @@ pub fn copy(_url: &Option<String>, json_out: bool, args: CopyArgs) -> Result<Exi
             });
         progress.done();
         let _ = std::fs::remove_file(&tmp);
-        report_import(json_out, &result?)?;
+        let outcome = result?;
+        if !json_out {
+            report_import(false, &outcome)?;
+        }
+        outcomes.push(outcome);
+    }
+    // One JSON document, whatever the number of simulations.
+    if json_out {
+        print_json(&outcomes)?;
     }
     Ok(ExitCode::SUCCESS)
 }

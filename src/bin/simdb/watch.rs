@@ -10,7 +10,7 @@ use serde_json::json;
 use simdb::{Result, SimulationStatus};
 
 use crate::output::{fmt_opt, print_json};
-use crate::resolve::{open, sim_id};
+use crate::resolve::{open, open_read, sim_id};
 
 /// Arguments of `simdb watch`.
 #[derive(Debug, Args)]
@@ -18,10 +18,10 @@ pub struct WatchArgs {
     /// Simulation id.
     pub sim: String,
     /// Seconds between polls.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = crate::args::interval)]
     pub interval: f64,
     /// Give up after this many seconds (exit code 3).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::seconds)]
     pub timeout: Option<f64>,
 }
 
@@ -40,7 +40,7 @@ pub fn watch(url: &Option<String>, json_out: bool, args: WatchArgs) -> Result<Ex
         interval,
         timeout,
     } = args;
-    let svc = open(url)?;
+    let svc = open_read(url)?;
     let id = sim_id(&sim)?;
     let analytics = svc.analytics();
     let tty = std::io::stdout().is_terminal();
@@ -89,7 +89,7 @@ pub fn watch(url: &Option<String>, json_out: bool, args: WatchArgs) -> Result<Ex
             eprintln!("watch: timed out, {id} is still {}", p.status);
             return Ok(ExitCode::from(3));
         }
-        std::thread::sleep(Duration::from_secs_f64(interval.max(0.05)));
+        std::thread::sleep(Duration::from_secs_f64(interval));
     }
     Ok(ExitCode::SUCCESS)
 }
