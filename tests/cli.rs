@@ -162,6 +162,12 @@ backend_tests! {
         let err = fails("postgres://me:hunter2secret@127.0.0.1:1/x", &["sims"]);
         assert!(!err.contains("hunter2secret") && err.contains("***"), "{err}");
         assert!(fails("mysql://x/y", &["sims"]).contains("unsupported database url"));
+        // Neither --help (which shows the environment) nor an error shows a
+        // password, even one with reserved characters left unencoded.
+        let help = simdb("postgres://me:hunter2secret@127.0.0.1:1/x", &["--help"]);
+        assert!(!String::from_utf8_lossy(&help.stdout).contains("hunter2secret"));
+        let err = fails("postgres://me:hunt/er?2@127.0.0.1:1/x", &["sims"]);
+        assert!(!err.contains("hunt/er?2") && !err.contains("er?2"), "{err}");
         let out = simdb(url, &["no-such-command"]);
         assert_eq!(out.status.code(), Some(2));
         Ok(())

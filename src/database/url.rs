@@ -54,8 +54,10 @@ fn password_spans(url: &str) -> Vec<std::ops::Range<usize>> {
     let mut spans = Vec::new();
     if let Some(scheme_end) = url.find("://") {
         let rest = scheme_end + 3;
-        let authority_end = url[rest..].find(['/', '?']).map_or(url.len(), |i| rest + i);
-        if let Some(at) = url[rest..authority_end].rfind('@') {
+        // The user information ends at the *last* `@`: a password may hold
+        // an unencoded `/`, `?`, `#` or `@`, and a host never has an `@`.
+        // (An `@` in a query string only makes the redaction wider.)
+        if let Some(at) = url[rest..].rfind('@') {
             if let Some(colon) = url[rest..rest + at].find(':') {
                 spans.push(rest + colon + 1..rest + at);
             }
@@ -179,6 +181,14 @@ mod tests {
             redact("postgres://db/x?password=a1&password=b2"),
             "postgres://db/x?password=***&password=***"
         );
+        // Reserved characters, unencoded, in the password.
+        for pw in ["a/b", "a?b", "a#b", "a@b", "a:b", "p/w?x#y@z", "%2F", "a b"] {
+            let url = format!("postgres://bob:{pw}@db:5432/x?sslmode=off");
+            let red = redact(&url);
+            assert!(!red.contains(pw), "{url} -> {red}");
+            assert!(red.starts_with("postgres://bob:***@db:5432/x"), "{red}");
+            assert_eq!(scrub(&format!("failed for {pw}!"), &url), "failed for ***!");
+        }
         // The input the fuzzer found.
         check_url_invariants(
             "** =[`\0[Q[`\n=+`=4ooopassword=password=****** \n2\n=0[o0ooopassword=**\n",
