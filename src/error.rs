@@ -100,11 +100,12 @@ pub enum Error {
     Migration(String),
 
     /// An import file is malformed; nothing of it was written.
-    #[error("{path}: line {line}: {reason}")]
+    #[error("{path}: {}{reason}", if *line > 0 { format!("line {line}: ") } else { String::new() })]
     Import {
         /// The file.
         path: String,
-        /// 1-based line number (0 for the file as a whole).
+        /// 1-based line number (0 for the file as a whole, and then the
+        /// message names no line).
         line: usize,
         /// What is wrong.
         reason: String,

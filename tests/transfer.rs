@@ -315,4 +315,55 @@ backend_tests! {
         assert_eq!(svc.memories(&sim.id, 0)?.len(), 602);
         Ok(())
     }
+
+    fn import_errors_name_their_lines(db) {
+        let svc = service(db);
+        let sim = running_sim(&svc, 1)?;
+        for step in 0..3 {
+            svc.record_agent_state(&sim.id, step, 0, 1.0, &json!({}))?;
+        }
+        let mut out = Vec::new();
+        let exported = svc.export_jsonl(&sim.id, &mut out)?;
+        let text = String::from_utf8(out).map_err(|_| Error::RecorderClosed)?;
+        let lines: Vec<&str> = text.lines().collect();
+        let dir = std::env::temp_dir().join(format!("simdb-lines-{}-{}", std::process::id(), db.url().len()));
+        std::fs::create_dir_all(&dir).map_err(|e| Error::Io { path: "dir".into(), source: e })?;
+        let write = |name: &str, content: String| -> Result<std::path::PathBuf> {
+            let path = dir.join(name);
+            std::fs::write(&path, content).map_err(|e| Error::Io { path: "x".into(), source: e })?;
+            Ok(path)
+        };
+        let state_at = lines.iter().position(|l| l.starts_with("{\"state\"")).ok_or(Error::RecorderClosed)?;
+        let message = |path: &std::path::Path| -> String {
+            match svc.import_jsonl(path, simdb::OnConflict::Replace) {
+                Err(e) => e.to_string(),
+                Ok(o) => format!("imported {o:?}"),
+            }
+        };
+        // A duplicated row, next to itself (sorted) or far from it (unsorted):
+        // the validator names both lines, before anything is written.
+        let mut dup = lines.clone();
+        dup.insert(state_at + 1, lines[state_at]);
+        let end = dup.len() - 1;
+        let fixed_end = format!("{{\"end\":{{\"lines\":{end}}}}}");
+        dup[end] = &fixed_end;
+        let m = message(&write("dup.jsonl", dup.join("\n"))?);
+        assert!(m.contains(&format!("line {}: duplicate of line {}", state_at + 2, state_at + 1)), "{m}");
+        let mut far = lines.clone();
+        far.insert(state_at + 3, lines[state_at]);
+        let end = far.len() - 1;
+        far[end] = &fixed_end;
+        let m = message(&write("far.jsonl", far.join("\n"))?);
+        assert!(m.contains(&format!("line {}: duplicate of line {}", state_at + 4, state_at + 1)), "{m}");
+        // A trailing blank line is fine; the counts agree with the export.
+        match svc.import_jsonl(&write("blank.jsonl", format!("{text}\n\n"))?, simdb::OnConflict::Replace)? {
+            simdb::ImportOutcome::Imported { lines, .. } => assert_eq!(lines, exported),
+            other => panic!("{other:?}"),
+        }
+        // An empty file is not "line 0".
+        let m = message(&write("empty.jsonl", String::new())?);
+        assert!(!m.contains("line 0") && m.contains("empty file"), "{m}");
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
 }

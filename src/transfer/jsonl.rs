@@ -144,11 +144,18 @@ pub(crate) fn for_each_line_in(
         line,
         reason,
     };
+    // Blank lines are allowed at the end of a file only (an editor's
+    // trailing newline), never between lines.
+    let mut blank: Option<usize> = None;
     for (i, text) in reader.lines().enumerate() {
         let line = i + 1;
         let text = text.map_err(|e| bad(line, format!("unreadable: {e}")))?;
         if text.trim().is_empty() {
-            return Err(bad(line, "empty line".into()));
+            blank = blank.or(Some(line));
+            continue;
+        }
+        if let Some(at) = blank {
+            return Err(bad(at, "empty line".into()));
         }
         let value: Line =
             serde_json::from_str(&text).map_err(|e| bad(line, format!("not a simdb line: {e}")))?;

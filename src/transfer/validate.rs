@@ -13,14 +13,26 @@ use crate::ids::{ExperimentId, SimulationId};
 use crate::models::NewAgentMemory;
 use crate::validate::{check_json, finite};
 
-/// Checks the whole file; returns the simulation id and the data line count.
+/// Checks the whole file; returns the simulation id and its line count
+/// (the end line included, as the export counted).
 pub(crate) fn validate(path: &Path) -> Result<(SimulationId, u64)> {
     let file = File::open(path).map_err(io_error(path))?;
-    validate_reader(BufReader::new(file), &path.display().to_string())
+    let (sim, count, flagged) = check_lines(BufReader::new(file), &path.display().to_string())?;
+    if !flagged.is_empty() {
+        exact_duplicates(path, &flagged)?;
+    }
+    Ok((sim, count + 1))
 }
 
-/// Checks a whole export; returns the simulation id and the data line count.
+/// Checks a whole export read from `reader` (for fuzzing: without the
+/// second look at unsorted streams).
 pub(crate) fn validate_reader(reader: impl BufRead, label: &str) -> Result<(SimulationId, u64)> {
+    check_lines(reader, label).map(|(sim, count, _)| (sim, count))
+}
+
+/// Checks every line; returns the simulation id, the count of lines before
+/// the end line, and the streams that were not in step order.
+fn check_lines(reader: impl BufRead, label: &str) -> Result<(SimulationId, u64, BTreeSet<RowKey>)> {
     let bad = |line: usize, reason: String| Error::Import {
         path: label.to_string(),
         line,
@@ -32,7 +44,16 @@ pub(crate) fn validate_reader(reader: impl BufRead, label: &str) -> Result<(Simu
     let mut agents: BTreeSet<i32> = BTreeSet::new();
     let mut end: Option<(usize, u64)> = None;
     let mut count: u64 = 0;
+    let mut rows = Duplicates::default();
     for_each_line_in(reader, label, |Numbered { line, value }| {
+        if let Some(key) = row_key(&value) {
+            rows.check(key, line).map_err(|first| {
+                bad(
+                    line,
+                    format!("duplicate of line {first}: the same row twice"),
+                )
+            })?;
+        }
         if end.is_some() {
             return Err(bad(line, "data after the end line".into()));
         }
@@ -143,7 +164,7 @@ pub(crate) fn validate_reader(reader: impl BufRead, label: &str) -> Result<(Simu
         Ok(())
     })?;
     let Some(sim) = header else {
-        return Err(bad(0, "empty file: no header".into()));
+        return Err(bad(0, "empty file: no header line".into()));
     };
     if !simulation_seen {
         return Err(bad(0, "no simulation line".into()));
@@ -157,7 +178,7 @@ pub(crate) fn validate_reader(reader: impl BufRead, label: &str) -> Result<(Simu
             line,
             format!("end line declares {declared} lines, the file has {count}"),
         )),
-        Some(_) => Ok((sim, count)),
+        Some(_) => Ok((sim, count, rows.flagged)),
     }
 }
 
@@ -169,4 +190,70 @@ pub(crate) fn check_row(agent: i32, step: i64, agents: &BTreeSet<i32>) -> Result
         return Err(format!("agent {agent} is not declared before its rows"));
     }
     Ok(())
+}
+
+/// The identity of a per-step row: its kind, agent or metric, and step.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum RowKey {
+    State(i32),
+    Step,
+    Metric(String, Option<i32>),
+    Memory(i32),
+}
+
+fn row_key(line: &Line) -> Option<(RowKey, i64)> {
+    Some(match line {
+        Line::State(agent, step, _, _) => (RowKey::State(*agent), *step),
+        Line::Step(step, _, _) => (RowKey::Step, *step),
+        Line::Metric(name, agent, step, _) => (RowKey::Metric(name.clone(), *agent), *step),
+        Line::Memory(m) => (RowKey::Memory(m.agent), m.step),
+        _ => return None,
+    })
+}
+
+/// Finds a row that appears twice, naming the first line.
+///
+/// An export writes each stream (one agent's states, one metric, ...) in
+/// step order, so its duplicates are neighbours: the last step and line of
+/// each stream suffice. A stream that goes back in steps (a hand-made file)
+/// is flagged, and [`validate`] reads the file a second time, remembering
+/// every step of the flagged streams only.
+#[derive(Debug, Default)]
+struct Duplicates {
+    last: std::collections::HashMap<RowKey, (i64, usize)>,
+    flagged: BTreeSet<RowKey>,
+}
+
+impl Duplicates {
+    fn check(&mut self, (key, step): (RowKey, i64), line: usize) -> Result<(), usize> {
+        match self.last.get(&key).copied() {
+            Some((last, first)) if last == step => return Err(first),
+            Some((last, _)) if step < last => {
+                self.flagged.insert(key.clone());
+            }
+            _ => {}
+        }
+        self.last.insert(key, (step, line));
+        Ok(())
+    }
+}
+
+/// The second look for files whose streams are not in step order.
+fn exact_duplicates(path: &Path, flagged: &BTreeSet<RowKey>) -> Result<()> {
+    let label = path.display().to_string();
+    let file = File::open(path).map_err(io_error(path))?;
+    let mut seen: std::collections::HashMap<(RowKey, i64), usize> =
+        std::collections::HashMap::new();
+    for_each_line_in(BufReader::new(file), &label, |Numbered { line, value }| {
+        if let Some((key, step)) = row_key(&value).filter(|(k, _)| flagged.contains(k)) {
+            if let Some(first) = seen.insert((key, step), line) {
+                return Err(Error::Import {
+                    path: label.clone(),
+                    line,
+                    reason: format!("duplicate of line {first}: the same row twice"),
+                });
+            }
+        }
+        Ok(())
+    })
 }

@@ -26,7 +26,13 @@ use simdb::Result;
 #[command(name = "simdb", version)]
 struct Cli {
     /// Database: sqlite://PATH, a file path, or postgres://user:pw@host/db.
-    #[arg(long, short = 'd', env = "SIMDB_DATABASE_URL", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        short = 'd',
+        env = "SIMDB_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
     database_url: Option<String>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
