@@ -335,6 +335,34 @@ fn copy_between(from: &TestDatabase, to: &TestDatabase) -> Result<()> {
     Ok(())
 }
 
+/// Two laptops ran the same experiment into their own files; both copies
+/// land in one shared experiment of the same name.
+#[test]
+fn copies_of_one_experiment_merge_by_name() -> Result<()> {
+    let shared = TestDatabase::postgres()?;
+    let mut ids = Vec::new();
+    for laptop in 0..2 {
+        let file = TestDatabase::sqlite()?;
+        let svc = service(&file);
+        let exp = svc.create_experiment(NewExperiment::new("foraging"))?;
+        let sim = svc.create_simulation(NewSimulation::new(json!({"laptop": laptop})).experiment(&exp.id))?;
+        ids.push(sim.id);
+        ok(file.url(), &["copy", "--from", file.url(), "--to", shared.url()]);
+    }
+    let svc = service(&shared);
+    assert_eq!(svc.list_experiments()?.len(), 1);
+    let exp = svc.experiment_by_name("foraging")?;
+    let mut found: Vec<SimulationId> = svc
+        .list_simulations(&SimulationFilter::new().experiment(&exp.id))?
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    found.sort();
+    ids.sort();
+    assert_eq!(found, ids);
+    Ok(())
+}
+
 #[test]
 fn copy_sqlite_to_postgres() -> Result<()> {
     copy_between(&TestDatabase::sqlite()?, &TestDatabase::postgres()?)

@@ -21,8 +21,10 @@ const IMPORT_BATCH_ROWS: usize = 10_000;
 impl SimulationService {
     /// Imports one simulation from a JSONL export, all or nothing: the file
     /// is validated completely first (an error names the line), then written
-    /// in one transaction. Its experiment is created if missing (and reused,
-    /// unchanged, if its id exists).
+    /// in one transaction. Experiments merge: one whose id exists is reused
+    /// unchanged; one with a new id but an existing name joins that
+    /// experiment (the simulation is filed under the existing id); otherwise
+    /// it is created.
     ///
     /// # Errors
     /// [`Error::Import`](crate::Error::Import) for a malformed or truncated file;
@@ -87,6 +89,8 @@ fn import_lines<C: Store + Bulk>(
 ) -> Result<()> {
     let mut done: u64 = 0;
     let mut sim_key: Option<i32> = None;
+    // An experiment of the file merged by name into an existing one.
+    let mut merged_into: Option<(crate::ids::ExperimentId, crate::ids::ExperimentId)> = None;
     let mut batch = Batch::default();
     let mut cache = MetricCache::default();
     let flush = |c: &mut C, batch: &mut Batch, cache: &mut MetricCache, key: i32| -> Result<()> {
@@ -103,24 +107,39 @@ fn import_lines<C: Store + Bulk>(
         match value {
             Line::Header(_) | Line::End(_) => {}
             Line::Experiment(e) => {
-                if let Err(Error::NotFound { .. }) = c.find_experiment(&e.id) {
-                    c.insert_experiment(&NewExperiment {
-                        id: e.id,
-                        name: e.name,
-                        description: e.description,
-                        metadata: e.metadata,
-                        external_ref: e.external_ref,
-                        created_at: e.created_at,
-                    })?;
+                // Experiments merge: the same id is reused unchanged; a new
+                // id whose name exists joins that experiment (two laptops'
+                // runs of "foraging" land in one experiment).
+                match c.find_experiment(&e.id) {
+                    Ok(_) => {}
+                    Err(Error::NotFound { .. }) => match c.experiment_named(&e.name) {
+                        Ok(existing) => merged_into = Some((e.id, existing.id)),
+                        Err(Error::NotFound { .. }) => {
+                            c.insert_experiment(&NewExperiment {
+                                id: e.id,
+                                name: e.name,
+                                description: e.description,
+                                metadata: e.metadata,
+                                external_ref: e.external_ref,
+                                created_at: e.created_at,
+                            })?;
+                        }
+                        Err(other) => return Err(other),
+                    },
+                    Err(other) => return Err(other),
                 }
             }
             Line::Simulation(SimulationLine {
                 simulation: s,
                 tags,
             }) => {
+                let experiment_id = match (&merged_into, s.experiment_id) {
+                    (Some((from, to)), Some(id)) if &id == from => Some(to.clone()),
+                    (_, id) => id,
+                };
                 let row = FullSimulation {
                     id: s.id.clone(),
-                    experiment_id: s.experiment_id,
+                    experiment_id,
                     name: s.name,
                     status: s.status,
                     parameters: JsonParam(s.parameters),
