@@ -269,6 +269,42 @@ backend_tests! {
         Ok(())
     }
 
+    fn backup_while_a_recorder_writes(db) {
+        let url = db.url();
+        let target = temp("backup.db");
+        if db.backend() == simdb::Backend::Postgres {
+            assert!(fails(url, &["backup", "--to", &target.display().to_string()]).contains("pg_dump"));
+            return Ok(());
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_simdb"))
+            .args(["synth", "--agents", "3", "--steps", "100000", "--flush-every", "7", "--no-complete"])
+            .env("SIMDB_DATABASE_URL", url)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::Io { path: "simdb".into(), source: e })?;
+        let stdout = child.stdout.take().ok_or(Error::RecorderClosed)?;
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+        let id = SimulationId::new(lines.next().ok_or(Error::RecorderClosed)?.map_err(|e| Error::Io { path: "stdout".into(), source: e })?)?;
+        for line in lines.by_ref().take(30) {
+            line.map_err(|e| Error::Io { path: "stdout".into(), source: e })?;
+        }
+        let out = ok(url, &["backup", "--to", &target.display().to_string()]);
+        assert!(out.contains("integrity ok"), "{out}");
+        assert!(fails(url, &["backup", "--to", &target.display().to_string()]).contains("exists"));
+        let _ = child.kill();
+        let _ = child.wait();
+        // The copy holds whole steps up to its watermark, in every table.
+        let copy = SimulationService::new(Database::builder(target.display().to_string()).read_only(true).open()?);
+        let w = copy.simulation(&id)?.committed_step.ok_or(Error::RecorderClosed)?;
+        assert!(w >= 200, "watermark {w}");
+        assert_eq!(copy.steps(&id, ..=w)?.len() as i64, w + 1);
+        for agent in 0..3 {
+            assert_eq!(copy.agent_states(&id, agent, ..=w)?.len() as i64, w + 1);
+        }
+        let _ = std::fs::remove_file(&target);
+        Ok(())
+    }
+
     fn closed_stdout_exits_quietly(db) {
         let svc = service(db);
         let sims = populate(&svc)?;
@@ -345,9 +381,13 @@ fn copies_of_one_experiment_merge_by_name() -> Result<()> {
         let file = TestDatabase::sqlite()?;
         let svc = service(&file);
         let exp = svc.create_experiment(NewExperiment::new("foraging"))?;
-        let sim = svc.create_simulation(NewSimulation::new(json!({"laptop": laptop})).experiment(&exp.id))?;
+        let sim = svc
+            .create_simulation(NewSimulation::new(json!({"laptop": laptop})).experiment(&exp.id))?;
         ids.push(sim.id);
-        ok(file.url(), &["copy", "--from", file.url(), "--to", shared.url()]);
+        ok(
+            file.url(),
+            &["copy", "--from", file.url(), "--to", shared.url()],
+        );
     }
     let svc = service(&shared);
     assert_eq!(svc.list_experiments()?.len(), 1);

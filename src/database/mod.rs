@@ -1,6 +1,7 @@
 //! Opening a database: connection pools over one SQLite file (or memory) or
 //! one PostgreSQL database, migrated on first connect.
 
+mod backup;
 mod connection;
 mod migrate;
 mod open;
@@ -54,6 +55,8 @@ struct Inner {
     url: String,
     /// Where a SQLite database lives (None for memory and PostgreSQL).
     path: Option<PathBuf>,
+    /// Opened with `read_only(true)`.
+    read_only: bool,
     /// Holds an in-memory database open.
     #[cfg(feature = "sqlite")]
     _keeper: Option<sqlite::MemoryKeeper>,
@@ -100,6 +103,11 @@ impl Database {
     /// The URL it was opened with, password replaced by `***`.
     pub fn url(&self) -> &str {
         &self.inner.url
+    }
+
+    /// True if opened with [`DatabaseBuilder::read_only`].
+    pub fn read_only(&self) -> bool {
+        self.inner.read_only
     }
 
     /// The file of a SQLite database (None in memory or on PostgreSQL).

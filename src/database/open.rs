@@ -62,6 +62,7 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
                 },
                 url: redacted,
                 path: None,
+                read_only: options.read_only,
                 _keeper: Some(MemoryKeeper::new(keeper)),
             }
         }
@@ -115,6 +116,7 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
                 pools: Pools::Sqlite { writer, reader },
                 url: redacted,
                 path: Some(path),
+                read_only: options.read_only,
                 #[cfg(feature = "sqlite")]
                 _keeper: None,
             }
@@ -145,6 +147,7 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
                 pools: Pools::Postgres(pool),
                 url: redacted,
                 path: None,
+                read_only: options.read_only,
                 #[cfg(feature = "sqlite")]
                 _keeper: None,
             }

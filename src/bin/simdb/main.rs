@@ -4,6 +4,7 @@
 //! lives in its own file.
 
 mod args;
+mod backup;
 mod browse;
 mod compare;
 mod migrate;
@@ -63,6 +64,8 @@ enum Command {
     Export(transfer::ExportArgs),
     /// Import a JSONL export, all or nothing.
     Import(transfer::ImportArgs),
+    /// Copy a SQLite database consistently while recorders write (PostgreSQL: use pg_dump).
+    Backup(backup::BackupArgs),
     /// Copy simulations between databases (public ids kept).
     Copy(transfer::CopyArgs),
     /// Plot a field over steps: mean across agents with a min-max band (SVG).
@@ -96,6 +99,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Recover(args) => watch::recover(url, json, args),
         Command::Export(args) => transfer::export(url, json, args),
         Command::Import(args) => transfer::import(url, json, args),
+        Command::Backup(args) => backup::backup(url, json, args),
         Command::Copy(args) => transfer::copy(url, json, args),
         Command::Plot(args) => plot::plot(url, json, args),
         Command::Synth(args) => synth::synth_command(url, json, args),
