@@ -366,4 +366,37 @@ backend_tests! {
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
     }
+
+    fn csv_quoting_read_back_by_python(db) {
+        // Odd metric names and state text, read back with Python's csv module.
+        let svc = service(db);
+        let sim = running_sim(&svc, 1)?;
+        // (Names cannot hold control characters such as a newline; the
+        // state text below does.)
+        let odd = "energy, total (\"kJ\")";
+        let mut rec = svc.recorder(&sim.id)?;
+        for step in 0..3 {
+            rec.agent_state(step, 0, 0.5, &json!({"note": "a,\"b\"\nc"}))?;
+            rec.agent_metric(step, 0, odd, step as f64)?;
+        }
+        rec.close()?;
+        let mut out = Vec::new();
+        assert_eq!(svc.export_csv(&sim.id, &mut out)?, 3);
+        let path = std::env::temp_dir().join(format!("simdb-csv-{}-{}.csv", std::process::id(), db.url().len()));
+        std::fs::write(&path, &out).map_err(|e| Error::Io { path: "x".into(), source: e })?;
+        let script = "import csv, json, sys\nrows = list(csv.reader(open(sys.argv[1], newline='')))\nprint(json.dumps(rows))";
+        let py = std::process::Command::new("python3")
+            .args(["-c", script, &path.display().to_string()])
+            .output()
+            .map_err(|e| Error::Io { path: "python3".into(), source: e })?;
+        let _ = std::fs::remove_file(&path);
+        assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+        let rows: Vec<Vec<String>> = serde_json::from_slice(&py.stdout).map_err(Error::from)?;
+        assert_eq!(rows.len(), 4);
+        assert_eq!(rows[0], vec!["step", "agent", "kind", "reward", odd, "state"]);
+        assert_eq!(rows[3][4], "2");
+        let state: Value = serde_json::from_str(&rows[1][5]).map_err(Error::from)?;
+        assert_eq!(state, json!({"note": "a,\"b\"\nc"}));
+        Ok(())
+    }
 }

@@ -47,14 +47,15 @@ impl Comparison {
     /// The table as CSV with a header: `simulation,status,<params...>,
     /// final_<field>,mean_<field>...`.
     pub fn to_csv(&self) -> String {
-        let mut out = String::new();
+        let mut out = csv::Writer::from_writer(Vec::new());
         let mut header = vec!["simulation".to_string(), "status".to_string()];
         header.extend(self.parameter_columns.iter().cloned());
         for f in &self.fields {
             header.push(format!("final_{f}"));
             header.push(format!("mean_{f}"));
         }
-        push_csv_line(&mut out, &header);
+        // Writing to memory cannot fail.
+        let _ = out.write_record(&header);
         for row in &self.rows {
             let mut cells = vec![row.simulation.to_string(), row.status.to_string()];
             for col in &self.parameter_columns {
@@ -75,26 +76,14 @@ impl Comparison {
                     );
                 }
             }
-            push_csv_line(&mut out, &cells);
+            let _ = out.write_record(&cells);
         }
-        out
+        let bytes = out.into_inner().unwrap_or_default();
+        // Every cell was a `String`, so the bytes are UTF-8.
+        String::from_utf8(bytes).unwrap_or_default()
     }
 }
 
-fn push_csv_line(out: &mut String, cells: &[String]) {
-    let escaped: Vec<String> = cells
-        .iter()
-        .map(|c| {
-            if c.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", c.replace('"', "\"\""))
-            } else {
-                c.clone()
-            }
-        })
-        .collect();
-    out.push_str(&escaped.join(","));
-    out.push('\n');
-}
 
 /// Flattens a JSON value into `path -> leaf` (objects by key, arrays by
 /// index; an empty object or array inside is a leaf, an empty document has
@@ -247,10 +236,4 @@ mod tests {
         assert!(flatten_json(&json!([])).is_empty());
     }
 
-    #[test]
-    fn csv_escapes() {
-        let mut s = String::new();
-        push_csv_line(&mut s, &["a,b".into(), "q\"".into(), "plain".into()]);
-        assert_eq!(s, "\"a,b\",\"q\"\"\",plain\n");
-    }
 }

@@ -17,7 +17,7 @@ impl SimulationService {
     /// # Errors
     /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation; [`Error::Io`](crate::Error::Io).
     pub fn export_csv(&self, id: &SimulationId, out: impl Write) -> Result<u64> {
-        let mut out = BufWriter::new(out);
+        let mut out = csv::Writer::from_writer(BufWriter::new(out));
         let io = |e| Error::Io {
             path: "export".into(),
             source: e,
@@ -44,7 +44,7 @@ impl SimulationService {
         ];
         header.extend(names.iter().cloned());
         header.push("state".into());
-        write_csv(&mut out, &header).map_err(io)?;
+        out.write_record(&header).map_err(csv_error)?;
         let mut rows = 0;
         for (agent, metrics) in agents.iter().zip(per_agent) {
             let a = agent.agent_index.0;
@@ -82,7 +82,7 @@ impl SimulationService {
                         );
                     }
                     cells.push(s.state.to_string());
-                    write_csv(&mut out, &cells).map_err(io)?;
+                    out.write_record(&cells).map_err(csv_error)?;
                     rows += 1;
                 }
                 Ok(())
@@ -93,18 +93,10 @@ impl SimulationService {
     }
 }
 
-fn write_csv(out: &mut impl Write, cells: &[String]) -> std::io::Result<()> {
-    let mut first = true;
-    for c in cells {
-        if !first {
-            out.write_all(b",")?;
-        }
-        first = false;
-        if c.contains([',', '"', '\n', '\r']) {
-            write!(out, "\"{}\"", c.replace('"', "\"\""))?;
-        } else {
-            out.write_all(c.as_bytes())?;
-        }
+/// A CSV writer's failure is an I/O failure of the export.
+fn csv_error(e: csv::Error) -> Error {
+    Error::Io {
+        path: "export".into(),
+        source: e.into(),
     }
-    out.write_all(b"\n")
 }
