@@ -84,7 +84,6 @@ impl Comparison {
     }
 }
 
-
 /// Flattens a JSON value into `path -> leaf` (objects by key, arrays by
 /// index; an empty object or array inside is a leaf, an empty document has
 /// no leaves).
@@ -235,5 +234,4 @@ mod tests {
         assert!(flatten_json(&json!({})).is_empty());
         assert!(flatten_json(&json!([])).is_empty());
     }
-
 }

@@ -1,7 +1,5 @@
 //! What every command prints with: JSON, numbers, and a progress line.
 
-use std::io::{IsTerminal, Write};
-
 use simdb::Result;
 
 /// Prints one pretty JSON document.
@@ -24,31 +22,30 @@ pub fn fmt_num(v: f64) -> String {
     }
 }
 
-/// A line on stderr that rewrites itself, only when stderr is a terminal.
+/// A progress spinner on stderr with a line count (indicatif draws it
+/// only when stderr is a terminal).
 pub struct Progress {
-    on: bool,
-    label: &'static str,
+    bar: indicatif::ProgressBar,
 }
 
 impl Progress {
-    /// A progress line labelled `label`.
+    /// A spinner labelled `label`.
     pub fn new(label: &'static str) -> Self {
-        Progress {
-            on: std::io::stderr().is_terminal(),
-            label,
+        let bar = indicatif::ProgressBar::new_spinner();
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{spinner} {prefix}: {pos} lines ({per_sec})")
+        {
+            bar.set_style(style);
         }
+        bar.set_prefix(label);
+        Progress { bar }
     }
     /// Shows `n` lines done.
     pub fn update(&self, n: u64) {
-        if self.on {
-            eprint!("\r{}: {n} lines", self.label);
-            let _ = std::io::stderr().flush();
-        }
+        self.bar.set_position(n);
     }
-    /// Ends the line.
+    /// Ends the spinner.
     pub fn done(&self) {
-        if self.on {
-            eprintln!();
-        }
+        self.bar.finish_and_clear();
     }
 }
