@@ -454,4 +454,34 @@ backend_tests! {
         assert!(matches!(a.find_simulations(&ParameterQuery::default().offset(-1)), Err(Error::InvalidInput { .. })));
         Ok(())
     }
+
+    fn search_pages_across_key_windows(db) {
+        // 25,000 simulations, a match every 997th: pages walk several key
+        // windows and must equal slices of the full, unlimited answer.
+        let bulk = match db.backend() {
+            simdb::Backend::Sqlite => "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 25000)
+                INSERT INTO simulations (sim_key, id, status, parameters, created_at)
+                SELECT i, 'w-' || i, 'completed', json_object('hit', json(CASE WHEN i % 997 = 0 THEN 'true' ELSE 'false' END), 'i', i),
+                       '2026-01-01 00:00:00.000000+00:00' FROM n",
+            simdb::Backend::Postgres => "INSERT INTO simulations (sim_key, id, status, parameters, created_at)
+                SELECT i, 'w-' || i, 'completed', jsonb_build_object('hit', i % 997 = 0, 'i', i), now()
+                FROM generate_series(1, 25000) AS i",
+        };
+        simdb::with_connection!(db.database().writer()?, |c| {
+            use simdb::diesel::connection::SimpleConnection;
+            c.batch_execute(bulk)?;
+        });
+        let a = service(db).analytics();
+        let hits = ParameterQuery::default().equals("hit", json!(true));
+        let all: Vec<SimulationId> = a.find_simulations(&hits)?.into_iter().map(|s| s.id).collect();
+        assert_eq!(all.len(), 25);
+        for (limit, offset) in [(1, 0), (3, 2), (10, 20), (50, 0), (5, 24), (5, 25)] {
+            let mut page = hits.clone();
+            page.filter = SimulationFilter::new().limit(limit);
+            let got: Vec<SimulationId> = a.find_simulations(&page.offset(offset))?.into_iter().map(|s| s.id).collect();
+            let want: Vec<SimulationId> = all.iter().skip(offset as usize).take(limit as usize).cloned().collect();
+            assert_eq!(got, want, "limit {limit} offset {offset}");
+        }
+        Ok(())
+    }
 }

@@ -240,13 +240,22 @@ fn numeric<D: JsonDialect>(v: &str, t: &str, numbered: bool) -> String {
 }
 
 /// The statement selecting the keys of the matching simulations.
-fn statement<D: JsonDialect>(query: &ParameterQuery, numbered: bool) -> Result<Statement> {
+fn statement<D: JsonDialect>(
+    query: &ParameterQuery,
+    numbered: bool,
+    keys_in: Option<(i64, i64)>,
+) -> Result<Statement> {
     let mut st = Statement {
         sql: String::new(),
         binds: Vec::new(),
         numbered,
     };
     let mut conditions = vec!["1 = 1".to_string()];
+    if let Some((above, upto)) = keys_in {
+        let a = st.bind(Bind::BigInt(above));
+        let u = st.bind(Bind::BigInt(upto));
+        conditions.push(format!("sim_key > {a} AND sim_key <= {u}"));
+    }
     let filter = &query.filter;
     if let Some(exp) = &filter.experiment {
         let p = st.bind(Bind::Text(exp.to_string()));
@@ -355,7 +364,12 @@ struct Key {
 
 /// Runs a search statement on one backend.
 trait SearchStore {
-    fn search_keys(&mut self, query: &ParameterQuery) -> Result<Vec<i32>>;
+    /// Keys of the matches, within `above < sim_key <= upto` if given.
+    fn search_keys(
+        &mut self,
+        query: &ParameterQuery,
+        keys_in: Option<(i64, i64)>,
+    ) -> Result<Vec<i32>>;
 }
 
 macro_rules! run_statement {
@@ -413,16 +427,24 @@ impl<'f> BindKeys
 
 #[cfg(feature = "sqlite")]
 impl SearchStore for diesel::sqlite::SqliteConnection {
-    fn search_keys(&mut self, query: &ParameterQuery) -> Result<Vec<i32>> {
-        let st = statement::<SqliteJson>(query, false)?;
+    fn search_keys(
+        &mut self,
+        query: &ParameterQuery,
+        keys_in: Option<(i64, i64)>,
+    ) -> Result<Vec<i32>> {
+        let st = statement::<SqliteJson>(query, false, keys_in)?;
         run_statement!(self, st, diesel::sqlite::Sqlite)
     }
 }
 
 #[cfg(feature = "postgres")]
 impl SearchStore for diesel::pg::PgConnection {
-    fn search_keys(&mut self, query: &ParameterQuery) -> Result<Vec<i32>> {
-        let st = statement::<PgJson>(query, true)?;
+    fn search_keys(
+        &mut self,
+        query: &ParameterQuery,
+        keys_in: Option<(i64, i64)>,
+    ) -> Result<Vec<i32>> {
+        let st = statement::<PgJson>(query, true, keys_in)?;
         run_statement!(self, st, diesel::pg::Pg)
     }
 }
@@ -442,7 +464,35 @@ impl Analytics {
             return Err(Error::invalid("offset", "is negative"));
         }
         with_connection!(self.db.connection()?, |c| {
-            let keys = c.search_keys(query)?;
+            let keys = match (&query.order_by, query.filter.limit) {
+                // Newest first with a limit: walk the keys down in growing
+                // windows and stop once enough matched, instead of leaving
+                // the plan to a planner that cannot see how selective JSON
+                // conditions are.
+                (None, Some(limit)) => {
+                    let offset = query.offset.unwrap_or(0);
+                    let want = limit.saturating_add(offset);
+                    let top: Option<i32> = simulations::table
+                        .select(diesel::dsl::max(simulations::sim_key))
+                        .first(c)?;
+                    let mut upto = i64::from(top.unwrap_or(0));
+                    let mut width: i64 = 10_000;
+                    let mut keys: Vec<i32> = Vec::new();
+                    while upto > 0 && (keys.len() as i64) < want {
+                        let above = upto.saturating_sub(width).max(0);
+                        let mut window = query.clone();
+                        window.filter.limit = Some(want - keys.len() as i64);
+                        window.offset = None;
+                        keys.extend(c.search_keys(&window, Some((above, upto)))?);
+                        upto = above;
+                        width = width.saturating_mul(4);
+                    }
+                    let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+                    let take = usize::try_from(limit).unwrap_or(usize::MAX);
+                    keys.into_iter().skip(skip).take(take).collect()
+                }
+                _ => c.search_keys(query, None)?,
+            };
             let mut found: std::collections::HashMap<i32, Simulation> =
                 std::collections::HashMap::new();
             for chunk in keys.chunks(1000) {
