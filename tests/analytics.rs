@@ -484,4 +484,36 @@ backend_tests! {
         }
         Ok(())
     }
+
+    fn aggregates_per_agent_kind(db) {
+        // Agents 0 and 2 are kind "a", 1 and 3 kind "b".
+        let svc = service(db);
+        let sim = running_sim(&svc, 4)?;
+        let mut rec = svc.recorder(&sim.id)?;
+        for step in 0..6 {
+            for agent in 0..4 {
+                let x = (agent * 10) as f64 + step as f64;
+                rec.agent_state(step, agent, x, &json!({"energy": x}))?;
+                rec.agent_metric(step, agent, "hp", -x)?;
+            }
+            rec.metric(step, "food", 1.0)?;
+        }
+        rec.close()?;
+        let a = svc.analytics();
+        for field in ["reward", "state.energy", "hp"] {
+            let by = a.step_aggregates_by_kind(&sim.id, field, 3)?;
+            assert_eq!(by.keys().cloned().collect::<Vec<_>>(), vec!["a".to_string(), "b".to_string()], "{field}");
+            let sign = if field == "hp" { -1.0 } else { 1.0 };
+            // Bucket 0 holds steps 0..=1: kind a has agents 0 and 2.
+            let a0 = &by["a"][0];
+            assert_eq!((a0.first_step, a0.last_step, a0.count), (0, 1, 4), "{field}");
+            assert!((a0.mean - sign * 10.5).abs() < 1e-12, "{field}: {}", a0.mean);
+            let b2 = &by["b"][2];
+            assert_eq!((b2.first_step, b2.count), (4, 4));
+            assert!((b2.mean - sign * 24.5).abs() < 1e-12, "{field}: {}", b2.mean);
+        }
+        assert!(matches!(a.step_aggregates_by_kind(&sim.id, "food", 3), Err(Error::InvalidInput { .. })));
+        assert!(matches!(a.step_aggregates_by_kind(&sim.id, "nope", 3), Err(Error::NotFound { .. })));
+        Ok(())
+    }
 }

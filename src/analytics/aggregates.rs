@@ -41,6 +41,18 @@ pub(super) type AggRow = (
     Option<f64>,
 );
 
+/// The width of `buckets` equal step buckets over `lo..=hi` (1: per step).
+pub(super) fn bucket_width(lo: i64, hi: i64, buckets: usize) -> i64 {
+    let span = hi.saturating_sub(lo).saturating_add(1);
+    let width = if buckets == 0 {
+        1
+    } else {
+        let b = buckets as i64;
+        span / b + i64::from(span % b != 0)
+    };
+    width.max(1)
+}
+
 pub(super) fn to_aggregates(rows: Vec<AggRow>) -> Vec<StepAggregate> {
     let mut out: Vec<StepAggregate> = rows
         .into_iter()
@@ -173,14 +185,7 @@ impl Analytics {
             let Some((lo, hi)) = c.step_span(sim.sim_key, &source)? else {
                 return Ok(Vec::new());
             };
-            let span = hi.saturating_sub(lo).saturating_add(1);
-            let width = if buckets == 0 {
-                1
-            } else {
-                let b = buckets as i64;
-                span / b + i64::from(span % b != 0)
-            };
-            c.aggregate(sim.sim_key, &source, lo, width.max(1))
+            c.aggregate(sim.sim_key, &source, lo, bucket_width(lo, hi, buckets))
         })
     }
 }

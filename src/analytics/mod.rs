@@ -3,6 +3,7 @@
 //! only their results are loaded. One file per kind of question.
 
 mod aggregates;
+mod by_kind;
 mod compare;
 mod field;
 mod leaderboard;

@@ -142,7 +142,7 @@ fn to_aggregates(buckets: Vec<Bucket>) -> Vec<StepAggregate> {
 
 /// A SQLite JSON path: `$."key"."key"[0]` (numeric keys index arrays).
 #[cfg(feature = "sqlite")]
-fn sqlite_path(keys: &[String]) -> String {
+pub(super) fn sqlite_path(keys: &[String]) -> String {
     let mut path = String::from("$");
     for key in keys {
         if !key.is_empty() && key.chars().all(|c| c.is_ascii_digit()) {
