@@ -516,4 +516,36 @@ backend_tests! {
         assert!(matches!(a.step_aggregates_by_kind(&sim.id, "nope", 3), Err(Error::NotFound { .. })));
         Ok(())
     }
+
+    fn search_ordered_by_a_final_value(db) {
+        let svc = service(db);
+        let exp = svc.create_experiment(NewExperiment::new("finals"))?;
+        let mut ids = Vec::new();
+        for (seed, last_reward, score) in [(1, 0.5, 3.0), (2, 0.9, 1.0), (3, 0.1, 2.0)] {
+            let sim = svc.create_simulation(NewSimulation::new(json!({"seed": seed})).experiment(&exp.id))?;
+            svc.register_agents(&sim.id, &[NewAgent::new(0), NewAgent::new(1)])?;
+            svc.start_simulation(&sim.id)?;
+            let mut rec = svc.recorder(&sim.id)?;
+            for step in 0..3 {
+                // Earlier steps say the opposite, so only the last one counts.
+                let r = if step == 2 { last_reward } else { 1.0 - last_reward };
+                rec.agent_state(step, 0, r, &json!({}))?;
+                rec.agent_state(step, 1, r, &json!({}))?;
+                rec.metric(step, "score", if step == 2 { score } else { -score })?;
+            }
+            rec.close()?;
+            ids.push(sim.id);
+        }
+        let idle = svc.create_simulation(NewSimulation::new(json!({"seed": 4})).experiment(&exp.id))?;
+        let a = svc.analytics();
+        let order = |q: ParameterQuery| -> Result<Vec<SimulationId>> { Ok(a.find_simulations(&q)?.into_iter().map(|s| s.id).collect()) };
+        let by = ParameterQuery::new(SimulationFilter::new().experiment(&exp.id));
+        assert_eq!(order(by.clone().order_by_final("reward", true))?, vec![ids[1].clone(), ids[0].clone(), ids[2].clone(), idle.id.clone()]);
+        assert_eq!(order(by.clone().order_by_final("score", false))?, vec![ids[1].clone(), ids[2].clone(), ids[0].clone(), idle.id.clone()]);
+        let mut page = by.clone().order_by_final("score", true);
+        page.filter = page.filter.limit(1);
+        assert_eq!(order(page)?, vec![ids[0].clone()]);
+        assert!(matches!(a.find_simulations(&by.order_by_final("nope", true)), Err(Error::NotFound { .. })));
+        Ok(())
+    }
 }

@@ -1,68 +1,13 @@
-//! Finding simulations by their parameters: every condition is evaluated in
-//! SQL on the stored JSON, with the path and the value bound as parameters,
-//! then the results are ordered, offset and limited.
+//! The SQL of a parameter search: each backend's way of reading a JSON
+//! value at a bound path, and the statement built from a query.
 
-use diesel::prelude::*;
 use serde_json::Value;
 
-use super::Analytics;
+use super::ParameterQuery;
 use crate::error::{Error, Result};
-use crate::models::Simulation;
-use crate::schema::simulations;
-use crate::store::SimulationFilter;
-use crate::with_connection;
-
-/// Parameter conditions for [`Analytics::find_simulations`].
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ParameterQuery {
-    /// Restricts by experiment, status, tag; its `limit` caps the results,
-    /// applied after every condition.
-    pub filter: SimulationFilter,
-    /// `path == value` conditions; a path is dot-separated (`optimizer.lr`,
-    /// `layers.0`). Numbers compare by value (`1` equals `1.0`).
-    pub equals: Vec<(String, Value)>,
-    /// `lo <= path <= hi` numeric conditions (either bound optional); a
-    /// value that is not a number never matches.
-    pub ranges: Vec<(String, Option<f64>, Option<f64>)>,
-    /// Order by this parameter (`true`: descending) instead of newest
-    /// first; simulations without it come last.
-    pub order_by: Option<(String, bool)>,
-    /// Results to skip, for pages.
-    pub offset: Option<i64>,
-}
-
-impl ParameterQuery {
-    /// Every simulation that `filter` admits.
-    pub fn new(filter: SimulationFilter) -> Self {
-        ParameterQuery {
-            filter,
-            ..Default::default()
-        }
-    }
-    /// Adds `path == value`.
-    pub fn equals(mut self, path: &str, value: Value) -> Self {
-        self.equals.push((path.to_string(), value));
-        self
-    }
-    /// Adds `lo <= path <= hi` (numbers only).
-    pub fn range(mut self, path: &str, lo: Option<f64>, hi: Option<f64>) -> Self {
-        self.ranges.push((path.to_string(), lo, hi));
-        self
-    }
-    /// Orders by a parameter, ascending or descending.
-    pub fn order_by(mut self, path: &str, descending: bool) -> Self {
-        self.order_by = Some((path.to_string(), descending));
-        self
-    }
-    /// Skips the first `offset` results.
-    pub fn offset(mut self, offset: i64) -> Self {
-        self.offset = Some(offset);
-        self
-    }
-}
 
 /// The keys of a parameter path.
-fn keys(path: &str) -> Result<Vec<String>> {
+pub(super) fn keys(path: &str) -> Result<Vec<String>> {
     crate::ids::validate_text("parameter path", path, 256)?;
     let keys: Vec<String> = path.split('.').map(str::to_string).collect();
     if keys.iter().any(|k| k.is_empty() || k.contains('"')) {
@@ -77,12 +22,12 @@ fn keys(path: &str) -> Result<Vec<String>> {
     Ok(keys)
 }
 
-fn is_index(key: &str) -> bool {
+pub(super) fn is_index(key: &str) -> bool {
     !key.is_empty() && key.chars().all(|c| c.is_ascii_digit())
 }
 
 /// A bound value of a search statement.
-enum Bind {
+pub(super) enum Bind {
     Text(String),
     Float(f64),
     BigInt(i64),
@@ -93,11 +38,11 @@ enum Bind {
 /// A statement under construction: its text and its binds, in order.
 /// Placeholders are numbered (`$n` on PostgreSQL, `?n` on SQLite), so a
 /// fragment that holds one may appear in the text more than once.
-struct Statement {
-    sql: String,
-    binds: Vec<Bind>,
+pub(super) struct Statement {
+    pub(super) sql: String,
+    pub(super) binds: Vec<Bind>,
     /// True on PostgreSQL.
-    numbered: bool,
+    pub(super) numbered: bool,
 }
 
 impl Statement {
@@ -109,7 +54,7 @@ impl Statement {
 }
 
 /// How each backend reads a JSON value at a path.
-trait JsonDialect {
+pub(super) trait JsonDialect {
     /// SQL that is true if the value at `keys` satisfies `test`, given as
     /// SQL on `{v}` (the value as SQL) and `{t}` (its JSON type name).
     fn at_path(
@@ -131,12 +76,12 @@ trait JsonDialect {
 }
 
 #[cfg(feature = "sqlite")]
-struct SqliteJson;
+pub(super) struct SqliteJson;
 
 /// Every SQLite JSON path a key list can mean: a numeric key indexes an
 /// array or names an object key, as PostgreSQL's `#>` does.
 #[cfg(feature = "sqlite")]
-fn sqlite_paths(keys: &[String]) -> Vec<String> {
+pub(super) fn sqlite_paths(keys: &[String]) -> Vec<String> {
     let mut paths = vec![String::from("$")];
     for key in keys {
         let quoted = format!(".\"{key}\"");
@@ -196,7 +141,7 @@ impl JsonDialect for SqliteJson {
 }
 
 #[cfg(feature = "postgres")]
-struct PgJson;
+pub(super) struct PgJson;
 
 #[cfg(feature = "postgres")]
 impl JsonDialect for PgJson {
@@ -231,7 +176,7 @@ impl JsonDialect for PgJson {
 
 /// The value as a number, NULL unless it is one (PostgreSQL may evaluate a
 /// cast before the type test beside it, so the test guards the cast).
-fn numeric<D: JsonDialect>(v: &str, t: &str, numbered: bool) -> String {
+pub(super) fn numeric<D: JsonDialect>(v: &str, t: &str, numbered: bool) -> String {
     if numbered {
         format!("(CASE WHEN {t} IN ({}) THEN {v}::float8 END)", D::NUMBER)
     } else {
@@ -239,11 +184,38 @@ fn numeric<D: JsonDialect>(v: &str, t: &str, numbered: bool) -> String {
     }
 }
 
+/// What a final-value order reads: the reward, or a metric by id.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum FinalOf {
+    Reward,
+    Metric(i32),
+}
+
+/// The final value of a field for the simulation of the current row.
+pub(super) fn final_value(st: &mut Statement, of: FinalOf) -> String {
+    match of {
+        FinalOf::Reward => "(SELECT AVG(a.reward) FROM agent_states a WHERE a.sim_key = simulations.sim_key \
+             AND a.step = (SELECT MAX(b.step) FROM agent_states b WHERE b.sim_key = simulations.sim_key))"
+            .to_string(),
+        FinalOf::Metric(id) => {
+            let m = st.bind(Bind::BigInt(i64::from(id)));
+            format!(
+                "COALESCE((SELECT AVG(a.value) FROM agent_metrics a WHERE a.sim_key = simulations.sim_key \
+                 AND a.metric_id = {m} AND a.step = (SELECT MAX(b.step) FROM agent_metrics b \
+                 WHERE b.sim_key = simulations.sim_key AND b.metric_id = {m})), \
+                 (SELECT s.value FROM step_metrics s WHERE s.sim_key = simulations.sim_key \
+                 AND s.metric_id = {m} ORDER BY s.step DESC LIMIT 1))"
+            )
+        }
+    }
+}
+
 /// The statement selecting the keys of the matching simulations.
-fn statement<D: JsonDialect>(
+pub(super) fn statement<D: JsonDialect>(
     query: &ParameterQuery,
     numbered: bool,
     keys_in: Option<(i64, i64)>,
+    final_of: Option<FinalOf>,
 ) -> Result<Statement> {
     let mut st = Statement {
         sql: String::new(),
@@ -328,14 +300,19 @@ fn statement<D: JsonDialect>(
         });
         conditions.push(condition);
     }
-    let order = match &query.order_by {
-        Some((path, descending)) => {
-            let value = D::order_value(&mut st, &keys(path)?);
-            let dir = if *descending { "DESC" } else { "ASC" };
-            format!("({value}) IS NULL, {value} {dir}, sim_key DESC")
-        }
-        None => "sim_key DESC".into(),
-    };
+    let mut order = Vec::new();
+    if let (Some(of), Some((_, descending))) = (final_of, &query.order_by_final) {
+        let value = final_value(&mut st, of);
+        let dir = if *descending { "DESC" } else { "ASC" };
+        order.push(format!("({value}) IS NULL, {value} {dir}"));
+    }
+    if let Some((path, descending)) = &query.order_by {
+        let value = D::order_value(&mut st, &keys(path)?);
+        let dir = if *descending { "DESC" } else { "ASC" };
+        order.push(format!("({value}) IS NULL, {value} {dir}"));
+    }
+    order.push("sim_key DESC".into());
+    let order = order.join(", ");
     st.sql = format!(
         "SELECT sim_key FROM simulations WHERE {} ORDER BY {order}",
         conditions.join(" AND ")
@@ -354,159 +331,6 @@ fn statement<D: JsonDialect>(
         (None, None) => {}
     }
     Ok(st)
-}
-
-#[derive(QueryableByName)]
-struct Key {
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    sim_key: i32,
-}
-
-/// Runs a search statement on one backend.
-trait SearchStore {
-    /// Keys of the matches, within `above < sim_key <= upto` if given.
-    fn search_keys(
-        &mut self,
-        query: &ParameterQuery,
-        keys_in: Option<(i64, i64)>,
-    ) -> Result<Vec<i32>>;
-}
-
-macro_rules! run_statement {
-    ($conn:expr, $st:expr, $backend:ty) => {{
-        let mut q = diesel::sql_query($st.sql.clone()).into_boxed::<$backend>();
-        for b in $st.binds {
-            q = match b {
-                Bind::Text(v) => q.bind::<diesel::sql_types::Text, _>(v),
-                Bind::Float(v) => q.bind::<diesel::sql_types::Double, _>(v),
-                Bind::BigInt(v) => q.bind::<diesel::sql_types::BigInt, _>(v),
-                #[cfg(feature = "postgres")]
-                Bind::Keys(v) => bind_keys(q, v)?,
-            };
-        }
-        let keys: Vec<Key> = q.load($conn)?;
-        Ok(keys.into_iter().map(|k| k.sim_key).collect())
-    }};
-}
-
-/// Text-array binds exist on PostgreSQL only.
-#[cfg(feature = "postgres")]
-trait BindKeys: Sized {
-    fn bind_keys(self, keys: Vec<String>) -> Result<Self>;
-}
-
-#[cfg(feature = "postgres")]
-fn bind_keys<Q: BindKeys>(q: Q, keys: Vec<String>) -> Result<Q> {
-    q.bind_keys(keys)
-}
-
-#[cfg(all(feature = "postgres", feature = "sqlite"))]
-impl BindKeys
-    for diesel::query_builder::BoxedSqlQuery<
-        '_,
-        diesel::sqlite::Sqlite,
-        diesel::query_builder::SqlQuery,
-    >
-{
-    fn bind_keys(self, _keys: Vec<String>) -> Result<Self> {
-        Err(Error::invalid(
-            "parameter path",
-            "array binds are PostgreSQL's",
-        ))
-    }
-}
-
-#[cfg(feature = "postgres")]
-impl<'f> BindKeys
-    for diesel::query_builder::BoxedSqlQuery<'f, diesel::pg::Pg, diesel::query_builder::SqlQuery>
-{
-    fn bind_keys(self, keys: Vec<String>) -> Result<Self> {
-        Ok(self.bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(keys))
-    }
-}
-
-#[cfg(feature = "sqlite")]
-impl SearchStore for diesel::sqlite::SqliteConnection {
-    fn search_keys(
-        &mut self,
-        query: &ParameterQuery,
-        keys_in: Option<(i64, i64)>,
-    ) -> Result<Vec<i32>> {
-        let st = statement::<SqliteJson>(query, false, keys_in)?;
-        run_statement!(self, st, diesel::sqlite::Sqlite)
-    }
-}
-
-#[cfg(feature = "postgres")]
-impl SearchStore for diesel::pg::PgConnection {
-    fn search_keys(
-        &mut self,
-        query: &ParameterQuery,
-        keys_in: Option<(i64, i64)>,
-    ) -> Result<Vec<i32>> {
-        let st = statement::<PgJson>(query, true, keys_in)?;
-        run_statement!(self, st, diesel::pg::Pg)
-    }
-}
-
-impl Analytics {
-    /// Simulations whose parameters match every condition: evaluated in SQL
-    /// with bound paths and values (nothing a caller passes is spliced into
-    /// SQL text), then ordered (newest first, or by `order_by`), offset and
-    /// limited — the limit applies to the matches, not before them.
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for an empty or malformed path or a
-    /// negative limit.
-    pub fn find_simulations(&self, query: &ParameterQuery) -> Result<Vec<Simulation>> {
-        query.filter.check()?;
-        if query.offset.is_some_and(|o| o < 0) {
-            return Err(Error::invalid("offset", "is negative"));
-        }
-        with_connection!(self.db.connection()?, |c| {
-            let keys = match (&query.order_by, query.filter.limit) {
-                // Newest first with a limit: walk the keys down in growing
-                // windows and stop once enough matched, instead of leaving
-                // the plan to a planner that cannot see how selective JSON
-                // conditions are.
-                (None, Some(limit)) => {
-                    let offset = query.offset.unwrap_or(0);
-                    let want = limit.saturating_add(offset);
-                    let top: Option<i32> = simulations::table
-                        .select(diesel::dsl::max(simulations::sim_key))
-                        .first(c)?;
-                    let mut upto = i64::from(top.unwrap_or(0));
-                    let mut width: i64 = 10_000;
-                    let mut keys: Vec<i32> = Vec::new();
-                    while upto > 0 && (keys.len() as i64) < want {
-                        let above = upto.saturating_sub(width).max(0);
-                        let mut window = query.clone();
-                        window.filter.limit = Some(want - keys.len() as i64);
-                        window.offset = None;
-                        keys.extend(c.search_keys(&window, Some((above, upto)))?);
-                        upto = above;
-                        width = width.saturating_mul(4);
-                    }
-                    let skip = usize::try_from(offset).unwrap_or(usize::MAX);
-                    let take = usize::try_from(limit).unwrap_or(usize::MAX);
-                    keys.into_iter().skip(skip).take(take).collect()
-                }
-                _ => c.search_keys(query, None)?,
-            };
-            let mut found: std::collections::HashMap<i32, Simulation> =
-                std::collections::HashMap::new();
-            for chunk in keys.chunks(1000) {
-                for sim in simulations::table
-                    .filter(simulations::sim_key.eq_any(chunk))
-                    .select(Simulation::as_select())
-                    .load::<Simulation>(c)?
-                {
-                    found.insert(sim.sim_key, sim);
-                }
-            }
-            Ok(keys.iter().filter_map(|k| found.remove(k)).collect())
-        })
-    }
 }
 
 #[cfg(all(test, feature = "sqlite"))]
