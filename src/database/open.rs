@@ -165,16 +165,26 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
     })
 }
 
-/// The URL with libpq's `connect_timeout` (seconds), unless it sets one:
-/// without it, a server that accepts the connection and never answers
-/// would hang the open forever.
+/// The URL with libpq's `connect_timeout` (seconds) and TCP keepalives,
+/// each unless the URL sets it: without them, a server that accepts the
+/// connection and never answers would hang the open forever, and a server
+/// that vanishes (no reset) would hang a recorder's writer.
 #[cfg(feature = "postgres")]
 fn with_connect_timeout(url: &str, secs: u64) -> String {
-    if url.contains("connect_timeout=") {
-        return url.to_string();
+    let mut out = url.to_string();
+    for (key, value) in [
+        ("connect_timeout", secs.to_string()),
+        ("keepalives", "1".into()),
+        ("keepalives_idle", "10".into()),
+        ("keepalives_interval", "5".into()),
+        ("keepalives_count", "3".into()),
+    ] {
+        if !url.contains(&format!("{key}=")) {
+            let sep = if out.contains('?') { '&' } else { '?' };
+            out = format!("{out}{sep}{key}={value}");
+        }
     }
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}connect_timeout={secs}")
+    out
 }
 
 /// Applies the durability to every PostgreSQL connection a pool opens.
@@ -207,17 +217,18 @@ mod tests {
 
     #[test]
     fn adds_a_connect_timeout_once() {
+        let keep = "&keepalives=1&keepalives_idle=10&keepalives_interval=5&keepalives_count=3";
         assert_eq!(
             with_connect_timeout("postgres://u@h/db", 10),
-            "postgres://u@h/db?connect_timeout=10"
+            format!("postgres://u@h/db?connect_timeout=10{keep}")
         );
         assert_eq!(
             with_connect_timeout("postgres://u@h/db?sslmode=disable", 3),
-            "postgres://u@h/db?sslmode=disable&connect_timeout=3"
+            format!("postgres://u@h/db?sslmode=disable&connect_timeout=3{keep}")
         );
         assert_eq!(
-            with_connect_timeout("postgres://u@h/db?connect_timeout=1", 10),
-            "postgres://u@h/db?connect_timeout=1"
+            with_connect_timeout("postgres://u@h/db?connect_timeout=1&keepalives=0", 10),
+            "postgres://u@h/db?connect_timeout=1&keepalives=0&keepalives_idle=10&keepalives_interval=5&keepalives_count=3"
         );
     }
 }
