@@ -197,3 +197,35 @@ fn bad_urls_are_typed_and_redacted() {
     assert!(res.is_err(), "a text file must not open as a database");
     let _ = std::fs::remove_file(&not_db);
 }
+
+/// The builder's pool size and application name reach the connections.
+#[test]
+fn pool_size_and_application_name() -> Result<()> {
+    use simdb::diesel::prelude::*;
+    use simdb::diesel::sql_types::Text;
+    let db = TestDatabase::postgres()?;
+    let named = Database::builder(db.url())
+        .application_name("simdb-test.run_1")
+        .pool_size(2)
+        .open()?;
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    let got: Name = simdb::with_connection!(named.connection()?, |c| simdb::diesel::sql_query(
+        "SELECT current_setting('application_name') AS name"
+    )
+    .get_result(c)?);
+    assert_eq!(got.name, "simdb-test.run_1");
+    // Two connections may be held at once.
+    let (a, b) = (named.connection()?, named.connection()?);
+    drop((a, b));
+    assert!(matches!(
+        Database::builder(db.url())
+            .application_name("bad name; --")
+            .open(),
+        Err(Error::InvalidInput { .. })
+    ));
+    Ok(())
+}

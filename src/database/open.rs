@@ -107,7 +107,7 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
                 .connection_customizer(Box::new(settings))
                 .build_unchecked(manager());
             let reader = Pool::builder()
-                .max_size(4)
+                .max_size(options.pool_size.min(4))
                 .min_idle(Some(0))
                 .test_on_check_out(false)
                 .connection_customizer(Box::new(settings))
@@ -123,7 +123,24 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
         }
         #[cfg(feature = "postgres")]
         Target::Postgres(url) => {
-            let url = with_connect_timeout(&url, options.connect_timeout_secs());
+            let mut url = with_connect_timeout(&url, options.connect_timeout_secs());
+            if let Some(name) = &options.application_name {
+                // Plain names only, so that the URL needs no encoding.
+                let plain = !name.is_empty()
+                    && name.len() <= 63
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+                if !plain {
+                    return Err(Error::invalid(
+                        "application name",
+                        "use 1 to 63 ASCII letters, digits, '-', '_' or '.'",
+                    ));
+                }
+                if !url.contains("application_name=") {
+                    url.push_str(&format!("&application_name={name}"));
+                }
+            }
             {
                 let mut conn =
                     PgConnection::establish(&url).map_err(|e| connection_error(e.to_string()))?;
@@ -134,7 +151,7 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
                 }
             }
             let pool = Pool::builder()
-                .max_size(8)
+                .max_size(options.pool_size)
                 .min_idle(Some(0))
                 .test_on_check_out(false)
                 .connection_timeout(Duration::from_secs(30))

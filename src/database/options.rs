@@ -44,6 +44,8 @@ pub struct DatabaseBuilder {
     pub(super) busy_timeout: Duration,
     pub(super) create_if_missing: bool,
     pub(super) read_only: bool,
+    pub(super) pool_size: u32,
+    pub(super) application_name: Option<String>,
 }
 
 impl Database {
@@ -56,6 +58,8 @@ impl Database {
             busy_timeout: Duration::from_secs(30),
             create_if_missing: true,
             read_only: false,
+            pool_size: 8,
+            application_name: None,
         }
     }
 }
@@ -99,6 +103,21 @@ impl DatabaseBuilder {
     /// PostgreSQL role or a read-only SQLite file will do.
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
+        self
+    }
+
+    /// Connections pooled for reading (PostgreSQL: all connections; SQLite
+    /// files: the readers beside the one writer). Default 8 on PostgreSQL,
+    /// at most 4 readers on SQLite; at least 1.
+    pub fn pool_size(mut self, connections: u32) -> Self {
+        self.pool_size = connections.max(1);
+        self
+    }
+
+    /// The name PostgreSQL shows for simdb's connections
+    /// (`pg_stat_activity.application_name`), unless the URL sets one.
+    pub fn application_name(mut self, name: impl Into<String>) -> Self {
+        self.application_name = Some(name.into());
         self
     }
 
