@@ -254,7 +254,9 @@ fn postgres_ceiling(db: &TestDatabase, steps: i64, durability: Durability) -> Be
         Durability::ProcessCrash => "off",
         _ => "on",
     };
-    client.batch_execute(&format!("SET synchronous_commit = {synchronous_commit}"))?;
+    client.batch_execute(&format!(
+        "SET synchronous_commit = {synchronous_commit}; SET search_path TO simdb, public"
+    ))?;
     let start = Instant::now();
     let mut json = Vec::with_capacity(64 * 10_000);
     let mut rows: Rows = Vec::with_capacity(10_000);

@@ -217,8 +217,8 @@ backend_tests! {
             simdb::with_connection!(db.database().writer()?, |c| {
                 use simdb::diesel::connection::SimpleConnection;
                 c.batch_execute(&format!(
-                    "CREATE ROLE {role} LOGIN PASSWORD 'ro'; GRANT USAGE ON SCHEMA public TO {role};
-                     GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role};"
+                    "CREATE ROLE {role} LOGIN PASSWORD 'ro'; GRANT USAGE ON SCHEMA simdb TO {role};
+                     GRANT SELECT ON ALL TABLES IN SCHEMA simdb TO {role};"
                 ))?;
             });
             let url = db.url();
@@ -228,7 +228,7 @@ backend_tests! {
             let show = simdb(&ro_url, &["show", sims[0].id.as_str()]);
             simdb::with_connection!(db.database().writer()?, |c| {
                 use simdb::diesel::connection::SimpleConnection;
-                c.batch_execute(&format!("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}; REVOKE USAGE ON SCHEMA public FROM {role}; DROP ROLE {role};"))?;
+                c.batch_execute(&format!("REVOKE ALL ON ALL TABLES IN SCHEMA simdb FROM {role}; REVOKE USAGE ON SCHEMA simdb FROM {role}; DROP ROLE {role};"))?;
             });
             assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
             assert!(show.status.success(), "{}", String::from_utf8_lossy(&show.stderr));

@@ -92,7 +92,9 @@ impl Database {
             #[cfg(feature = "sqlite")]
             DbConnection::Sqlite(mut c) => migrate_sqlite(&mut c),
             #[cfg(feature = "postgres")]
-            DbConnection::Postgres(mut c) => migrate_postgres(&mut c),
+            DbConnection::Postgres(mut c) => {
+                migrate_postgres(&mut c, self.schema().unwrap_or("simdb"))
+            }
         }
     }
 }
@@ -156,19 +158,100 @@ pub(crate) fn migrate_sqlite(conn: &mut SqliteConnection) -> Result<()> {
     })
 }
 
+/// simdb's tables, as an earlier release created them in `public`.
 #[cfg(feature = "postgres")]
-pub(crate) fn migrate_postgres(conn: &mut PgConnection) -> Result<()> {
+const SIMDB_TABLES: [&str; 11] = [
+    "experiments",
+    "simulations",
+    "simulation_tags",
+    "agents",
+    "agent_states",
+    "simulation_steps",
+    "metric_names",
+    "step_metrics",
+    "agent_metrics",
+    "agent_memories",
+    "events",
+];
+
+#[cfg(feature = "postgres")]
+#[derive(diesel::QueryableByName)]
+struct Exists {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    found: bool,
+}
+
+/// True if `schema.table` exists.
+#[cfg(feature = "postgres")]
+fn table_exists(conn: &mut PgConnection, schema: &str, table: &str) -> Result<bool> {
+    use diesel::RunQueryDsl;
+    let row: Exists = diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2) AS found",
+    )
+    .bind::<diesel::sql_types::Text, _>(schema)
+    .bind::<diesel::sql_types::Text, _>(table)
+    .get_result(conn)?;
+    Ok(row.found)
+}
+
+/// Moves a database laid out by the release before namespacing (simdb's
+/// tables and bookkeeping in `public`) into simdb's schema, in one
+/// transaction; the host's own migration rows stay where they were.
+#[cfg(feature = "postgres")]
+fn relocate_from_public(conn: &mut PgConnection, schema: &str) -> Result<()> {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    if schema == "public"
+        || table_exists(conn, schema, "__diesel_schema_migrations")?
+        || !table_exists(conn, "public", "simulations")?
+        || !table_exists(conn, "public", "__diesel_schema_migrations")?
+    {
+        return Ok(());
+    }
+    let ours = embedded_versions::<Pg>(&POSTGRES_MIGRATIONS)?
+        .iter()
+        .map(|v| format!("'{}'", v.replace('\'', "")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut sql = String::new();
+    for table in SIMDB_TABLES {
+        sql.push_str(&format!(
+            "ALTER TABLE public.{table} SET SCHEMA \"{schema}\";\n"
+        ));
+    }
+    sql.push_str(&format!(
+        "CREATE TABLE \"{schema}\".__diesel_schema_migrations (LIKE public.__diesel_schema_migrations INCLUDING ALL);
+         INSERT INTO \"{schema}\".__diesel_schema_migrations
+             SELECT * FROM public.__diesel_schema_migrations WHERE version IN ({ours});
+         DELETE FROM public.__diesel_schema_migrations WHERE version IN ({ours});"
+    ));
+    conn.transaction(|c| c.batch_execute(&sql))?;
+    tracing::info!(
+        schema,
+        "moved simdb's tables from public into their own schema"
+    );
+    Ok(())
+}
+
+#[cfg(feature = "postgres")]
+pub(crate) fn migrate_postgres(conn: &mut PgConnection, schema: &str) -> Result<()> {
+    use diesel::connection::SimpleConnection;
     use diesel::RunQueryDsl;
     diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")).execute(conn)?;
-    let outcome = check_not_newer::<_, Pg>(conn, &POSTGRES_MIGRATIONS).and_then(|()| {
-        let applied = conn
-            .run_pending_migrations(POSTGRES_MIGRATIONS)
-            .map_err(migration_error)?;
-        if !applied.is_empty() {
-            tracing::info!(count = applied.len(), "applied simdb migrations (postgres)");
-        }
-        Ok(())
-    });
+    let outcome = conn
+        .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+        .map_err(Error::from)
+        .and_then(|()| relocate_from_public(conn, schema))
+        .and_then(|()| check_not_newer::<_, Pg>(conn, &POSTGRES_MIGRATIONS))
+        .and_then(|()| {
+            let applied = conn
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map_err(migration_error)?;
+            if !applied.is_empty() {
+                tracing::info!(count = applied.len(), "applied simdb migrations (postgres)");
+            }
+            Ok(())
+        });
     let unlocked =
         diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")).execute(conn);
     outcome?;
@@ -227,19 +310,29 @@ pub(crate) fn check_schema_sqlite(conn: &mut SqliteConnection, url: &str) -> Res
 }
 
 #[cfg(feature = "postgres")]
-pub(crate) fn check_schema_postgres(conn: &mut PgConnection, url: &str) -> Result<()> {
+pub(crate) fn check_schema_postgres(
+    conn: &mut PgConnection,
+    url: &str,
+    schema: &str,
+) -> Result<()> {
     use diesel::RunQueryDsl;
-    let tables: Vec<Version> = diesel::sql_query(
-        "SELECT table_name::text AS version FROM information_schema.tables \
-         WHERE table_schema = current_schema() AND table_name = '__diesel_schema_migrations'",
-    )
-    .load(conn)?;
-    let applied = if tables.is_empty() {
-        None
-    } else {
-        let rows: Vec<Version> =
-            diesel::sql_query("SELECT version::text AS version FROM __diesel_schema_migrations")
-                .load(conn)?;
+    if !table_exists(conn, schema, "__diesel_schema_migrations")? {
+        // Laid out by the release before namespacing: a migration moves it.
+        if schema != "public" && table_exists(conn, "public", "simulations")? {
+            return Err(Error::SchemaTooOld {
+                missing_version: format!("the move into schema {schema}"),
+                url: url.to_string(),
+            });
+        }
+        return Err(Error::NoSchema {
+            url: url.to_string(),
+        });
+    }
+    let applied = {
+        let rows: Vec<Version> = diesel::sql_query(format!(
+            "SELECT version::text AS version FROM \"{schema}\".__diesel_schema_migrations"
+        ))
+        .load(conn)?;
         Some(rows.into_iter().map(|v| v.version).collect())
     };
     check_versions(applied, embedded_versions::<Pg>(&POSTGRES_MIGRATIONS)?, url)

@@ -57,6 +57,8 @@ struct Inner {
     path: Option<PathBuf>,
     /// Opened with `read_only(true)`.
     read_only: bool,
+    /// PostgreSQL: the schema of simdb's tables.
+    schema: Option<String>,
     /// Holds an in-memory database open.
     #[cfg(feature = "sqlite")]
     _keeper: Option<sqlite::MemoryKeeper>,
@@ -103,6 +105,12 @@ impl Database {
     /// The URL it was opened with, password replaced by `***`.
     pub fn url(&self) -> &str {
         &self.inner.url
+    }
+
+    /// PostgreSQL: the schema that holds simdb's tables (see
+    /// [`DatabaseBuilder::schema`]); `None` on SQLite.
+    pub fn schema(&self) -> Option<&str> {
+        self.inner.schema.as_deref()
     }
 
     /// True if opened with [`DatabaseBuilder::read_only`].

@@ -56,6 +56,7 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
                 .connection_customizer(Box::new(settings))
                 .build_unchecked(ConnectionManager::<SqliteConnection>::new(uri));
             Inner {
+                schema: None,
                 pools: Pools::Sqlite {
                     writer: pool.clone(),
                     reader: pool,
@@ -113,6 +114,7 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
                 .connection_customizer(Box::new(settings))
                 .build_unchecked(manager());
             Inner {
+                schema: None,
                 pools: Pools::Sqlite { writer, reader },
                 url: redacted,
                 path: Some(path),
@@ -141,13 +143,28 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
                     url.push_str(&format!("&application_name={name}"));
                 }
             }
+            let schema = options.schema.clone();
+            let identifier = !schema.is_empty()
+                && schema.len() <= 63
+                && schema.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                && schema
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !identifier {
+                return Err(Error::invalid(
+                    "schema",
+                    "use a lower-case identifier: letters, digits and '_', not starting with a digit",
+                ));
+            }
             {
+                use diesel::connection::SimpleConnection;
                 let mut conn =
                     PgConnection::establish(&url).map_err(|e| connection_error(e.to_string()))?;
+                conn.batch_execute(&search_path(&schema))?;
                 if options.read_only {
-                    check_schema_postgres(&mut conn, &redacted)?;
+                    check_schema_postgres(&mut conn, &redacted, &schema)?;
                 } else {
-                    migrate_postgres(&mut conn)?;
+                    migrate_postgres(&mut conn, &schema)?;
                 }
             }
             let pool = Pool::builder()
@@ -158,9 +175,11 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
                 .connection_customizer(Box::new(PgSettings {
                     durability: options.durability,
                     read_only: options.read_only,
+                    schema: schema.clone(),
                 }))
                 .build_unchecked(ConnectionManager::<PgConnection>::new(url));
             Inner {
+                schema: Some(schema),
                 pools: Pools::Postgres(pool),
                 url: redacted,
                 path: None,
@@ -206,10 +225,19 @@ fn with_connect_timeout(url: &str, secs: u64) -> String {
 
 /// Applies the durability to every PostgreSQL connection a pool opens.
 #[cfg(feature = "postgres")]
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct PgSettings {
     durability: Durability,
     read_only: bool,
+    schema: String,
+}
+
+/// simdb's schema first, then the host's `public`: simdb's statements find
+/// simdb's tables, and a host's query on the same connection can join its
+/// own tables (qualify a host table whose name simdb also uses).
+#[cfg(feature = "postgres")]
+fn search_path(schema: &str) -> String {
+    format!("SET search_path TO \"{schema}\", public")
 }
 
 #[cfg(feature = "postgres")]
@@ -222,7 +250,8 @@ impl diesel::r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for Pg
         };
         let read_only = if self.read_only { "on" } else { "off" };
         conn.batch_execute(&format!(
-            "SET synchronous_commit = {setting}; SET default_transaction_read_only = {read_only}"
+            "SET synchronous_commit = {setting}; SET default_transaction_read_only = {read_only}; {}",
+            search_path(&self.schema)
         ))
         .map_err(diesel::r2d2::Error::QueryError)
     }

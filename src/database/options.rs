@@ -46,6 +46,7 @@ pub struct DatabaseBuilder {
     pub(super) read_only: bool,
     pub(super) pool_size: u32,
     pub(super) application_name: Option<String>,
+    pub(super) schema: String,
 }
 
 impl Database {
@@ -60,6 +61,7 @@ impl Database {
             read_only: false,
             pool_size: 8,
             application_name: None,
+            schema: "simdb".into(),
         }
     }
 }
@@ -118,6 +120,15 @@ impl DatabaseBuilder {
     /// (`pg_stat_activity.application_name`), unless the URL sets one.
     pub fn application_name(mut self, name: impl Into<String>) -> Self {
         self.application_name = Some(name.into());
+        self
+    }
+
+    /// The PostgreSQL schema that holds simdb's tables, sequences and
+    /// migration bookkeeping (default `simdb`), beside the host
+    /// application's own tables: a lower-case identifier. simdb's
+    /// connections search it first, then `public`.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
         self
     }
 

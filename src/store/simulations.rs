@@ -154,9 +154,22 @@ for_each_backend! {
 
         fn delete_simulation(&mut self, id: &SimulationId) -> Result<()> {
             self.write(|c| {
-                let deleted =
-                    diesel::delete(simulations::table.filter(simulations::id.eq(id)))
-                        .execute(c)?;
+                let deleted = diesel::delete(simulations::table.filter(simulations::id.eq(id)))
+                    .execute(c)
+                    .map_err(|e| match e {
+                        // A row of the host application points at this run.
+                        diesel::result::Error::DatabaseError(
+                            diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                            info,
+                        ) => Error::invalid(
+                            "simulation",
+                            format!(
+                                "`{id}` is referenced by another table ({}); delete or unlink those rows first",
+                                info.table_name().unwrap_or("a table outside simdb")
+                            ),
+                        ),
+                        other => other.into(),
+                    })?;
                 if deleted == 0 {
                     return Err(Error::not_found("simulation", id));
                 }
