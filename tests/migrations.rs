@@ -42,9 +42,15 @@ backend_tests! {
     fn refuses_schema_from_the_future(db) {
         let svc = service(db);
         let sim = running_sim(&svc, 1)?;
-        use simdb::diesel::prelude::*;
-        let future = "INSERT INTO __diesel_schema_migrations (version) VALUES ('29991231000000')";
-        simdb::with_connection!(db.database().connection()?, |c| simdb::diesel::sql_query(future).execute(c)?);
+        use simdb::diesel::connection::SimpleConnection;
+        // What a newer simdb leaves: its version in simdb's own bookkeeping
+        // (on SQLite also in Diesel's table, which a host may share).
+        let future = match db.backend() {
+            Backend::Sqlite => "INSERT INTO __diesel_schema_migrations (version) VALUES ('29991231000000');
+                               INSERT INTO simdb_migrations (version) VALUES ('29991231000000');",
+            Backend::Postgres => "INSERT INTO __diesel_schema_migrations (version) VALUES ('29991231000000');",
+        };
+        simdb::with_connection!(db.database().writer()?, |c| c.batch_execute(future)?);
         match Database::open(db.url()) {
             Err(Error::SchemaTooNew { database_version, library_version }) => {
                 assert_eq!(database_version, "29991231000000");
@@ -55,6 +61,39 @@ backend_tests! {
         // Left untouched: the data and the foreign version are still there.
         assert_eq!(svc.simulation(&sim.id)?.status, SimulationStatus::Running);
         assert!(db.database().applied_migrations()?.contains(&"29991231000000".to_string()));
+        Ok(())
+    }
+
+    fn a_hosts_own_migrations_are_not_a_newer_simdb(db) {
+        // The host ran Diesel migrations of its own in the same database
+        // (on SQLite: the same Diesel table): simdb opens, and leaves them.
+        use simdb::diesel::connection::SimpleConnection;
+        let host = match db.backend() {
+            Backend::Sqlite => "INSERT INTO __diesel_schema_migrations (version) VALUES ('20240101000000');
+                               CREATE TABLE policies (id INTEGER PRIMARY KEY, name TEXT NOT NULL);",
+            Backend::Postgres => "CREATE TABLE public.__diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL,
+                                     run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP);
+                                 INSERT INTO public.__diesel_schema_migrations (version) VALUES ('20240101000000');
+                                 CREATE TABLE public.policies (id SERIAL PRIMARY KEY, name TEXT NOT NULL);",
+        };
+        simdb::with_connection!(db.database().writer()?, |c| c.batch_execute(host)?);
+        let again = Database::open(db.url())?;
+        assert_eq!(again.applied_migrations()?, again.embedded_migrations()?);
+        running_sim(&SimulationService::new(again.clone()), 1)?;
+        // simdb's migrations go down and up again around the host's.
+        again.revert_all_migrations()?;
+        again.run_pending_migrations()?;
+        assert_eq!(again.applied_migrations()?, again.embedded_migrations()?);
+        let kept: i64 = simdb::with_connection!(again.connection()?, |c| {
+            use simdb::diesel::prelude::*;
+            #[derive(QueryableByName)]
+            struct N {
+                #[diesel(sql_type = simdb::diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            simdb::diesel::sql_query("SELECT COUNT(*) AS n FROM policies").get_result::<N>(c)?.n
+        });
+        assert_eq!(kept, 0);
         Ok(())
     }
 }

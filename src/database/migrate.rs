@@ -30,13 +30,9 @@ impl Database {
     /// [`Error::Migration`](crate::Error::Migration) if the migration table cannot be read.
     pub fn applied_migrations(&self) -> Result<Vec<String>> {
         let mut versions: Vec<String> = match self.writer()? {
+            // simdb's own ledger: Diesel's table may hold a host's versions.
             #[cfg(feature = "sqlite")]
-            DbConnection::Sqlite(mut c) => c
-                .applied_migrations()
-                .map_err(migration_error)?
-                .iter()
-                .map(|v| v.to_string())
-                .collect(),
+            DbConnection::Sqlite(mut c) => super::ledger::versions(&mut c)?.unwrap_or_default(),
             #[cfg(feature = "postgres")]
             DbConnection::Postgres(mut c) => c
                 .applied_migrations()
@@ -68,10 +64,21 @@ impl Database {
     /// [`Error::Migration`](crate::Error::Migration) if a down migration fails.
     pub fn revert_all_migrations(&self) -> Result<()> {
         match self.writer()? {
+            // simdb's migrations only, newest first: a host's stay.
             #[cfg(feature = "sqlite")]
             DbConnection::Sqlite(mut c) => {
-                c.revert_all_migrations(SQLITE_MIGRATIONS)
+                let ours = super::ledger::versions(&mut c)?.unwrap_or_default();
+                let source = MigrationSource::<Sqlite>::migrations(&SQLITE_MIGRATIONS)
                     .map_err(migration_error)?;
+                for version in ours.iter().rev() {
+                    if let Some(m) = source
+                        .iter()
+                        .find(|m| m.name().version().to_string() == *version)
+                    {
+                        c.revert_migration(m.as_ref()).map_err(migration_error)?;
+                    }
+                    super::ledger::forget(&mut c, version)?;
+                }
             }
             #[cfg(feature = "postgres")]
             DbConnection::Postgres(mut c) => {
@@ -147,12 +154,24 @@ pub(crate) fn migrate_sqlite(conn: &mut SqliteConnection) -> Result<()> {
     // concurrent first opens queue here and apply migrations exactly once;
     // Diesel runs each migration in a savepoint inside it.
     conn.immediate_transaction(|conn| {
-        check_not_newer::<_, Sqlite>(conn, &SQLITE_MIGRATIONS)?;
+        let known = embedded_versions::<Sqlite>(&SQLITE_MIGRATIONS)?;
+        super::ledger::ensure(conn, &known)?;
+        // Judged by simdb's own ledger: a host's migrations in Diesel's
+        // shared table are not a newer simdb.
+        let ours = super::ledger::versions(conn)?.unwrap_or_default();
+        if let Some(database_version) = ours.iter().filter(|v| !known.contains(v)).max() {
+            return Err(Error::SchemaTooNew {
+                database_version: database_version.clone(),
+                library_version: known.last().cloned().unwrap_or_default(),
+            });
+        }
         let applied = conn
             .run_pending_migrations(SQLITE_MIGRATIONS)
-            .map_err(migration_error)?;
-        if !applied.is_empty() {
-            tracing::info!(count = applied.len(), "applied simdb migrations (sqlite)");
+            .map_err(migration_error)?
+            .len();
+        super::ledger::record(conn, &known)?;
+        if applied > 0 {
+            tracing::info!(count = applied, "applied simdb migrations (sqlite)");
         }
         Ok(())
     })

@@ -3,6 +3,8 @@
 
 mod backup;
 mod connection;
+#[cfg(feature = "sqlite")]
+mod ledger;
 mod migrate;
 mod open;
 mod options;
