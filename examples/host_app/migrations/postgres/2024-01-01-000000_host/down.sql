@@ -1,0 +1,2 @@
+DROP TABLE training_runs;
+DROP TABLE policies;
