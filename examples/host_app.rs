@@ -71,7 +71,9 @@ fn host_migrations(url: &str) -> Result<(), Box<dyn Error + Send + Sync>> {
         let mut conn = diesel::PgConnection::establish(url)?;
         conn.run_pending_migrations(HOST_POSTGRES)?;
     } else {
-        let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+        let path = url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:");
         let mut conn = diesel::SqliteConnection::establish(path)?;
         conn.run_pending_migrations(HOST_SQLITE)?;
     }
@@ -79,7 +81,9 @@ fn host_migrations(url: &str) -> Result<(), Box<dyn Error + Send + Sync>> {
 }
 
 fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
-    let url = std::env::args().nth(1).unwrap_or_else(|| "host_app.db".into());
+    let url = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "host_app.db".into());
     // 1. simdb opens the host's database: its tables go into their own
     //    namespace (PostgreSQL schema `simdb`), nothing of the host's changes.
     let db = Database::open(&url)?;
@@ -103,7 +107,9 @@ fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
         let sim = svc.create_simulation(
             NewSimulation::new(json!({"policy": name, "skill": skill})).experiment(&exp.id),
         )?;
-        let roster: Vec<NewAgent> = (0..4).map(|i| NewAgent::new(i).policy(name, version)).collect();
+        let roster: Vec<NewAgent> = (0..4)
+            .map(|i| NewAgent::new(i).policy(name, version))
+            .collect();
         svc.register_agents(&sim.id, &roster)?;
         svc.start_simulation(&sim.id)?;
         let mut rec = svc.recorder(&sim.id)?;
@@ -153,7 +159,10 @@ fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
     });
     let mut ranking = ranking;
     ranking.sort_by(|a, b| b.1.unwrap_or(0.0).total_cmp(&a.1.unwrap_or(0.0)));
-    println!("policies ranked by the mean reward of their agents ({}):", db.url());
+    println!(
+        "policies ranked by the mean reward of their agents ({}):",
+        db.url()
+    );
     for (rank, (name, reward)) in ranking.iter().enumerate() {
         println!("{:>2}. {name:<8} {:.4}", rank + 1, reward.unwrap_or(0.0));
     }

@@ -95,3 +95,61 @@ backend_tests! {
         Ok(())
     }
 }
+
+/// The earlier release's database shared with a host (PostgreSQL): the host's
+/// tables and migration rows stay in `public`, simdb's move into `simdb`.
+#[test]
+fn v1_database_shared_with_a_host_upgrades() -> Result<()> {
+    let old = fixture(Backend::Postgres)?;
+    {
+        use simdb::diesel::Connection;
+        let mut conn =
+            simdb::diesel::PgConnection::establish(old.url()).map_err(|e| Error::Connection {
+                url: "host".into(),
+                message: e.to_string(),
+            })?;
+        conn.batch_execute(
+            "INSERT INTO public.__diesel_schema_migrations (version) VALUES ('20240101000000');
+             CREATE TABLE public.policies (id SERIAL PRIMARY KEY, name TEXT NOT NULL);
+             INSERT INTO public.policies (name) VALUES ('ppo');",
+        )?;
+    }
+    let database = Database::open(old.url())?;
+    assert_eq!(
+        database.applied_migrations()?,
+        database.embedded_migrations()?
+    );
+    let svc = SimulationService::new(database.clone());
+    assert_eq!(svc.list_simulations(&SimulationFilter::new())?.len(), 3);
+    #[derive(simdb::diesel::QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = simdb::diesel::sql_types::Text)]
+        name: String,
+    }
+    let (host_versions, host_rows): (Vec<Name>, Vec<Name>) =
+        simdb::with_connection!(database.connection()?, |c| {
+            use simdb::diesel::RunQueryDsl;
+            (
+                simdb::diesel::sql_query(
+                    "SELECT version::text AS name FROM public.__diesel_schema_migrations",
+                )
+                .load(c)?,
+                simdb::diesel::sql_query("SELECT name FROM public.policies").load(c)?,
+            )
+        });
+    assert_eq!(
+        host_versions
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect::<Vec<_>>(),
+        ["20240101000000"]
+    );
+    assert_eq!(
+        host_rows
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect::<Vec<_>>(),
+        ["ppo"]
+    );
+    Ok(())
+}
