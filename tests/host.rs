@@ -178,3 +178,27 @@ fn simdb_first_then_host_migrations() -> Result<()> {
     ));
     Ok(())
 }
+
+/// A host table that happens to be called `simulations` (and the host's own
+/// Diesel bookkeeping) is not taken for an earlier simdb and never moved.
+#[test]
+fn a_hosts_simulations_table_stays_the_hosts() -> Result<()> {
+    let db = TestDatabase::empty(simdb::Backend::Postgres)?;
+    host(db.url(), HOST_V1)?;
+    host(
+        db.url(),
+        "CREATE TABLE public.simulations (id SERIAL PRIMARY KEY, title TEXT);
+                    INSERT INTO public.simulations (title) VALUES ('the host''s');",
+    )?;
+    let svc = SimulationService::new(Database::open(db.url())?);
+    record(&svc)?;
+    assert_eq!(
+        count(db.url(), "SELECT COUNT(*) AS n FROM public.simulations")?,
+        1
+    );
+    assert_eq!(
+        count(db.url(), "SELECT COUNT(*) AS n FROM simdb.simulations")?,
+        1
+    );
+    host_untouched(db.url())
+}

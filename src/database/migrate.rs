@@ -227,7 +227,22 @@ fn relocate_from_public(conn: &mut PgConnection, schema: &str) -> Result<()> {
     {
         return Ok(());
     }
-    let ours = embedded_versions::<Pg>(&POSTGRES_MIGRATIONS)?
+    // Only if simdb's own first migration ran there: a host's table that
+    // happens to be called `simulations` is never moved.
+    let known = embedded_versions::<Pg>(&POSTGRES_MIGRATIONS)?;
+    let first = known.first().cloned().unwrap_or_default();
+    let ran: Exists = {
+        use diesel::RunQueryDsl;
+        diesel::sql_query(
+            "SELECT EXISTS (SELECT 1 FROM public.__diesel_schema_migrations WHERE version = $1) AS found",
+        )
+        .bind::<diesel::sql_types::Text, _>(&first)
+        .get_result(conn)?
+    };
+    if !ran.found {
+        return Ok(());
+    }
+    let ours = known
         .iter()
         .map(|v| format!("'{}'", v.replace('\'', "")))
         .collect::<Vec<_>>()
