@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text};
+use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 
 use super::aggregates::{to_aggregates, AggRow, AggregateStore, StepAggregate};
-use super::source::{Source, SourceStore};
+use super::source::{Bucket, Source, SourceStore};
 use super::{Analytics, Field};
 use crate::error::{Error, Result};
 use crate::ids::SimulationId;
@@ -17,32 +17,15 @@ use crate::with_connection;
 /// The label of agents without a kind.
 const NO_KIND: &str = "(none)";
 
-type KindRow = (
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-    i64,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-);
+/// A step bucket's aggregate of one agent kind.
+type KindRow = (Option<String>, AggRow);
 
 #[derive(QueryableByName)]
 struct KindBucket {
     #[diesel(sql_type = Nullable<Text>)]
     kind: Option<String>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    first: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    last: Option<i64>,
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-    #[diesel(sql_type = Nullable<Double>)]
-    total: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    lo: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    hi: Option<f64>,
+    #[diesel(embed)]
+    bucket: Bucket,
 }
 
 /// The statement grouping `values` (rows of `agent_index, step, v`) by the
@@ -84,7 +67,7 @@ fn values_sql(p: char, source: &Source, json: &str, is_number: &str) -> Result<S
 fn kind_rows(buckets: Vec<KindBucket>) -> Vec<KindRow> {
     buckets
         .into_iter()
-        .map(|b| (b.kind, b.first, b.last, b.n, b.total, b.lo, b.hi))
+        .map(|b| (b.kind, b.bucket.row()))
         .collect()
 }
 
@@ -192,13 +175,11 @@ impl Analytics {
             };
             let width = super::aggregates::bucket_width(lo, hi, buckets);
             let mut grouped: BTreeMap<String, Vec<AggRow>> = BTreeMap::new();
-            for (kind, first, last, n, total, min_v, max_v) in
-                c.aggregate_by_kind(sim.sim_key, &source, lo, width)?
-            {
+            for (kind, row) in c.aggregate_by_kind(sim.sim_key, &source, lo, width)? {
                 grouped
                     .entry(kind.unwrap_or_else(|| NO_KIND.into()))
                     .or_default()
-                    .push((first, last, n, total, min_v, max_v));
+                    .push(row);
             }
             Ok(grouped
                 .into_iter()

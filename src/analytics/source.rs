@@ -92,8 +92,9 @@ struct Point {
     value: f64,
 }
 
+/// One step bucket's aggregate, as SQL returns it.
 #[derive(QueryableByName)]
-struct Bucket {
+pub(super) struct Bucket {
     #[diesel(sql_type = Nullable<BigInt>)]
     first: Option<i64>,
     #[diesel(sql_type = Nullable<BigInt>)]
@@ -131,13 +132,15 @@ pub(crate) trait StatePathStore {
     ) -> Result<Vec<StepAggregate>>;
 }
 
+impl Bucket {
+    /// The row shape of the aggregates' Diesel queries.
+    pub(super) fn row(self) -> super::aggregates::AggRow {
+        (self.first, self.last, self.n, self.total, self.lo, self.hi)
+    }
+}
+
 fn to_aggregates(buckets: Vec<Bucket>) -> Vec<StepAggregate> {
-    super::aggregates::to_aggregates(
-        buckets
-            .into_iter()
-            .map(|b| (b.first, b.last, b.n, b.total, b.lo, b.hi))
-            .collect(),
-    )
+    super::aggregates::to_aggregates(buckets.into_iter().map(Bucket::row).collect())
 }
 
 /// A SQLite JSON path: `$."key"."key"[0]` (numeric keys index arrays).

@@ -126,6 +126,7 @@ where
 }
 
 /// Refuses a database that has migrations this library does not know.
+#[cfg(feature = "postgres")]
 fn check_not_newer<C, DB>(conn: &mut C, source: &EmbeddedMigrations) -> Result<()>
 where
     DB: diesel::backend::Backend,
