@@ -79,6 +79,9 @@ backend_tests! {
         simdb::with_connection!(db.database().writer()?, |c| c.batch_execute(host)?);
         let again = Database::open(db.url())?;
         assert_eq!(again.applied_migrations()?, again.embedded_migrations()?);
+        // A read-only open judges by simdb's own bookkeeping too.
+        let reader = Database::builder(db.url()).read_only(true).open()?;
+        assert_eq!(reader.applied_migrations()?, again.embedded_migrations()?);
         running_sim(&SimulationService::new(again.clone()), 1)?;
         // simdb's migrations go down and up again around the host's.
         again.revert_all_migrations()?;

@@ -33,7 +33,8 @@ fn list(versions: &[String]) -> String {
         .join(", ")
 }
 
-fn has_table(conn: &mut SqliteConnection, name: &str) -> Result<bool> {
+/// True if the file has a table of that name.
+pub(crate) fn has_table(conn: &mut SqliteConnection, name: &str) -> Result<bool> {
     let found: Vec<Version> = diesel::sql_query(
         "SELECT name AS version FROM sqlite_master WHERE type = 'table' AND name = ?",
     )

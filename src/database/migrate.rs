@@ -34,12 +34,11 @@ impl Database {
             #[cfg(feature = "sqlite")]
             DbConnection::Sqlite(mut c) => super::ledger::versions(&mut c)?.unwrap_or_default(),
             #[cfg(feature = "postgres")]
-            DbConnection::Postgres(mut c) => c
-                .applied_migrations()
-                .map_err(migration_error)?
-                .iter()
-                .map(|v| v.to_string())
-                .collect(),
+            // Read, never created (Diesel's harness would create the table,
+            // which a read-only connection refuses).
+            DbConnection::Postgres(mut c) => {
+                pg_versions(&mut c, self.schema().unwrap_or("simdb"))?.unwrap_or_default()
+            }
         };
         versions.sort();
         Ok(versions)
@@ -134,15 +133,21 @@ where
     EmbeddedMigrations: MigrationSource<DB>,
 {
     let known = embedded_versions::<DB>(source)?;
-    let applied = conn.applied_migrations().map_err(migration_error)?;
-    let unknown = applied
+    let applied: Vec<String> = conn
+        .applied_migrations()
+        .map_err(migration_error)?
         .iter()
         .map(|v| v.to_string())
-        .filter(|v| !known.contains(v))
-        .max();
-    match unknown {
+        .collect();
+    refuse_newer(&applied, &known)
+}
+
+/// [`Error::SchemaTooNew`] if `applied` holds a version this library does
+/// not know (the newest such one is named).
+fn refuse_newer(applied: &[String], known: &[String]) -> Result<()> {
+    match applied.iter().filter(|v| !known.contains(v)).max() {
         Some(database_version) => Err(Error::SchemaTooNew {
-            database_version,
+            database_version: database_version.clone(),
             library_version: known.last().cloned().unwrap_or_default(),
         }),
         None => Ok(()),
@@ -160,12 +165,7 @@ pub(crate) fn migrate_sqlite(conn: &mut SqliteConnection) -> Result<()> {
         // Judged by simdb's own ledger: a host's migrations in Diesel's
         // shared table are not a newer simdb.
         let ours = super::ledger::versions(conn)?.unwrap_or_default();
-        if let Some(database_version) = ours.iter().filter(|v| !known.contains(v)).max() {
-            return Err(Error::SchemaTooNew {
-                database_version: database_version.clone(),
-                library_version: known.last().cloned().unwrap_or_default(),
-            });
-        }
+        refuse_newer(&ours, &known)?;
         let applied = conn
             .run_pending_migrations(SQLITE_MIGRATIONS)
             .map_err(migration_error)?
@@ -308,12 +308,7 @@ fn check_versions(applied: Option<Vec<String>>, known: Vec<String>, url: &str) -
             url: url.to_string(),
         });
     };
-    if let Some(database_version) = applied.iter().filter(|v| !known.contains(v)).max().cloned() {
-        return Err(Error::SchemaTooNew {
-            database_version,
-            library_version: known.last().cloned().unwrap_or_default(),
-        });
-    }
+    refuse_newer(&applied, &known)?;
     if let Some(missing) = known.iter().find(|v| !applied.contains(v)) {
         return Err(Error::SchemaTooOld {
             missing_version: missing.clone(),
@@ -326,16 +321,16 @@ fn check_versions(applied: Option<Vec<String>>, known: Vec<String>, url: &str) -
 #[cfg(feature = "sqlite")]
 pub(crate) fn check_schema_sqlite(conn: &mut SqliteConnection, url: &str) -> Result<()> {
     use diesel::RunQueryDsl;
-    let tables: Vec<Version> = diesel::sql_query(
-        "SELECT name AS version FROM sqlite_master WHERE type = 'table' AND name = '__diesel_schema_migrations'",
-    )
-    .load(conn)?;
-    let applied = if tables.is_empty() {
-        None
-    } else {
-        let rows: Vec<Version> =
-            diesel::sql_query("SELECT version FROM __diesel_schema_migrations").load(conn)?;
-        Some(rows.into_iter().map(|v| v.version).collect())
+    // simdb's own ledger; a file migrated before the ledger existed has
+    // only simdb's versions in Diesel's table.
+    let applied = match super::ledger::versions(conn)? {
+        Some(ours) => Some(ours),
+        None if super::ledger::has_table(conn, "__diesel_schema_migrations")? => {
+            let rows: Vec<Version> =
+                diesel::sql_query("SELECT version FROM __diesel_schema_migrations").load(conn)?;
+            Some(rows.into_iter().map(|v| v.version).collect())
+        }
+        None => None,
     };
     check_versions(
         applied,
@@ -350,8 +345,7 @@ pub(crate) fn check_schema_postgres(
     url: &str,
     schema: &str,
 ) -> Result<()> {
-    use diesel::RunQueryDsl;
-    if !table_exists(conn, schema, "__diesel_schema_migrations")? {
+    let Some(applied) = pg_versions(conn, schema)? else {
         // Laid out by the release before namespacing: a migration moves it.
         if schema != "public" && table_exists(conn, "public", "simulations")? {
             return Err(Error::SchemaTooOld {
@@ -362,13 +356,29 @@ pub(crate) fn check_schema_postgres(
         return Err(Error::NoSchema {
             url: url.to_string(),
         });
-    }
-    let applied = {
-        let rows: Vec<Version> = diesel::sql_query(format!(
-            "SELECT version::text AS version FROM \"{schema}\".__diesel_schema_migrations"
-        ))
-        .load(conn)?;
-        Some(rows.into_iter().map(|v| v.version).collect())
     };
-    check_versions(applied, embedded_versions::<Pg>(&POSTGRES_MIGRATIONS)?, url)
+    check_versions(
+        Some(applied),
+        embedded_versions::<Pg>(&POSTGRES_MIGRATIONS)?,
+        url,
+    )
+}
+
+/// simdb's applied versions in `schema`, read without writing anything;
+/// `None` if it has no bookkeeping table.
+#[cfg(feature = "postgres")]
+fn pg_versions(conn: &mut PgConnection, schema: &str) -> Result<Option<Vec<String>>> {
+    use diesel::RunQueryDsl;
+    if !table_exists(conn, schema, "__diesel_schema_migrations")? {
+        return Ok(None);
+    }
+    let mut rows: Vec<String> = diesel::sql_query(format!(
+        "SELECT version::text AS version FROM \"{schema}\".__diesel_schema_migrations"
+    ))
+    .load::<Version>(conn)?
+    .into_iter()
+    .map(|v| v.version)
+    .collect();
+    rows.sort();
+    Ok(Some(rows))
 }
