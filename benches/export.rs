@@ -15,16 +15,12 @@ use serde_json::json;
 use simdb::test_support::TestDatabase;
 use simdb::{Backend, NewAgent, NewSimulation, RecorderOptions, SimulationService};
 
+mod common;
+use common::status_mib;
+
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 const AGENTS: i64 = 100;
-
-fn status_mib(field: &str) -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
 
 fn main() -> BenchResult<()> {
     let rows: i64 = std::env::var("SIMDB_BENCH_ROWS")

@@ -54,6 +54,9 @@ fn reward(step: i64, agent: i64) -> f64 {
     ((step * 7 + agent) % 1000) as f64 / 1000.0
 }
 
+mod common;
+use common::status_mib;
+
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn setup(svc: &SimulationService) -> BenchResult<Simulation> {
@@ -324,13 +327,6 @@ fn postgres_ceiling(db: &TestDatabase, steps: i64, durability: Durability) -> Be
     Ok(secs)
 }
 
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
 fn main() -> BenchResult<()> {
     let rows: i64 = std::env::var("SIMDB_BENCH_ROWS")
         .ok()
@@ -360,7 +356,7 @@ fn main() -> BenchResult<()> {
             // Recorder first, in a fresh process state, so the first peak
             // RSS is its own.
             let rec_secs = recorder_run(&TestDatabase::new(backend)?, steps, durability)?;
-            let rss = peak_rss_mib();
+            let rss = status_mib("VmHWM:");
             let ceil_secs = match backend {
                 Backend::Sqlite => sqlite_ceiling(&TestDatabase::new(backend)?, steps, durability)?,
                 Backend::Postgres => {
