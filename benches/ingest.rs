@@ -12,7 +12,13 @@
 //!
 //! `cargo bench --bench ingest`; `SIMDB_BENCH_ROWS` sets the number of agent
 //! states (default 1,000,000); `SIMDB_BENCH_BACKENDS=sqlite` skips PostgreSQL.
-//! Prints `RESULT backend=... durability=... recorder=<rows/s> ceiling=<rows/s> ratio=...`.
+//! The same ceiling also runs against the previous release's layout of
+//! `agent_states` (a foreign key to `agents` and a `(sim_key, step)` index,
+//! recreated in a scratch database), so the hot-table design's gain is
+//! printed as a ratio measured in the same run.
+//!
+//! Prints `RESULT backend=... recorder=<rows/s> ceiling=<rows/s> ratio=...
+//! old_ceiling=<rows/s> gain=<recorder/old_ceiling> durability=... simple=...`.
 
 use std::time::Instant;
 
@@ -58,6 +64,33 @@ mod common;
 use common::status_mib;
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// Which layout of `agent_states` a ceiling writes into.
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    /// Today's: the primary key only.
+    Hot,
+    /// The previous release's: plus a foreign key to `agents` and a
+    /// `(sim_key, step)` index.
+    Old,
+}
+
+/// Puts the previous release's `agent_states` back (it is empty here).
+const SQLITE_OLD_LAYOUT: &str = "DROP TABLE agent_states;
+    CREATE TABLE agent_states (
+        sim_key     INTEGER NOT NULL,
+        agent_index INTEGER NOT NULL,
+        step        INTEGER NOT NULL CHECK (step >= 0),
+        reward      REAL NOT NULL,
+        state       TEXT NOT NULL,
+        PRIMARY KEY (sim_key, agent_index, step),
+        FOREIGN KEY (sim_key, agent_index) REFERENCES agents (sim_key, agent_index) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    CREATE INDEX agent_states_by_step ON agent_states (sim_key, step);";
+
+const POSTGRES_OLD_LAYOUT: &str = "ALTER TABLE agent_states ADD FOREIGN KEY (sim_key, agent_index)
+        REFERENCES agents (sim_key, agent_index) ON DELETE CASCADE;
+    CREATE INDEX agent_states_by_step ON agent_states (sim_key, step);";
 
 fn setup(svc: &SimulationService) -> BenchResult<Simulation> {
     let sim = svc.create_simulation(NewSimulation::new(json!({"agents": AGENTS})))?;
@@ -136,7 +169,12 @@ fn simple_run(db: &TestDatabase, rows: i64, durability: Durability) -> BenchResu
 /// rusqlite, prepared multi-row INSERTs of 128 rows bound in place,
 /// 10,000 rows per transaction sorted into primary-key order (as the
 /// Recorder does), into the same schema (migrated by simdb).
-fn sqlite_ceiling(db: &TestDatabase, steps: i64, durability: Durability) -> BenchResult<f64> {
+fn sqlite_ceiling(
+    db: &TestDatabase,
+    steps: i64,
+    durability: Durability,
+    layout: Layout,
+) -> BenchResult<f64> {
     let svc = SimulationService::new(db.database().clone());
     let sim = setup(&svc)?;
     let path = db
@@ -152,6 +190,9 @@ fn sqlite_ceiling(db: &TestDatabase, steps: i64, durability: Durability) -> Benc
     conn.execute_batch(&format!(
         "PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA synchronous = {synchronous};"
     ))?;
+    if layout == Layout::Old {
+        conn.execute_batch(SQLITE_OLD_LAYOUT)?;
+    }
     const CHUNK: usize = 128;
     let values = vec!["(?, ?, ?, ?, ?)"; CHUNK].join(", ");
     let sql = format!(
@@ -247,7 +288,12 @@ impl postgres::types::ToSql for RawJsonb<'_> {
 /// Binary COPY through the `postgres` crate, 10,000 rows per COPY and
 /// transaction sorted into primary-key order (as the Recorder does), into
 /// the same schema (migrated by simdb).
-fn postgres_ceiling(db: &TestDatabase, steps: i64, durability: Durability) -> BenchResult<f64> {
+fn postgres_ceiling(
+    db: &TestDatabase,
+    steps: i64,
+    durability: Durability,
+    layout: Layout,
+) -> BenchResult<f64> {
     use postgres::binary_copy::BinaryCopyInWriter;
     use postgres::types::Type;
     let svc = SimulationService::new(db.database().clone());
@@ -260,6 +306,9 @@ fn postgres_ceiling(db: &TestDatabase, steps: i64, durability: Durability) -> Be
     client.batch_execute(&format!(
         "SET synchronous_commit = {synchronous_commit}; SET search_path TO simdb, public"
     ))?;
+    if layout == Layout::Old {
+        client.batch_execute(POSTGRES_OLD_LAYOUT)?;
+    }
     let start = Instant::now();
     let mut json = Vec::with_capacity(64 * 10_000);
     let mut rows: Rows = Vec::with_capacity(10_000);
@@ -357,25 +406,30 @@ fn main() -> BenchResult<()> {
             // RSS is its own.
             let rec_secs = recorder_run(&TestDatabase::new(backend)?, steps, durability)?;
             let rss = status_mib("VmHWM:");
-            let ceil_secs = match backend {
-                Backend::Sqlite => sqlite_ceiling(&TestDatabase::new(backend)?, steps, durability)?,
-                Backend::Postgres => {
-                    postgres_ceiling(&TestDatabase::new(backend)?, steps, durability)?
+            let ceiling_in = |layout| -> BenchResult<f64> {
+                let db = TestDatabase::new(backend)?;
+                match backend {
+                    Backend::Sqlite => sqlite_ceiling(&db, steps, durability, layout),
+                    Backend::Postgres => postgres_ceiling(&db, steps, durability, layout),
                 }
             };
+            let ceil_secs = ceiling_in(Layout::Hot)?;
+            let old_secs = ceiling_in(Layout::Old)?;
             let simple_rows = (rows / 50).clamp(100, 20_000);
             let simple = simple_run(&TestDatabase::new(backend)?, simple_rows, durability)?;
             let recorder = rows as f64 / rec_secs;
             let ceiling = rows as f64 / ceil_secs;
-            println!("{name} ({mode}): recorder {rec_secs:.2}s ({recorder:.0} rows/s), raw ceiling {ceil_secs:.2}s ({ceiling:.0} rows/s), simple facade {simple:.0} rows/s ({simple_rows} rows)");
+            let old_ceiling = rows as f64 / old_secs;
+            println!("{name} ({mode}): recorder {rec_secs:.2}s ({recorder:.0} rows/s), raw ceiling {ceil_secs:.2}s ({ceiling:.0} rows/s), previous layout's raw ceiling {old_secs:.2}s ({old_ceiling:.0} rows/s), simple facade {simple:.0} rows/s ({simple_rows} rows)");
             if let Some(rss) = rss {
                 println!(
                     "{name}: peak RSS after recording {rows} rows: {rss:.1} MiB (ceiling: 100 MiB)"
                 );
             }
             println!(
-                "RESULT backend={name} durability={mode} recorder={recorder:.0} ceiling={ceiling:.0} ratio={:.2} simple={simple:.0}",
-                recorder / ceiling
+                "RESULT backend={name} recorder={recorder:.0} ceiling={ceiling:.0} ratio={:.2} old_ceiling={old_ceiling:.0} gain={:.2} durability={mode} simple={simple:.0}",
+                recorder / ceiling,
+                recorder / old_ceiling
             );
         }
     }

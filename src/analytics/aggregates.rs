@@ -110,15 +110,9 @@ for_each_backend! {
     impl AggregateStore {
         fn step_span(&mut self, sim_key: i32, source: &Source) -> Result<Option<(i64, i64)>> {
             let span: (Option<i64>, Option<i64>) = match source {
-                Source::Reward | Source::State(_) => agent_states::table
-                    .filter(agent_states::sim_key.eq(sim_key))
-                    .select((min(agent_states::step), max(agent_states::step)))
-                    .first(self)?,
-                Source::AgentMetric(metric) => agent_metrics::table
-                    .filter(agent_metrics::sim_key.eq(sim_key))
-                    .filter(agent_metrics::metric_id.eq(metric))
-                    .select((min(agent_metrics::step), max(agent_metrics::step)))
-                    .first(self)?,
+                // Two probes per registered agent (no by-step index).
+                Source::Reward | Source::State(_) => return self.hot_step_span(sim_key, None),
+                Source::AgentMetric(metric) => return self.hot_step_span(sim_key, Some(*metric)),
                 Source::StepMetric(metric) => step_metrics::table
                     .filter(step_metrics::sim_key.eq(sim_key))
                     .filter(step_metrics::metric_id.eq(metric))
@@ -129,10 +123,34 @@ for_each_backend! {
         }
 
         fn aggregate(&mut self, sim_key: i32, source: &Source, lo: i64, width: i64) -> Result<Vec<StepAggregate>> {
+            // The registered agents, so that a range starting late (the
+            // last step's bucket) is one short key range per agent. Beyond
+            // one list of agents, the simulation's whole key range is read.
+            let agents = self.agent_indexes(sim_key)?;
+            let listed = agents.len() <= AGENT_CHUNK;
             let rows = match source {
+                Source::Reward if listed => bucketed!(
+                    self,
+                    agent_states,
+                    reward,
+                    lo,
+                    width,
+                    agent_states::sim_key.eq(sim_key),
+                    agent_states::agent_index.eq_any(&agents)
+                ),
                 Source::Reward => {
                     bucketed!(self, agent_states, reward, lo, width, agent_states::sim_key.eq(sim_key))
                 }
+                Source::AgentMetric(metric) if listed => bucketed!(
+                    self,
+                    agent_metrics,
+                    value,
+                    lo,
+                    width,
+                    agent_metrics::sim_key.eq(sim_key),
+                    agent_metrics::metric_id.eq(*metric),
+                    agent_metrics::agent_index.eq_any(&agents)
+                ),
                 Source::AgentMetric(metric) => bucketed!(
                     self,
                     agent_metrics,

@@ -24,7 +24,16 @@ pub(crate) fn parse_url(url: &str) -> Result<Target> {
     if url.contains('\0') {
         return Err(invalid("contains a NUL byte"));
     }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    // The scheme as the `url` crate reads it (case-insensitive). A
+    // PostgreSQL URL that the crate cannot parse is still libpq's to judge:
+    // libpq accepts forms WHATWG URLs do not (`postgres://h1:5432,h2:5433/db`).
+    let scheme = match ::url::Url::parse(url) {
+        Ok(parsed) => Some(parsed.scheme().to_string()),
+        Err(_) => url
+            .split_once("://")
+            .map(|(scheme, _)| scheme.to_ascii_lowercase()),
+    };
+    if matches!(scheme.as_deref(), Some("postgres" | "postgresql")) {
         return Ok(Target::Postgres(url.to_string()));
     }
     if matches!(url, "sqlite::memory:" | ":memory:" | "sqlite://:memory:") {
@@ -77,12 +86,61 @@ fn password_spans(url: &str) -> Vec<std::ops::Range<usize>> {
     spans
 }
 
-/// Replaces every password in a URL by `***`.
+/// The URL as the `url` crate reads it, with its password and every
+/// `password` query parameter set to `***`; `None` if it does not parse.
+fn redact_parsed(url: &str) -> Option<String> {
+    let mut parsed = ::url::Url::parse(url).ok()?;
+    if parsed.password().is_some() {
+        parsed.set_password(Some("***")).ok()?;
+    }
+    if parsed.query_pairs().any(|(k, _)| k == "password") {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "password" { "***".into() } else { v };
+                (k.into_owned(), v.into_owned())
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    Some(parsed.into())
+}
+
+/// Replaces every password in a URL by `***`: the `url` crate's reading
+/// where the URL parses, then the hand-written spans over the result (a
+/// password with an unencoded `/`, `?` or `#` does not parse as a URL, and
+/// libpq's multi-host URLs do not either).
 pub(crate) fn redact(url: &str) -> String {
-    let mut out = url.to_string();
-    for span in password_spans(url).into_iter().rev() {
+    let parsed = redact_parsed(url).unwrap_or_else(|| url.to_string());
+    let mut out = parsed.clone();
+    for span in password_spans(&parsed).into_iter().rev() {
         out.replace_range(span, "***");
     }
+    out
+}
+
+/// Every form of the URL's passwords a message could quote: as written,
+/// and percent-decoded as the `url` crate reads them.
+fn passwords(url: &str) -> Vec<String> {
+    let mut out: Vec<String> = password_spans(url)
+        .into_iter()
+        .map(|span| url[span].to_string())
+        .collect();
+    if let Ok(parsed) = ::url::Url::parse(url) {
+        if let Some(pw) = parsed.password() {
+            out.push(pw.to_string());
+            out.push(percent_encoding::percent_decode_str(pw).decode_utf8_lossy().into_owned());
+        }
+        out.extend(
+            parsed
+                .query_pairs()
+                .filter(|(k, _)| k == "password")
+                .map(|(_, v)| v.into_owned()),
+        );
+    }
+    out.retain(|pw| !pw.is_empty());
+    out.sort();
+    out.dedup();
     out
 }
 
@@ -90,11 +148,7 @@ pub(crate) fn redact(url: &str) -> String {
 /// in one left-to-right pass (replacing password by password could feed a
 /// password like `*` its own `***`: a fuzzer found that blow-up).
 pub(crate) fn scrub(message: &str, url: &str) -> String {
-    let mut passwords: Vec<&str> = password_spans(url)
-        .into_iter()
-        .map(|span| &url[span])
-        .filter(|pw| !pw.is_empty())
-        .collect();
+    let mut passwords = passwords(url);
     if passwords.is_empty() {
         return message.to_string();
     }
@@ -103,7 +157,7 @@ pub(crate) fn scrub(message: &str, url: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
     while let Some(c) = rest.chars().next() {
-        match passwords.iter().find(|pw| rest.starts_with(**pw)) {
+        match passwords.iter().find(|pw| rest.starts_with(pw.as_str())) {
             Some(pw) => {
                 out.push_str("***");
                 rest = &rest[pw.len()..];
@@ -189,6 +243,20 @@ mod tests {
             assert!(red.starts_with("postgres://bob:***@db:5432/x"), "{red}");
             assert_eq!(scrub(&format!("failed for {pw}!"), &url), "failed for ***!");
         }
+        // Percent-encoded passwords: redacted, and scrubbed in both forms.
+        let url = "postgres://bob:p%2Fw%40x@db/x?sslmode=off";
+        assert_eq!(redact(url), "postgres://bob:***@db/x?sslmode=off");
+        assert_eq!(scrub("a p/w@x b p%2Fw%40x", url), "a *** b ***");
+        // Upper-case scheme; a `password` parameter beside a user password.
+        let url = "POSTGRES://bob:hunter2@db/x?password=s3cret&sslmode=off";
+        assert!(matches!(parse_url(url), Ok(Target::Postgres(_))));
+        let red = redact(url);
+        assert!(!red.contains("hunter2") && !red.contains("s3cret"), "{red}");
+        // libpq's multi-host form is not a WHATWG URL: still redacted.
+        assert_eq!(
+            redact("postgres://bob:hunter2@h1:5432,h2:5433/x"),
+            "postgres://bob:***@h1:5432,h2:5433/x"
+        );
         // The input the fuzzer found.
         check_url_invariants(
             "** =[`\0[Q[`\n=+`=4ooopassword=password=****** \n2\n=0[o0ooopassword=**\n",

@@ -75,31 +75,44 @@ pub(crate) fn write_batch<C: Store + Bulk>(
             interned.push((i, id));
         }
     }
-    let id_of = |m: u32| ids.get(m as usize).copied().flatten().unwrap_or(-1);
+    // Every id was interned just above; no foreign key backs this up any
+    // more, so a missing one is an error, never a made-up id.
+    let id_of = |m: u32| {
+        ids.get(m as usize)
+            .copied()
+            .flatten()
+            .ok_or_else(|| Error::invalid("metric", "recorder metric id not interned"))
+    };
     let step_metrics: Vec<StepMetric> = batch
         .metrics
         .iter()
         .filter(|m| m.agent.is_none())
-        .map(|m| StepMetric {
-            sim_key,
-            metric_id: id_of(m.metric),
-            step: m.step,
-            value: m.value,
-        })
-        .collect();
-    let agent_metrics: Vec<AgentMetric> = batch
-        .metrics
-        .iter()
-        .filter_map(|m| {
-            m.agent.map(|a| AgentMetric {
+        .map(|m| {
+            Ok(StepMetric {
                 sim_key,
-                agent_index: AgentIndex(a),
-                metric_id: id_of(m.metric),
+                metric_id: id_of(m.metric)?,
                 step: m.step,
                 value: m.value,
             })
         })
-        .collect();
+        .collect::<Result<_>>()?;
+    let mut agent_metrics: Vec<AgentMetric> = batch
+        .metrics
+        .iter()
+        .filter_map(|m| {
+            m.agent.map(|a| {
+                Ok(AgentMetric {
+                    sim_key,
+                    agent_index: AgentIndex(a),
+                    metric_id: id_of(m.metric)?,
+                    step: m.step,
+                    value: m.value,
+                })
+            })
+        })
+        .collect::<Result<_>>()?;
+    // Primary-key order, metric first (see the hot-tables migration).
+    agent_metrics.sort_unstable_by_key(|r| (r.metric_id, r.agent_index, r.step));
     let written = (|| -> Result<()> {
         c.copy_states(&states)?;
         c.copy_steps(&steps)?;

@@ -36,6 +36,7 @@ impl SimulationService {
         with_connection!(self.db.writer()?, |c| c.write(|c| {
             let sim = c.find_simulation(sim)?;
             check_running(&sim)?;
+            c.check_registered(sim.sim_key, sim.id.as_str(), agent.0)?;
             c.insert_agent_state(&AgentState {
                 sim_key: sim.sim_key,
                 agent_index: agent,
@@ -99,13 +100,15 @@ impl SimulationService {
             check_running(&sim)?;
             let metric_id = c.metric_id(name)?;
             match agent {
-                Some(agent_index) => c.insert_agent_metric(&AgentMetric {
+                Some(agent_index) => c
+                    .check_registered(sim.sim_key, sim.id.as_str(), agent_index.0)
+                    .and_then(|()| c.insert_agent_metric(&AgentMetric {
                     sim_key: sim.sim_key,
                     agent_index,
                     metric_id,
                     step,
                     value,
-                }),
+                })),
                 None => c.insert_step_metric(&StepMetric {
                     sim_key: sim.sim_key,
                     metric_id,
@@ -135,6 +138,7 @@ impl SimulationService {
         with_connection!(self.db.writer()?, |c| c.write(|c| {
             let sim = c.find_simulation(sim)?;
             check_running(&sim)?;
+            c.check_registered(sim.sim_key, sim.id.as_str(), agent.0)?;
             c.insert_memory(&AgentMemory {
                 sim_key: sim.sim_key,
                 agent_index: agent,

@@ -18,6 +18,7 @@ macro_rules! for_each_backend {
 }
 pub(crate) use for_each_backend;
 
+mod agent_keys;
 mod agents;
 mod clock;
 mod events;
@@ -39,6 +40,7 @@ pub(crate) use simulations::FullSimulation;
 
 /// Every store trait, for `use crate::store::prelude::*`.
 pub(crate) mod prelude {
+    pub(crate) use super::agent_keys::{AgentKeyStore, AGENT_CHUNK};
     pub(crate) use super::agents::AgentStore;
     pub(crate) use super::events::EventStore;
     pub(crate) use super::experiments::ExperimentStore;
@@ -60,6 +62,7 @@ pub(crate) trait Store:
     + ExperimentStore
     + SimulationStore
     + AgentStore
+    + AgentKeyStore
     + EventStore
     + StateStore
     + MetricStore
@@ -75,6 +78,7 @@ impl<C> Store for C where
         + ExperimentStore
         + SimulationStore
         + AgentStore
+        + AgentKeyStore
         + EventStore
         + StateStore
         + MetricStore

@@ -4,7 +4,10 @@
 use diesel::prelude::*;
 
 use crate::error::Result;
-use crate::schema::{agent_memories, agent_metrics, agent_states, simulation_steps, step_metrics};
+use super::prelude::{AgentKeyStore, AGENT_CHUNK};
+use crate::schema::{
+    agent_memories, agent_metrics, agent_states, metric_names, simulation_steps, step_metrics,
+};
 
 pub(crate) trait RecoveryStore {
     /// Deletes every per-step row after `step`; returns how many.
@@ -15,20 +18,32 @@ for_each_backend! {
     impl RecoveryStore {
         fn truncate_after(&mut self, sim_key: i32, step: i64) -> Result<usize> {
             macro_rules! delete_after {
-                ($table:ident) => {
+                ($table:ident $(, $filter:expr)*) => {
                     diesel::delete(
                         $table::table
                             .filter($table::sim_key.eq(sim_key))
+                            $(.filter($filter))*
                             .filter($table::step.gt(step)),
                     )
                     .execute(self)?
                 };
             }
-            Ok(delete_after!(agent_states)
-                + delete_after!(simulation_steps)
-                + delete_after!(step_metrics)
-                + delete_after!(agent_metrics)
-                + delete_after!(agent_memories))
+            let mut deleted = delete_after!(simulation_steps) + delete_after!(step_metrics);
+            // The hot tables have no by-step index: their key ranges are
+            // walked per agent (and per metric), from `step` on.
+            let metrics: Vec<i32> = metric_names::table.select(metric_names::metric_id).load(self)?;
+            for chunk in self.agent_indexes(sim_key)?.chunks(AGENT_CHUNK) {
+                deleted += delete_after!(agent_states, agent_states::agent_index.eq_any(chunk))
+                    + delete_after!(agent_memories, agent_memories::agent_index.eq_any(chunk));
+                for ids in metrics.chunks(AGENT_CHUNK) {
+                    deleted += delete_after!(
+                        agent_metrics,
+                        agent_metrics::metric_id.eq_any(ids),
+                        agent_metrics::agent_index.eq_any(chunk)
+                    );
+                }
+            }
+            Ok(deleted)
         }
     }
 }

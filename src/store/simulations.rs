@@ -12,7 +12,9 @@ use super::{event, SimulationFilter};
 use crate::error::{Error, Result};
 use crate::ids::{ExperimentId, SimulationId};
 use crate::models::{NewSimulation, Simulation, SimulationStatus};
-use crate::schema::{events, simulation_tags, simulations};
+use crate::schema::{
+    agent_memories, agent_metrics, agent_states, events, simulation_tags, simulations,
+};
 use crate::sql_types::{JsonParam, TimeParam};
 
 /// A simulation row with every column, for imports.
@@ -154,8 +156,15 @@ for_each_backend! {
 
         fn delete_simulation(&mut self, id: &SimulationId) -> Result<()> {
             self.write(|c| {
+                // The simulation's row goes first: deleting it locks it, so
+                // a recorder's batch (whose ownership check updates that
+                // row) or a one-row write (which holds it) either commits
+                // before and is deleted below, or waits and then finds the
+                // run gone. Its other tables follow by cascade; the hot
+                // tables have no foreign key and are deleted explicitly.
                 let deleted = diesel::delete(simulations::table.filter(simulations::id.eq(id)))
-                    .execute(c)
+                    .returning(simulations::sim_key)
+                    .get_results::<i32>(c)
                     .map_err(|e| match e {
                         // A row of the host application points at this run.
                         diesel::result::Error::DatabaseError(
@@ -170,9 +179,15 @@ for_each_backend! {
                         ),
                         other => other.into(),
                     })?;
-                if deleted == 0 {
+                let Some(&sim_key) = deleted.first() else {
                     return Err(Error::not_found("simulation", id));
-                }
+                };
+                diesel::delete(agent_states::table.filter(agent_states::sim_key.eq(sim_key)))
+                    .execute(c)?;
+                diesel::delete(agent_metrics::table.filter(agent_metrics::sim_key.eq(sim_key)))
+                    .execute(c)?;
+                diesel::delete(agent_memories::table.filter(agent_memories::sim_key.eq(sim_key)))
+                    .execute(c)?;
                 Ok(())
             })
         }

@@ -191,20 +191,31 @@ pub(super) enum FinalOf {
     Metric(i32),
 }
 
+/// The mean across agents of a hot table's value at its last step, for
+/// the simulation of the current row. The hot tables have no by-step index,
+/// so both the last step and the values are primary-key probes per
+/// registered agent (`metric`: the `metric_id` condition, or empty).
+fn mean_at_last_step(table: &str, value: &str, metric: &str) -> String {
+    format!(
+        "(SELECT AVG(a.{value}) FROM agents g JOIN {table} a ON a.sim_key = g.sim_key{metric} \
+         AND a.agent_index = g.agent_index WHERE g.sim_key = simulations.sim_key \
+         AND a.step = (SELECT MAX((SELECT MAX(b.step) FROM {table} b WHERE b.sim_key = h.sim_key{b_metric} \
+         AND b.agent_index = h.agent_index)) FROM agents h WHERE h.sim_key = simulations.sim_key))",
+        b_metric = metric.replace("a.", "b.")
+    )
+}
+
 /// The final value of a field for the simulation of the current row.
 pub(super) fn final_value(st: &mut Statement, of: FinalOf) -> String {
     match of {
-        FinalOf::Reward => "(SELECT AVG(a.reward) FROM agent_states a WHERE a.sim_key = simulations.sim_key \
-             AND a.step = (SELECT MAX(b.step) FROM agent_states b WHERE b.sim_key = simulations.sim_key))"
-            .to_string(),
+        FinalOf::Reward => mean_at_last_step("agent_states", "reward", ""),
         FinalOf::Metric(id) => {
             let m = st.bind(Bind::BigInt(i64::from(id)));
             format!(
-                "COALESCE((SELECT AVG(a.value) FROM agent_metrics a WHERE a.sim_key = simulations.sim_key \
-                 AND a.metric_id = {m} AND a.step = (SELECT MAX(b.step) FROM agent_metrics b \
-                 WHERE b.sim_key = simulations.sim_key AND b.metric_id = {m})), \
+                "COALESCE({}, \
                  (SELECT s.value FROM step_metrics s WHERE s.sim_key = simulations.sim_key \
-                 AND s.metric_id = {m} ORDER BY s.step DESC LIMIT 1))"
+                 AND s.metric_id = {m} ORDER BY s.step DESC LIMIT 1))",
+                mean_at_last_step("agent_metrics", "value", &format!(" AND a.metric_id = {m}"))
             )
         }
     }

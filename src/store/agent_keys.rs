@@ -1,0 +1,121 @@
+//! The hot tables (`agent_states`, `agent_metrics`, `agent_memories`) have
+//! their primary key and nothing else: no by-step index, no foreign key
+//! (see migration `2026-11-27-000002_hot_tables`). What reads across agents
+//! at a step walks that key once per registered agent, through the agent
+//! lists and spans here; what the foreign key guaranteed (no row of an
+//! unregistered agent) is checked here before a write.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Nullable};
+
+use crate::error::{Error, Result};
+use crate::schema::agents;
+
+/// Agents per `IN`/`= ANY` list: SQLite binds one parameter per agent and
+/// allows 32,766.
+pub(crate) const AGENT_CHUNK: usize = 10_000;
+
+/// What hand-written SQL differs in per backend.
+pub(crate) trait Dialect {
+    /// The bind placeholder: `?1` on SQLite, `$1` on PostgreSQL.
+    const P: char;
+    /// Holds a simulation's row for the rest of the transaction against a
+    /// concurrent delete (which locks it first), as the foreign key's check
+    /// did. SQLite needs none: its write transactions run one at a time.
+    const HOLD_SIMULATION: Option<&'static str>;
+}
+
+#[cfg(feature = "sqlite")]
+impl Dialect for diesel::sqlite::SqliteConnection {
+    const P: char = '?';
+    const HOLD_SIMULATION: Option<&'static str> = None;
+}
+
+#[cfg(feature = "postgres")]
+impl Dialect for diesel::pg::PgConnection {
+    const P: char = '$';
+    const HOLD_SIMULATION: Option<&'static str> =
+        Some("SELECT sim_key FROM simulations WHERE sim_key = $1 FOR KEY SHARE");
+}
+
+#[derive(QueryableByName)]
+struct Span {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    lo: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    hi: Option<i64>,
+}
+
+/// First and last step per registered agent, each a probe at one end of
+/// that agent's key range (`{p}2`: the metric id, for `agent_metrics`).
+fn span_sql(p: char, metric: bool) -> String {
+    let (table, extra) = if metric {
+        ("agent_metrics", format!(" AND s.metric_id = {p}2"))
+    } else {
+        ("agent_states", String::new())
+    };
+    let probe = |f: &str| {
+        format!(
+            "(SELECT {f}(s.step) FROM {table} s WHERE s.sim_key = a.sim_key{extra} \
+             AND s.agent_index = a.agent_index)"
+        )
+    };
+    format!(
+        "SELECT MIN(lo) AS lo, MAX(hi) AS hi FROM (SELECT {} AS lo, {} AS hi \
+         FROM agents a WHERE a.sim_key = {p}1) AS spans",
+        probe("MIN"),
+        probe("MAX")
+    )
+}
+
+pub(crate) trait AgentKeyStore {
+    /// The registered agents' indexes, ascending.
+    fn agent_indexes(&mut self, sim_key: i32) -> Result<Vec<i32>>;
+    /// Fails with [`Error::NotFound`] unless `agent` is registered in the
+    /// simulation (what the foreign key used to refuse), and holds the
+    /// simulation against a concurrent delete until the transaction ends.
+    fn check_registered(&mut self, sim_key: i32, sim: &str, agent: i32) -> Result<()>;
+    /// First and last step of the agent states (`metric: None`) or of one
+    /// agent metric, over every registered agent.
+    fn hot_step_span(&mut self, sim_key: i32, metric: Option<i32>) -> Result<Option<(i64, i64)>>;
+}
+
+super::for_each_backend! {
+    impl AgentKeyStore {
+        fn agent_indexes(&mut self, sim_key: i32) -> Result<Vec<i32>> {
+            Ok(agents::table
+                .filter(agents::sim_key.eq(sim_key))
+                .select(agents::agent_index)
+                .order(agents::agent_index)
+                .load::<i32>(self)?)
+        }
+
+        fn check_registered(&mut self, sim_key: i32, sim: &str, agent: i32) -> Result<()> {
+            if let Some(hold) = Self::HOLD_SIMULATION {
+                diesel::sql_query(hold).bind::<Integer, _>(sim_key).execute(self)?;
+            }
+            let found = agents::table
+                .filter(agents::sim_key.eq(sim_key))
+                .filter(agents::agent_index.eq(agent))
+                .count()
+                .get_result::<i64>(self)?;
+            if found == 1 {
+                Ok(())
+            } else {
+                Err(Error::NotFound {
+                    entity: "agent",
+                    id: format!("{agent} of simulation {sim} (register it first)"),
+                })
+            }
+        }
+
+        fn hot_step_span(&mut self, sim_key: i32, metric: Option<i32>) -> Result<Option<(i64, i64)>> {
+            let q = diesel::sql_query(span_sql(Self::P, metric.is_some())).bind::<Integer, _>(sim_key);
+            let span: Span = match metric {
+                Some(m) => q.bind::<Integer, _>(m).get_result(self)?,
+                None => q.get_result(self)?,
+            };
+            Ok(span.lo.zip(span.hi))
+        }
+    }
+}
