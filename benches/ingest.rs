@@ -88,7 +88,8 @@ const SQLITE_OLD_LAYOUT: &str = "DROP TABLE agent_states;
     ) WITHOUT ROWID;
     CREATE INDEX agent_states_by_step ON agent_states (sim_key, step);";
 
-const POSTGRES_OLD_LAYOUT: &str = "ALTER TABLE agent_states ADD FOREIGN KEY (sim_key, agent_index)
+const POSTGRES_OLD_LAYOUT: &str = "ALTER TABLE agent_states ALTER COLUMN state TYPE jsonb;
+    ALTER TABLE agent_states ADD FOREIGN KEY (sim_key, agent_index)
         REFERENCES agents (sim_key, agent_index) ON DELETE CASCADE;
     CREATE INDEX agent_states_by_step ON agent_states (sim_key, step);";
 
@@ -269,6 +270,25 @@ fn sqlite_ceiling(
 #[derive(Debug)]
 struct RawJsonb<'a>(&'a [u8]);
 
+/// JSON text sent as JSON in binary COPY: the text itself.
+#[derive(Debug)]
+struct RawJson<'a>(&'a [u8]);
+
+impl postgres::types::ToSql for RawJson<'_> {
+    fn to_sql(
+        &self,
+        _ty: &postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(self.0);
+        Ok(postgres::types::IsNull::No)
+    }
+    fn accepts(ty: &postgres::types::Type) -> bool {
+        *ty == postgres::types::Type::JSON
+    }
+    postgres::types::to_sql_checked!();
+}
+
 impl postgres::types::ToSql for RawJsonb<'_> {
     fn to_sql(
         &self,
@@ -322,24 +342,23 @@ fn postgres_ceiling(
         let mut tx = client.transaction()?;
         {
             let sink = tx.copy_in("COPY agent_states (sim_key, agent_index, step, reward, state) FROM STDIN (FORMAT binary)")?;
+            // The state column's type in each layout: JSON now, JSONB before.
+            let state_type = match layout {
+                Layout::Hot => Type::JSON,
+                Layout::Old => Type::JSONB,
+            };
             let mut w = BinaryCopyInWriter::new(
                 sink,
-                &[
-                    Type::INT4,
-                    Type::INT4,
-                    Type::INT8,
-                    Type::FLOAT8,
-                    Type::JSONB,
-                ],
+                &[Type::INT4, Type::INT4, Type::INT8, Type::FLOAT8, state_type],
             );
             for (step, agent, reward, span) in rows.iter() {
-                w.write(&[
-                    &sim.sim_key,
-                    &(*agent as i32),
-                    step,
-                    reward,
-                    &RawJsonb(&json[span.clone()]),
-                ])?;
+                let text = &json[span.clone()];
+                let (as_json, as_jsonb) = (RawJson(text), RawJsonb(text));
+                let state: &(dyn postgres::types::ToSql + Sync) = match layout {
+                    Layout::Hot => &as_json,
+                    Layout::Old => &as_jsonb,
+                };
+                w.write(&[&sim.sim_key, &(*agent as i32), step, reward, state])?;
             }
             w.finish()?;
         }

@@ -6,6 +6,7 @@
 //! | type | PostgreSQL | SQLite | Rust |
 //! |---|---|---|---|
 //! | [`Jsonb`] | `JSONB` | `TEXT` holding JSON | [`serde_json::Value`] (bind as [`JsonParam`]) |
+//! | [`Json`] | `JSON` (text, kept as written) | `TEXT` holding JSON | [`serde_json::Value`] (bind as [`JsonParam`]) |
 //! | [`Timestamptz`] | `TIMESTAMPTZ` | `TEXT`, UTC (`YYYY-MM-DD HH:MM:SS.ffffff+00:00`) | [`chrono::DateTime<Utc>`] (bind as [`TimeParam`]) |
 //!
 //! Every conversion delegates to Diesel's own implementation for the backend,
@@ -33,6 +34,14 @@ pub type Bytea = diesel::sql_types::Binary;
 #[diesel(sqlite_type(name = "Text"))]
 pub struct Jsonb;
 
+/// JSON document kept as written: `JSON` on PostgreSQL (the agent states:
+/// cheaper to ingest and to read whole than `JSONB`, see the hot-tables
+/// migration), JSON text on SQLite.
+#[derive(Debug, Clone, Copy, Default, SqlType, diesel::query_builder::QueryId)]
+#[diesel(postgres_type(oid = 114, array_oid = 199))]
+#[diesel(sqlite_type(name = "Text"))]
+pub struct Json;
+
 /// Instant in UTC: `TIMESTAMPTZ` on PostgreSQL, UTC text on SQLite.
 #[derive(Debug, Clone, Copy, Default, SqlType, diesel::query_builder::QueryId)]
 #[diesel(postgres_type(oid = 1184, array_oid = 1185))]
@@ -58,6 +67,7 @@ impl diesel::sql_types::ops::Sub for Timestamptz {
 /// `AsExpression` for a foreign type such as `Value`.
 #[derive(Debug, Clone, PartialEq, AsExpression)]
 #[diesel(sql_type = Jsonb)]
+#[diesel(sql_type = Json)]
 pub struct JsonParam(pub Value);
 
 impl From<Value> for JsonParam {
@@ -99,9 +109,13 @@ macro_rules! delegate {
 #[cfg(feature = "postgres")]
 delegate!(Pg, PgValue<'_>, Jsonb => diesel::sql_types::Jsonb, Value, JsonParam);
 #[cfg(feature = "postgres")]
+delegate!(Pg, PgValue<'_>, Json => diesel::sql_types::Json, Value, JsonParam);
+#[cfg(feature = "postgres")]
 delegate!(Pg, PgValue<'_>, Timestamptz => diesel::sql_types::Timestamptz, DateTime<Utc>, TimeParam);
 #[cfg(feature = "sqlite")]
 delegate!(Sqlite, SqliteValue<'_, '_, '_>, Jsonb => diesel::sql_types::Json, Value, JsonParam);
+#[cfg(feature = "sqlite")]
+delegate!(Sqlite, SqliteValue<'_, '_, '_>, Json => diesel::sql_types::Json, Value, JsonParam);
 
 #[cfg(feature = "sqlite")]
 impl FromSql<Timestamptz, Sqlite> for DateTime<Utc> {
@@ -125,6 +139,7 @@ impl ToSql<Timestamptz, Sqlite> for TimeParam {
 /// rows are `'static`, which lets Diesel cache the prepared multi-row INSERT.
 #[derive(Debug, Clone, AsExpression)]
 #[diesel(sql_type = Jsonb)]
+#[diesel(sql_type = Json)]
 pub(crate) struct RawJson {
     text: std::sync::Arc<str>,
     start: usize,
@@ -155,6 +170,24 @@ impl ToSql<Jsonb, Pg> for RawJson {
         // JSONB's binary wire format: a version byte (1) followed by JSON text.
         out.write_all(&[1])?;
         out.write_all(self.as_str().as_bytes())?;
+        Ok(serialize::IsNull::No)
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl ToSql<Json, Pg> for RawJson {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        use std::io::Write;
+        // JSON's binary wire format is its text.
+        out.write_all(self.as_str().as_bytes())?;
+        Ok(serialize::IsNull::No)
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl ToSql<Json, Sqlite> for RawJson {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
+        out.set_value(self.as_str());
         Ok(serialize::IsNull::No)
     }
 }

@@ -139,7 +139,7 @@ impl KindStore for diesel::pg::PgConnection {
             '$',
             source,
             "(state #>> $4)::float8",
-            "jsonb_typeof(state #> $4) = 'number'",
+            "json_typeof(state #> $4) = 'number'",
             sim_key,
             lo,
             width,

@@ -217,7 +217,7 @@ impl StatePathStore for diesel::pg::PgConnection {
         let points: Vec<Point> = diesel::sql_query(
             "SELECT step, (state #>> $1)::float8 AS value FROM agent_states \
              WHERE sim_key = $2 AND agent_index = $3 AND step BETWEEN $4 AND $5 \
-             AND jsonb_typeof(state #> $1) = 'number' ORDER BY step",
+             AND json_typeof(state #> $1) = 'number' ORDER BY step",
         )
         .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(keys)
         .bind::<Integer, _>(sim_key)
@@ -239,7 +239,7 @@ impl StatePathStore for diesel::pg::PgConnection {
             "SELECT MIN(step) AS first, MAX(step) AS last, COUNT(v) AS n, SUM(v) AS total, \
              MIN(v) AS lo, MAX(v) AS hi FROM ( \
                SELECT step, (state #>> $1)::float8 AS v FROM agent_states \
-               WHERE sim_key = $2 AND step >= $3 AND jsonb_typeof(state #> $1) = 'number' \
+               WHERE sim_key = $2 AND step >= $3 AND json_typeof(state #> $1) = 'number' \
              ) AS numeric_values GROUP BY (step - $3) / $4",
         )
         .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(keys)

@@ -1,5 +1,7 @@
 -- Back to per-row foreign keys and by-step indexes. Rows whose agent is
 -- not registered (impossible through simdb) would make this fail, not vanish.
+ALTER TABLE agent_states ALTER COLUMN state TYPE jsonb USING state::jsonb;
+
 ALTER TABLE agent_memories ADD FOREIGN KEY (sim_key, agent_index)
     REFERENCES agents (sim_key, agent_index) ON DELETE CASCADE;
 

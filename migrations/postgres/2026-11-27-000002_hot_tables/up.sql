@@ -20,5 +20,12 @@ ALTER TABLE agent_metrics ADD PRIMARY KEY (sim_key, metric_id, agent_index, step
 
 ALTER TABLE agent_memories DROP CONSTRAINT agent_memories_sim_key_agent_index_fkey;
 
+-- Agent states as JSON text, kept as written: cheaper to ingest (no JSONB
+-- conversion per row) and to read whole, and smaller for these small
+-- documents. Path reads (`#>`, `#>>`, `json_typeof`) work on JSON; nothing
+-- simdb runs on states needs JSONB's containment or equality operators.
+-- (Parameters, metadata and summaries stay JSONB: they are searched.)
+ALTER TABLE agent_states ALTER COLUMN state TYPE json USING state::json;
+
 ANALYZE agent_states;
 ANALYZE agent_metrics;
