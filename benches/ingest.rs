@@ -391,7 +391,21 @@ fn postgres_ceiling(
         write(&mut client, &mut rows, &mut json, &mut step_rows)?;
     }
     let secs = start.elapsed().as_secs_f64();
-    check_count(&svc, &sim, steps)?;
+    match layout {
+        Layout::Hot => check_count(&svc, &sim, steps)?,
+        // simdb reads the state column as JSON; this one is JSONB.
+        Layout::Old => {
+            let n: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM agent_states WHERE sim_key = $1",
+                    &[&sim.sim_key],
+                )?
+                .get(0);
+            if n != steps * AGENTS {
+                return Err(format!("expected {} states, found {n}", steps * AGENTS).into());
+            }
+        }
+    }
     Ok(secs)
 }
 

@@ -98,8 +98,17 @@ fn check_plans(db: &TestDatabase, sim: &Simulation) -> BenchResult<String> {
     } else {
         format!("= ANY('{{{}}}'::int4[])", agents.join(","))
     };
+    let at_step = if sqlite {
+        format!("SELECT s.* FROM agents a CROSS JOIN agent_states s ON s.sim_key = a.sim_key \
+            AND s.agent_index = a.agent_index AND s.step = 5000 WHERE a.sim_key = {k} ORDER BY a.agent_index")
+    } else {
+        format!("SELECT s.* FROM agents a CROSS JOIN LATERAL (SELECT * FROM agent_states x \
+            WHERE x.sim_key = a.sim_key AND x.agent_index = a.agent_index AND x.step = 5000 LIMIT 1) s \
+            WHERE a.sim_key = {k} ORDER BY a.agent_index")
+    };
     let reads = [
-        format!("SELECT * FROM agent_states WHERE sim_key = {k} AND agent_index {list} AND step = 5000 ORDER BY agent_index"),
+        at_step,
+        format!("SELECT count(*) FROM agent_states WHERE sim_key = {k} AND agent_index {list} AND step > 9990"),
         format!("SELECT step, reward FROM agent_states WHERE sim_key = {k} AND agent_index = 42 AND step BETWEEN 0 AND 9999 ORDER BY step"),
     ];
     let mut summary = Vec::new();
@@ -108,17 +117,31 @@ fn check_plans(db: &TestDatabase, sim: &Simulation) -> BenchResult<String> {
             if sqlite {
                 let lines: Vec<SqliteLine> =
                     simdb::diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}")).load(c)?;
-                lines.into_iter().map(|l| l.detail).collect::<Vec<_>>().join("; ")
+                lines
+                    .into_iter()
+                    .map(|l| l.detail)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             } else {
                 let lines: Vec<PgLine> =
                     simdb::diesel::sql_query(format!("EXPLAIN {sql}")).load(c)?;
-                lines.into_iter().map(|l| l.line.trim().to_string()).collect::<Vec<_>>().join("; ")
+                lines
+                    .into_iter()
+                    .map(|l| l.line.trim().to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
             }
         });
         let by_key = if sqlite {
-            plan.contains("SEARCH agent_states USING PRIMARY KEY")
+            plan.contains("USING PRIMARY KEY (sim_key=? AND agent_index=?")
+                && !plan.contains("SCAN ")
         } else {
-            plan.contains("agent_states_pkey") && !plan.contains("Seq Scan")
+            plan.contains("agent_states_pkey")
+                && !plan.contains("Seq Scan")
+                && plan
+                    .split("; ")
+                    .filter(|l| l.contains("Cond:") && l.contains("step"))
+                    .all(|l| l.contains("agent_index"))
         };
         if !by_key {
             return Err(format!("not a primary-key read: {sql}\n{plan}").into());
@@ -185,12 +208,16 @@ fn search_ms(backend: Backend) -> BenchResult<(f64, f64, f64, usize)> {
     // The database's own floor for "every match": one hand-written scan
     // counting the matches, no rows returned.
     let raw = match backend {
-        Backend::Sqlite => "SELECT count(*) AS n FROM simulations
+        Backend::Sqlite => {
+            "SELECT count(*) AS n FROM simulations
             WHERE json_extract(parameters, '$.opt.name') = 'adam'
-              AND json_extract(parameters, '$.opt.lr') BETWEEN 0.0001 AND 0.01",
-        _ => "SELECT count(*) AS n FROM simulations
+              AND json_extract(parameters, '$.opt.lr') BETWEEN 0.0001 AND 0.01"
+        }
+        _ => {
+            "SELECT count(*) AS n FROM simulations
             WHERE parameters #>> '{opt,name}' = 'adam'
-              AND (parameters #>> '{opt,lr}')::float8 BETWEEN 0.0001 AND 0.01",
+              AND (parameters #>> '{opt,lr}')::float8 BETWEEN 0.0001 AND 0.01"
+        }
     };
     #[derive(simdb::diesel::QueryableByName)]
     struct Count {

@@ -45,7 +45,13 @@ fn rows_left(db: &TestDatabase, sim_key: i32) -> Result<i64> {
 }
 
 fn is_not_found(r: Result<()>) -> bool {
-    matches!(r, Err(Error::NotFound { entity: "agent", .. }))
+    matches!(
+        r,
+        Err(Error::NotFound {
+            entity: "agent",
+            ..
+        })
+    )
 }
 
 /// The query plan of `sql` (SQLite's EXPLAIN QUERY PLAN, PostgreSQL's
@@ -67,13 +73,21 @@ fn plan(db: &TestDatabase, sql: &str) -> Result<String> {
                 simdb::with_connection!(db.database().connection()?, |c| {
                     simdb::diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}")).load(c)?
                 });
-            lines.into_iter().map(|l| l.detail).collect::<Vec<_>>().join("\n")
+            lines
+                .into_iter()
+                .map(|l| l.detail)
+                .collect::<Vec<_>>()
+                .join("\n")
         }
         Backend::Postgres => {
             let lines: Vec<PgLine> = simdb::with_connection!(db.database().connection()?, |c| {
                 simdb::diesel::sql_query(format!("EXPLAIN {sql}")).load(c)?
             });
-            lines.into_iter().map(|l| l.line).collect::<Vec<_>>().join("\n")
+            lines
+                .into_iter()
+                .map(|l| l.line)
+                .collect::<Vec<_>>()
+                .join("\n")
         }
     })
 }
@@ -85,8 +99,9 @@ fn assert_primary_key(db: &TestDatabase, table: &str, plan: &str) {
             // The hot table (maybe under an alias) is searched by a key
             // prefix that reaches the agent; nothing is scanned.
             assert!(
-                plan.lines().any(|l| l.contains("USING PRIMARY KEY (sim_key=? AND")
-                    && l.contains("agent_index=?")),
+                plan.lines()
+                    .any(|l| l.contains("USING PRIMARY KEY (sim_key=? AND")
+                        && l.contains("agent_index=?")),
                 "{table} not searched by its primary key:\n{plan}"
             );
             assert!(!plan.lines().any(|l| l.starts_with("SCAN")), "{plan}");
@@ -97,6 +112,17 @@ fn assert_primary_key(db: &TestDatabase, table: &str, plan: &str) {
                 "{table} not read through {table}_pkey:\n{plan}"
             );
             assert!(!plan.contains(&format!("Seq Scan on {table}")), "{plan}");
+            // A key range that skips the agent (sim_key and step only) is a
+            // scan of the whole simulation in disguise.
+            for line in plan
+                .lines()
+                .filter(|l| l.contains("Cond:") && l.contains("step"))
+            {
+                assert!(
+                    line.contains("agent_index"),
+                    "the probe skips the agent:\n{plan}"
+                );
+            }
         }
     }
 }
@@ -221,19 +247,34 @@ backend_tests! {
         };
         // The statements simdb issues (see store/states.rs, analytics/series.rs,
         // analytics/progress.rs, store/agent_keys.rs), with literals for binds.
+        let at_step = match db.backend() {
+            Backend::Sqlite => "SELECT s.sim_key, s.agent_index, s.step, s.reward, s.state FROM agents a \
+                CROSS JOIN agent_states s ON s.sim_key = a.sim_key AND s.agent_index = a.agent_index \
+                AND s.step = ?2 WHERE a.sim_key = ?1 ORDER BY a.agent_index",
+            Backend::Postgres => "SELECT s.sim_key, s.agent_index, s.step, s.reward, s.state FROM agents a \
+                CROSS JOIN LATERAL (SELECT * FROM agent_states x WHERE x.sim_key = a.sim_key \
+                AND x.agent_index = a.agent_index AND x.step = $2 LIMIT 1) s \
+                WHERE a.sim_key = $1 ORDER BY a.agent_index",
+        };
+        let at_step = at_step.replace("?1", &k.to_string()).replace("$1", &k.to_string())
+            .replace("?2", "500").replace("$2", "500");
         let cases = [
-            ("agent_states", format!(
-                "SELECT agent_index, reward, state FROM agent_states \
-                 WHERE sim_key = {k} AND agent_index {list} AND step = 500 ORDER BY agent_index"
-            )),
+            ("agent_states", at_step),
             ("agent_states", format!(
                 "SELECT step, reward FROM agent_states \
                  WHERE sim_key = {k} AND agent_index = 42 AND step BETWEEN 0 AND 999 ORDER BY step"
             )),
-            ("agent_states", format!(
-                "SELECT count(*), max(step) FROM agent_states \
-                 WHERE sim_key = {k} AND agent_index {list} AND step > 990 AND step <= 999"
-            )),
+            ("agent_states", match db.backend() {
+                Backend::Sqlite => format!(
+                    "SELECT count(*) AS n, MAX(s.step) AS hi FROM agents a \
+                     CROSS JOIN agent_states s ON s.sim_key = a.sim_key AND s.agent_index = a.agent_index \
+                     AND s.step > 990 AND s.step <= 999 WHERE a.sim_key = {k}"),
+                Backend::Postgres => format!(
+                    "SELECT count(*) AS n, MAX(s.step) AS hi FROM agents a \
+                     CROSS JOIN LATERAL (SELECT x.step FROM agent_states x WHERE x.sim_key = a.sim_key \
+                     AND x.agent_index = a.agent_index AND x.step > 990 AND x.step <= 999 OFFSET 0) s \
+                     WHERE a.sim_key = {k}"),
+            }),
             ("agent_metrics", format!(
                 "SELECT step, value FROM agent_metrics WHERE sim_key = {k} AND metric_id = 1 \
                  AND agent_index = 42 AND step BETWEEN 0 AND 999 ORDER BY step"

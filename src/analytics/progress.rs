@@ -1,15 +1,12 @@
 //! Live progress of a running simulation, polled with a cursor.
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::{count_star, max};
-use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::Analytics;
 use crate::error::Result;
 use crate::ids::SimulationId;
 use crate::models::{SimulationStatus, SimulationStep};
-use crate::schema::agent_states;
 use crate::store::for_each_backend;
 use crate::store::prelude::*;
 use crate::with_connection;
@@ -62,19 +59,7 @@ for_each_backend! {
     impl ProgressStore {
         fn rows_between(&mut self, sim_key: i32, after: i64, upto: i64) -> Result<(i64, Option<i64>)> {
             // Per agent, a range of its key (no by-step index).
-            let (mut rows, mut top) = (0, None);
-            for chunk in self.agent_indexes(sim_key)?.chunks(AGENT_CHUNK) {
-                let (n, hi): (i64, Option<i64>) = agent_states::table
-                    .filter(agent_states::sim_key.eq(sim_key))
-                    .filter(agent_states::agent_index.eq_any(chunk))
-                    .filter(agent_states::step.gt(after))
-                    .filter(agent_states::step.le(upto))
-                    .select((count_star(), max(agent_states::step)))
-                    .first(self)?;
-                rows += n;
-                top = top.max(hi);
-            }
-            Ok((rows, top))
+            self.states_between(sim_key, after, upto)
         }
     }
 }

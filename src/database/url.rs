@@ -129,7 +129,11 @@ fn passwords(url: &str) -> Vec<String> {
     if let Ok(parsed) = ::url::Url::parse(url) {
         if let Some(pw) = parsed.password() {
             out.push(pw.to_string());
-            out.push(percent_encoding::percent_decode_str(pw).decode_utf8_lossy().into_owned());
+            out.push(
+                percent_encoding::percent_decode_str(pw)
+                    .decode_utf8_lossy()
+                    .into_owned(),
+            );
         }
         out.extend(
             parsed

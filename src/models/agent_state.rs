@@ -7,7 +7,17 @@ use crate::schema::agent_states;
 use crate::sql_types::JsonParam;
 
 /// One agent's state and reward at one step: the hot table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Queryable, Selectable, Insertable)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Serialize,
+    Deserialize,
+    Queryable,
+    QueryableByName,
+    Selectable,
+    Insertable,
+)]
 #[diesel(table_name = agent_states, treat_none_as_default_value = false)]
 #[cfg_attr(
     all(feature = "sqlite", feature = "postgres"),

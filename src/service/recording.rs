@@ -102,13 +102,15 @@ impl SimulationService {
             match agent {
                 Some(agent_index) => c
                     .check_registered(sim.sim_key, sim.id.as_str(), agent_index.0)
-                    .and_then(|()| c.insert_agent_metric(&AgentMetric {
-                    sim_key: sim.sim_key,
-                    agent_index,
-                    metric_id,
-                    step,
-                    value,
-                })),
+                    .and_then(|()| {
+                        c.insert_agent_metric(&AgentMetric {
+                            sim_key: sim.sim_key,
+                            agent_index,
+                            metric_id,
+                            step,
+                            value,
+                        })
+                    }),
                 None => c.insert_step_metric(&StepMetric {
                     sim_key: sim.sim_key,
                     metric_id,

@@ -3,8 +3,8 @@
 
 use diesel::prelude::*;
 
-use crate::error::Result;
 use super::prelude::{AgentKeyStore, AGENT_CHUNK};
+use crate::error::Result;
 use crate::schema::{
     agent_memories, agent_metrics, agent_states, metric_names, simulation_steps, step_metrics,
 };

@@ -2,9 +2,9 @@
 
 use diesel::prelude::*;
 
+use super::prelude::AgentKeyStore;
 use crate::error::{Error, Result};
 use crate::models::{AgentState, SimulationStep};
-use super::prelude::{AgentKeyStore, AGENT_CHUNK};
 use crate::schema::{agent_states, simulation_steps};
 
 pub(crate) trait StateStore {
@@ -91,19 +91,7 @@ for_each_backend! {
 
         fn states_at_step(&mut self, sim_key: i32, step: i64) -> Result<Vec<AgentState>> {
             // One primary-key probe per registered agent (no by-step index).
-            let mut out = Vec::new();
-            for chunk in self.agent_indexes(sim_key)?.chunks(AGENT_CHUNK) {
-                out.extend(
-                    agent_states::table
-                        .filter(agent_states::sim_key.eq(sim_key))
-                        .filter(agent_states::agent_index.eq_any(chunk))
-                        .filter(agent_states::step.eq(step))
-                        .select(AgentState::as_select())
-                        .order(agent_states::agent_index)
-                        .load::<AgentState>(self)?,
-                );
-            }
-            Ok(out)
+            self.states_at_step_by_agent(sim_key, step)
         }
 
         fn latest_state(&mut self, sim_key: i32, agent: i32, at: i64) -> Result<Option<AgentState>> {
