@@ -240,11 +240,6 @@ backend_tests! {
         rec.close()?;
         assert_eq!(svc.states_at_step(&sim.id, 500)?.len(), 100);
         let k = sim.sim_key;
-        let agents: Vec<String> = (0..100).map(|a| a.to_string()).collect();
-        let list = match db.backend() {
-            Backend::Sqlite => format!("IN ({})", agents.join(", ")),
-            Backend::Postgres => format!("= ANY('{{{}}}'::int4[])", agents.join(",")),
-        };
         // The statements simdb issues (see store/states.rs, analytics/series.rs,
         // analytics/progress.rs, store/agent_keys.rs), with literals for binds.
         let at_step = match db.backend() {
