@@ -53,6 +53,8 @@ mod recovery;
 /// one schema serves both backends.
 pub mod schema;
 mod service;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod sql_types;
 mod store;
 #[cfg(feature = "test-support")]
@@ -62,7 +64,7 @@ mod validate;
 
 pub use analytics::{
     flatten_json, AgentSummary, Analytics, Comparison, ComparisonRow, Cursor, Field, GroupBy,
-    LeaderboardRow, ParameterQuery, Progress, StepAggregate, Summary,
+    LeaderboardRow, ParameterQuery, Progress, RecordedFields, StepAggregate, Summary,
 };
 pub use database::{Backend, Database, DatabaseBuilder, DbConnection, Durability};
 pub use error::{Error, Result};

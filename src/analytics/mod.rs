@@ -8,6 +8,7 @@ mod compare;
 mod field;
 mod leaderboard;
 mod progress;
+mod recorded;
 mod search;
 mod series;
 mod source;
@@ -18,6 +19,7 @@ pub use compare::{flatten_json, Comparison, ComparisonRow};
 pub use field::Field;
 pub use leaderboard::{GroupBy, LeaderboardRow};
 pub use progress::{Cursor, Progress};
+pub use recorded::RecordedFields;
 pub use search::ParameterQuery;
 pub use summary::{AgentSummary, Summary};
 

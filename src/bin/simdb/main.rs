@@ -11,6 +11,8 @@ mod migrate;
 mod output;
 mod plot;
 mod resolve;
+#[cfg(feature = "serve")]
+mod serve;
 mod synth;
 mod table;
 mod transfer;
@@ -72,6 +74,9 @@ enum Command {
     Plot(plot::PlotArgs),
     /// Record a synthetic simulation: for trying simdb, load tests and crash drills.
     Synth(synth::SynthArgs),
+    /// Serve a live, read-only web dashboard of the database (feature `serve`).
+    #[cfg(feature = "serve")]
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -103,6 +108,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Copy(args) => transfer::copy(url, json, args),
         Command::Plot(args) => plot::plot(url, json, args),
         Command::Synth(args) => synth::synth_command(url, json, args),
+        #[cfg(feature = "serve")]
+        Command::Serve(args) => serve::serve(url, json, args),
     }
 }
 

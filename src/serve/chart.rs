@@ -1,0 +1,133 @@
+//! Charts as SVG, drawn on the server by plotters: a field's mean across
+//! all agents with its min–max band, and one line per agent kind.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use plotters::prelude::*;
+
+use super::api::{field_series, AggregatesQuery, FieldSeries};
+use super::{blocking, AppState, Failure};
+use crate::analytics::StepAggregate;
+use crate::error::{Error, Result};
+use crate::ids::SimulationId;
+
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+    RGBColor(140, 86, 75),
+    RGBColor(23, 190, 207),
+];
+
+fn drawing(e: impl std::fmt::Display) -> Error {
+    Error::InvalidInput {
+        field: "chart",
+        reason: e.to_string(),
+    }
+}
+
+fn middle(a: &StepAggregate) -> f64 {
+    (a.first_step + a.last_step) as f64 / 2.0
+}
+
+/// The SVG text of a field's chart (plotters escapes every label).
+pub(crate) fn render(series: &FieldSeries) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 300)).into_drawing_area();
+        root.fill(&WHITE).map_err(drawing)?;
+        let points = &series.all;
+        let kinds: &BTreeMap<String, Vec<StepAggregate>> = &series.by_kind;
+        let x0 = points.first().map_or(0.0, |a| a.first_step as f64);
+        let x1 = points.last().map_or(1.0, |a| a.last_step as f64);
+        let lo = points.iter().map(|a| a.min).fold(f64::INFINITY, f64::min);
+        let hi = points.iter().map(|a| a.max).fold(f64::NEG_INFINITY, f64::max);
+        let (lo, hi) = if lo.is_finite() && hi.is_finite() {
+            (lo, hi)
+        } else {
+            (0.0, 1.0)
+        };
+        let pad = ((hi - lo).abs() * 0.05).max(1e-9);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&series.field, ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(56)
+            .build_cartesian_2d(x0..x1.max(x0 + 1.0), (lo - pad)..(hi + pad))
+            .map_err(drawing)?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .draw()
+            .map_err(drawing)?;
+        let mut outline: Vec<(f64, f64)> = points.iter().map(|a| (middle(a), a.max)).collect();
+        outline.extend(points.iter().rev().map(|a| (middle(a), a.min)));
+        chart
+            .draw_series(std::iter::once(Polygon::new(outline, BLUE.mix(0.15).filled())))
+            .map_err(drawing)?
+            .label("min–max")
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], BLUE.mix(0.15).filled()));
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().map(|a| (middle(a), a.mean)),
+                BLUE.stroke_width(2),
+            ))
+            .map_err(drawing)?
+            .label("mean, all agents")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], BLUE.stroke_width(2)));
+        if kinds.len() > 1 {
+            for (i, (kind, rows)) in kinds.iter().enumerate() {
+                let color = PALETTE[i % PALETTE.len()];
+                chart
+                    .draw_series(LineSeries::new(
+                        rows.iter().map(|a| (middle(a), a.mean)),
+                        color.stroke_width(1),
+                    ))
+                    .map_err(drawing)?
+                    .label(format!("mean, {kind}"))
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(1))
+                    });
+            }
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(drawing)?;
+        root.present().map_err(drawing)?;
+    }
+    Ok(svg)
+}
+
+/// `GET /charts/{id}/{field}?buckets=200`: the chart as `image/svg+xml`,
+/// with a policy that forbids any script or fetch should it be opened on
+/// its own.
+pub(crate) async fn chart(
+    State(app): State<AppState>,
+    Path((id, field)): Path<(String, String)>,
+    Query(q): Query<AggregatesQuery>,
+) -> std::result::Result<impl IntoResponse, Failure> {
+    let buckets = q.buckets.unwrap_or(200).clamp(1, 2000);
+    let svg = blocking(move || {
+        let series = field_series(&app.svc, &SimulationId::new(&id)?, &field, buckets)?;
+        render(&series)
+    })
+    .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        svg,
+    ))
+}

@@ -1,0 +1,119 @@
+//! `simdb serve`: a local, read-only web dashboard over a simdb database
+//! (feature `serve`).
+//!
+//! Every page is HTML rendered on the server ([`maud`] escapes every string
+//! it interpolates) with a small script of simdb's own that polls the JSON
+//! API for live updates; every page has a JSON twin under `/api`, documented
+//! in the README. Charts are SVG drawn by plotters and shown as images, so
+//! nothing inside a chart can run. Database calls run on tokio's blocking
+//! pool, on the connections of the given [`SimulationService`] — open it
+//! read-only (as `simdb serve` does) and the dashboard cannot write.
+
+mod api;
+mod chart;
+mod pages;
+
+use std::net::SocketAddr;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::error::{Error, Result};
+use crate::service::SimulationService;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) svc: SimulationService,
+}
+
+/// The dashboard's routes over `svc`, to serve as is or to nest in a host
+/// application's own axum router.
+pub fn router(svc: SimulationService) -> Router {
+    Router::new()
+        .route("/", get(pages::index))
+        .route("/simulations/{id}", get(pages::simulation))
+        .route("/experiments/{id}", get(pages::experiment))
+        .route("/charts/{id}/{field}", get(chart::chart))
+        .route("/live.js", get(pages::live_script))
+        .route("/api/experiments", get(api::experiments))
+        .route("/api/simulations", get(api::simulations))
+        .route("/api/simulations/{id}", get(api::simulation))
+        .route("/api/simulations/{id}/progress", get(api::progress))
+        .route("/api/simulations/{id}/aggregates", get(api::aggregates))
+        .route("/api/simulations/{id}/events", get(api::events))
+        .route("/api/experiments/{id}/compare", get(api::compare))
+        .route("/api/experiments/{id}/leaderboard", get(api::leaderboard))
+        .with_state(AppState { svc })
+}
+
+/// Serves the dashboard on `addr` until the process is interrupted
+/// (Ctrl-C); `ready` is told the bound address first (port 0 picks one).
+///
+/// # Errors
+/// [`Error::Io`] if the address cannot be bound or serving fails.
+pub fn serve(
+    svc: SimulationService,
+    addr: SocketAddr,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<()> {
+    let io = |e: std::io::Error| Error::Io {
+        path: addr.to_string(),
+        source: e,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(io)?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(io)?;
+        ready(listener.local_addr().map_err(io)?);
+        axum::serve(listener, router(svc))
+            .with_graceful_shutdown(async {
+                // No signal handler means no graceful stop: serve until killed.
+                if tokio::signal::ctrl_c().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            })
+            .await
+            .map_err(io)
+    })
+}
+
+/// An error as an HTTP response: 404 for what does not exist, 400 for bad
+/// input, 500 otherwise; the text is simdb's message (which never holds a
+/// password).
+pub(crate) struct Failure(pub(crate) Error);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let status = match &self.0 {
+            Error::NotFound { .. } => StatusCode::NOT_FOUND,
+            Error::InvalidInput { .. } => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        (status, self.0.to_string()).into_response()
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure(e)
+    }
+}
+
+/// Runs a database call on the blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> std::result::Result<T, Failure> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(Failure),
+        Err(e) => Err(Failure(Error::InvalidInput {
+            field: "request",
+            reason: format!("the handler stopped: {e}"),
+        })),
+    }
+}

@@ -1,0 +1,361 @@
+//! `simdb serve` (issue 14): the dashboard escapes every user-provided
+//! string, answers JSON on every API route, is read-only, and — driven in
+//! headless Chromium through chromedriver while a recorder writes — shows a
+//! new simulation without a reload, gains chart points as steps commit, and
+//! sorts the compare page. Every test on both backends.
+
+mod common;
+use common::*;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use simdb::RecorderOptions;
+
+const XSS: &str = "<script>alert(1)</script>";
+
+/// `simdb serve` on a free port, read-only over the test database.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(db: &TestDatabase) -> Result<Server> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_simdb"))
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env("SIMDB_DATABASE_URL", db.url())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| io("simdb serve", e))?;
+        let stdout = child.stdout.take().ok_or(Error::RecorderClosed)?;
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|e| io("simdb serve stdout", e))?;
+        let addr = line
+            .trim()
+            .strip_prefix("simdb dashboard on http://")
+            .and_then(|rest| rest.trim_end_matches('/').parse().ok())
+            .ok_or_else(|| invalid(format!("unexpected first line: {line:?}")))?;
+        Ok(Server { child, addr })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn get(&self, path: &str) -> Result<(u16, String)> {
+        match ureq::get(&self.url(path)).call() {
+            Ok(r) => {
+                let status = r.status();
+                Ok((status, r.into_string().map_err(|e| io(path, e))?))
+            }
+            Err(ureq::Error::Status(status, r)) => {
+                Ok((status, r.into_string().map_err(|e| io(path, e))?))
+            }
+            Err(e) => Err(invalid(format!("GET {path}: {e}"))),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn io(what: &str, e: std::io::Error) -> Error {
+    Error::Io {
+        path: what.to_string(),
+        source: e,
+    }
+}
+
+fn invalid(reason: String) -> Error {
+    Error::InvalidInput {
+        field: "dashboard test",
+        reason,
+    }
+}
+
+/// An experiment and a finished simulation with `XSS` in every string a
+/// user controls.
+fn hostile(svc: &SimulationService) -> Result<(ExperimentId, SimulationId)> {
+    let exp = svc.create_experiment(NewExperiment::new(XSS).description(XSS))?;
+    let sim = svc.create_simulation(
+        NewSimulation::new(json!({ XSS: XSS, "lr": 0.1 }))
+            .experiment(&exp.id)
+            .name(XSS)
+            .tag(XSS),
+    )?;
+    svc.register_agents(&sim.id, &[NewAgent::new(0).kind(XSS).policy(XSS, 1)])?;
+    svc.start_simulation(&sim.id)?;
+    let mut rec = svc.recorder(&sim.id)?;
+    for step in 0..5 {
+        rec.agent_state(step, 0, 1.0, &json!({ XSS: XSS }))?;
+        rec.agent_metric(step, 0, XSS, 2.0)?;
+        rec.metric(step, "food<b>", 3.0)?;
+    }
+    rec.close()?;
+    svc.fail_simulation(&sim.id, XSS)?;
+    Ok((exp.id, sim.id))
+}
+
+backend_tests! {
+    fn every_user_string_is_escaped(db) {
+        let svc = service(db);
+        let (exp, sim) = hostile(&svc)?;
+        let server = Server::start(db)?;
+        for path in [
+            "/".to_string(),
+            format!("/simulations/{sim}"),
+            format!("/experiments/{exp}"),
+            format!("/experiments/{exp}?by=policy"),
+            format!("/?tag={}", "%3Cscript%3Ealert(1)%3C%2Fscript%3E"),
+        ] {
+            let (status, page) = server.get(&path)?;
+            assert_eq!(status, 200, "{path}: {page}");
+            assert!(!page.contains(XSS), "{path} holds a raw <script>");
+            assert!(!page.contains("<b>"), "{path} holds a raw <b>");
+            // The only script is simdb's own.
+            assert_eq!(page.matches("<script").count(), 1, "{path}");
+            assert!(page.contains("&lt;script&gt;"), "{path} lost the text");
+            assert!(!page.contains("simdb_test"), "{path} shows a password");
+        }
+        // The chart draws the hostile metric name as escaped text.
+        let (status, svg) = server.get(&format!("/charts/{sim}/{}", "%3Cscript%3Ealert(1)%3C%2Fscript%3E"))?;
+        assert_eq!(status, 200, "{svg}");
+        assert!(!svg.contains(XSS) && svg.contains("&lt;script&gt;"));
+        Ok(())
+    }
+
+    fn every_api_route_answers_one_json_document(db) {
+        let svc = service(db);
+        let (exp, sim) = hostile(&svc)?;
+        let server = Server::start(db)?;
+        for path in [
+            "/api/experiments".to_string(),
+            "/api/simulations".to_string(),
+            "/api/simulations?status=failed&param=lr=0.1".to_string(),
+            format!("/api/simulations/{sim}"),
+            format!("/api/simulations/{sim}/progress"),
+            format!("/api/simulations/{sim}/aggregates?field=reward&buckets=3"),
+            format!("/api/simulations/{sim}/events"),
+            format!("/api/experiments/{exp}/compare"),
+            format!("/api/experiments/{exp}/leaderboard?by=agent"),
+        ] {
+            let (status, body) = server.get(&path)?;
+            assert_eq!(status, 200, "{path}: {body}");
+            let doc: Value = serde_json::from_str(&body)
+                .map_err(|e| invalid(format!("{path}: not JSON ({e}): {body}")))?;
+            assert!(doc.is_array() || doc.is_object(), "{path}");
+        }
+        // Strings come back as data, exactly as stored.
+        let (_, detail) = server.get(&format!("/api/simulations/{sim}"))?;
+        let detail: Value = serde_json::from_str(&detail).map_err(|e| invalid(e.to_string()))?;
+        assert_eq!(detail["summary"]["simulation"]["name"], json!(XSS));
+        assert_eq!(detail["tags"], json!([XSS]));
+        let (_, filtered) = server.get("/api/simulations?status=failed&param=lr=0.1")?;
+        let filtered: Vec<Value> = serde_json::from_str(&filtered).map_err(|e| invalid(e.to_string()))?;
+        assert_eq!(filtered.len(), 1);
+        let (_, none) = server.get("/api/simulations?param=lr=0.2")?;
+        assert_eq!(none.trim(), "[]");
+        let (_, series) = server.get(&format!("/api/simulations/{sim}/aggregates?field=reward&buckets=3"))?;
+        let series: Value = serde_json::from_str(&series).map_err(|e| invalid(e.to_string()))?;
+        assert_eq!(series["all"].as_array().map(Vec::len), Some(3));
+        // Unknown things are 404, bad input 400, never 200 or 500.
+        assert_eq!(server.get("/api/simulations/sim-nope")?.0, 404);
+        assert_eq!(server.get(&format!("/api/simulations/{sim}/aggregates?field=nope"))?.0, 404);
+        assert_eq!(server.get("/api/simulations?status=sleeping")?.0, 400);
+        assert_eq!(server.get(&format!("/api/experiments/{exp}/leaderboard?by=team"))?.0, 400);
+        Ok(())
+    }
+
+    fn the_dashboard_cannot_write(db) {
+        let svc = service(db);
+        let (_, sim) = hostile(&svc)?;
+        let server = Server::start(db)?;
+        let answer = ureq::post(&server.url(&format!("/api/simulations/{sim}"))).call();
+        assert!(matches!(answer, Err(ureq::Error::Status(405, _))), "{answer:?}");
+        // It opened the database read-only: it never migrated or wrote.
+        assert_eq!(svc.simulation(&sim)?.status, SimulationStatus::Failed);
+        Ok(())
+    }
+
+    fn live_in_a_real_browser(db) {
+        let svc = service(db);
+        let server = Server::start(db)?;
+        let browser = Browser::start()?;
+
+        // 1. The list page is open; a simulation created now appears.
+        browser.go(&server.url("/"))?;
+        let sim = running_sim(&svc, 4)?;
+        browser.wait_for(&format!("!!document.querySelector('tr[data-id=\"{}\"]')", sim.id))?;
+
+        // 2. Its page gains chart points while the recorder commits steps.
+        browser.go(&server.url(&format!("/simulations/{}", sim.id)))?;
+        let options = RecorderOptions::default().flush_interval(Duration::from_millis(50));
+        let mut rec = svc.recorder_with(&sim.id, options)?;
+        let writer = std::thread::spawn(move || -> Result<()> {
+            for step in 0..60 {
+                for agent in 0..4 {
+                    rec.agent_state(step, agent, (step + i64::from(agent)) as f64, &state(step, agent))?;
+                }
+                rec.end_step(step)?;
+                std::thread::sleep(Duration::from_millis(40));
+            }
+            rec.close()
+        });
+        let points = "Number(document.querySelector('figure[data-field=\"reward\"]').dataset.points || 0)";
+        browser.wait_for(&format!("{points} >= 5"))?;
+        let first = browser.number(points)?;
+        browser.wait_for(&format!("{points} > {first}"))?;
+        writer.join().map_err(|_| Error::RecorderClosed)??;
+        browser.wait_for(&format!("{points} >= 60"))?;
+        let backend = match db.backend() {
+            simdb::Backend::Sqlite => "sqlite",
+            simdb::Backend::Postgres => "postgres",
+        };
+        browser.screenshot(&format!("dashboard-{backend}.png"))?;
+
+        // 3. The compare page sorts by a parameter, both ways.
+        let exp = svc.create_experiment(NewExperiment::new("sweep"))?;
+        for lr in [0.3, 0.1, 0.2] {
+            let s = svc.create_simulation(NewSimulation::new(json!({"lr": lr})).experiment(&exp.id))?;
+            svc.register_agents(&s.id, &[NewAgent::new(0)])?;
+        }
+        browser.go(&server.url(&format!("/experiments/{}", exp.id)))?;
+        let column = "Array.from(document.querySelectorAll('td[data-column=\"param:lr\"]')).map(td => td.textContent).join(' ')";
+        browser.click("a[href*=\"sort=param%3Alr\"]")?;
+        browser.wait_for(&format!("{column} === '0.1000 0.2000 0.3000'"))?;
+        browser.click("a[href*=\"sort=param%3Alr\"]")?;
+        browser.wait_for(&format!("{column} === '0.3000 0.2000 0.1000'"))?;
+        Ok(())
+    }
+}
+
+/// Headless Chromium through chromedriver's W3C WebDriver API.
+struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+}
+
+fn chromedriver() -> Result<String> {
+    ["chromedriver", "/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+        .into_iter()
+        .find(|p| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .map(str::to_string)
+        .ok_or_else(|| invalid("chromedriver not found: apt-get install chromium chromium-driver (scripts/test does)".into()))
+}
+
+impl Browser {
+    fn start() -> Result<Browser> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| io("free port", e))?
+            .port();
+        let driver = Command::new(chromedriver()?)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| io("chromedriver", e))?;
+        let base = format!("http://127.0.0.1:{port}");
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1400"]}
+        }}});
+        let started = Instant::now();
+        let session = loop {
+            match ureq::post(&format!("{base}/session")).send_json(capabilities.clone()) {
+                Ok(r) => {
+                    let v: Value = r.into_json().map_err(|e| io("session", e))?;
+                    break v["value"]["sessionId"].as_str().unwrap_or_default().to_string();
+                }
+                Err(_) if started.elapsed() < Duration::from_secs(20) => {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => return Err(invalid(format!("no WebDriver session: {e}"))),
+            }
+        };
+        Ok(Browser { driver, base, session })
+    }
+
+    fn command(&self, path: &str, body: Value) -> Result<Value> {
+        let url = format!("{}/session/{}/{path}", self.base, self.session);
+        let answer = ureq::post(&url).send_json(body).map_err(|e| invalid(format!("{path}: {e}")))?;
+        let v: Value = answer.into_json().map_err(|e| io(path, e))?;
+        Ok(v["value"].clone())
+    }
+
+    fn go(&self, url: &str) -> Result<()> {
+        self.command("url", json!({ "url": url }))?;
+        Ok(())
+    }
+
+    fn eval(&self, expression: &str) -> Result<Value> {
+        self.command("execute/sync", json!({ "script": format!("return ({expression});"), "args": [] }))
+    }
+
+    fn number(&self, expression: &str) -> Result<f64> {
+        self.eval(expression)?.as_f64().ok_or_else(|| invalid(format!("not a number: {expression}")))
+    }
+
+    /// Polls `expression` until it is true (15 s at most).
+    fn wait_for(&self, expression: &str) -> Result<()> {
+        let started = Instant::now();
+        loop {
+            if self.eval(expression)? == Value::Bool(true) {
+                return Ok(());
+            }
+            if started.elapsed() > Duration::from_secs(15) {
+                let body = self.eval("document.body.innerText.slice(0, 2000)")?;
+                return Err(invalid(format!("timed out waiting for {expression}; page: {body}")));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn click(&self, selector: &str) -> Result<()> {
+        let found = self.command("element", json!({"using": "css selector", "value": selector}))?;
+        let element = found
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(format!("no element {selector}")))?
+            .to_string();
+        self.command(&format!("element/{element}/click"), json!({}))?;
+        Ok(())
+    }
+
+    /// Saves a PNG screenshot under `target/`.
+    fn screenshot(&self, name: &str) -> Result<()> {
+        use base64::Engine;
+        let url = format!("{}/session/{}/screenshot", self.base, self.session);
+        let v: Value = ureq::get(&url)
+            .call()
+            .map_err(|e| invalid(format!("screenshot: {e}")))?
+            .into_json()
+            .map_err(|e| io("screenshot", e))?;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v["value"].as_str().unwrap_or_default())
+            .map_err(|e| invalid(format!("screenshot: {e}")))?;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+        std::fs::create_dir_all(&dir).map_err(|e| io("target", e))?;
+        std::fs::write(dir.join(name), png).map_err(|e| io(name, e))
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = ureq::delete(&format!("{}/session/{}", self.base, self.session)).call();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
