@@ -86,7 +86,7 @@ pub(crate) async fn index(State(app): State<AppState>, Query(q): Query<ListQuery
         form method="get" action="/" {
             label { "status " select name="status" {
                 option value="" { "any" }
-                @for s in ["created", "running", "completed", "failed", "cancelled", "interrupted"] {
+                @for s in ["pending", "running", "completed", "failed", "cancelled", "interrupted"] {
                     option value=(s) selected[form.status.as_deref() == Some(s)] { (s) }
                 }
             } }

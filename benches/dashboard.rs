@@ -1,0 +1,152 @@
+//! The dashboard under load (feature `serve`):
+//! - the first page of a simulation (its HTML, then its reward chart) once
+//!   the table holds `SIMDB_BENCH_ROWS` agent states (default 1M; target
+//!   for 10M: first page <= 200 ms);
+//! - what 20 viewers cost a recorder: the canonical workload's ingest rate
+//!   alone, then with 20 threads each doing what an open simulation page
+//!   does (poll progress once a second; when the watermark moved, fetch the
+//!   reward chart and its aggregates). Target: <= 10% slower.
+//!
+//! `cargo bench --bench dashboard --features serve`; `SIMDB_BENCH_BACKENDS=sqlite`
+//! skips PostgreSQL. Prints `RESULT backend=... first_page_ms=... chart_ms=...
+//! recorder_alone=... recorder_watched=... cost=...`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use simdb::test_support::TestDatabase;
+use simdb::{Backend, NewAgent, NewSimulation, Simulation, SimulationService};
+
+const AGENTS: i32 = 100;
+
+type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn running(svc: &SimulationService) -> BenchResult<Simulation> {
+    let sim = svc.create_simulation(NewSimulation::new(json!({"agents": AGENTS})))?;
+    let agents: Vec<NewAgent> = (0..AGENTS)
+        .map(|i| NewAgent::new(i).kind(if i % 2 == 0 { "a" } else { "b" }))
+        .collect();
+    svc.register_agents(&sim.id, &agents)?;
+    Ok(svc.start_simulation(&sim.id)?)
+}
+
+/// Records `steps` steps of 100 agents; returns rows/s.
+fn record(svc: &SimulationService, sim: &Simulation, steps: i64) -> BenchResult<f64> {
+    let start = Instant::now();
+    let mut rec = svc.recorder(&sim.id)?;
+    for step in 0..steps {
+        for agent in 0..AGENTS {
+            let reward = ((step * 7 + i64::from(agent)) % 1000) as f64 / 1000.0;
+            rec.agent_state(
+                step,
+                agent,
+                reward,
+                &json!({"energy": 12.34, "inventory": {"ore": 3, "battery": 1}, "hp": 97}),
+            )?;
+        }
+        rec.end_step(step)?;
+    }
+    rec.close()?;
+    Ok((steps * i64::from(AGENTS)) as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Starts the dashboard on a free port; it runs until the process ends.
+fn start(svc: SimulationService) -> BenchResult<SocketAddr> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = simdb::serve::serve(svc, "127.0.0.1:0".parse().expect("address"), |addr| {
+            let _ = tx.send(addr);
+        });
+    });
+    Ok(rx.recv_timeout(Duration::from_secs(10))?)
+}
+
+fn get(url: &str) -> BenchResult<String> {
+    Ok(ureq::get(url).call()?.into_string()?)
+}
+
+fn median_ms(runs: usize, mut f: impl FnMut() -> BenchResult<()>) -> BenchResult<f64> {
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        f()?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[runs / 2])
+}
+
+/// One open simulation page: progress every second; chart and aggregates
+/// when the watermark moved.
+fn viewer(base: String, id: String, stop: Arc<AtomicBool>) {
+    let mut last = String::new();
+    while !stop.load(Ordering::Relaxed) {
+        if let Ok(progress) = get(&format!("{base}/api/simulations/{id}/progress")) {
+            let step = serde_json::from_str::<serde_json::Value>(&progress)
+                .map(|p| p["cursor"]["step"].to_string())
+                .unwrap_or_default();
+            if step != last {
+                last = step;
+                let _ = get(&format!("{base}/charts/{id}/reward"));
+                let _ = get(&format!("{base}/api/simulations/{id}/aggregates?field=reward"));
+            }
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn main() -> BenchResult<()> {
+    let rows: i64 = std::env::var("SIMDB_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let backends =
+        std::env::var("SIMDB_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let name = if backend == Backend::Sqlite { "sqlite" } else { "postgres" };
+        if !backends.split(',').any(|b| b == name) {
+            continue;
+        }
+        let db = TestDatabase::new(backend)?;
+        let svc = SimulationService::new(db.database().clone());
+        let base = format!("http://{}", start(svc.clone())?);
+
+        // The first page of a big simulation.
+        let big = running(&svc)?;
+        record(&svc, &big, rows / i64::from(AGENTS))?;
+        let id = big.id.to_string();
+        let first_page = median_ms(5, || {
+            get(&format!("{base}/simulations/{id}"))?;
+            Ok(())
+        })?;
+        let chart = median_ms(5, || {
+            get(&format!("{base}/charts/{id}/reward"))?;
+            Ok(())
+        })?;
+        println!("{name}: first page of a {rows}-row simulation: {first_page:.1} ms (target 200 ms), its reward chart {chart:.1} ms");
+
+        // A recorder alone, then watched by 20 viewers.
+        let steps = 2_000;
+        let alone = record(&svc, &running(&svc)?, steps)?;
+        let watched_sim = running(&svc)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let viewers: Vec<_> = (0..20)
+            .map(|_| {
+                let (base, id, stop) = (base.clone(), watched_sim.id.to_string(), stop.clone());
+                std::thread::spawn(move || viewer(base, id, stop))
+            })
+            .collect();
+        let watched = record(&svc, &watched_sim, steps)?;
+        stop.store(true, Ordering::Relaxed);
+        for v in viewers {
+            let _ = v.join();
+        }
+        let cost = 1.0 - watched / alone;
+        println!("{name}: recorder alone {alone:.0} rows/s, with 20 viewers {watched:.0} rows/s: {:.1}% slower (target <= 10%)", cost * 100.0);
+        println!("RESULT backend={name} rows={rows} first_page_ms={first_page:.1} chart_ms={chart:.1} recorder_alone={alone:.0} recorder_watched={watched:.0} cost={cost:.3}");
+    }
+    Ok(())
+}
