@@ -529,6 +529,50 @@ diesel::table! {
     }
 }
 
+// Rollups (migration 2026-11-27-000003_step_rollups), written at ingest.
+diesel::table! {
+    use diesel::sql_types::*;
+
+    /// Per simulation, field (0: reward, else an agent metric's id), agent
+    /// kind ('' for all agents) and step: count, sum, min, max, sum of squares.
+    step_rollups (sim_key, field_id, kind, step) {
+        /// The simulation.
+        sim_key -> Int4,
+        /// 0 for the reward, else `metric_names.metric_id`.
+        field_id -> Int4,
+        /// '' for every agent, else the agents' kind ('(none)' without one).
+        kind -> Text,
+        /// The step.
+        step -> Int8,
+        /// Values.
+        n -> Int8,
+        /// Their sum.
+        total -> Float8,
+        /// Their minimum.
+        lo -> Float8,
+        /// Their maximum.
+        hi -> Float8,
+        /// The sum of their squares.
+        total_sq -> Float8,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+
+    /// Per agent: reward rows and their total.
+    agent_totals (sim_key, agent_index) {
+        /// The simulation.
+        sim_key -> Int4,
+        /// The agent.
+        agent_index -> Int4,
+        /// Agent-state rows.
+        n -> Int8,
+        /// Their reward total.
+        total -> Float8,
+    }
+}
+
 // Kept by hand since the hot-tables migration dropped the foreign key (the
 // writer checks metric ids): the join is still the right one.
 diesel::joinable!(agent_metrics -> metric_names (metric_id));
@@ -541,6 +585,8 @@ diesel::joinable!(step_metrics -> metric_names (metric_id));
 diesel::joinable!(step_metrics -> simulations (sim_key));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    agent_totals,
+    step_rollups,
     agent_memories,
     agent_metrics,
     agent_states,

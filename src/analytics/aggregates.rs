@@ -4,6 +4,7 @@ use diesel::dsl::{count_star, max, min, sum};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::rollups::{rolled_field, RollupReadStore};
 use super::source::{Source, SourceStore, StatePathStore};
 use super::{Analytics, Field};
 use crate::error::Result;
@@ -109,6 +110,9 @@ macro_rules! bucketed {
 for_each_backend! {
     impl AggregateStore {
         fn step_span(&mut self, sim_key: i32, source: &Source) -> Result<Option<(i64, i64)>> {
+            if let Some(field) = rolled_field(source) {
+                return self.rolled_span(sim_key, field);
+            }
             let span: (Option<i64>, Option<i64>) = match source {
                 // Two probes per registered agent (no by-step index).
                 Source::Reward | Source::State(_) => return self.hot_step_span(sim_key, None),
@@ -123,6 +127,9 @@ for_each_backend! {
         }
 
         fn aggregate(&mut self, sim_key: i32, source: &Source, lo: i64, width: i64) -> Result<Vec<StepAggregate>> {
+            if let Some(field) = rolled_field(source) {
+                return Ok(to_aggregates(self.rolled(sim_key, field, lo, width)?));
+            }
             // The registered agents, so that a range starting late (the
             // last step's bucket) is one short key range per agent. Beyond
             // one list of agents, the simulation's whole key range is read.

@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 
 use super::aggregates::{to_aggregates, AggRow, AggregateStore, StepAggregate};
+use super::rollups::{rolled_field, RollupReadStore};
 use super::source::{Bucket, Source, SourceStore};
 use super::{Analytics, Field};
 use crate::error::{Error, Result};
@@ -175,7 +176,11 @@ impl Analytics {
             };
             let width = super::aggregates::bucket_width(lo, hi, buckets);
             let mut grouped: BTreeMap<String, Vec<AggRow>> = BTreeMap::new();
-            for (kind, row) in c.aggregate_by_kind(sim.sim_key, &source, lo, width)? {
+            let rows = match rolled_field(&source) {
+                Some(field) => c.rolled_by_kind(sim.sim_key, field, lo, width)?,
+                None => c.aggregate_by_kind(sim.sim_key, &source, lo, width)?,
+            };
+            for (kind, row) in rows {
                 grouped
                     .entry(kind.unwrap_or_else(|| NO_KIND.into()))
                     .or_default()

@@ -9,6 +9,7 @@ mod field;
 mod leaderboard;
 mod progress;
 mod recorded;
+mod rollups;
 mod search;
 mod series;
 mod source;

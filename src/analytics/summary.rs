@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use chrono::Utc;
-use diesel::dsl::{count_star, sum};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +12,7 @@ use super::Analytics;
 use crate::error::Result;
 use crate::ids::{AgentIndex, SimulationId};
 use crate::models::{Simulation, SimulationStep};
-use crate::schema::{agent_states, simulation_steps, step_metrics};
+use crate::schema::{agent_totals, simulation_steps, step_metrics};
 use crate::store::for_each_backend;
 use crate::store::prelude::*;
 use crate::with_connection;
@@ -74,15 +73,15 @@ trait SummaryStore {
 for_each_backend! {
     impl SummaryStore {
         fn reward_by_agent(&mut self, sim_key: i32) -> Result<Vec<(i32, i64, Option<f64>)>> {
-            Ok(agent_states::table
-                .filter(agent_states::sim_key.eq(sim_key))
-                .group_by(agent_states::agent_index)
+            // The totals kept at ingest, not a scan of the rows.
+            Ok(agent_totals::table
+                .filter(agent_totals::sim_key.eq(sim_key))
                 .select((
-                    agent_states::agent_index,
-                    count_star(),
-                    sum(agent_states::reward),
+                    agent_totals::agent_index,
+                    agent_totals::n,
+                    agent_totals::total.nullable(),
                 ))
-                .order(agent_states::agent_index)
+                .order(agent_totals::agent_index)
                 .load(self)?)
         }
 

@@ -113,11 +113,20 @@ pub(crate) fn write_batch<C: Store + Bulk>(
         .collect::<Result<_>>()?;
     // Primary-key order, metric first (see the hot-tables migration).
     agent_metrics.sort_unstable_by_key(|r| (r.metric_id, r.agent_index, r.step));
+    // The rollups of these rows, written in the same transaction.
+    let mut rollups = RollupBuilder::new(sim_key, c.agent_kinds(sim_key)?);
+    for r in &states {
+        rollups.reward(r.agent_index, r.step, r.reward);
+    }
+    for m in &agent_metrics {
+        rollups.metric(m.agent_index.0, m.metric_id, m.step, m.value);
+    }
     let written = (|| -> Result<()> {
         c.copy_states(&states)?;
         c.copy_steps(&steps)?;
         c.copy_step_metrics(&step_metrics)?;
         c.copy_agent_metrics(&agent_metrics)?;
+        c.add_rollups(rollups)?;
         for m in &batch.memories {
             c.insert_memory(&AgentMemory {
                 sim_key,

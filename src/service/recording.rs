@@ -43,7 +43,10 @@ impl SimulationService {
                 step,
                 reward,
                 state: state.clone(),
-            })
+            })?;
+            let mut rollups = RollupBuilder::new(sim.sim_key, c.agent_kinds(sim.sim_key)?);
+            rollups.reward(agent.0, step, reward);
+            c.add_rollups(rollups)
         }))
     }
 
@@ -100,17 +103,19 @@ impl SimulationService {
             check_running(&sim)?;
             let metric_id = c.metric_id(name)?;
             match agent {
-                Some(agent_index) => c
-                    .check_registered(sim.sim_key, sim.id.as_str(), agent_index.0)
-                    .and_then(|()| {
-                        c.insert_agent_metric(&AgentMetric {
-                            sim_key: sim.sim_key,
-                            agent_index,
-                            metric_id,
-                            step,
-                            value,
-                        })
-                    }),
+                Some(agent_index) => {
+                    c.check_registered(sim.sim_key, sim.id.as_str(), agent_index.0)?;
+                    c.insert_agent_metric(&AgentMetric {
+                        sim_key: sim.sim_key,
+                        agent_index,
+                        metric_id,
+                        step,
+                        value,
+                    })?;
+                    let mut rollups = RollupBuilder::new(sim.sim_key, c.agent_kinds(sim.sim_key)?);
+                    rollups.metric(agent_index.0, metric_id, step, value);
+                    c.add_rollups(rollups)
+                }
                 None => c.insert_step_metric(&StepMetric {
                     sim_key: sim.sim_key,
                     metric_id,

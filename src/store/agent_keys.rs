@@ -21,7 +21,9 @@ pub(crate) trait Dialect {
     const P: char;
     /// Holds a simulation's row for the rest of the transaction against a
     /// concurrent delete (which locks it first), as the foreign key's check
-    /// did. SQLite needs none: its write transactions run one at a time.
+    /// did, and against a recorder's batch (whose ownership check updates
+    /// that row), so that their rollup merges of one step never interleave.
+    /// SQLite needs none: its write transactions run one at a time.
     const HOLD_SIMULATION: Option<&'static str>;
     /// Every registered agent's state at one step (`{p}1` the simulation,
     /// `{p}2` the step), by agent: one primary-key probe per agent, driven
@@ -52,7 +54,7 @@ impl Dialect for diesel::sqlite::SqliteConnection {
 impl Dialect for diesel::pg::PgConnection {
     const P: char = '$';
     const HOLD_SIMULATION: Option<&'static str> =
-        Some("SELECT sim_key FROM simulations WHERE sim_key = $1 FOR KEY SHARE");
+        Some("SELECT sim_key FROM simulations WHERE sim_key = $1 FOR NO KEY UPDATE");
     // LIMIT 1 keeps the lateral subquery from being flattened into a join
     // the planner could turn into a scan of the step's key range.
     const STATES_AT_STEP: &'static str =

@@ -30,6 +30,7 @@ mod memories;
 mod metrics;
 mod pages;
 mod recovery;
+mod rollups;
 mod simulations;
 mod states;
 mod transaction;
@@ -40,7 +41,7 @@ pub(crate) use simulations::FullSimulation;
 
 /// Every store trait, for `use crate::store::prelude::*`.
 pub(crate) mod prelude {
-    pub(crate) use super::agent_keys::{AgentKeyStore, AGENT_CHUNK};
+    pub(crate) use super::agent_keys::{AgentKeyStore, Dialect, AGENT_CHUNK};
     pub(crate) use super::agents::AgentStore;
     pub(crate) use super::events::EventStore;
     pub(crate) use super::experiments::ExperimentStore;
@@ -49,6 +50,7 @@ pub(crate) mod prelude {
     pub(crate) use super::metrics::MetricStore;
     pub(crate) use super::pages::PageStore;
     pub(crate) use super::recovery::RecoveryStore;
+    pub(crate) use super::rollups::{RollupBuilder, RollupStore, REWARD_FIELD};
     pub(crate) use super::simulations::SimulationStore;
     pub(crate) use super::states::StateStore;
     pub(crate) use super::transaction::Transactional;
@@ -68,6 +70,7 @@ pub(crate) trait Store:
     + MetricStore
     + MemoryStore
     + RecoveryStore
+    + RollupStore
     + LeaseStore
     + PageStore
 {
@@ -84,6 +87,7 @@ impl<C> Store for C where
         + MetricStore
         + MemoryStore
         + RecoveryStore
+        + RollupStore
         + LeaseStore
         + PageStore
 {

@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 
-use super::prelude::{AgentKeyStore, AGENT_CHUNK};
+use super::prelude::{AgentKeyStore, RollupStore, AGENT_CHUNK};
 use crate::error::Result;
 use crate::schema::{
     agent_memories, agent_metrics, agent_states, metric_names, simulation_steps, step_metrics,
@@ -43,6 +43,7 @@ for_each_backend! {
                     );
                 }
             }
+            self.cut_rollups(sim_key, step)?;
             Ok(deleted)
         }
     }

@@ -1,0 +1,2 @@
+DROP TABLE agent_totals;
+DROP TABLE step_rollups;

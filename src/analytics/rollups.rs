@@ -1,0 +1,114 @@
+//! Reading the rollups written at ingest (`store/rollups.rs`): the reward
+//! and agent metrics aggregate from one row per step (and kind) instead of
+//! one per agent-step. `state.<path>` fields and simulation-level metrics
+//! are not rolled up and read their rows.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Nullable, Text};
+
+use super::aggregates::AggRow;
+use super::source::{Bucket, Source};
+use crate::error::Result;
+use crate::store::for_each_backend;
+use crate::store::prelude::*;
+
+/// The rollup field of a source, if it has one.
+pub(super) fn rolled_field(source: &Source) -> Option<i32> {
+    match source {
+        Source::Reward => Some(REWARD_FIELD),
+        Source::AgentMetric(metric) => Some(*metric),
+        Source::StepMetric(_) | Source::State(_) => None,
+    }
+}
+
+#[derive(QueryableByName)]
+struct Span {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    lo: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    hi: Option<i64>,
+}
+
+#[derive(QueryableByName)]
+struct KindBucket {
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(embed)]
+    bucket: Bucket,
+}
+
+/// Buckets of `(step - {p}3) / {p}4` over one field (`{p}2`) of one
+/// simulation (`{p}1`): across agents, or per kind.
+fn buckets_sql(p: char, by_kind: bool) -> String {
+    let (select, kinds, group) = if by_kind {
+        ("kind, ", "kind <> ''", "kind, ")
+    } else {
+        ("", "kind = ''", "")
+    };
+    format!(
+        "SELECT {select}MIN(step) AS first, MAX(step) AS last, CAST(SUM(n) AS BIGINT) AS n, \
+         SUM(total) AS total, MIN(lo) AS lo, MAX(hi) AS hi FROM step_rollups \
+         WHERE sim_key = {p}1 AND field_id = {p}2 AND {kinds} AND step >= {p}3 \
+         GROUP BY {group}(step - {p}3) / {p}4"
+    )
+}
+
+pub(super) trait RollupReadStore {
+    /// First and last step of a rolled-up field.
+    fn rolled_span(&mut self, sim_key: i32, field: i32) -> Result<Option<(i64, i64)>>;
+    /// A rolled-up field's buckets from `lo`, `width` steps wide.
+    fn rolled(&mut self, sim_key: i32, field: i32, lo: i64, width: i64) -> Result<Vec<AggRow>>;
+    /// The same per agent kind.
+    fn rolled_by_kind(
+        &mut self,
+        sim_key: i32,
+        field: i32,
+        lo: i64,
+        width: i64,
+    ) -> Result<Vec<(Option<String>, AggRow)>>;
+}
+
+for_each_backend! {
+    impl RollupReadStore {
+        fn rolled_span(&mut self, sim_key: i32, field: i32) -> Result<Option<(i64, i64)>> {
+            let p = Self::P;
+            let span: Span = diesel::sql_query(format!(
+                "SELECT MIN(step) AS lo, MAX(step) AS hi FROM step_rollups \
+                 WHERE sim_key = {p}1 AND field_id = {p}2 AND kind = ''"
+            ))
+            .bind::<Integer, _>(sim_key)
+            .bind::<Integer, _>(field)
+            .get_result(self)?;
+            Ok(span.lo.zip(span.hi))
+        }
+
+        fn rolled(&mut self, sim_key: i32, field: i32, lo: i64, width: i64) -> Result<Vec<AggRow>> {
+            let buckets: Vec<Bucket> = diesel::sql_query(buckets_sql(Self::P, false))
+                .bind::<Integer, _>(sim_key)
+                .bind::<Integer, _>(field)
+                .bind::<BigInt, _>(lo)
+                .bind::<BigInt, _>(width)
+                .load(self)?;
+            Ok(buckets.into_iter().map(Bucket::row).collect())
+        }
+
+        fn rolled_by_kind(
+            &mut self,
+            sim_key: i32,
+            field: i32,
+            lo: i64,
+            width: i64,
+        ) -> Result<Vec<(Option<String>, AggRow)>> {
+            let buckets: Vec<KindBucket> = diesel::sql_query(buckets_sql(Self::P, true))
+                .bind::<Integer, _>(sim_key)
+                .bind::<Integer, _>(field)
+                .bind::<BigInt, _>(lo)
+                .bind::<BigInt, _>(width)
+                .load(self)?;
+            Ok(buckets
+                .into_iter()
+                .map(|b| (Some(b.kind), b.bucket.row()))
+                .collect())
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! Rollups written at ingest, in the transaction of the rows they sum:
+//! per (simulation, field, agent kind, step) count, sum, min, max and sum of
+//! squares in `step_rollups` (field 0 is the reward, any other an agent
+//! metric's id; kind `''` is every agent), and per agent the reward rows and
+//! total in `agent_totals`. The sums are merged in Rust (a step split across
+//! batches is read back, merged and written again), so a sum that overflows
+//! becomes infinity instead of failing the batch.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use diesel::prelude::*;
+
+use crate::error::Result;
+use crate::schema::{agent_states, agent_totals, agents, step_rollups};
+
+/// `field_id` of the reward.
+pub(crate) const REWARD_FIELD: i32 = 0;
+/// `kind` of the rollup across every agent.
+pub(crate) const ALL_KINDS: &str = "";
+/// `kind` of agents registered without one.
+pub(crate) const NO_KIND: &str = "(none)";
+
+/// One row of `step_rollups`.
+#[derive(Debug, Clone, PartialEq, Insertable, Queryable, Selectable)]
+#[diesel(table_name = step_rollups)]
+pub(crate) struct Rollup {
+    pub(crate) sim_key: i32,
+    pub(crate) field_id: i32,
+    pub(crate) kind: String,
+    pub(crate) step: i64,
+    pub(crate) n: i64,
+    pub(crate) total: f64,
+    pub(crate) lo: f64,
+    pub(crate) hi: f64,
+    pub(crate) total_sq: f64,
+}
+
+impl Rollup {
+    fn merge(&mut self, other: &Rollup) {
+        self.n += other.n;
+        self.total += other.total;
+        self.lo = self.lo.min(other.lo);
+        self.hi = self.hi.max(other.hi);
+        self.total_sq += other.total_sq;
+    }
+}
+
+/// Sums a batch's rows into rollups.
+#[derive(Debug)]
+pub(crate) struct RollupBuilder {
+    sim_key: i32,
+    kinds: HashMap<i32, String>,
+    rollups: BTreeMap<(i32, String, i64), Rollup>,
+    totals: BTreeMap<i32, (i64, f64)>,
+}
+
+impl RollupBuilder {
+    /// `kinds`: each registered agent's kind.
+    pub(crate) fn new(sim_key: i32, kinds: HashMap<i32, String>) -> Self {
+        RollupBuilder {
+            sim_key,
+            kinds,
+            rollups: BTreeMap::new(),
+            totals: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, field: i32, agent: i32, step: i64, value: f64) {
+        let kind = self
+            .kinds
+            .get(&agent)
+            .cloned()
+            .unwrap_or_else(|| NO_KIND.to_string());
+        for kind in [ALL_KINDS.to_string(), kind] {
+            let one = Rollup {
+                sim_key: self.sim_key,
+                field_id: field,
+                kind: kind.clone(),
+                step,
+                n: 1,
+                total: value,
+                lo: value,
+                hi: value,
+                total_sq: value * value,
+            };
+            self.rollups
+                .entry((field, kind, step))
+                .and_modify(|r| r.merge(&one))
+                .or_insert(one);
+        }
+    }
+
+    /// An agent's reward at a step.
+    pub(crate) fn reward(&mut self, agent: i32, step: i64, reward: f64) {
+        self.add(REWARD_FIELD, agent, step, reward);
+        let t = self.totals.entry(agent).or_insert((0, 0.0));
+        t.0 += 1;
+        t.1 += reward;
+    }
+
+    /// An agent metric's value at a step.
+    pub(crate) fn metric(&mut self, agent: i32, metric: i32, step: i64, value: f64) {
+        self.add(metric, agent, step, value);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rollups.is_empty()
+    }
+}
+
+/// Rows per INSERT (9 columns: far below SQLite's bind limit).
+const CHUNK: usize = 1000;
+
+pub(crate) trait RollupStore {
+    /// Each registered agent's kind (`(none)` without one).
+    fn agent_kinds(&mut self, sim_key: i32) -> Result<HashMap<i32, String>>;
+    /// Merges a batch's rollups and agent totals into the stored ones.
+    fn add_rollups(&mut self, batch: RollupBuilder) -> Result<()>;
+    /// After rows above `step` were cut: drops their rollups and recounts
+    /// the agent totals from the rows that remain.
+    fn cut_rollups(&mut self, sim_key: i32, step: i64) -> Result<()>;
+}
+
+super::for_each_backend! {
+    impl RollupStore {
+        fn agent_kinds(&mut self, sim_key: i32) -> Result<HashMap<i32, String>> {
+            Ok(agents::table
+                .filter(agents::sim_key.eq(sim_key))
+                .select((agents::agent_index, agents::kind))
+                .load::<(i32, Option<String>)>(self)?
+                .into_iter()
+                .map(|(a, k)| (a, k.unwrap_or_else(|| NO_KIND.to_string())))
+                .collect())
+        }
+
+        fn add_rollups(&mut self, batch: RollupBuilder) -> Result<()> {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let sim_key = batch.sim_key;
+            let mut rollups = batch.rollups;
+            // The stored rows of the same keys (a step split across
+            // batches): one key range per (field, kind).
+            let mut ranges: BTreeMap<(i32, String), (i64, i64)> = BTreeMap::new();
+            for (field, kind, step) in rollups.keys() {
+                let r = ranges.entry((*field, kind.clone())).or_insert((*step, *step));
+                r.0 = r.0.min(*step);
+                r.1 = r.1.max(*step);
+            }
+            for ((field, kind), (lo, hi)) in ranges {
+                let stored: Vec<Rollup> = step_rollups::table
+                    .filter(step_rollups::sim_key.eq(sim_key))
+                    .filter(step_rollups::field_id.eq(field))
+                    .filter(step_rollups::kind.eq(&kind))
+                    .filter(step_rollups::step.between(lo, hi))
+                    .select(Rollup::as_select())
+                    .load(self)?;
+                if stored.is_empty() {
+                    continue;
+                }
+                let steps: BTreeSet<i64> = stored.iter().map(|r| r.step).collect();
+                for old in &stored {
+                    if let Some(new) = rollups.get_mut(&(field, kind.clone(), old.step)) {
+                        new.merge(old);
+                    }
+                }
+                diesel::delete(
+                    step_rollups::table
+                        .filter(step_rollups::sim_key.eq(sim_key))
+                        .filter(step_rollups::field_id.eq(field))
+                        .filter(step_rollups::kind.eq(&kind))
+                        .filter(step_rollups::step.eq_any(steps.into_iter().collect::<Vec<_>>())),
+                )
+                .execute(self)?;
+            }
+            let rows: Vec<Rollup> = rollups.into_values().collect();
+            for chunk in rows.chunks(CHUNK) {
+                diesel::insert_into(step_rollups::table).values(chunk).execute(self)?;
+            }
+            // Agent totals: read, add, write back.
+            let agents: Vec<i32> = batch.totals.keys().copied().collect();
+            let stored: HashMap<i32, (i64, f64)> = agent_totals::table
+                .filter(agent_totals::sim_key.eq(sim_key))
+                .filter(agent_totals::agent_index.eq_any(&agents))
+                .select((agent_totals::agent_index, agent_totals::n, agent_totals::total))
+                .load::<(i32, i64, f64)>(self)?
+                .into_iter()
+                .map(|(a, n, t)| (a, (n, t)))
+                .collect();
+            diesel::delete(
+                agent_totals::table
+                    .filter(agent_totals::sim_key.eq(sim_key))
+                    .filter(agent_totals::agent_index.eq_any(&agents)),
+            )
+            .execute(self)?;
+            let totals: Vec<_> = batch
+                .totals
+                .into_iter()
+                .map(|(agent, (n, total))| {
+                    let (n0, t0) = stored.get(&agent).copied().unwrap_or((0, 0.0));
+                    (
+                        agent_totals::sim_key.eq(sim_key),
+                        agent_totals::agent_index.eq(agent),
+                        agent_totals::n.eq(n0 + n),
+                        agent_totals::total.eq(t0 + total),
+                    )
+                })
+                .collect();
+            for chunk in totals.chunks(CHUNK) {
+                diesel::insert_into(agent_totals::table).values(chunk).execute(self)?;
+            }
+            Ok(())
+        }
+
+        fn cut_rollups(&mut self, sim_key: i32, step: i64) -> Result<()> {
+            diesel::delete(
+                step_rollups::table
+                    .filter(step_rollups::sim_key.eq(sim_key))
+                    .filter(step_rollups::step.gt(step)),
+            )
+            .execute(self)?;
+            diesel::delete(agent_totals::table.filter(agent_totals::sim_key.eq(sim_key)))
+                .execute(self)?;
+            let totals: Vec<(i32, i64, Option<f64>)> = agent_states::table
+                .filter(agent_states::sim_key.eq(sim_key))
+                .group_by(agent_states::agent_index)
+                .select((
+                    agent_states::agent_index,
+                    diesel::dsl::count_star(),
+                    diesel::dsl::sum(agent_states::reward),
+                ))
+                .load(self)?;
+            let rows: Vec<_> = totals
+                .into_iter()
+                .map(|(agent, n, total)| {
+                    (
+                        agent_totals::sim_key.eq(sim_key),
+                        agent_totals::agent_index.eq(agent),
+                        agent_totals::n.eq(n),
+                        agent_totals::total.eq(total.unwrap_or(0.0)),
+                    )
+                })
+                .collect();
+            for chunk in rows.chunks(CHUNK) {
+                diesel::insert_into(agent_totals::table).values(chunk).execute(self)?;
+            }
+            Ok(())
+        }
+    }
+}
