@@ -91,7 +91,9 @@ fn viewer(base: String, id: String, stop: Arc<AtomicBool>) {
             if step != last {
                 last = step;
                 let _ = get(&format!("{base}/charts/{id}/reward"));
-                let _ = get(&format!("{base}/api/simulations/{id}/aggregates?field=reward"));
+                let _ = get(&format!(
+                    "{base}/api/simulations/{id}/aggregates?field=reward"
+                ));
             }
         }
         std::thread::sleep(Duration::from_secs(1));
@@ -106,7 +108,11 @@ fn main() -> BenchResult<()> {
     let backends =
         std::env::var("SIMDB_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
     for backend in [Backend::Sqlite, Backend::Postgres] {
-        let name = if backend == Backend::Sqlite { "sqlite" } else { "postgres" };
+        let name = if backend == Backend::Sqlite {
+            "sqlite"
+        } else {
+            "postgres"
+        };
         if !backends.split(',').any(|b| b == name) {
             continue;
         }

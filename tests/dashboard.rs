@@ -247,11 +247,25 @@ struct Browser {
 }
 
 fn chromedriver() -> Result<String> {
-    ["chromedriver", "/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
-        .into_iter()
-        .find(|p| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()))
-        .map(str::to_string)
-        .ok_or_else(|| invalid("chromedriver not found: apt-get install chromium chromium-driver (scripts/test does)".into()))
+    [
+        "chromedriver",
+        "/usr/bin/chromedriver",
+        "/usr/lib/chromium/chromedriver",
+    ]
+    .into_iter()
+    .find(|p| {
+        Command::new(p)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+    .map(str::to_string)
+    .ok_or_else(|| {
+        invalid(
+            "chromedriver not found: apt-get install chromium chromium-driver (scripts/test does)"
+                .into(),
+        )
+    })
 }
 
 impl Browser {
@@ -276,7 +290,10 @@ impl Browser {
             match ureq::post(&format!("{base}/session")).send_json(capabilities.clone()) {
                 Ok(r) => {
                     let v: Value = r.into_json().map_err(|e| io("session", e))?;
-                    break v["value"]["sessionId"].as_str().unwrap_or_default().to_string();
+                    break v["value"]["sessionId"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
                 }
                 Err(_) if started.elapsed() < Duration::from_secs(20) => {
                     std::thread::sleep(Duration::from_millis(200));
@@ -284,12 +301,18 @@ impl Browser {
                 Err(e) => return Err(invalid(format!("no WebDriver session: {e}"))),
             }
         };
-        Ok(Browser { driver, base, session })
+        Ok(Browser {
+            driver,
+            base,
+            session,
+        })
     }
 
     fn command(&self, path: &str, body: Value) -> Result<Value> {
         let url = format!("{}/session/{}/{path}", self.base, self.session);
-        let answer = ureq::post(&url).send_json(body).map_err(|e| invalid(format!("{path}: {e}")))?;
+        let answer = ureq::post(&url)
+            .send_json(body)
+            .map_err(|e| invalid(format!("{path}: {e}")))?;
         let v: Value = answer.into_json().map_err(|e| io(path, e))?;
         Ok(v["value"].clone())
     }
@@ -300,11 +323,16 @@ impl Browser {
     }
 
     fn eval(&self, expression: &str) -> Result<Value> {
-        self.command("execute/sync", json!({ "script": format!("return ({expression});"), "args": [] }))
+        self.command(
+            "execute/sync",
+            json!({ "script": format!("return ({expression});"), "args": [] }),
+        )
     }
 
     fn number(&self, expression: &str) -> Result<f64> {
-        self.eval(expression)?.as_f64().ok_or_else(|| invalid(format!("not a number: {expression}")))
+        self.eval(expression)?
+            .as_f64()
+            .ok_or_else(|| invalid(format!("not a number: {expression}")))
     }
 
     /// Polls `expression` until it is true (15 s at most).
@@ -316,14 +344,19 @@ impl Browser {
             }
             if started.elapsed() > Duration::from_secs(15) {
                 let body = self.eval("document.body.innerText.slice(0, 2000)")?;
-                return Err(invalid(format!("timed out waiting for {expression}; page: {body}")));
+                return Err(invalid(format!(
+                    "timed out waiting for {expression}; page: {body}"
+                )));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
     fn click(&self, selector: &str) -> Result<()> {
-        let found = self.command("element", json!({"using": "css selector", "value": selector}))?;
+        let found = self.command(
+            "element",
+            json!({"using": "css selector", "value": selector}),
+        )?;
         let element = found
             .as_object()
             .and_then(|o| o.values().next())

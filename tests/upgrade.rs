@@ -67,6 +67,8 @@ backend_tests! {
             assert!(!svc.events(&sim.id)?.is_empty());
             let first = svc.agent_states(&sim.id, 1, 0..1)?;
             assert_eq!(first[0].state, json!({"energy": 1, "pos": [1, 0]}));
+            // The migration rolled up every row the earlier release wrote.
+            assert_rollups_match_rows(&svc, &sim.id)?;
         }
         assert_eq!(total.0, STATES);
         let exp = svc.experiment_by_name("fixture-sweep")?;

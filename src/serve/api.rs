@@ -263,7 +263,9 @@ pub(crate) async fn leaderboard(
     Ok(Json(
         blocking(move || {
             let by = group_by(q.by.as_deref())?;
-            app.svc.analytics().leaderboard(&ExperimentId::new(&id)?, by)
+            app.svc
+                .analytics()
+                .leaderboard(&ExperimentId::new(&id)?, by)
         })
         .await?,
     ))

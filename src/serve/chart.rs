@@ -45,7 +45,10 @@ pub(crate) fn render(series: &FieldSeries) -> Result<String> {
         let x0 = points.first().map_or(0.0, |a| a.first_step as f64);
         let x1 = points.last().map_or(1.0, |a| a.last_step as f64);
         let lo = points.iter().map(|a| a.min).fold(f64::INFINITY, f64::min);
-        let hi = points.iter().map(|a| a.max).fold(f64::NEG_INFINITY, f64::max);
+        let hi = points
+            .iter()
+            .map(|a| a.max)
+            .fold(f64::NEG_INFINITY, f64::max);
         let (lo, hi) = if lo.is_finite() && hi.is_finite() {
             (lo, hi)
         } else {
@@ -67,10 +70,15 @@ pub(crate) fn render(series: &FieldSeries) -> Result<String> {
         let mut outline: Vec<(f64, f64)> = points.iter().map(|a| (middle(a), a.max)).collect();
         outline.extend(points.iter().rev().map(|a| (middle(a), a.min)));
         chart
-            .draw_series(std::iter::once(Polygon::new(outline, BLUE.mix(0.15).filled())))
+            .draw_series(std::iter::once(Polygon::new(
+                outline,
+                BLUE.mix(0.15).filled(),
+            )))
             .map_err(drawing)?
             .label("min–max")
-            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], BLUE.mix(0.15).filled()));
+            .legend(|(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 14, y + 5)], BLUE.mix(0.15).filled())
+            });
         chart
             .draw_series(LineSeries::new(
                 points.iter().map(|a| (middle(a), a.mean)),

@@ -65,7 +65,12 @@ fn number(v: Option<f64>) -> String {
 pub(crate) async fn index(State(app): State<AppState>, Query(q): Query<ListQuery>) -> Page {
     let query_string = {
         let mut parts = Vec::new();
-        for (k, v) in [("status", &q.status), ("tag", &q.tag), ("param", &q.param), ("experiment", &q.experiment)] {
+        for (k, v) in [
+            ("status", &q.status),
+            ("tag", &q.tag),
+            ("param", &q.param),
+            ("experiment", &q.experiment),
+        ] {
             if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
                 parts.push(format!("{k}={}", encode(v)));
             }
@@ -77,10 +82,8 @@ pub(crate) async fn index(State(app): State<AppState>, Query(q): Query<ListQuery
         }
     };
     let form = q.clone();
-    let (experiments, sims) = blocking(move || {
-        Ok((app.svc.list_experiments()?, api::list(&app.svc, &q)?))
-    })
-    .await?;
+    let (experiments, sims) =
+        blocking(move || Ok((app.svc.list_experiments()?, api::list(&app.svc, &q)?))).await?;
     let content = html! {
         h1 { "Simulations" }
         form method="get" action="/" {
@@ -241,9 +244,17 @@ fn column_value(row: &ComparisonRow, column: &str) -> (u8, f64, String) {
     let found = if let Some(path) = column.strip_prefix("param:") {
         row.parameters.get(path).cloned()
     } else if let Some(field) = column.strip_prefix("final:") {
-        row.final_values.get(field).copied().flatten().map(Value::from)
+        row.final_values
+            .get(field)
+            .copied()
+            .flatten()
+            .map(Value::from)
     } else if let Some(field) = column.strip_prefix("mean:") {
-        row.mean_values.get(field).copied().flatten().map(Value::from)
+        row.mean_values
+            .get(field)
+            .copied()
+            .flatten()
+            .map(Value::from)
     } else {
         Some(Value::from(row.simulation.as_str()))
     };
@@ -258,10 +269,7 @@ fn column_value(row: &ComparisonRow, column: &str) -> (u8, f64, String) {
 fn sorted(mut cmp: Comparison, column: &str, desc: bool) -> Comparison {
     cmp.rows.sort_by(|a, b| {
         let (ka, kb) = (column_value(a, column), column_value(b, column));
-        let by_value = ka
-            .1
-            .total_cmp(&kb.1)
-            .then_with(|| ka.2.cmp(&kb.2));
+        let by_value = ka.1.total_cmp(&kb.1).then_with(|| ka.2.cmp(&kb.2));
         let by_value = if desc { by_value.reverse() } else { by_value };
         ka.0.cmp(&kb.0).then(by_value)
     });
@@ -288,7 +296,11 @@ pub(crate) async fn experiment(
     let desc = q.desc.as_deref() == Some("1");
     let cmp = sorted(cmp, &column, desc);
     let mut columns: Vec<(String, String)> = vec![("simulation".into(), "simulation".into())];
-    columns.extend(cmp.parameter_columns.iter().map(|p| (format!("param:{p}"), p.clone())));
+    columns.extend(
+        cmp.parameter_columns
+            .iter()
+            .map(|p| (format!("param:{p}"), p.clone())),
+    );
     for f in &cmp.fields {
         columns.push((format!("final:{f}"), format!("final {f}")));
         columns.push((format!("mean:{f}"), format!("mean {f}")));

@@ -103,3 +103,49 @@ impl AsDatabase for Database {
         self
     }
 }
+
+/// The reward across agents per step, computed from the rows themselves
+/// (every agent's states read back): `step -> (count, sum, min, max)`.
+pub fn raw_reward_by_step(
+    svc: &SimulationService,
+    id: &SimulationId,
+) -> Result<std::collections::BTreeMap<i64, (i64, f64, f64, f64)>> {
+    let mut out = std::collections::BTreeMap::new();
+    for agent in svc.agents(id)? {
+        for s in svc.agent_states(id, agent.agent_index, ..)? {
+            let e = out
+                .entry(s.step)
+                .or_insert((0, 0.0, f64::INFINITY, f64::NEG_INFINITY));
+            e.0 += 1;
+            e.1 += s.reward;
+            e.2 = e.2.min(s.reward);
+            e.3 = e.3.max(s.reward);
+        }
+    }
+    Ok(out)
+}
+
+/// Asserts that the per-step reward aggregates (read from the rollups)
+/// equal the rows' own.
+pub fn assert_rollups_match_rows(svc: &SimulationService, id: &SimulationId) -> Result<()> {
+    let raw = raw_reward_by_step(svc, id)?;
+    let rolled = svc.analytics().step_aggregates(id, "reward", 0)?;
+    assert_eq!(rolled.len(), raw.len(), "steps with a reward");
+    for a in rolled {
+        let (n, sum, lo, hi) = raw[&a.first_step];
+        assert_eq!(a.first_step, a.last_step);
+        assert_eq!(
+            (a.count, a.min, a.max),
+            (n, lo, hi),
+            "step {}",
+            a.first_step
+        );
+        assert!(
+            (a.sum - sum).abs() <= 1e-9 * sum.abs().max(1.0),
+            "step {}: {} vs {sum}",
+            a.first_step,
+            a.sum
+        );
+    }
+    Ok(())
+}
