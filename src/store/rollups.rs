@@ -45,49 +45,79 @@ impl Rollup {
     }
 }
 
-/// Sums a batch's rows into rollups.
+/// Count, sum, min, max and sum of squares of some values.
+#[derive(Debug, Clone, Copy)]
+struct Acc {
+    n: i64,
+    total: f64,
+    lo: f64,
+    hi: f64,
+    total_sq: f64,
+}
+
+impl Acc {
+    fn one(v: f64) -> Acc {
+        Acc {
+            n: 1,
+            total: v,
+            lo: v,
+            hi: v,
+            total_sq: v * v,
+        }
+    }
+
+    fn add(&mut self, o: &Acc) {
+        self.n += o.n;
+        self.total += o.total;
+        self.lo = self.lo.min(o.lo);
+        self.hi = self.hi.max(o.hi);
+        self.total_sq += o.total_sq;
+    }
+}
+
+/// Sums a batch's rows into rollups: per (field, kind, step) while adding
+/// (the kind by number, no string per row), the across-kinds rows derived
+/// at the end.
 #[derive(Debug)]
 pub(crate) struct RollupBuilder {
     sim_key: i32,
-    kinds: HashMap<i32, String>,
-    rollups: BTreeMap<(i32, String, i64), Rollup>,
+    /// Kind names; index 0 is `NO_KIND`.
+    kind_names: Vec<String>,
+    kind_of: HashMap<i32, usize>,
+    sums: HashMap<(i32, usize, i64), Acc>,
     totals: BTreeMap<i32, (i64, f64)>,
 }
 
 impl RollupBuilder {
     /// `kinds`: each registered agent's kind.
     pub(crate) fn new(sim_key: i32, kinds: HashMap<i32, String>) -> Self {
+        let mut kind_names = vec![NO_KIND.to_string()];
+        let mut index: HashMap<String, usize> = HashMap::new();
+        index.insert(NO_KIND.to_string(), 0);
+        let mut kind_of = HashMap::with_capacity(kinds.len());
+        for (agent, kind) in kinds {
+            let i = *index.entry(kind.clone()).or_insert_with(|| {
+                kind_names.push(kind);
+                kind_names.len() - 1
+            });
+            kind_of.insert(agent, i);
+        }
         RollupBuilder {
             sim_key,
-            kinds,
-            rollups: BTreeMap::new(),
+            kind_names,
+            kind_of,
+            sums: HashMap::new(),
             totals: BTreeMap::new(),
         }
     }
 
     fn add(&mut self, field: i32, agent: i32, step: i64, value: f64) {
-        let kind = self
-            .kinds
-            .get(&agent)
-            .cloned()
-            .unwrap_or_else(|| NO_KIND.to_string());
-        for kind in [ALL_KINDS.to_string(), kind] {
-            let one = Rollup {
-                sim_key: self.sim_key,
-                field_id: field,
-                kind: kind.clone(),
-                step,
-                n: 1,
-                total: value,
-                lo: value,
-                hi: value,
-                total_sq: value * value,
-            };
-            self.rollups
-                .entry((field, kind, step))
-                .and_modify(|r| r.merge(&one))
-                .or_insert(one);
-        }
+        let kind = self.kind_of.get(&agent).copied().unwrap_or(0);
+        let one = Acc::one(value);
+        self.sums
+            .entry((field, kind, step))
+            .and_modify(|a| a.add(&one))
+            .or_insert(one);
     }
 
     /// An agent's reward at a step.
@@ -104,7 +134,39 @@ impl RollupBuilder {
     }
 
     fn is_empty(&self) -> bool {
-        self.rollups.is_empty()
+        self.sums.is_empty()
+    }
+
+    /// The rollup rows, per kind and across kinds, keyed by
+    /// (field, kind, step).
+    fn rows(&self) -> BTreeMap<(i32, String, i64), Rollup> {
+        let mut all: HashMap<(i32, i64), Acc> = HashMap::new();
+        let mut out = BTreeMap::new();
+        let row = |field: i32, kind: &str, step: i64, a: &Acc| Rollup {
+            sim_key: self.sim_key,
+            field_id: field,
+            kind: kind.to_string(),
+            step,
+            n: a.n,
+            total: a.total,
+            lo: a.lo,
+            hi: a.hi,
+            total_sq: a.total_sq,
+        };
+        for (&(field, kind, step), acc) in &self.sums {
+            all.entry((field, step))
+                .and_modify(|a| a.add(acc))
+                .or_insert(*acc);
+            let name = self.kind_names.get(kind).map_or(NO_KIND, String::as_str);
+            out.insert((field, name.to_string(), step), row(field, name, step, acc));
+        }
+        for ((field, step), acc) in all {
+            out.insert(
+                (field, ALL_KINDS.to_string(), step),
+                row(field, ALL_KINDS, step, &acc),
+            );
+        }
+        out
     }
 }
 
@@ -138,38 +200,35 @@ super::for_each_backend! {
                 return Ok(());
             }
             let sim_key = batch.sim_key;
-            let mut rollups = batch.rollups;
+            let mut rollups = batch.rows();
             // The stored rows of the same keys (a step split across
-            // batches): one key range per (field, kind).
-            let mut ranges: BTreeMap<(i32, String), (i64, i64)> = BTreeMap::new();
-            for (field, kind, step) in rollups.keys() {
-                let r = ranges.entry((*field, kind.clone())).or_insert((*step, *step));
-                r.0 = r.0.min(*step);
-                r.1 = r.1.max(*step);
+            // batches), in one statement: the fields and kinds of the
+            // batch over its step range.
+            let fields: Vec<i32> = rollups.keys().map(|k| k.0).collect::<BTreeSet<_>>().into_iter().collect();
+            let kinds: Vec<String> = rollups.keys().map(|k| k.1.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+            let (lo, hi) = rollups.keys().fold((i64::MAX, i64::MIN), |(lo, hi), k| (lo.min(k.2), hi.max(k.2)));
+            let stored: Vec<Rollup> = step_rollups::table
+                .filter(step_rollups::sim_key.eq(sim_key))
+                .filter(step_rollups::field_id.eq_any(fields))
+                .filter(step_rollups::kind.eq_any(kinds))
+                .filter(step_rollups::step.between(lo, hi))
+                .select(Rollup::as_select())
+                .load(self)?;
+            let mut merged: Vec<(i32, String, i64)> = Vec::new();
+            for old in &stored {
+                let key = (old.field_id, old.kind.clone(), old.step);
+                if let Some(new) = rollups.get_mut(&key) {
+                    new.merge(old);
+                    merged.push(key);
+                }
             }
-            for ((field, kind), (lo, hi)) in ranges {
-                let stored: Vec<Rollup> = step_rollups::table
-                    .filter(step_rollups::sim_key.eq(sim_key))
-                    .filter(step_rollups::field_id.eq(field))
-                    .filter(step_rollups::kind.eq(&kind))
-                    .filter(step_rollups::step.between(lo, hi))
-                    .select(Rollup::as_select())
-                    .load(self)?;
-                if stored.is_empty() {
-                    continue;
-                }
-                let steps: BTreeSet<i64> = stored.iter().map(|r| r.step).collect();
-                for old in &stored {
-                    if let Some(new) = rollups.get_mut(&(field, kind.clone(), old.step)) {
-                        new.merge(old);
-                    }
-                }
+            for (field, kind, step) in &merged {
                 diesel::delete(
                     step_rollups::table
                         .filter(step_rollups::sim_key.eq(sim_key))
                         .filter(step_rollups::field_id.eq(field))
-                        .filter(step_rollups::kind.eq(&kind))
-                        .filter(step_rollups::step.eq_any(steps.into_iter().collect::<Vec<_>>())),
+                        .filter(step_rollups::kind.eq(kind))
+                        .filter(step_rollups::step.eq(step)),
                 )
                 .execute(self)?;
             }
