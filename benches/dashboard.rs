@@ -82,12 +82,20 @@ fn median_ms(runs: usize, mut f: impl FnMut() -> BenchResult<()>) -> BenchResult
 /// One open simulation page: progress every second; chart and aggregates
 /// when the watermark moved.
 fn viewer(base: String, id: String, stop: Arc<AtomicBool>) {
+    // As live.js does: the first poll without a cursor, then each with the
+    // cursor of the previous answer.
+    let mut cursor = String::new();
     let mut last = String::new();
     while !stop.load(Ordering::Relaxed) {
-        if let Ok(progress) = get(&format!("{base}/api/simulations/{id}/progress")) {
-            let step = serde_json::from_str::<serde_json::Value>(&progress)
-                .map(|p| p["cursor"]["step"].to_string())
-                .unwrap_or_default();
+        if let Ok(progress) = get(&format!("{base}/api/simulations/{id}/progress{cursor}")) {
+            let p = serde_json::from_str::<serde_json::Value>(&progress).unwrap_or_default();
+            let c = &p["cursor"];
+            if let (Some(step), Some(rows), Some(at)) =
+                (c["step"].as_i64(), c["rows"].as_i64(), c["at"].as_str())
+            {
+                cursor = format!("?step={step}&rows={rows}&at={}", at.replace('+', "%2B"));
+            }
+            let step = c["step"].to_string();
             if step != last {
                 last = step;
                 let _ = get(&format!("{base}/charts/{id}/reward"));

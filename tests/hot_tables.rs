@@ -240,8 +240,8 @@ backend_tests! {
         rec.close()?;
         assert_eq!(svc.states_at_step(&sim.id, 500)?.len(), 100);
         let k = sim.sim_key;
-        // The statements simdb issues (see store/states.rs, analytics/series.rs,
-        // analytics/progress.rs, store/agent_keys.rs), with literals for binds.
+        // The statements simdb issues (see store/agent_keys.rs, analytics/series.rs),
+        // with literals for binds.
         let at_step = match db.backend() {
             Backend::Sqlite => "SELECT s.sim_key, s.agent_index, s.step, s.reward, s.state FROM agents a \
                 CROSS JOIN agent_states s ON s.sim_key = a.sim_key AND s.agent_index = a.agent_index \
@@ -259,17 +259,6 @@ backend_tests! {
                 "SELECT step, reward FROM agent_states \
                  WHERE sim_key = {k} AND agent_index = 42 AND step BETWEEN 0 AND 999 ORDER BY step"
             )),
-            ("agent_states", match db.backend() {
-                Backend::Sqlite => format!(
-                    "SELECT count(*) AS n, MAX(s.step) AS hi FROM agents a \
-                     CROSS JOIN agent_states s ON s.sim_key = a.sim_key AND s.agent_index = a.agent_index \
-                     AND s.step > 990 AND s.step <= 999 WHERE a.sim_key = {k}"),
-                Backend::Postgres => format!(
-                    "SELECT count(*) AS n, MAX(s.step) AS hi FROM agents a \
-                     CROSS JOIN LATERAL (SELECT x.step FROM agent_states x WHERE x.sim_key = a.sim_key \
-                     AND x.agent_index = a.agent_index AND x.step > 990 AND x.step <= 999 OFFSET 0) s \
-                     WHERE a.sim_key = {k}"),
-            }),
             ("agent_metrics", format!(
                 "SELECT step, value FROM agent_metrics WHERE sim_key = {k} AND metric_id = 1 \
                  AND agent_index = 42 AND step BETWEEN 0 AND 999 ORDER BY step"

@@ -3,11 +3,11 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::rollups::RollupReadStore;
 use super::Analytics;
 use crate::error::Result;
 use crate::ids::SimulationId;
 use crate::models::{SimulationStatus, SimulationStep};
-use crate::store::for_each_backend;
 use crate::store::prelude::*;
 use crate::with_connection;
 
@@ -49,21 +49,6 @@ pub struct Progress {
     pub heartbeat_age_secs: Option<f64>,
 }
 
-/// Agent-state rows of a step range.
-trait ProgressStore {
-    /// Rows with `after < step <= upto`, and the highest such step.
-    fn rows_between(&mut self, sim_key: i32, after: i64, upto: i64) -> Result<(i64, Option<i64>)>;
-}
-
-for_each_backend! {
-    impl ProgressStore {
-        fn rows_between(&mut self, sim_key: i32, after: i64, upto: i64) -> Result<(i64, Option<i64>)> {
-            // Per agent, a range of its key (no by-step index).
-            self.states_between(sim_key, after, upto)
-        }
-    }
-}
-
 impl Analytics {
     /// What is new since `cursor` (everything, for `None`): the steps the
     /// commit watermark passed since, with their step rows, the rows counted
@@ -87,7 +72,7 @@ impl Analytics {
             };
             let (new_steps, new_rows, top) = if upto > from {
                 let steps = c.steps(sim.sim_key, from.saturating_add(1), upto)?;
-                let (rows, top) = c.rows_between(sim.sim_key, from, upto)?;
+                let (rows, top) = c.rolled_rows(sim.sim_key, from, upto)?;
                 (steps, rows, top)
             } else {
                 (Vec::new(), 0, None)

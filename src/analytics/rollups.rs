@@ -53,7 +53,18 @@ fn buckets_sql(p: char, by_kind: bool) -> String {
     )
 }
 
+#[derive(QueryableByName)]
+struct Counted {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    n: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    hi: Option<i64>,
+}
+
 pub(super) trait RollupReadStore {
+    /// Agent-state rows with `after < step <= upto`, and the highest such
+    /// step: the reward rollups' counts (one row per step, not per agent).
+    fn rolled_rows(&mut self, sim_key: i32, after: i64, upto: i64) -> Result<(i64, Option<i64>)>;
     /// First and last step of a rolled-up field.
     fn rolled_span(&mut self, sim_key: i32, field: i32) -> Result<Option<(i64, i64)>>;
     /// A rolled-up field's buckets from `lo`, `width` steps wide.
@@ -70,6 +81,20 @@ pub(super) trait RollupReadStore {
 
 for_each_backend! {
     impl RollupReadStore {
+        fn rolled_rows(&mut self, sim_key: i32, after: i64, upto: i64) -> Result<(i64, Option<i64>)> {
+            let p = Self::P;
+            let counted: Counted = diesel::sql_query(format!(
+                "SELECT CAST(SUM(n) AS BIGINT) AS n, MAX(step) AS hi FROM step_rollups \
+                 WHERE sim_key = {p}1 AND field_id = {p}2 AND kind = '' AND step > {p}3 AND step <= {p}4"
+            ))
+            .bind::<Integer, _>(sim_key)
+            .bind::<Integer, _>(REWARD_FIELD)
+            .bind::<BigInt, _>(after)
+            .bind::<BigInt, _>(upto)
+            .get_result(self)?;
+            Ok((counted.n.unwrap_or(0), counted.hi))
+        }
+
         fn rolled_span(&mut self, sim_key: i32, field: i32) -> Result<Option<(i64, i64)>> {
             let p = Self::P;
             let span: Span = diesel::sql_query(format!(

@@ -30,10 +30,6 @@ pub(crate) trait Dialect {
     /// from `agents` so the plan cannot fall back to scanning the
     /// simulation's key range for the step.
     const STATES_AT_STEP: &'static str;
-    /// Count and highest step of the agent states with `{p}2 < step <=
-    /// {p}3` (`{p}1` the simulation), one key range per agent, likewise
-    /// driven from `agents`.
-    const ROWS_BETWEEN: &'static str;
 }
 
 #[cfg(feature = "sqlite")]
@@ -45,9 +41,6 @@ impl Dialect for diesel::sqlite::SqliteConnection {
         "SELECT s.sim_key, s.agent_index, s.step, s.reward, s.state FROM agents a \
          CROSS JOIN agent_states s ON s.sim_key = a.sim_key AND s.agent_index = a.agent_index \
          AND s.step = ?2 WHERE a.sim_key = ?1 ORDER BY a.agent_index";
-    const ROWS_BETWEEN: &'static str = "SELECT count(*) AS n, MAX(s.step) AS hi FROM agents a \
-         CROSS JOIN agent_states s ON s.sim_key = a.sim_key AND s.agent_index = a.agent_index \
-         AND s.step > ?2 AND s.step <= ?3 WHERE a.sim_key = ?1";
 }
 
 #[cfg(feature = "postgres")]
@@ -62,19 +55,6 @@ impl Dialect for diesel::pg::PgConnection {
          CROSS JOIN LATERAL (SELECT * FROM agent_states x WHERE x.sim_key = a.sim_key \
          AND x.agent_index = a.agent_index AND x.step = $2 LIMIT 1) s \
          WHERE a.sim_key = $1 ORDER BY a.agent_index";
-    // OFFSET 0: the same fence as LIMIT 1 above, for a range.
-    const ROWS_BETWEEN: &'static str = "SELECT count(*) AS n, MAX(s.step) AS hi FROM agents a \
-         CROSS JOIN LATERAL (SELECT x.step FROM agent_states x WHERE x.sim_key = a.sim_key \
-         AND x.agent_index = a.agent_index AND x.step > $2 AND x.step <= $3 OFFSET 0) s \
-         WHERE a.sim_key = $1";
-}
-
-#[derive(QueryableByName)]
-struct Counted {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    hi: Option<i64>,
 }
 
 #[derive(QueryableByName)]
@@ -120,10 +100,6 @@ pub(crate) trait AgentKeyStore {
         sim_key: i32,
         step: i64,
     ) -> Result<Vec<crate::models::AgentState>>;
-    /// Agent states with `after < step <= upto`, and the highest such step
-    /// (see [`Dialect::ROWS_BETWEEN`]).
-    fn states_between(&mut self, sim_key: i32, after: i64, upto: i64)
-        -> Result<(i64, Option<i64>)>;
     /// First and last step of the agent states (`metric: None`) or of one
     /// agent metric, over every registered agent.
     fn hot_step_span(&mut self, sim_key: i32, metric: Option<i32>) -> Result<Option<(i64, i64)>>;
@@ -167,15 +143,6 @@ super::for_each_backend! {
                 .bind::<Integer, _>(sim_key)
                 .bind::<BigInt, _>(step)
                 .load(self)?)
-        }
-
-        fn states_between(&mut self, sim_key: i32, after: i64, upto: i64) -> Result<(i64, Option<i64>)> {
-            let counted: Counted = diesel::sql_query(Self::ROWS_BETWEEN)
-                .bind::<Integer, _>(sim_key)
-                .bind::<BigInt, _>(after)
-                .bind::<BigInt, _>(upto)
-                .get_result(self)?;
-            Ok((counted.n, counted.hi))
         }
 
         fn hot_step_span(&mut self, sim_key: i32, metric: Option<i32>) -> Result<Option<(i64, i64)>> {
