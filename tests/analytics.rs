@@ -396,7 +396,8 @@ backend_tests! {
         let ranks: Vec<(usize, &str, i64)> = board.iter().map(|r| (r.rank, r.group.as_str(), r.agents)).collect();
         assert_eq!(ranks, vec![(1, "a", 2), (1, "b", 1), (3, "c", 1)]);
 
-        // 40,000 more simulations, beyond SQLite's 32,766 bind parameters.
+        // 40,000 more simulations, beyond SQLite's 32,766 bind parameters
+        // (written by SQL, so with the per-agent totals simdb keeps at ingest).
         let bulk = match db.backend() {
             simdb::Backend::Sqlite => "
                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000)
@@ -405,14 +406,18 @@ backend_tests! {
                 INSERT INTO agents (sim_key, agent_index, kind, metadata, created_at)
                 SELECT sim_key, 0, 'bulk', '{}', created_at FROM simulations WHERE id LIKE 'bulk-%';
                 INSERT INTO agent_states (sim_key, agent_index, step, reward, state)
-                SELECT sim_key, 0, 0, 0.25, '{}' FROM simulations WHERE id LIKE 'bulk-%';",
+                SELECT sim_key, 0, 0, 0.25, '{}' FROM simulations WHERE id LIKE 'bulk-%';
+                INSERT INTO agent_totals (sim_key, agent_index, n, total)
+                SELECT sim_key, 0, 1, 0.25 FROM simulations WHERE id LIKE 'bulk-%';",
             simdb::Backend::Postgres => "
                 INSERT INTO simulations (sim_key, id, experiment_id, status, parameters, created_at)
                 SELECT 100000 + i, 'bulk-' || i, 'big', 'completed', '{}', now() FROM generate_series(1, 40000) AS i;
                 INSERT INTO agents (sim_key, agent_index, kind, metadata, created_at)
                 SELECT sim_key, 0, 'bulk', '{}', created_at FROM simulations WHERE id LIKE 'bulk-%';
                 INSERT INTO agent_states (sim_key, agent_index, step, reward, state)
-                SELECT sim_key, 0, 0, 0.25, '{}' FROM simulations WHERE id LIKE 'bulk-%';",
+                SELECT sim_key, 0, 0, 0.25, '{}' FROM simulations WHERE id LIKE 'bulk-%';
+                INSERT INTO agent_totals (sim_key, agent_index, n, total)
+                SELECT sim_key, 0, 1, 0.25 FROM simulations WHERE id LIKE 'bulk-%';",
         };
         simdb::with_connection!(db.database().writer()?, |c| {
             use simdb::diesel::connection::SimpleConnection;

@@ -2,14 +2,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use diesel::dsl::{count_star, sum};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::Analytics;
 use crate::error::Result;
 use crate::ids::{ExperimentId, SimulationId};
-use crate::schema::{agent_states, agents, simulations};
+use crate::schema::{agent_totals, agents, simulations};
 use crate::store::for_each_backend;
 use crate::store::prelude::*;
 use crate::with_connection;
@@ -69,20 +68,19 @@ for_each_backend! {
                     .filter(simulations::experiment_id.eq(experiment.clone()))
                     .select(simulations::sim_key)
             };
-            // Grouped in SQL down to (simulation, agent); the resulting rows
-            // are labelled and folded by group here.
-            let per_agent: BTreeMap<(i32, i32), (i64, Option<f64>)> = agent_states::table
-                .filter(agent_states::sim_key.eq_any(keys()))
-                .group_by((agent_states::sim_key, agent_states::agent_index))
+            // Per (simulation, agent): the rows and reward total kept at
+            // ingest (`agent_totals`), labelled and folded by group here.
+            let per_agent: BTreeMap<(i32, i32), (i64, Option<f64>)> = agent_totals::table
+                .filter(agent_totals::sim_key.eq_any(keys()))
                 .select((
-                    agent_states::sim_key,
-                    agent_states::agent_index,
-                    count_star(),
-                    sum(agent_states::reward),
+                    agent_totals::sim_key,
+                    agent_totals::agent_index,
+                    agent_totals::n,
+                    agent_totals::total,
                 ))
-                .load::<(i32, i32, i64, Option<f64>)>(self)?
+                .load::<(i32, i32, i64, f64)>(self)?
                 .into_iter()
-                .map(|(s, a, rows, total)| ((s, a), (rows, total)))
+                .map(|(s, a, rows, total)| ((s, a), (rows, Some(total))))
                 .collect();
             let registered: Vec<(i32, i32, AgentLabel)> = agents::table
                 .filter(agents::sim_key.eq_any(keys()))
