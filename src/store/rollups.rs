@@ -22,7 +22,7 @@ pub(crate) const NO_KIND: &str = "(none)";
 
 /// One row of `step_rollups`.
 #[derive(Debug, Clone, PartialEq, Insertable, Queryable, Selectable)]
-#[diesel(table_name = step_rollups)]
+#[diesel(table_name = step_rollups, treat_none_as_default_value = false)]
 pub(crate) struct Rollup {
     pub(crate) sim_key: i32,
     pub(crate) field_id: i32,
@@ -170,10 +170,68 @@ impl RollupBuilder {
     }
 }
 
-/// Rows per INSERT (9 columns: far below SQLite's bind limit).
+/// One row of `agent_totals`.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = agent_totals, treat_none_as_default_value = false)]
+pub(crate) struct AgentTotal {
+    sim_key: i32,
+    agent_index: i32,
+    n: i64,
+    total: f64,
+}
+
+/// Rows per INSERT on SQLite (9 columns: far below its bind limit).
+#[cfg(feature = "sqlite")]
 const CHUNK: usize = 1000;
 
-pub(crate) trait RollupStore {
+/// Writing rollup rows: multi-row INSERTs on SQLite, binary COPY on
+/// PostgreSQL (no statement to parse per batch size).
+pub(crate) trait RollupInsert {
+    fn insert_rollups(&mut self, rows: &[Rollup]) -> Result<()>;
+    fn insert_totals(&mut self, rows: &[AgentTotal]) -> Result<()>;
+}
+
+#[cfg(feature = "sqlite")]
+impl RollupInsert for diesel::sqlite::SqliteConnection {
+    fn insert_rollups(&mut self, rows: &[Rollup]) -> Result<()> {
+        for chunk in rows.chunks(CHUNK) {
+            diesel::insert_into(step_rollups::table)
+                .values(chunk)
+                .execute(self)?;
+        }
+        Ok(())
+    }
+    fn insert_totals(&mut self, rows: &[AgentTotal]) -> Result<()> {
+        for chunk in rows.chunks(CHUNK) {
+            diesel::insert_into(agent_totals::table)
+                .values(chunk)
+                .execute(self)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl RollupInsert for diesel::pg::PgConnection {
+    fn insert_rollups(&mut self, rows: &[Rollup]) -> Result<()> {
+        if !rows.is_empty() {
+            diesel::copy_from(step_rollups::table)
+                .from_insertable(rows)
+                .execute(self)?;
+        }
+        Ok(())
+    }
+    fn insert_totals(&mut self, rows: &[AgentTotal]) -> Result<()> {
+        if !rows.is_empty() {
+            diesel::copy_from(agent_totals::table)
+                .from_insertable(rows)
+                .execute(self)?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) trait RollupStore: RollupInsert {
     /// Each registered agent's kind (`(none)` without one).
     fn agent_kinds(&mut self, sim_key: i32) -> Result<HashMap<i32, String>>;
     /// Merges a batch's rollups and agent totals into the stored ones.
@@ -201,74 +259,58 @@ super::for_each_backend! {
             }
             let sim_key = batch.sim_key;
             let mut rollups = batch.rows();
-            // The stored rows of the same keys (a step split across
-            // batches), in one statement: the fields and kinds of the
-            // batch over its step range.
+            // The stored rows of the batch's fields and kinds over its step
+            // range (a step split across batches), taken out in one
+            // statement, merged here, and written back with the new ones.
             let fields: Vec<i32> = rollups.keys().map(|k| k.0).collect::<BTreeSet<_>>().into_iter().collect();
             let kinds: Vec<String> = rollups.keys().map(|k| k.1.clone()).collect::<BTreeSet<_>>().into_iter().collect();
             let (lo, hi) = rollups.keys().fold((i64::MAX, i64::MIN), |(lo, hi), k| (lo.min(k.2), hi.max(k.2)));
-            let stored: Vec<Rollup> = step_rollups::table
-                .filter(step_rollups::sim_key.eq(sim_key))
-                .filter(step_rollups::field_id.eq_any(fields))
-                .filter(step_rollups::kind.eq_any(kinds))
-                .filter(step_rollups::step.between(lo, hi))
-                .select(Rollup::as_select())
-                .load(self)?;
-            let mut merged: Vec<(i32, String, i64)> = Vec::new();
-            for old in &stored {
+            let stored: Vec<Rollup> = diesel::delete(
+                step_rollups::table
+                    .filter(step_rollups::sim_key.eq(sim_key))
+                    .filter(step_rollups::field_id.eq_any(fields))
+                    .filter(step_rollups::kind.eq_any(kinds))
+                    .filter(step_rollups::step.between(lo, hi)),
+            )
+            .returning(Rollup::as_returning())
+            .get_results(self)?;
+            for old in stored {
                 let key = (old.field_id, old.kind.clone(), old.step);
-                if let Some(new) = rollups.get_mut(&key) {
-                    new.merge(old);
-                    merged.push(key);
+                match rollups.get_mut(&key) {
+                    Some(new) => new.merge(&old),
+                    None => {
+                        rollups.insert(key, old);
+                    }
                 }
             }
-            for (field, kind, step) in &merged {
-                diesel::delete(
-                    step_rollups::table
-                        .filter(step_rollups::sim_key.eq(sim_key))
-                        .filter(step_rollups::field_id.eq(field))
-                        .filter(step_rollups::kind.eq(kind))
-                        .filter(step_rollups::step.eq(step)),
-                )
-                .execute(self)?;
-            }
             let rows: Vec<Rollup> = rollups.into_values().collect();
-            for chunk in rows.chunks(CHUNK) {
-                diesel::insert_into(step_rollups::table).values(chunk).execute(self)?;
-            }
-            // Agent totals: read, add, write back.
+            self.insert_rollups(&rows)?;
+            // Agent totals likewise.
             let agents: Vec<i32> = batch.totals.keys().copied().collect();
-            let stored: HashMap<i32, (i64, f64)> = agent_totals::table
-                .filter(agent_totals::sim_key.eq(sim_key))
-                .filter(agent_totals::agent_index.eq_any(&agents))
-                .select((agent_totals::agent_index, agent_totals::n, agent_totals::total))
-                .load::<(i32, i64, f64)>(self)?
-                .into_iter()
-                .map(|(a, n, t)| (a, (n, t)))
-                .collect();
-            diesel::delete(
+            let stored: HashMap<i32, (i64, f64)> = diesel::delete(
                 agent_totals::table
                     .filter(agent_totals::sim_key.eq(sim_key))
                     .filter(agent_totals::agent_index.eq_any(&agents)),
             )
-            .execute(self)?;
-            let totals: Vec<_> = batch
+            .returning((agent_totals::agent_index, agent_totals::n, agent_totals::total))
+            .get_results::<(i32, i64, f64)>(self)?
+            .into_iter()
+            .map(|(a, n, t)| (a, (n, t)))
+            .collect();
+            let totals: Vec<AgentTotal> = batch
                 .totals
                 .into_iter()
-                .map(|(agent, (n, total))| {
-                    let (n0, t0) = stored.get(&agent).copied().unwrap_or((0, 0.0));
-                    (
-                        agent_totals::sim_key.eq(sim_key),
-                        agent_totals::agent_index.eq(agent),
-                        agent_totals::n.eq(n0 + n),
-                        agent_totals::total.eq(t0 + total),
-                    )
+                .map(|(agent_index, (n, total))| {
+                    let (n0, t0) = stored.get(&agent_index).copied().unwrap_or((0, 0.0));
+                    AgentTotal {
+                        sim_key,
+                        agent_index,
+                        n: n0 + n,
+                        total: t0 + total,
+                    }
                 })
                 .collect();
-            for chunk in totals.chunks(CHUNK) {
-                diesel::insert_into(agent_totals::table).values(chunk).execute(self)?;
-            }
-            Ok(())
+            self.insert_totals(&totals)
         }
 
         fn cut_rollups(&mut self, sim_key: i32, step: i64) -> Result<()> {
@@ -289,20 +331,16 @@ super::for_each_backend! {
                     diesel::dsl::sum(agent_states::reward),
                 ))
                 .load(self)?;
-            let rows: Vec<_> = totals
+            let rows: Vec<AgentTotal> = totals
                 .into_iter()
-                .map(|(agent, n, total)| {
-                    (
-                        agent_totals::sim_key.eq(sim_key),
-                        agent_totals::agent_index.eq(agent),
-                        agent_totals::n.eq(n),
-                        agent_totals::total.eq(total.unwrap_or(0.0)),
-                    )
+                .map(|(agent_index, n, total)| AgentTotal {
+                    sim_key,
+                    agent_index,
+                    n,
+                    total: total.unwrap_or(0.0),
                 })
                 .collect();
-            for chunk in rows.chunks(CHUNK) {
-                diesel::insert_into(agent_totals::table).values(chunk).execute(self)?;
-            }
+            self.insert_totals(&rows)?;
             Ok(())
         }
     }
