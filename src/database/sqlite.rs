@@ -31,6 +31,7 @@ pub(crate) fn configure_sqlite(
         "PRAGMA busy_timeout = {};
          PRAGMA foreign_keys = ON;
          PRAGMA synchronous = {synchronous};
+         PRAGMA cache_size = -16384;
          PRAGMA query_only = {};",
         settings.busy_timeout_ms,
         if settings.read_only { "ON" } else { "OFF" }
