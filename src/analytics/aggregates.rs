@@ -4,12 +4,12 @@ use diesel::dsl::{count_star, max, min, sum};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::rollups::{rolled_field, RollupReadStore};
+use super::rollups::RollupReadStore;
 use super::source::{Source, SourceStore, StatePathStore};
 use super::{Analytics, Field};
 use crate::error::Result;
 use crate::ids::SimulationId;
-use crate::schema::{agent_metrics, agent_states, step_metrics};
+use crate::schema::step_metrics;
 use crate::store::for_each_backend;
 use crate::store::prelude::*;
 use crate::with_connection;
@@ -110,63 +110,26 @@ macro_rules! bucketed {
 for_each_backend! {
     impl AggregateStore {
         fn step_span(&mut self, sim_key: i32, source: &Source) -> Result<Option<(i64, i64)>> {
-            if let Some(field) = rolled_field(source) {
-                return self.rolled_span(sim_key, field);
-            }
-            let span: (Option<i64>, Option<i64>) = match source {
+            match source {
+                Source::Reward => self.rolled_span(sim_key, REWARD_FIELD),
+                Source::AgentMetric(metric) => self.rolled_span(sim_key, *metric),
                 // Two probes per registered agent (no by-step index).
-                Source::Reward | Source::State(_) => return self.hot_step_span(sim_key, None),
-                Source::AgentMetric(metric) => return self.hot_step_span(sim_key, Some(*metric)),
-                Source::StepMetric(metric) => step_metrics::table
-                    .filter(step_metrics::sim_key.eq(sim_key))
-                    .filter(step_metrics::metric_id.eq(metric))
-                    .select((min(step_metrics::step), max(step_metrics::step)))
-                    .first(self)?,
-            };
-            Ok(span.0.zip(span.1))
+                Source::State(_) => self.hot_step_span(sim_key),
+                Source::StepMetric(metric) => {
+                    let span: (Option<i64>, Option<i64>) = step_metrics::table
+                        .filter(step_metrics::sim_key.eq(sim_key))
+                        .filter(step_metrics::metric_id.eq(metric))
+                        .select((min(step_metrics::step), max(step_metrics::step)))
+                        .first(self)?;
+                    Ok(span.0.zip(span.1))
+                }
+            }
         }
 
         fn aggregate(&mut self, sim_key: i32, source: &Source, lo: i64, width: i64) -> Result<Vec<StepAggregate>> {
-            if let Some(field) = rolled_field(source) {
-                return Ok(to_aggregates(self.rolled(sim_key, field, lo, width)?));
-            }
-            // The registered agents, so that a range starting late (the
-            // last step's bucket) is one short key range per agent. Beyond
-            // one list of agents, the simulation's whole key range is read.
-            let agents = self.agent_indexes(sim_key)?;
-            let listed = agents.len() <= AGENT_CHUNK;
             let rows = match source {
-                Source::Reward if listed => bucketed!(
-                    self,
-                    agent_states,
-                    reward,
-                    lo,
-                    width,
-                    agent_states::sim_key.eq(sim_key),
-                    agent_states::agent_index.eq_any(&agents)
-                ),
-                Source::Reward => {
-                    bucketed!(self, agent_states, reward, lo, width, agent_states::sim_key.eq(sim_key))
-                }
-                Source::AgentMetric(metric) if listed => bucketed!(
-                    self,
-                    agent_metrics,
-                    value,
-                    lo,
-                    width,
-                    agent_metrics::sim_key.eq(sim_key),
-                    agent_metrics::metric_id.eq(*metric),
-                    agent_metrics::agent_index.eq_any(&agents)
-                ),
-                Source::AgentMetric(metric) => bucketed!(
-                    self,
-                    agent_metrics,
-                    value,
-                    lo,
-                    width,
-                    agent_metrics::sim_key.eq(sim_key),
-                    agent_metrics::metric_id.eq(*metric)
-                ),
+                Source::Reward => self.rolled(sim_key, REWARD_FIELD, lo, width)?,
+                Source::AgentMetric(metric) => self.rolled(sim_key, *metric, lo, width)?,
                 Source::StepMetric(metric) => bucketed!(
                     self,
                     step_metrics,

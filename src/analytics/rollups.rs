@@ -7,19 +7,10 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 
 use super::aggregates::AggRow;
-use super::source::{Bucket, Source};
+use super::source::Bucket;
 use crate::error::Result;
 use crate::store::for_each_backend;
 use crate::store::prelude::*;
-
-/// The rollup field of a source, if it has one.
-pub(super) fn rolled_field(source: &Source) -> Option<i32> {
-    match source {
-        Source::Reward => Some(REWARD_FIELD),
-        Source::AgentMetric(metric) => Some(*metric),
-        Source::StepMetric(_) | Source::State(_) => None,
-    }
-}
 
 #[derive(QueryableByName)]
 struct Span {

@@ -65,17 +65,12 @@ struct Span {
     hi: Option<i64>,
 }
 
-/// First and last step per registered agent, each a probe at one end of
-/// that agent's key range (`{p}2`: the metric id, for `agent_metrics`).
-fn span_sql(p: char, metric: bool) -> String {
-    let (table, extra) = if metric {
-        ("agent_metrics", format!(" AND s.metric_id = {p}2"))
-    } else {
-        ("agent_states", String::new())
-    };
+/// First and last step of the agent states, per registered agent a probe
+/// at each end of that agent's key range (`{p}1`: the simulation).
+fn span_sql(p: char) -> String {
     let probe = |f: &str| {
         format!(
-            "(SELECT {f}(s.step) FROM {table} s WHERE s.sim_key = a.sim_key{extra} \
+            "(SELECT {f}(s.step) FROM agent_states s WHERE s.sim_key = a.sim_key \
              AND s.agent_index = a.agent_index)"
         )
     };
@@ -100,9 +95,9 @@ pub(crate) trait AgentKeyStore {
         sim_key: i32,
         step: i64,
     ) -> Result<Vec<crate::models::AgentState>>;
-    /// First and last step of the agent states (`metric: None`) or of one
-    /// agent metric, over every registered agent.
-    fn hot_step_span(&mut self, sim_key: i32, metric: Option<i32>) -> Result<Option<(i64, i64)>>;
+    /// First and last step of the agent states, over every registered
+    /// agent (the reward's and agent metrics' spans come from the rollups).
+    fn hot_step_span(&mut self, sim_key: i32) -> Result<Option<(i64, i64)>>;
 }
 
 super::for_each_backend! {
@@ -145,12 +140,10 @@ super::for_each_backend! {
                 .load(self)?)
         }
 
-        fn hot_step_span(&mut self, sim_key: i32, metric: Option<i32>) -> Result<Option<(i64, i64)>> {
-            let q = diesel::sql_query(span_sql(Self::P, metric.is_some())).bind::<Integer, _>(sim_key);
-            let span: Span = match metric {
-                Some(m) => q.bind::<Integer, _>(m).get_result(self)?,
-                None => q.get_result(self)?,
-            };
+        fn hot_step_span(&mut self, sim_key: i32) -> Result<Option<(i64, i64)>> {
+            let span: Span = diesel::sql_query(span_sql(Self::P))
+                .bind::<Integer, _>(sim_key)
+                .get_result(self)?;
             Ok(span.lo.zip(span.hi))
         }
     }

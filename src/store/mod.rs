@@ -50,7 +50,7 @@ pub(crate) mod prelude {
     pub(crate) use super::metrics::MetricStore;
     pub(crate) use super::pages::PageStore;
     pub(crate) use super::recovery::RecoveryStore;
-    pub(crate) use super::rollups::{RollupBuilder, RollupStore, REWARD_FIELD};
+    pub(crate) use super::rollups::{RollupBuilder, RollupStore, NO_KIND, REWARD_FIELD};
     pub(crate) use super::simulations::SimulationStore;
     pub(crate) use super::states::StateStore;
     pub(crate) use super::transaction::Transactional;
