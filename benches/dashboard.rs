@@ -18,11 +18,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use simdb::test_support::TestDatabase;
-use simdb::{Backend, NewAgent, NewSimulation, Simulation, SimulationService};
+use simdb::{NewAgent, NewSimulation, Simulation, SimulationService};
 
 const AGENTS: i32 = 100;
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+mod common;
+use common::{bench_rows, median, selected_backends};
 
 fn running(svc: &SimulationService) -> BenchResult<Simulation> {
     let sim = svc.create_simulation(NewSimulation::new(json!({"agents": AGENTS})))?;
@@ -68,15 +71,8 @@ fn get(url: &str) -> BenchResult<String> {
     Ok(ureq::get(url).call()?.into_string()?)
 }
 
-fn median_ms(runs: usize, mut f: impl FnMut() -> BenchResult<()>) -> BenchResult<f64> {
-    let mut times = Vec::new();
-    for _ in 0..runs {
-        let start = Instant::now();
-        f()?;
-        times.push(start.elapsed().as_secs_f64() * 1e3);
-    }
-    times.sort_by(f64::total_cmp);
-    Ok(times[runs / 2])
+fn median_ms(runs: usize, f: impl FnMut() -> BenchResult<()>) -> BenchResult<f64> {
+    Ok(median(runs, f)?.as_secs_f64() * 1e3)
 }
 
 /// One open simulation page: progress every second; chart and aggregates
@@ -109,21 +105,8 @@ fn viewer(base: String, id: String, stop: Arc<AtomicBool>) {
 }
 
 fn main() -> BenchResult<()> {
-    let rows: i64 = std::env::var("SIMDB_BENCH_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    let backends =
-        std::env::var("SIMDB_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
-    for backend in [Backend::Sqlite, Backend::Postgres] {
-        let name = if backend == Backend::Sqlite {
-            "sqlite"
-        } else {
-            "postgres"
-        };
-        if !backends.split(',').any(|b| b == name) {
-            continue;
-        }
+    let rows = bench_rows();
+    for (backend, name) in selected_backends("sqlite,postgres") {
         let db = TestDatabase::new(backend)?;
         let svc = SimulationService::new(db.database().clone());
         let base = format!("http://{}", start(svc.clone())?);

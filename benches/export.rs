@@ -13,30 +13,19 @@ use std::time::Instant;
 
 use serde_json::json;
 use simdb::test_support::TestDatabase;
-use simdb::{Backend, NewAgent, NewSimulation, RecorderOptions, SimulationService};
+use simdb::{NewAgent, NewSimulation, RecorderOptions, SimulationService};
 
 mod common;
-use common::status_mib;
+use common::{bench_rows, selected_backends, status_mib};
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 const AGENTS: i64 = 100;
 
 fn main() -> BenchResult<()> {
-    let rows: i64 = std::env::var("SIMDB_BENCH_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let rows = bench_rows();
     let steps = (rows / AGENTS).max(1);
-    let backends = std::env::var("SIMDB_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite".into());
-    for backend in [Backend::Sqlite, Backend::Postgres] {
-        let name = match backend {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
-        };
-        if !backends.split(',').any(|b| b == name) {
-            continue;
-        }
+    for (backend, name) in selected_backends("sqlite") {
         let db = TestDatabase::new(backend)?;
         let svc = SimulationService::new(db.database().clone());
         let sim = svc.create_simulation(NewSimulation::new(json!({"agents": AGENTS})))?;

@@ -61,7 +61,7 @@ fn reward(step: i64, agent: i64) -> f64 {
 }
 
 mod common;
-use common::status_mib;
+use common::{bench_rows, selected_backends, status_mib};
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -410,26 +410,13 @@ fn postgres_ceiling(
 }
 
 fn main() -> BenchResult<()> {
-    let rows: i64 = std::env::var("SIMDB_BENCH_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    let steps = (rows / AGENTS).max(1);
+    let steps = (bench_rows() / AGENTS).max(1);
     let rows = steps * AGENTS;
-    let backends =
-        std::env::var("SIMDB_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
     println!(
         "ingest: {rows} agent states ({AGENTS} agents x {steps} steps) + {steps} step rows per run"
     );
 
-    for backend in [Backend::Sqlite, Backend::Postgres] {
-        let name = match backend {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
-        };
-        if !backends.split(',').any(|b| b == name) {
-            continue;
-        }
+    for (backend, name) in selected_backends("sqlite,postgres") {
         for durability in [Durability::PowerLoss, Durability::ProcessCrash] {
             let mode = match durability {
                 Durability::ProcessCrash => "process-crash",

@@ -13,8 +13,6 @@
 //!
 //! `cargo bench --bench queries`; `SIMDB_BENCH_BACKENDS=sqlite` skips PostgreSQL.
 
-use std::time::{Duration, Instant};
-
 use serde_json::json;
 use simdb::test_support::TestDatabase;
 use simdb::{
@@ -26,6 +24,9 @@ const AGENTS: i32 = 100;
 const STEPS: i64 = 10_000;
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+mod common;
+use common::{bench_rows, median, selected_backends};
 
 fn load(svc: &SimulationService) -> BenchResult<Simulation> {
     let sim = svc.create_simulation(NewSimulation::new(json!({"agents": AGENTS})))?;
@@ -49,18 +50,6 @@ fn load(svc: &SimulationService) -> BenchResult<Simulation> {
     }
     rec.close()?;
     Ok(sim)
-}
-
-/// Median of `runs` timings of `f`.
-fn median(runs: usize, mut f: impl FnMut() -> BenchResult<()>) -> BenchResult<Duration> {
-    let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let start = Instant::now();
-        f()?;
-        times.push(start.elapsed());
-    }
-    times.sort();
-    Ok(times[runs / 2])
 }
 
 /// Median time of all agents' states at one step (a different step each run).
@@ -237,21 +226,8 @@ fn search_ms(backend: Backend) -> BenchResult<(f64, f64, f64, usize)> {
 }
 
 fn main() -> BenchResult<()> {
-    let rows: i64 = std::env::var("SIMDB_BENCH_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    let backends =
-        std::env::var("SIMDB_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
-    for backend in [Backend::Sqlite, Backend::Postgres] {
-        let name = if backend == Backend::Sqlite {
-            "sqlite"
-        } else {
-            "postgres"
-        };
-        if !backends.split(',').any(|b| b == name) {
-            continue;
-        }
+    let rows = bench_rows();
+    for (backend, name) in selected_backends("sqlite,postgres") {
         let db = TestDatabase::new(backend)?;
         let svc = SimulationService::new(db.database().clone());
         let sim = load(&svc)?;
