@@ -1,7 +1,10 @@
-//! A database written by the release before the integrity schema
-//! (`tests/fixtures/v1.*`, made with that release's own code) upgrades in
-//! place on first open, on both backends, with every row intact; the
-//! upgraded runs then behave as new ones (watermark, resume, keys).
+//! Databases written by earlier releases upgrade in place on first open, on
+//! both backends, with every row intact; the upgraded runs then behave as
+//! new ones (watermark, resume, keys). The fixtures were made with each
+//! release's own code (`tests/fixtures/README.md`):
+//! - `v1.*`: the first release (no watermark, leases, rollups or namespacing);
+//! - `v2.*`: the release before simdb's tables got their `simdb_` prefix
+//!   (PostgreSQL: schema `simdb`; SQLite: unprefixed names).
 
 mod common;
 use common::*;
@@ -11,13 +14,13 @@ use std::time::Duration;
 use simdb::diesel::connection::SimpleConnection;
 use simdb::Backend;
 
-/// The fixture's contents: 1 experiment; 3 simulations (completed,
-/// interrupted, running) of 4 agents x 50 steps, an agent metric per
-/// agent-step, a step metric per step, a memory every 10 steps per agent.
+/// Each fixture holds 1 experiment; 3 simulations (completed, interrupted,
+/// running) of 4 agents x 50 steps, an agent metric per agent-step, step
+/// metric per step, a memory every 10 steps per agent.
 const STATES: i64 = 3 * 4 * 50;
 
-/// A copy of the fixture, as an unopened database of `backend`.
-fn fixture(backend: Backend) -> Result<TestDatabase> {
+/// A copy of fixture `version`, as an unopened database of `backend`.
+fn fixture(backend: Backend, version: &str) -> Result<TestDatabase> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let io = |e: std::io::Error| Error::Io {
         path: dir.display().to_string(),
@@ -27,74 +30,111 @@ fn fixture(backend: Backend) -> Result<TestDatabase> {
     match backend {
         Backend::Sqlite => {
             let target = empty.url().trim_start_matches("sqlite://").to_string();
-            std::fs::copy(dir.join("v1.sqlite"), &target).map_err(io)?;
+            std::fs::copy(dir.join(format!("{version}.sqlite")), &target).map_err(io)?;
         }
         Backend::Postgres => {
-            let sql = std::fs::read_to_string(dir.join("v1.postgres.sql")).map_err(io)?;
-            use simdb::diesel::Connection;
-            let mut conn = simdb::diesel::PgConnection::establish(empty.url()).map_err(|e| {
-                Error::Connection {
-                    url: "fixture".into(),
-                    message: e.to_string(),
-                }
-            })?;
-            conn.batch_execute(&sql)?;
+            let sql =
+                std::fs::read_to_string(dir.join(format!("{version}.postgres.sql"))).map_err(io)?;
+            host(empty.url(), &sql)?;
         }
     }
     Ok(empty)
 }
 
+/// Runs `sql` on a connection of the host's own (not simdb's).
+fn host(url: &str, sql: &str) -> Result<()> {
+    use simdb::diesel::Connection;
+    let fail = |e: simdb::diesel::ConnectionError| Error::Connection {
+        url: "host".into(),
+        message: e.to_string(),
+    };
+    if url.starts_with("postgres") {
+        simdb::diesel::PgConnection::establish(url)
+            .map_err(fail)?
+            .batch_execute(sql)?;
+    } else {
+        simdb::diesel::SqliteConnection::establish(url.trim_start_matches("sqlite://"))
+            .map_err(fail)?
+            .batch_execute(sql)?;
+    }
+    Ok(())
+}
+
+/// Opens an earlier release's database and checks every row of it.
+fn upgrades_in_place(backend: Backend, version: &str) -> Result<()> {
+    let old = fixture(backend, version)?;
+    let database = Database::open(old.url())?;
+    assert_eq!(
+        database.applied_migrations()?,
+        database.embedded_migrations()?
+    );
+    let svc = SimulationService::new(database.clone());
+    let sims = svc.list_simulations(&SimulationFilter::new())?;
+    assert_eq!(sims.len(), 3);
+    let mut statuses: Vec<String> = sims.iter().map(|s| s.status.to_string()).collect();
+    statuses.sort();
+    assert_eq!(statuses, ["completed", "interrupted", "running"]);
+    let mut total = (0, 0, 0, 0, 0);
+    for sim in &sims {
+        let c = table_counts(&database, sim.sim_key)?;
+        assert_eq!(c, (200, 50, 50, 200, 20), "{}", sim.id);
+        total.0 += c.0;
+        // Recorded before the watermark existed: committed up to its last step.
+        assert_eq!(sim.committed_step, Some(49));
+        assert_eq!(svc.simulation_tags(&sim.id)?.len(), 2);
+        assert_eq!(svc.agents(&sim.id)?.len(), 4);
+        assert!(!svc.events(&sim.id)?.is_empty());
+        let first = svc.agent_states(&sim.id, 1, 0..1)?;
+        assert_eq!(first[0].state, json!({"energy": 1, "pos": [1, 0]}));
+        // The migration rolled up every row the earlier release wrote.
+        assert_rollups_match_rows(&svc, &sim.id)?;
+    }
+    assert_eq!(total.0, STATES);
+    let exp = svc.experiment_by_name("fixture-sweep")?;
+    assert_eq!(
+        (exp.description.as_str(), exp.external_ref.as_deref()),
+        (format!("{version} fixture").as_str(), Some("mlflow:42"))
+    );
+
+    // The interrupted run resumes at its last step, losing nothing.
+    let interrupted = sims
+        .iter()
+        .find(|s| s.status == SimulationStatus::Interrupted)
+        .ok_or(Error::RecorderClosed)?;
+    let point = svc.resume_with(&interrupted.id, Duration::ZERO)?;
+    assert_eq!(
+        (
+            point.last_complete_step,
+            point.discarded_rows,
+            point.states.len()
+        ),
+        (Some(49), 0, 4)
+    );
+    let mut rec = svc.recorder(&interrupted.id)?;
+    for agent in 0..4 {
+        rec.agent_state(50, agent, 1.0, &json!({}))?;
+    }
+    rec.end_step(50)?;
+    assert_eq!(rec.flush()?, Some(50));
+    rec.close()?;
+
+    // Keys after the upgrade are new, even after deleting the newest.
+    let newest = sims.iter().map(|s| s.sim_key).max().unwrap_or(0);
+    let a = running_sim(&svc, 1)?;
+    assert!(a.sim_key > newest);
+    svc.delete_simulation(&a.id)?;
+    assert!(running_sim(&svc, 1)?.sim_key > a.sim_key);
+    drop(old);
+    Ok(())
+}
+
 backend_tests! {
     fn v1_database_upgrades_in_place(db) {
-        let old = fixture(db.backend())?;
-        let database = Database::open(old.url())?;
-        assert_eq!(database.applied_migrations()?, database.embedded_migrations()?);
-        let svc = SimulationService::new(database.clone());
-        let sims = svc.list_simulations(&SimulationFilter::new())?;
-        assert_eq!(sims.len(), 3);
-        let mut statuses: Vec<String> = sims.iter().map(|s| s.status.to_string()).collect();
-        statuses.sort();
-        assert_eq!(statuses, ["completed", "interrupted", "running"]);
-        let mut total = (0, 0, 0, 0, 0);
-        for sim in &sims {
-            let c = table_counts(&database, sim.sim_key)?;
-            assert_eq!(c, (200, 50, 50, 200, 20), "{}", sim.id);
-            total.0 += c.0;
-            // Recorded before the watermark existed: committed up to its last step.
-            assert_eq!(sim.committed_step, Some(49));
-            assert_eq!(svc.simulation_tags(&sim.id)?.len(), 2);
-            assert_eq!(svc.agents(&sim.id)?.len(), 4);
-            assert!(!svc.events(&sim.id)?.is_empty());
-            let first = svc.agent_states(&sim.id, 1, 0..1)?;
-            assert_eq!(first[0].state, json!({"energy": 1, "pos": [1, 0]}));
-            // The migration rolled up every row the earlier release wrote.
-            assert_rollups_match_rows(&svc, &sim.id)?;
-        }
-        assert_eq!(total.0, STATES);
-        let exp = svc.experiment_by_name("fixture-sweep")?;
-        assert_eq!((exp.description.as_str(), exp.external_ref.as_deref()), ("v1 fixture", Some("mlflow:42")));
+        upgrades_in_place(db.backend(), "v1")
+    }
 
-        // The interrupted run resumes at its last step, losing nothing.
-        let interrupted = sims.iter().find(|s| s.status == SimulationStatus::Interrupted).ok_or(Error::RecorderClosed)?;
-        let point = svc.resume_with(&interrupted.id, Duration::ZERO)?;
-        assert_eq!((point.last_complete_step, point.discarded_rows, point.states.len()), (Some(49), 0, 4));
-        let mut rec = svc.recorder(&interrupted.id)?;
-        for agent in 0..4 {
-            rec.agent_state(50, agent, 1.0, &json!({}))?;
-        }
-        rec.end_step(50)?;
-        assert_eq!(rec.flush()?, Some(50));
-        rec.close()?;
-
-        // Keys after the upgrade are new, even after deleting the newest.
-        let newest = sims.iter().map(|s| s.sim_key).max().unwrap_or(0);
-        let a = running_sim(&svc, 1)?;
-        assert!(a.sim_key > newest);
-        svc.delete_simulation(&a.id)?;
-        assert!(running_sim(&svc, 1)?.sim_key > a.sim_key);
-        drop(old);
-        let _ = db;
-        Ok(())
+    fn v2_database_upgrades_in_place(db) {
+        upgrades_in_place(db.backend(), "v2")
     }
 }
 
@@ -102,7 +142,7 @@ backend_tests! {
 /// tables and migration rows stay in `public`, simdb's move into `simdb`.
 #[test]
 fn v1_database_shared_with_a_host_upgrades() -> Result<()> {
-    let old = fixture(Backend::Postgres)?;
+    let old = fixture(Backend::Postgres, "v1")?;
     {
         use simdb::diesel::Connection;
         let mut conn =
