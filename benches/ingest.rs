@@ -76,22 +76,22 @@ enum Layout {
 }
 
 /// Puts the previous release's `agent_states` back (it is empty here).
-const SQLITE_OLD_LAYOUT: &str = "DROP TABLE agent_states;
-    CREATE TABLE agent_states (
+const SQLITE_OLD_LAYOUT: &str = "DROP TABLE simdb_agent_states;
+    CREATE TABLE simdb_agent_states (
         sim_key     INTEGER NOT NULL,
         agent_index INTEGER NOT NULL,
         step        INTEGER NOT NULL CHECK (step >= 0),
         reward      REAL NOT NULL,
         state       TEXT NOT NULL,
         PRIMARY KEY (sim_key, agent_index, step),
-        FOREIGN KEY (sim_key, agent_index) REFERENCES agents (sim_key, agent_index) ON DELETE CASCADE
+        FOREIGN KEY (sim_key, agent_index) REFERENCES simdb_agents (sim_key, agent_index) ON DELETE CASCADE
     ) WITHOUT ROWID;
-    CREATE INDEX agent_states_by_step ON agent_states (sim_key, step);";
+    CREATE INDEX simdb_agent_states_by_step ON simdb_agent_states (sim_key, step);";
 
-const POSTGRES_OLD_LAYOUT: &str = "ALTER TABLE agent_states ALTER COLUMN state TYPE jsonb;
-    ALTER TABLE agent_states ADD FOREIGN KEY (sim_key, agent_index)
-        REFERENCES agents (sim_key, agent_index) ON DELETE CASCADE;
-    CREATE INDEX agent_states_by_step ON agent_states (sim_key, step);";
+const POSTGRES_OLD_LAYOUT: &str = "ALTER TABLE simdb_agent_states ALTER COLUMN state TYPE jsonb;
+    ALTER TABLE simdb_agent_states ADD FOREIGN KEY (sim_key, agent_index)
+        REFERENCES simdb_agents (sim_key, agent_index) ON DELETE CASCADE;
+    CREATE INDEX simdb_agent_states_by_step ON simdb_agent_states (sim_key, step);";
 
 fn setup(svc: &SimulationService) -> BenchResult<Simulation> {
     let sim = svc.create_simulation(NewSimulation::new(json!({"agents": AGENTS})))?;
@@ -197,11 +197,11 @@ fn sqlite_ceiling(
     const CHUNK: usize = 128;
     let values = vec!["(?, ?, ?, ?, ?)"; CHUNK].join(", ");
     let sql = format!(
-        "INSERT INTO agent_states (sim_key, agent_index, step, reward, state) VALUES {values}"
+        "INSERT INTO simdb_agent_states (sim_key, agent_index, step, reward, state) VALUES {values}"
     );
-    let one = "INSERT INTO agent_states (sim_key, agent_index, step, reward, state) VALUES (?, ?, ?, ?, ?)";
+    let one = "INSERT INTO simdb_agent_states (sim_key, agent_index, step, reward, state) VALUES (?, ?, ?, ?, ?)";
     let step_sql =
-        "INSERT INTO simulation_steps (sim_key, step, recorded_at, metrics) VALUES (?, ?, ?, ?)";
+        "INSERT INTO simdb_simulation_steps (sim_key, step, recorded_at, metrics) VALUES (?, ?, ?, ?)";
     let metrics = serde_json::to_string(&json!({"alive": AGENTS}))?;
     let start = Instant::now();
     let mut json = Vec::with_capacity(64 * 10_000);
@@ -341,7 +341,7 @@ fn postgres_ceiling(
      -> BenchResult<()> {
         let mut tx = client.transaction()?;
         {
-            let sink = tx.copy_in("COPY agent_states (sim_key, agent_index, step, reward, state) FROM STDIN (FORMAT binary)")?;
+            let sink = tx.copy_in("COPY simdb_agent_states (sim_key, agent_index, step, reward, state) FROM STDIN (FORMAT binary)")?;
             // The state column's type in each layout: JSON now, JSONB before.
             let state_type = match layout {
                 Layout::Hot => Type::JSON,
@@ -363,7 +363,7 @@ fn postgres_ceiling(
             w.finish()?;
         }
         {
-            let sink = tx.copy_in("COPY simulation_steps (sim_key, step, recorded_at, metrics) FROM STDIN (FORMAT binary)")?;
+            let sink = tx.copy_in("COPY simdb_simulation_steps (sim_key, step, recorded_at, metrics) FROM STDIN (FORMAT binary)")?;
             let mut w = BinaryCopyInWriter::new(
                 sink,
                 &[Type::INT4, Type::INT8, Type::TIMESTAMPTZ, Type::JSONB],
@@ -397,7 +397,7 @@ fn postgres_ceiling(
         Layout::Old => {
             let n: i64 = client
                 .query_one(
-                    "SELECT count(*) FROM agent_states WHERE sim_key = $1",
+                    "SELECT count(*) FROM simdb_agent_states WHERE sim_key = $1",
                     &[&sim.sim_key],
                 )?
                 .get(0);

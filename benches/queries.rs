@@ -83,16 +83,16 @@ fn check_plans(db: &TestDatabase, sim: &Simulation) -> BenchResult<String> {
     let k = sim.sim_key;
     let sqlite = db.backend() == Backend::Sqlite;
     let at_step = if sqlite {
-        format!("SELECT s.* FROM agents a CROSS JOIN agent_states s ON s.sim_key = a.sim_key \
+        format!("SELECT s.* FROM simdb_agents a CROSS JOIN simdb_agent_states s ON s.sim_key = a.sim_key \
             AND s.agent_index = a.agent_index AND s.step = 5000 WHERE a.sim_key = {k} ORDER BY a.agent_index")
     } else {
-        format!("SELECT s.* FROM agents a CROSS JOIN LATERAL (SELECT * FROM agent_states x \
+        format!("SELECT s.* FROM simdb_agents a CROSS JOIN LATERAL (SELECT * FROM simdb_agent_states x \
             WHERE x.sim_key = a.sim_key AND x.agent_index = a.agent_index AND x.step = 5000 LIMIT 1) s \
             WHERE a.sim_key = {k} ORDER BY a.agent_index")
     };
     let reads = [
         at_step,
-        format!("SELECT step, reward FROM agent_states WHERE sim_key = {k} AND agent_index = 42 AND step BETWEEN 0 AND 9999 ORDER BY step"),
+        format!("SELECT step, reward FROM simdb_agent_states WHERE sim_key = {k} AND agent_index = 42 AND step BETWEEN 0 AND 9999 ORDER BY step"),
     ];
     let mut summary = Vec::new();
     for sql in reads {
@@ -155,16 +155,16 @@ fn search_ms(backend: Backend) -> BenchResult<(f64, f64, f64, usize)> {
     let db = TestDatabase::new(backend)?;
     let bulk = match backend {
         Backend::Sqlite => "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
-            INSERT INTO simulations (sim_key, id, status, parameters, created_at)
+            INSERT INTO simdb_simulations (sim_key, id, status, parameters, created_at)
             SELECT i, 'search-' || i, 'completed',
                    json_object('opt', json_object('name', CASE WHEN i % 2 = 0 THEN 'adam' ELSE 'sgd' END,
                                                   'lr', (i % 1000) / 10000.0), 'seed', i),
                    '2026-01-01 00:00:00.000000+00:00' FROM n",
-        _ => "INSERT INTO simulations (sim_key, id, status, parameters, created_at)
+        _ => "INSERT INTO simdb_simulations (sim_key, id, status, parameters, created_at)
             SELECT i, 'search-' || i, 'completed',
                    jsonb_build_object('opt', jsonb_build_object('name', CASE WHEN i % 2 = 0 THEN 'adam' ELSE 'sgd' END,
                                                                 'lr', (i % 1000) / 10000.0), 'seed', i),
-                   now() FROM generate_series(1, 100000) AS i; ANALYZE simulations",
+                   now() FROM generate_series(1, 100000) AS i; ANALYZE simdb_simulations",
     };
     simdb::with_connection!(db.database().writer()?, |c| {
         use simdb::diesel::connection::SimpleConnection;
@@ -192,12 +192,12 @@ fn search_ms(backend: Backend) -> BenchResult<(f64, f64, f64, usize)> {
     // counting the matches, no rows returned.
     let raw = match backend {
         Backend::Sqlite => {
-            "SELECT count(*) AS n FROM simulations
+            "SELECT count(*) AS n FROM simdb_simulations
             WHERE json_extract(parameters, '$.opt.name') = 'adam'
               AND json_extract(parameters, '$.opt.lr') BETWEEN 0.0001 AND 0.01"
         }
         _ => {
-            "SELECT count(*) AS n FROM simulations
+            "SELECT count(*) AS n FROM simdb_simulations
             WHERE parameters #>> '{opt,name}' = 'adam'
               AND (parameters #>> '{opt,lr}')::float8 BETWEEN 0.0001 AND 0.01"
         }

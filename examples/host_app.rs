@@ -20,8 +20,9 @@ use simdb::{Database, NewAgent, NewExperiment, NewSimulation, SimulationService}
 /// Diesel lets tables share a query only when one crate declares them all
 /// (`allow_tables_to_appear_in_same_query!` between two foreign crates'
 /// tables is refused by Rust's orphan rule), so the host declares the few
-/// simdb columns it reads, under simdb's table names; simdb's connections
-/// find those tables by their search path.
+/// simdb columns it reads, under simdb's table names (`simdb_<name>` on both
+/// backends); on PostgreSQL simdb's connections find them by their search
+/// path (`simdb`, then `public`).
 mod host {
     diesel::table! {
         policies (policy_id) {
@@ -38,16 +39,16 @@ mod host {
         }
     }
     diesel::table! {
-        /// simdb's `agents` (the columns the host reads).
-        agents (sim_key, agent_index) {
+        /// simdb's agents (the columns the host reads).
+        simdb_agents (sim_key, agent_index) {
             sim_key -> Integer,
             agent_index -> Integer,
             policy_name -> Nullable<Text>,
         }
     }
     diesel::table! {
-        /// simdb's `agent_states` (the columns the host reads).
-        agent_states (sim_key, agent_index, step) {
+        /// simdb's agent states (the columns the host reads).
+        simdb_agent_states (sim_key, agent_index, step) {
             sim_key -> Integer,
             agent_index -> Integer,
             step -> BigInt,
@@ -55,9 +56,14 @@ mod host {
         }
     }
     diesel::joinable!(training_runs -> policies (policy_id));
-    diesel::allow_tables_to_appear_in_same_query!(policies, training_runs, agents, agent_states);
+    diesel::allow_tables_to_appear_in_same_query!(
+        policies,
+        training_runs,
+        simdb_agents,
+        simdb_agent_states
+    );
 }
-use host::{agent_states, agents, policies, training_runs};
+use host::{policies, simdb_agent_states, simdb_agents, training_runs};
 
 const HOST_SQLITE: EmbeddedMigrations =
     diesel_migrations::embed_migrations!("examples/host_app/migrations/sqlite");
@@ -84,8 +90,9 @@ fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
     let url = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "host_app.db".into());
-    // 1. simdb opens the host's database: its tables go into their own
-    //    namespace (PostgreSQL schema `simdb`), nothing of the host's changes.
+    // 1. simdb opens the host's database: its tables are `simdb_<name>` (on
+    //    PostgreSQL in schema `simdb` too) and its migrations are booked
+    //    apart from the host's; nothing of the host's changes.
     let db = Database::open(&url)?;
     let svc = SimulationService::new(db.clone());
     // 2. The host's own migrations, in the same database.
@@ -143,17 +150,17 @@ fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
         training_runs::table
             .inner_join(policies::table)
             .inner_join(
-                agents::table.on(agents::sim_key
+                simdb_agents::table.on(simdb_agents::sim_key
                     .eq(training_runs::simulation_key)
-                    .and(agents::policy_name.eq(policies::name.nullable()))),
+                    .and(simdb_agents::policy_name.eq(policies::name.nullable()))),
             )
             .inner_join(
-                agent_states::table.on(agent_states::sim_key
-                    .eq(agents::sim_key)
-                    .and(agent_states::agent_index.eq(agents::agent_index))),
+                simdb_agent_states::table.on(simdb_agent_states::sim_key
+                    .eq(simdb_agents::sim_key)
+                    .and(simdb_agent_states::agent_index.eq(simdb_agents::agent_index))),
             )
             .group_by(policies::name)
-            .select((policies::name, diesel::dsl::avg(agent_states::reward)))
+            .select((policies::name, diesel::dsl::avg(simdb_agent_states::reward)))
             .order(policies::name)
             .load(c)?
     });

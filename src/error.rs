@@ -228,10 +228,22 @@ impl Error {
                 entity,
                 id: id.to_string(),
             },
-            (D::DatabaseError(Kind::ForeignKeyViolation, _), Some((p, pid))) => {
+            (e, Some((p, pid))) if is_foreign_key_violation(e) => {
                 Error::NotFound { entity: p, id: pid }
             }
             _ => Error::Database(err),
         }
+    }
+}
+
+/// True for a foreign-key violation on either backend. Diesel reports
+/// SQLite's as `Unknown` (it reads SQLite's primary result code only), so
+/// SQLite's own message is recognised too.
+pub(crate) fn is_foreign_key_violation(err: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as Kind, Error as D};
+    match err {
+        D::DatabaseError(Kind::ForeignKeyViolation, _) => true,
+        D::DatabaseError(_, info) => info.message().starts_with("FOREIGN KEY constraint failed"),
+        _ => false,
     }
 }

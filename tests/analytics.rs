@@ -401,23 +401,23 @@ backend_tests! {
         let bulk = match db.backend() {
             simdb::Backend::Sqlite => "
                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000)
-                INSERT INTO simulations (sim_key, id, experiment_id, status, parameters, created_at)
+                INSERT INTO simdb_simulations (sim_key, id, experiment_id, status, parameters, created_at)
                 SELECT 100000 + i, 'bulk-' || i, 'big', 'completed', '{}', '2026-01-01 00:00:00.000000+00:00' FROM n;
-                INSERT INTO agents (sim_key, agent_index, kind, metadata, created_at)
-                SELECT sim_key, 0, 'bulk', '{}', created_at FROM simulations WHERE id LIKE 'bulk-%';
-                INSERT INTO agent_states (sim_key, agent_index, step, reward, state)
-                SELECT sim_key, 0, 0, 0.25, '{}' FROM simulations WHERE id LIKE 'bulk-%';
-                INSERT INTO agent_totals (sim_key, agent_index, n, total)
-                SELECT sim_key, 0, 1, 0.25 FROM simulations WHERE id LIKE 'bulk-%';",
+                INSERT INTO simdb_agents (sim_key, agent_index, kind, metadata, created_at)
+                SELECT sim_key, 0, 'bulk', '{}', created_at FROM simdb_simulations WHERE id LIKE 'bulk-%';
+                INSERT INTO simdb_agent_states (sim_key, agent_index, step, reward, state)
+                SELECT sim_key, 0, 0, 0.25, '{}' FROM simdb_simulations WHERE id LIKE 'bulk-%';
+                INSERT INTO simdb_agent_totals (sim_key, agent_index, n, total)
+                SELECT sim_key, 0, 1, 0.25 FROM simdb_simulations WHERE id LIKE 'bulk-%';",
             simdb::Backend::Postgres => "
-                INSERT INTO simulations (sim_key, id, experiment_id, status, parameters, created_at)
+                INSERT INTO simdb_simulations (sim_key, id, experiment_id, status, parameters, created_at)
                 SELECT 100000 + i, 'bulk-' || i, 'big', 'completed', '{}', now() FROM generate_series(1, 40000) AS i;
-                INSERT INTO agents (sim_key, agent_index, kind, metadata, created_at)
-                SELECT sim_key, 0, 'bulk', '{}', created_at FROM simulations WHERE id LIKE 'bulk-%';
-                INSERT INTO agent_states (sim_key, agent_index, step, reward, state)
-                SELECT sim_key, 0, 0, 0.25, '{}' FROM simulations WHERE id LIKE 'bulk-%';
-                INSERT INTO agent_totals (sim_key, agent_index, n, total)
-                SELECT sim_key, 0, 1, 0.25 FROM simulations WHERE id LIKE 'bulk-%';",
+                INSERT INTO simdb_agents (sim_key, agent_index, kind, metadata, created_at)
+                SELECT sim_key, 0, 'bulk', '{}', created_at FROM simdb_simulations WHERE id LIKE 'bulk-%';
+                INSERT INTO simdb_agent_states (sim_key, agent_index, step, reward, state)
+                SELECT sim_key, 0, 0, 0.25, '{}' FROM simdb_simulations WHERE id LIKE 'bulk-%';
+                INSERT INTO simdb_agent_totals (sim_key, agent_index, n, total)
+                SELECT sim_key, 0, 1, 0.25 FROM simdb_simulations WHERE id LIKE 'bulk-%';",
         };
         simdb::with_connection!(db.database().writer()?, |c| {
             use simdb::diesel::connection::SimpleConnection;
@@ -465,10 +465,10 @@ backend_tests! {
         // windows and must equal slices of the full, unlimited answer.
         let bulk = match db.backend() {
             simdb::Backend::Sqlite => "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 25000)
-                INSERT INTO simulations (sim_key, id, status, parameters, created_at)
+                INSERT INTO simdb_simulations (sim_key, id, status, parameters, created_at)
                 SELECT i, 'w-' || i, 'completed', json_object('hit', json(CASE WHEN i % 997 = 0 THEN 'true' ELSE 'false' END), 'i', i),
                        '2026-01-01 00:00:00.000000+00:00' FROM n",
-            simdb::Backend::Postgres => "INSERT INTO simulations (sim_key, id, status, parameters, created_at)
+            simdb::Backend::Postgres => "INSERT INTO simdb_simulations (sim_key, id, status, parameters, created_at)
                 SELECT i, 'w-' || i, 'completed', jsonb_build_object('hit', i % 997 = 0, 'i', i), now()
                 FROM generate_series(1, 25000) AS i",
         };

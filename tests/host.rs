@@ -1,8 +1,10 @@
-//! simdb as a guest in the host application's PostgreSQL database: its
-//! tables and migration bookkeeping live in their own schema (`simdb`), the
-//! host's Diesel migrations (with their own `experiments`, `agents` and
-//! `events`) run before or after simdb's, both keep working, and the host
-//! can point foreign keys at simdb's rows and join across both.
+//! simdb as a guest in the host application's own database, on both
+//! backends: simdb's tables are `simdb_<name>` (on PostgreSQL also in their
+//! own schema) and its migrations are booked apart from the host's, so the
+//! host's real Diesel migrations (with its own `experiments`, `agents` and
+//! `events`) run before or after simdb's and both keep working, down
+//! migrations included; the host points foreign keys at simdb's rows and
+//! joins across both.
 
 mod common;
 use common::*;
@@ -10,35 +12,36 @@ use common::*;
 use simdb::diesel::connection::SimpleConnection;
 use simdb::diesel::prelude::*;
 use simdb::diesel::sql_types::{BigInt, Double, Text};
+use simdb::Backend;
 
-/// The host's first Diesel migration, as Diesel would record it.
-const HOST_V1: &str = "
-    CREATE TABLE IF NOT EXISTS __diesel_schema_migrations (
-        version VARCHAR(50) PRIMARY KEY NOT NULL,
-        run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP);
-    CREATE TABLE public.experiments (id SERIAL PRIMARY KEY, title TEXT NOT NULL);
-    CREATE TABLE public.agents (id SERIAL PRIMARY KEY, login TEXT NOT NULL);
-    CREATE TABLE public.events (id SERIAL PRIMARY KEY, what TEXT NOT NULL);
-    INSERT INTO public.experiments (title) VALUES ('host experiment');
-    INSERT INTO public.agents (login) VALUES ('alice');
-    INSERT INTO public.events (what) VALUES ('signup');
-    INSERT INTO public.__diesel_schema_migrations (version) VALUES ('20240101000000');";
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
 
-/// The host's second migration: its training runs point at simdb's runs.
-const HOST_V2: &str = "
-    CREATE TABLE public.training_runs (
-        id SERIAL PRIMARY KEY,
-        policy TEXT NOT NULL,
-        simulation_key INTEGER NOT NULL REFERENCES simdb.simulations (sim_key) ON DELETE RESTRICT);
-    INSERT INTO public.__diesel_schema_migrations (version) VALUES ('20240201000000');";
+/// The host's own Diesel migrations: `2024-01-01` its tables,
+/// `2024-02-01` its training runs with a foreign key into simdb's runs.
+const HOST_SQLITE: EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("tests/host_migrations/sqlite");
+const HOST_POSTGRES: EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("tests/host_migrations/postgres");
 
-fn host(url: &str, sql: &str) -> Result<()> {
-    let mut conn = simdb::diesel::PgConnection::establish(url).map_err(|e| Error::Connection {
-        url: "host".into(),
-        message: e.to_string(),
-    })?;
-    conn.batch_execute(sql)?;
-    Ok(())
+/// The host's own connection (not simdb's), as the host opens it.
+enum Host {
+    Sqlite(simdb::diesel::SqliteConnection),
+    Postgres(simdb::diesel::PgConnection),
+}
+
+macro_rules! on_host {
+    ($host:expr, |$c:ident, $m:ident| $body:expr) => {
+        match $host {
+            Host::Sqlite($c) => {
+                let $m = HOST_SQLITE;
+                $body
+            }
+            Host::Postgres($c) => {
+                let $m = HOST_POSTGRES;
+                $body
+            }
+        }
+    };
 }
 
 #[derive(QueryableByName)]
@@ -47,14 +50,66 @@ struct Count {
     n: i64,
 }
 
-fn count(url: &str, sql: &str) -> Result<i64> {
-    let mut conn = simdb::diesel::PgConnection::establish(url).map_err(|e| Error::Connection {
-        url: "host".into(),
-        message: e.to_string(),
-    })?;
-    Ok(simdb::diesel::sql_query(sql)
-        .get_result::<Count>(&mut conn)?
+#[derive(QueryableByName)]
+struct Version {
+    #[diesel(sql_type = Text)]
+    v: String,
+}
+
+fn migration_failed(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
+    Error::Migration(e.to_string())
+}
+
+impl Host {
+    fn open(url: &str) -> Result<Host> {
+        let fail = |e: simdb::diesel::ConnectionError| Error::Connection {
+            url: "host".into(),
+            message: e.to_string(),
+        };
+        Ok(if url.starts_with("postgres") {
+            Host::Postgres(simdb::diesel::PgConnection::establish(url).map_err(fail)?)
+        } else {
+            Host::Sqlite(
+                simdb::diesel::SqliteConnection::establish(url.trim_start_matches("sqlite://"))
+                    .map_err(fail)?,
+            )
+        })
+    }
+
+    /// The host's next migration only.
+    fn migrate_next(&mut self) -> Result<()> {
+        on_host!(self, |c, m| c.run_next_migration(m).map(|_| ())).map_err(migration_failed)
+    }
+
+    fn migrate_all(&mut self) -> Result<()> {
+        on_host!(self, |c, m| c.run_pending_migrations(m).map(|_| ())).map_err(migration_failed)
+    }
+
+    fn revert_last(&mut self) -> Result<()> {
+        on_host!(self, |c, m| c.revert_last_migration(m).map(|_| ())).map_err(migration_failed)
+    }
+
+    /// The versions the host's Diesel harness says it applied.
+    fn versions(&mut self) -> Result<Vec<String>> {
+        let mut v: Vec<String> = on_host!(self, |c, _m| c.applied_migrations())
+            .map_err(migration_failed)?
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+
+    fn run(&mut self, sql: &str) -> Result<()> {
+        on_host!(self, |c, _m| c.batch_execute(sql))?;
+        Ok(())
+    }
+
+    fn count(&mut self, sql: &str) -> Result<i64> {
+        Ok(on_host!(self, |c, _m| simdb::diesel::sql_query(sql)
+            .get_result::<Count>(c))?
         .n)
+    }
 }
 
 /// A recorded run of two policies; returns the simulation.
@@ -78,33 +133,28 @@ fn record(svc: &SimulationService) -> Result<Simulation> {
     Ok(sim)
 }
 
-fn host_untouched(url: &str) -> Result<()> {
+/// The host's rows and bookkeeping are as the host left them, and simdb's
+/// own bookkeeping holds all of simdb's migrations.
+fn host_untouched(host: &mut Host, db: &Database, host_versions: &[&str]) -> Result<()> {
     for table in ["experiments", "agents", "events"] {
         assert_eq!(
-            count(url, &format!("SELECT COUNT(*) AS n FROM public.{table}"))?,
+            host.count(&format!("SELECT COUNT(*) AS n FROM {table}"))?,
             1,
             "{table}"
         );
     }
-    // simdb judges its schema by its own bookkeeping only.
-    assert_eq!(count(url, "SELECT COUNT(*) AS n FROM public.__diesel_schema_migrations WHERE version LIKE '2026%'")?, 0);
-    assert!(
-        count(
-            url,
-            "SELECT COUNT(*) AS n FROM simdb.__diesel_schema_migrations"
-        )? >= 2
-    );
+    assert_eq!(host.versions()?, host_versions);
+    assert_eq!(db.applied_migrations()?, db.embedded_migrations()?);
     Ok(())
 }
 
-fn cross_system(url: &str, svc: &SimulationService, sim: &Simulation) -> Result<()> {
-    host(url, HOST_V2)?;
-    host(url, &format!(
-        "INSERT INTO public.training_runs (policy, simulation_key) VALUES ('ppo', {0}), ('dqn', {0})",
+/// The host's training runs point at a simdb run; one query over both on
+/// simdb's connection; the run cannot be deleted from under the host.
+fn cross_system(host: &mut Host, svc: &SimulationService, sim: &Simulation) -> Result<()> {
+    host.run(&format!(
+        "INSERT INTO training_runs (policy, simulation_key) VALUES ('ppo', {0}), ('dqn', {0})",
         sim.sim_key
     ))?;
-    // One query, one connection: the host's runs ranked by the reward their
-    // policies' agents earned in simdb.
     #[derive(QueryableByName, Debug, PartialEq)]
     struct Ranked {
         #[diesel(sql_type = Text)]
@@ -112,12 +162,14 @@ fn cross_system(url: &str, svc: &SimulationService, sim: &Simulation) -> Result<
         #[diesel(sql_type = Double)]
         reward: f64,
     }
+    // The same SQL on both backends: the host's tables and simdb's meet
+    // without qualification (simdb's connections also search `public`).
     let ranked: Vec<Ranked> = simdb::with_connection!(svc.database().connection()?, |c| {
         simdb::diesel::sql_query(
             "SELECT t.policy AS policy, AVG(s.reward) AS reward
-             FROM public.training_runs t
-             JOIN agents a ON a.sim_key = t.simulation_key AND a.policy_name = t.policy
-             JOIN agent_states s ON s.sim_key = a.sim_key AND s.agent_index = a.agent_index
+             FROM training_runs t
+             JOIN simdb_agents a ON a.sim_key = t.simulation_key AND a.policy_name = t.policy
+             JOIN simdb_agent_states s ON s.sim_key = a.sim_key AND s.agent_index = a.agent_index
              GROUP BY t.policy ORDER BY reward DESC",
         )
         .load(c)?
@@ -135,43 +187,92 @@ fn cross_system(url: &str, svc: &SimulationService, sim: &Simulation) -> Result<
             }
         ]
     );
-    // A run the host points at cannot be deleted from under it.
+    let refused = svc.delete_simulation(&sim.id);
     assert!(matches!(
-        svc.delete_simulation(&sim.id),
+        refused,
         Err(Error::InvalidInput {
             field: "simulation",
             ..
         })
     ));
     assert_eq!(svc.simulation(&sim.id)?.id, sim.id);
+    assert_eq!(svc.agent_states(&sim.id, 0, 0..10)?.len(), 10);
     Ok(())
 }
 
-#[test]
-fn host_migrations_first_then_simdb() -> Result<()> {
-    let db = TestDatabase::empty(simdb::Backend::Postgres)?;
-    host(db.url(), HOST_V1)?;
-    let svc = SimulationService::new(Database::open(db.url())?);
-    let sim = record(&svc)?;
-    host_untouched(db.url())?;
-    cross_system(db.url(), &svc, &sim)?;
-    // Reopening after the host's second migration still works.
-    SimulationService::new(Database::open(db.url())?).simulation(&sim.id)?;
-    host_untouched(db.url())
+const FIRST: &str = "20240101000000";
+const SECOND: &str = "20240201000000";
+
+backend_tests! {
+    fn host_migrations_first_then_simdb(db) {
+        let empty = TestDatabase::empty(db.backend())?;
+        let mut host = Host::open(empty.url())?;
+        host.migrate_next()?;
+        let database = Database::open(empty.url())?;
+        let svc = SimulationService::new(database.clone());
+        let sim = record(&svc)?;
+        host_untouched(&mut host, &database, &[FIRST])?;
+        // The host's next migration points a foreign key at simdb's runs.
+        host.migrate_all()?;
+        host_untouched(&mut host, &database, &[FIRST, SECOND])?;
+        cross_system(&mut host, &svc, &sim)?;
+        // simdb reopens; the host's harness still reverts and reapplies its
+        // own last migration (simdb's newer versions are not in its way).
+        let svc = SimulationService::new(Database::open(empty.url())?);
+        host.revert_last()?;
+        host_untouched(&mut host, svc.database(), &[FIRST])?;
+        host.migrate_all()?;
+        host_untouched(&mut host, svc.database(), &[FIRST, SECOND])?;
+        assert_eq!(svc.simulation(&sim.id)?.id, sim.id);
+        let _ = db;
+        Ok(())
+    }
+
+    fn simdb_first_then_host_migrations(db) {
+        let empty = TestDatabase::empty(db.backend())?;
+        let database = Database::open(empty.url())?;
+        let svc = SimulationService::new(database.clone());
+        let sim = record(&svc)?;
+        let mut host = Host::open(empty.url())?;
+        assert!(host.versions()?.is_empty(), "simdb booked nothing in the host's table");
+        host.migrate_all()?;
+        let svc = SimulationService::new(Database::open(empty.url())?);
+        host_untouched(&mut host, svc.database(), &[FIRST, SECOND])?;
+        cross_system(&mut host, &svc, &sim)?;
+        // Once the host's rows let go of the run, it can be deleted.
+        host.run("DELETE FROM training_runs")?;
+        svc.delete_simulation(&sim.id)?;
+        let _ = db;
+        Ok(())
+    }
+
+    /// A host table that happens to be called `simulations` is not taken for
+    /// an earlier simdb's and is never touched.
+    fn a_hosts_simulations_table_stays_the_hosts(db) {
+        let empty = TestDatabase::empty(db.backend())?;
+        let mut host = Host::open(empty.url())?;
+        host.migrate_next()?;
+        host.run("CREATE TABLE simulations (id INTEGER PRIMARY KEY, title TEXT);
+                  INSERT INTO simulations (id, title) VALUES (1, 'the host''s');")?;
+        let svc = SimulationService::new(Database::open(empty.url())?);
+        record(&svc)?;
+        assert_eq!(host.count("SELECT COUNT(*) AS n FROM simulations")?, 1);
+        assert_eq!(svc.list_simulations(&SimulationFilter::new())?.len(), 1);
+        host_untouched(&mut host, svc.database(), &[FIRST])?;
+        let _ = db;
+        Ok(())
+    }
 }
 
+/// PostgreSQL: simdb's schema name is settable, and each schema is its own.
 #[test]
-fn simdb_first_then_host_migrations() -> Result<()> {
-    let db = TestDatabase::empty(simdb::Backend::Postgres)?;
+fn another_schema_is_another_simdb() -> Result<()> {
+    let db = TestDatabase::empty(Backend::Postgres)?;
     let svc = SimulationService::new(Database::open(db.url())?);
-    let sim = record(&svc)?;
-    host(db.url(), HOST_V1)?;
-    let svc = SimulationService::new(Database::open(db.url())?);
-    host_untouched(db.url())?;
-    cross_system(db.url(), &svc, &sim)?;
-    // A schema of another name is just as separate.
+    record(&svc)?;
     let other = SimulationService::new(Database::builder(db.url()).schema("sims_b").open()?);
     assert!(other.list_simulations(&SimulationFilter::new())?.is_empty());
+    assert_eq!(svc.list_simulations(&SimulationFilter::new())?.len(), 1);
     assert!(matches!(
         Database::builder(db.url()).schema("Bad-Name").open(),
         Err(Error::InvalidInput { .. })
@@ -179,26 +280,79 @@ fn simdb_first_then_host_migrations() -> Result<()> {
     Ok(())
 }
 
-/// A host table that happens to be called `simulations` (and the host's own
-/// Diesel bookkeeping) is not taken for an earlier simdb and never moved.
+#[derive(QueryableByName)]
+struct Object {
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+fn sqlite_objects(host: &mut Host) -> Result<Vec<(String, String)>> {
+    let Host::Sqlite(c) = host else {
+        return Ok(Vec::new());
+    };
+    let rows: Vec<Object> = simdb::diesel::sql_query(
+        "SELECT type AS kind, name FROM sqlite_master ORDER BY type, name",
+    )
+    .load(c)?;
+    Ok(rows.into_iter().map(|o| (o.kind, o.name)).collect())
+}
+
+fn journal_mode(host: &mut Host) -> Result<String> {
+    let Host::Sqlite(c) = host else {
+        return Ok(String::new());
+    };
+    Ok(
+        simdb::diesel::sql_query("SELECT journal_mode AS v FROM pragma_journal_mode")
+            .get_result::<Version>(c)?
+            .v,
+    )
+}
+
+/// SQLite: another application's file. A refused or read-only open changes
+/// nothing (not even the journal mode); a normal open adds only objects
+/// named `simdb_...` (and SQLite's own), then switches the file to WAL.
 #[test]
-fn a_hosts_simulations_table_stays_the_hosts() -> Result<()> {
-    let db = TestDatabase::empty(simdb::Backend::Postgres)?;
-    host(db.url(), HOST_V1)?;
-    host(
-        db.url(),
-        "CREATE TABLE public.simulations (id SERIAL PRIMARY KEY, title TEXT);
-                    INSERT INTO public.simulations (title) VALUES ('the host''s');",
+fn a_foreign_sqlite_file_gains_only_simdb_objects() -> Result<()> {
+    let empty = TestDatabase::empty(Backend::Sqlite)?;
+    let mut host = Host::open(empty.url())?;
+    host.migrate_all()?;
+    host.run(
+        "CREATE INDEX experiments_title ON experiments (title);
+         CREATE VIEW recent AS SELECT * FROM events;",
     )?;
-    let svc = SimulationService::new(Database::open(db.url())?);
+    let before = sqlite_objects(&mut host)?;
+    assert_eq!(journal_mode(&mut host)?, "delete");
+
+    let ro = Database::builder(empty.url()).read_only(true).open();
+    assert!(matches!(ro, Err(Error::NoSchema { .. })));
+    // A ledger from a newer simdb: the normal open is refused.
+    host.run(
+        "CREATE TABLE simdb_migrations (version TEXT PRIMARY KEY NOT NULL, run_on TEXT);
+         INSERT INTO simdb_migrations (version) VALUES ('29991231000000');",
+    )?;
+    assert!(matches!(
+        Database::open(empty.url()),
+        Err(Error::SchemaTooNew { .. })
+    ));
+    assert_eq!(journal_mode(&mut host)?, "delete");
+    host.run("DROP TABLE simdb_migrations")?;
+    assert_eq!(sqlite_objects(&mut host)?, before);
+
+    let svc = SimulationService::new(Database::open(empty.url())?);
     record(&svc)?;
-    assert_eq!(
-        count(db.url(), "SELECT COUNT(*) AS n FROM public.simulations")?,
-        1
-    );
-    assert_eq!(
-        count(db.url(), "SELECT COUNT(*) AS n FROM simdb.simulations")?,
-        1
-    );
-    host_untouched(db.url())
+    let after = sqlite_objects(&mut host)?;
+    for object in &before {
+        assert!(after.contains(object), "{object:?} is gone");
+    }
+    for (kind, name) in after.iter().filter(|o| !before.contains(o)) {
+        assert!(
+            name.starts_with("simdb_") || name.starts_with("sqlite_"),
+            "simdb added {kind} {name}"
+        );
+    }
+    assert_eq!(journal_mode(&mut host)?, "wal");
+    assert_eq!(host.versions()?, [FIRST, SECOND]);
+    Ok(())
 }

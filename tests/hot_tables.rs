@@ -23,15 +23,15 @@ fn rows_left(db: &TestDatabase, sim_key: i32) -> Result<i64> {
         n: i64,
     }
     let tables = [
-        "agent_states",
-        "agent_metrics",
-        "agent_memories",
-        "simulation_steps",
-        "step_metrics",
-        "agents",
-        "events",
-        "simulation_tags",
-        "simulations",
+        "simdb_agent_states",
+        "simdb_agent_metrics",
+        "simdb_agent_memories",
+        "simdb_simulation_steps",
+        "simdb_step_metrics",
+        "simdb_agents",
+        "simdb_events",
+        "simdb_simulation_tags",
+        "simdb_simulations",
     ];
     let mut total = 0;
     for table in tables {
@@ -111,7 +111,10 @@ fn assert_primary_key(db: &TestDatabase, table: &str, plan: &str) {
                 plan.contains(&format!("{table}_pkey")),
                 "{table} not read through {table}_pkey:\n{plan}"
             );
-            assert!(!plan.contains(&format!("Seq Scan on {table}")), "{plan}");
+            assert!(
+                !plan.contains(&format!("Seq Scan on simdb_{table}")),
+                "{plan}"
+            );
             // A key range that skips the agent (sim_key and step only) is a
             // scan of the whole simulation in disguise.
             for line in plan
@@ -243,11 +246,11 @@ backend_tests! {
         // The statements simdb issues (see store/agent_keys.rs, analytics/series.rs),
         // with literals for binds.
         let at_step = match db.backend() {
-            Backend::Sqlite => "SELECT s.sim_key, s.agent_index, s.step, s.reward, s.state FROM agents a \
-                CROSS JOIN agent_states s ON s.sim_key = a.sim_key AND s.agent_index = a.agent_index \
+            Backend::Sqlite => "SELECT s.sim_key, s.agent_index, s.step, s.reward, s.state FROM simdb_agents a \
+                CROSS JOIN simdb_agent_states s ON s.sim_key = a.sim_key AND s.agent_index = a.agent_index \
                 AND s.step = ?2 WHERE a.sim_key = ?1 ORDER BY a.agent_index",
-            Backend::Postgres => "SELECT s.sim_key, s.agent_index, s.step, s.reward, s.state FROM agents a \
-                CROSS JOIN LATERAL (SELECT * FROM agent_states x WHERE x.sim_key = a.sim_key \
+            Backend::Postgres => "SELECT s.sim_key, s.agent_index, s.step, s.reward, s.state FROM simdb_agents a \
+                CROSS JOIN LATERAL (SELECT * FROM simdb_agent_states x WHERE x.sim_key = a.sim_key \
                 AND x.agent_index = a.agent_index AND x.step = $2 LIMIT 1) s \
                 WHERE a.sim_key = $1 ORDER BY a.agent_index",
         };
@@ -256,16 +259,16 @@ backend_tests! {
         let cases = [
             ("agent_states", at_step),
             ("agent_states", format!(
-                "SELECT step, reward FROM agent_states \
+                "SELECT step, reward FROM simdb_agent_states \
                  WHERE sim_key = {k} AND agent_index = 42 AND step BETWEEN 0 AND 999 ORDER BY step"
             )),
             ("agent_metrics", format!(
-                "SELECT step, value FROM agent_metrics WHERE sim_key = {k} AND metric_id = 1 \
+                "SELECT step, value FROM simdb_agent_metrics WHERE sim_key = {k} AND metric_id = 1 \
                  AND agent_index = 42 AND step BETWEEN 0 AND 999 ORDER BY step"
             )),
             ("agent_states", format!(
-                "SELECT (SELECT MAX(s.step) FROM agent_states s WHERE s.sim_key = a.sim_key \
-                 AND s.agent_index = a.agent_index) FROM agents a WHERE a.sim_key = {k}"
+                "SELECT (SELECT MAX(s.step) FROM simdb_agent_states s WHERE s.sim_key = a.sim_key \
+                 AND s.agent_index = a.agent_index) FROM simdb_agents a WHERE a.sim_key = {k}"
             )),
         ];
         for (table, sql) in cases {

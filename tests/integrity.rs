@@ -260,7 +260,7 @@ backend_tests! {
             simdb::Backend::Postgres => "now() - interval '1 hour'",
         };
         simdb::with_connection!(db.database().writer()?, |c| {
-            simdb::diesel::sql_query(format!("UPDATE simulations SET heartbeat_at = {hour_ago} WHERE sim_key = {}", sim.sim_key)).execute(c)?;
+            simdb::diesel::sql_query(format!("UPDATE simdb_simulations SET heartbeat_at = {hour_ago} WHERE sim_key = {}", sim.sim_key)).execute(c)?;
         });
         assert!(svc.recover_stale(Duration::from_secs(7200))?.is_empty());
         assert_eq!(svc.recover_stale(Duration::from_secs(1800))?, vec![sim.id.clone()]);

@@ -14,8 +14,11 @@ fn count_migration_rows(db: &Database) -> Result<i64> {
         #[diesel(sql_type = BigInt)]
         n: i64,
     }
-    let q = "SELECT COUNT(*) AS n FROM __diesel_schema_migrations";
-    let row: Count = simdb::with_connection!(db.connection()?, |c| simdb::diesel::sql_query(q)
+    let q = format!(
+        "SELECT COUNT(*) AS n FROM {}",
+        migration_table(db.backend())
+    );
+    let row: Count = simdb::with_connection!(db.connection()?, |c| simdb::diesel::sql_query(&q)
         .get_result(c)?);
     Ok(row.n)
 }
@@ -43,14 +46,12 @@ backend_tests! {
         let svc = service(db);
         let sim = running_sim(&svc, 1)?;
         use simdb::diesel::connection::SimpleConnection;
-        // What a newer simdb leaves: its version in simdb's own bookkeeping
-        // (on SQLite also in Diesel's table, which a host may share).
-        let future = match db.backend() {
-            Backend::Sqlite => "INSERT INTO __diesel_schema_migrations (version) VALUES ('29991231000000');
-                               INSERT INTO simdb_migrations (version) VALUES ('29991231000000');",
-            Backend::Postgres => "INSERT INTO __diesel_schema_migrations (version) VALUES ('29991231000000');",
-        };
-        simdb::with_connection!(db.database().writer()?, |c| c.batch_execute(future)?);
+        // What a newer simdb leaves: its version in simdb's own bookkeeping.
+        let future = format!(
+            "INSERT INTO {} (version) VALUES ('29991231000000')",
+            migration_table(db.backend())
+        );
+        simdb::with_connection!(db.database().writer()?, |c| c.batch_execute(&future)?);
         match Database::open(db.url()) {
             Err(Error::SchemaTooNew { database_version, library_version }) => {
                 assert_eq!(database_version, "29991231000000");
@@ -69,7 +70,9 @@ backend_tests! {
         // (on SQLite: the same Diesel table): simdb opens, and leaves them.
         use simdb::diesel::connection::SimpleConnection;
         let host = match db.backend() {
-            Backend::Sqlite => "INSERT INTO __diesel_schema_migrations (version) VALUES ('20240101000000');
+            Backend::Sqlite => "CREATE TABLE IF NOT EXISTS __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL,
+                                     run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP);
+                               INSERT INTO __diesel_schema_migrations (version) VALUES ('20240101000000');
                                CREATE TABLE policies (id INTEGER PRIMARY KEY, name TEXT NOT NULL);",
             Backend::Postgres => "CREATE TABLE public.__diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL,
                                      run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP);
@@ -97,6 +100,25 @@ backend_tests! {
             simdb::diesel::sql_query("SELECT COUNT(*) AS n FROM policies").get_result::<N>(c)?.n
         });
         assert_eq!(kept, 0);
+        // The host's bookkeeping holds its own version, and only that.
+        let host_versions: Vec<String> = simdb::with_connection!(again.connection()?, |c| {
+            use simdb::diesel::prelude::*;
+            #[derive(QueryableByName)]
+            struct V {
+                #[diesel(sql_type = simdb::diesel::sql_types::Text)]
+                v: String,
+            }
+            let table = match db.backend() {
+                Backend::Sqlite => "__diesel_schema_migrations",
+                Backend::Postgres => "public.__diesel_schema_migrations",
+            };
+            simdb::diesel::sql_query(format!("SELECT CAST(version AS TEXT) AS v FROM {table}"))
+                .load::<V>(c)?
+                .into_iter()
+                .map(|v| v.v)
+                .collect()
+        });
+        assert_eq!(host_versions, ["20240101000000"]);
         Ok(())
     }
 }

@@ -126,7 +126,7 @@ backend_tests! {
             #[diesel(sql_type = BigInt)]
             n: i64,
         }
-        let count: Count = simdb::with_connection!(database.connection()?, |c| simdb::diesel::sql_query("SELECT COUNT(*) AS n FROM __diesel_schema_migrations").get_result(c)?);
+        let count: Count = simdb::with_connection!(database.connection()?, |c| simdb::diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {}", migration_table(empty.backend()))).get_result(c)?);
         assert_eq!(count.n, database.embedded_migrations()?.len() as i64, "migrations applied more than once");
         Ok(())
     }

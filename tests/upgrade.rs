@@ -138,60 +138,87 @@ backend_tests! {
     }
 }
 
-/// The earlier release's database shared with a host (PostgreSQL): the host's
-/// tables and migration rows stay in `public`, simdb's move into `simdb`.
-#[test]
-fn v1_database_shared_with_a_host_upgrades() -> Result<()> {
-    let old = fixture(Backend::Postgres, "v1")?;
-    {
-        use simdb::diesel::Connection;
-        let mut conn =
-            simdb::diesel::PgConnection::establish(old.url()).map_err(|e| Error::Connection {
-                url: "host".into(),
-                message: e.to_string(),
-            })?;
-        conn.batch_execute(
-            "INSERT INTO public.__diesel_schema_migrations (version) VALUES ('20240101000000');
-             CREATE TABLE public.policies (id SERIAL PRIMARY KEY, name TEXT NOT NULL);
-             INSERT INTO public.policies (name) VALUES ('ppo');",
-        )?;
-    }
+/// An earlier release's database shared with a host: the host's own
+/// Diesel migration, its tables and a foreign key into simdb's runs. After
+/// the upgrade the host's rows and bookkeeping are its own as before, and
+/// its foreign key follows simdb's tables (moved and renamed).
+fn shared_with_a_host_upgrades(backend: Backend, version: &str) -> Result<()> {
+    let old = fixture(backend, version)?;
+    let sims = match (backend, version) {
+        (Backend::Sqlite, _) => "simulations",
+        (Backend::Postgres, "v1") => "public.simulations",
+        (Backend::Postgres, _) => "simdb.simulations",
+    };
+    host(
+        old.url(),
+        &format!(
+            "CREATE TABLE IF NOT EXISTS __diesel_schema_migrations (
+                 version VARCHAR(50) PRIMARY KEY NOT NULL,
+                 run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP);
+             INSERT INTO __diesel_schema_migrations (version) VALUES ('20240101000000');
+             CREATE TABLE policies (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+             INSERT INTO policies (id, name) VALUES (1, 'ppo');
+             CREATE TABLE training_runs (
+                 id INTEGER PRIMARY KEY,
+                 simulation_key INTEGER NOT NULL REFERENCES {sims} (sim_key) ON DELETE RESTRICT);
+             INSERT INTO training_runs (id, simulation_key) SELECT 1, MIN(sim_key) FROM {sims};"
+        ),
+    )?;
     let database = Database::open(old.url())?;
     assert_eq!(
         database.applied_migrations()?,
         database.embedded_migrations()?
     );
     let svc = SimulationService::new(database.clone());
-    assert_eq!(svc.list_simulations(&SimulationFilter::new())?.len(), 3);
+    let mut sims = svc.list_simulations(&SimulationFilter::new())?;
+    assert_eq!(sims.len(), 3);
+    sims.sort_by_key(|s| s.sim_key);
     #[derive(simdb::diesel::QueryableByName)]
     struct Name {
         #[diesel(sql_type = simdb::diesel::sql_types::Text)]
         name: String,
     }
-    let (host_versions, host_rows): (Vec<Name>, Vec<Name>) =
-        simdb::with_connection!(database.connection()?, |c| {
+    let names = |sql: &str| -> Result<Vec<String>> {
+        Ok(simdb::with_connection!(database.connection()?, |c| {
             use simdb::diesel::RunQueryDsl;
-            (
-                simdb::diesel::sql_query(
-                    "SELECT version::text AS name FROM public.__diesel_schema_migrations",
-                )
-                .load(c)?,
-                simdb::diesel::sql_query("SELECT name FROM public.policies").load(c)?,
-            )
-        });
+            simdb::diesel::sql_query(sql)
+                .load::<Name>(c)?
+                .into_iter()
+                .map(|n| n.name)
+                .collect::<Vec<_>>()
+        }))
+    };
+    let host_bookkeeping = match backend {
+        Backend::Sqlite => "__diesel_schema_migrations",
+        Backend::Postgres => "public.__diesel_schema_migrations",
+    };
     assert_eq!(
-        host_versions
-            .iter()
-            .map(|v| v.name.as_str())
-            .collect::<Vec<_>>(),
+        names(&format!(
+            "SELECT CAST(version AS TEXT) AS name FROM {host_bookkeeping}"
+        ))?,
         ["20240101000000"]
     );
+    assert_eq!(names("SELECT name FROM policies")?, ["ppo"]);
+    // The host's foreign key now guards simdb's renamed table.
+    assert!(matches!(
+        svc.delete_simulation(&sims[0].id),
+        Err(Error::InvalidInput { .. })
+    ));
+    svc.delete_simulation(&sims[1].id)?;
+    assert_eq!(svc.list_simulations(&SimulationFilter::new())?.len(), 2);
     assert_eq!(
-        host_rows
-            .iter()
-            .map(|v| v.name.as_str())
-            .collect::<Vec<_>>(),
-        ["ppo"]
+        names("SELECT CAST(simulation_key AS TEXT) AS name FROM training_runs")?,
+        [sims[0].sim_key.to_string()]
     );
     Ok(())
+}
+
+backend_tests! {
+    fn v1_database_shared_with_a_host_upgrades(db) {
+        shared_with_a_host_upgrades(db.backend(), "v1")
+    }
+
+    fn v2_database_shared_with_a_host_upgrades(db) {
+        shared_with_a_host_upgrades(db.backend(), "v2")
+    }
 }

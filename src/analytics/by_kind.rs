@@ -35,9 +35,9 @@ fn state_by_kind_sql(p: char, json: &str, is_number: &str) -> String {
     format!(
         "SELECT g.kind AS kind, MIN(s.step) AS first, MAX(s.step) AS last, COUNT(s.v) AS n, \
          SUM(s.v) AS total, MIN(s.v) AS lo, MAX(s.v) AS hi FROM ( \
-           SELECT agent_index, step, {json} AS v FROM agent_states \
+           SELECT agent_index, step, {json} AS v FROM simdb_agent_states \
            WHERE sim_key = {p}1 AND step >= {p}2 AND {is_number} \
-         ) AS s JOIN agents AS g ON g.sim_key = {p}1 AND g.agent_index = s.agent_index \
+         ) AS s JOIN simdb_agents AS g ON g.sim_key = {p}1 AND g.agent_index = s.agent_index \
          GROUP BY g.kind, (s.step - {p}2) / {p}3"
     )
 }

@@ -38,7 +38,7 @@ fn buckets_sql(p: char, by_kind: bool) -> String {
     };
     format!(
         "SELECT {select}MIN(step) AS first, MAX(step) AS last, CAST(SUM(n) AS BIGINT) AS n, \
-         SUM(total) AS total, MIN(lo) AS lo, MAX(hi) AS hi FROM step_rollups \
+         SUM(total) AS total, MIN(lo) AS lo, MAX(hi) AS hi FROM simdb_step_rollups \
          WHERE sim_key = {p}1 AND field_id = {p}2 AND {kinds} AND step >= {p}3 \
          GROUP BY {group}(step - {p}3) / {p}4"
     )
@@ -75,7 +75,7 @@ for_each_backend! {
         fn rolled_rows(&mut self, sim_key: i32, after: i64, upto: i64) -> Result<(i64, Option<i64>)> {
             let p = Self::P;
             let counted: Counted = diesel::sql_query(format!(
-                "SELECT CAST(SUM(n) AS BIGINT) AS n, MAX(step) AS hi FROM step_rollups \
+                "SELECT CAST(SUM(n) AS BIGINT) AS n, MAX(step) AS hi FROM simdb_step_rollups \
                  WHERE sim_key = {p}1 AND field_id = {p}2 AND kind = '' AND step > {p}3 AND step <= {p}4"
             ))
             .bind::<Integer, _>(sim_key)
@@ -89,7 +89,7 @@ for_each_backend! {
         fn rolled_span(&mut self, sim_key: i32, field: i32) -> Result<Option<(i64, i64)>> {
             let p = Self::P;
             let span: Span = diesel::sql_query(format!(
-                "SELECT MIN(step) AS lo, MAX(step) AS hi FROM step_rollups \
+                "SELECT MIN(step) AS lo, MAX(step) AS hi FROM simdb_step_rollups \
                  WHERE sim_key = {p}1 AND field_id = {p}2 AND kind = ''"
             ))
             .bind::<Integer, _>(sim_key)

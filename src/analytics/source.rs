@@ -168,7 +168,7 @@ impl StatePathStore for diesel::sqlite::SqliteConnection {
         hi: i64,
     ) -> Result<Vec<(i64, f64)>> {
         let points: Vec<Point> = diesel::sql_query(
-            "SELECT step, json_extract(state, ?1) AS value FROM agent_states \
+            "SELECT step, json_extract(state, ?1) AS value FROM simdb_agent_states \
              WHERE sim_key = ?2 AND agent_index = ?3 AND step BETWEEN ?4 AND ?5 \
              AND json_type(state, ?1) IN ('integer', 'real') ORDER BY step",
         )
@@ -191,7 +191,7 @@ impl StatePathStore for diesel::sqlite::SqliteConnection {
         let buckets: Vec<Bucket> = diesel::sql_query(
             "SELECT MIN(step) AS first, MAX(step) AS last, COUNT(v) AS n, SUM(v) AS total, \
              MIN(v) AS lo, MAX(v) AS hi FROM ( \
-               SELECT step, json_extract(state, ?1) AS v FROM agent_states \
+               SELECT step, json_extract(state, ?1) AS v FROM simdb_agent_states \
                WHERE sim_key = ?2 AND step >= ?3 AND json_type(state, ?1) IN ('integer', 'real') \
              ) GROUP BY (step - ?3) / ?4",
         )
@@ -215,7 +215,7 @@ impl StatePathStore for diesel::pg::PgConnection {
         hi: i64,
     ) -> Result<Vec<(i64, f64)>> {
         let points: Vec<Point> = diesel::sql_query(
-            "SELECT step, (state #>> $1)::float8 AS value FROM agent_states \
+            "SELECT step, (state #>> $1)::float8 AS value FROM simdb_agent_states \
              WHERE sim_key = $2 AND agent_index = $3 AND step BETWEEN $4 AND $5 \
              AND json_typeof(state #> $1) = 'number' ORDER BY step",
         )
@@ -238,7 +238,7 @@ impl StatePathStore for diesel::pg::PgConnection {
         let buckets: Vec<Bucket> = diesel::sql_query(
             "SELECT MIN(step) AS first, MAX(step) AS last, COUNT(v) AS n, SUM(v) AS total, \
              MIN(v) AS lo, MAX(v) AS hi FROM ( \
-               SELECT step, (state #>> $1)::float8 AS v FROM agent_states \
+               SELECT step, (state #>> $1)::float8 AS v FROM simdb_agent_states \
                WHERE sim_key = $2 AND step >= $3 AND json_typeof(state #> $1) = 'number' \
              ) AS numeric_values GROUP BY (step - $3) / $4",
         )

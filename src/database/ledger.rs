@@ -1,17 +1,20 @@
 //! simdb's own ledger of its migrations on SQLite.
 //!
-//! A SQLite file has one namespace, and Diesel keeps every migration it ran
-//! in one `__diesel_schema_migrations` table, shared with a host
-//! application's own Diesel migrations. simdb therefore also records its own
-//! versions in `simdb_migrations`, and judges "schema too new" by that
-//! ledger alone: a host's migrations are never mistaken for a newer simdb.
-//! (On PostgreSQL simdb's schema holds a bookkeeping table of its own.)
-
-use diesel::connection::SimpleConnection;
-use diesel::sqlite::SqliteConnection;
-use diesel::RunQueryDsl;
+//! A SQLite file has one namespace, and Diesel's own harness keeps every
+//! migration it runs in `__diesel_schema_migrations`, the table a host
+//! application's Diesel migrations use too. Sharing it would make each
+//! side's versions unknown to the other's harness (a host's
+//! `revert_last_migration` would find simdb's newer version and refuse), so
+//! simdb runs its migrations through [`Ledger`], a harness that books them in
+//! `simdb_migrations` only, and judges "schema too new" by that ledger
+//! alone. (On PostgreSQL simdb's schema holds a bookkeeping table of its own.)
 
 use crate::error::Result;
+use diesel::connection::SimpleConnection;
+use diesel::migration::{Migration, MigrationVersion};
+use diesel::sqlite::{Sqlite, SqliteConnection};
+use diesel::{Connection, RunQueryDsl};
+use diesel_migrations::MigrationHarness;
 
 #[derive(diesel::QueryableByName)]
 struct Version {
@@ -43,30 +46,98 @@ pub(crate) fn has_table(conn: &mut SqliteConnection, name: &str) -> Result<bool>
     Ok(!found.is_empty())
 }
 
-/// Creates the ledger if missing; a file migrated before the ledger existed
-/// enters simdb's versions found in Diesel's table.
+/// Creates the ledger if missing, and moves simdb's versions out of
+/// Diesel's shared table, where releases before the ledger booked them.
 pub(crate) fn ensure(conn: &mut SqliteConnection, embedded: &[String]) -> Result<()> {
-    if has_table(conn, "simdb_migrations")? {
+    if !has_table(conn, "simdb_migrations")? {
+        conn.batch_execute(
+            "CREATE TABLE simdb_migrations (
+                 version TEXT PRIMARY KEY NOT NULL,
+                 run_on  TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+        )?;
+    }
+    if !has_table(conn, "__diesel_schema_migrations")? || embedded.is_empty() {
         return Ok(());
     }
-    conn.batch_execute(
-        "CREATE TABLE simdb_migrations (
-             version TEXT PRIMARY KEY NOT NULL,
-             run_on  TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
-    )?;
-    record(conn, embedded)
-}
-
-/// Enters every embedded version that Diesel has applied.
-pub(crate) fn record(conn: &mut SqliteConnection, embedded: &[String]) -> Result<()> {
-    if has_table(conn, "__diesel_schema_migrations")? && !embedded.is_empty() {
-        conn.batch_execute(&format!(
-            "INSERT OR IGNORE INTO simdb_migrations (version)
-             SELECT version FROM __diesel_schema_migrations WHERE version IN ({})",
-            list(embedded)
-        ))?;
+    let ours = list(embedded);
+    conn.batch_execute(&format!(
+        "INSERT OR IGNORE INTO simdb_migrations (version, run_on)
+             SELECT version, run_on FROM __diesel_schema_migrations WHERE version IN ({ours})"
+    ))?;
+    let moved = diesel::sql_query(format!(
+        "DELETE FROM __diesel_schema_migrations WHERE version IN ({ours})"
+    ))
+    .execute(conn)?;
+    // Emptied of simdb's versions only, it was simdb's: dropped. A host's
+    // table keeps its own rows (and stays, even if it held none).
+    if moved > 0 {
+        #[derive(diesel::QueryableByName)]
+        struct Left {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let left: Left = diesel::sql_query("SELECT COUNT(*) AS n FROM __diesel_schema_migrations")
+            .get_result(conn)?;
+        if left.n == 0 {
+            conn.batch_execute("DROP TABLE __diesel_schema_migrations")?;
+        }
     }
     Ok(())
+}
+
+/// simdb's migration harness on SQLite: Diesel's, booked in
+/// `simdb_migrations` instead of Diesel's shared table.
+pub(crate) struct Ledger<'a>(pub(crate) &'a mut SqliteConnection);
+
+type MigrationResult<T> = diesel::migration::Result<T>;
+
+impl MigrationHarness<Sqlite> for Ledger<'_> {
+    fn run_migration(
+        &mut self,
+        migration: &dyn Migration<Sqlite>,
+    ) -> MigrationResult<MigrationVersion<'static>> {
+        let version = migration.name().version().as_owned();
+        let apply = |conn: &mut SqliteConnection| -> MigrationResult<()> {
+            migration.run(conn)?;
+            diesel::sql_query("INSERT INTO simdb_migrations (version) VALUES (?)")
+                .bind::<diesel::sql_types::Text, _>(version.to_string())
+                .execute(conn)?;
+            Ok(())
+        };
+        if migration.metadata().run_in_transaction() {
+            self.0.transaction(apply)?;
+        } else {
+            apply(self.0)?;
+        }
+        Ok(version)
+    }
+
+    fn revert_migration(
+        &mut self,
+        migration: &dyn Migration<Sqlite>,
+    ) -> MigrationResult<MigrationVersion<'static>> {
+        let version = migration.name().version().as_owned();
+        let revert = |conn: &mut SqliteConnection| -> MigrationResult<()> {
+            migration.revert(conn)?;
+            diesel::sql_query("DELETE FROM simdb_migrations WHERE version = ?")
+                .bind::<diesel::sql_types::Text, _>(version.to_string())
+                .execute(conn)?;
+            Ok(())
+        };
+        if migration.metadata().run_in_transaction() {
+            self.0.transaction(revert)?;
+        } else {
+            revert(self.0)?;
+        }
+        Ok(version)
+    }
+
+    /// Newest first, as Diesel's own harness returns them.
+    fn applied_migrations(&mut self) -> MigrationResult<Vec<MigrationVersion<'static>>> {
+        let mut versions = versions(self.0)?.unwrap_or_default();
+        versions.reverse();
+        Ok(versions.into_iter().map(MigrationVersion::from).collect())
+    }
 }
 
 /// The versions in the ledger, oldest first; `None` without a ledger.
@@ -77,12 +148,4 @@ pub(crate) fn versions(conn: &mut SqliteConnection) -> Result<Option<Vec<String>
     let rows: Vec<Version> =
         diesel::sql_query("SELECT version FROM simdb_migrations ORDER BY version").load(conn)?;
     Ok(Some(rows.into_iter().map(|v| v.version).collect()))
-}
-
-/// Forgets a reverted version.
-pub(crate) fn forget(conn: &mut SqliteConnection, version: &str) -> Result<()> {
-    diesel::sql_query("DELETE FROM simdb_migrations WHERE version = ?")
-        .bind::<diesel::sql_types::Text, _>(version)
-        .execute(conn)?;
-    Ok(())
 }

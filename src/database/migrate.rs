@@ -66,18 +66,9 @@ impl Database {
             // simdb's migrations only, newest first: a host's stay.
             #[cfg(feature = "sqlite")]
             DbConnection::Sqlite(mut c) => {
-                let ours = super::ledger::versions(&mut c)?.unwrap_or_default();
-                let source = MigrationSource::<Sqlite>::migrations(&SQLITE_MIGRATIONS)
+                super::ledger::Ledger(&mut c)
+                    .revert_all_migrations(SQLITE_MIGRATIONS)
                     .map_err(migration_error)?;
-                for version in ours.iter().rev() {
-                    if let Some(m) = source
-                        .iter()
-                        .find(|m| m.name().version().to_string() == *version)
-                    {
-                        c.revert_migration(m.as_ref()).map_err(migration_error)?;
-                    }
-                    super::ledger::forget(&mut c, version)?;
-                }
             }
             #[cfg(feature = "postgres")]
             DbConnection::Postgres(mut c) => {
@@ -163,14 +154,14 @@ pub(crate) fn migrate_sqlite(conn: &mut SqliteConnection) -> Result<()> {
         let known = embedded_versions::<Sqlite>(&SQLITE_MIGRATIONS)?;
         super::ledger::ensure(conn, &known)?;
         // Judged by simdb's own ledger: a host's migrations in Diesel's
-        // shared table are not a newer simdb.
+        // table are not a newer simdb (nor does simdb book its own there).
         let ours = super::ledger::versions(conn)?.unwrap_or_default();
         refuse_newer(&ours, &known)?;
-        let applied = conn
+        super::prefix::rename_unprefixed(conn, &ours)?;
+        let applied = super::ledger::Ledger(conn)
             .run_pending_migrations(SQLITE_MIGRATIONS)
             .map_err(migration_error)?
             .len();
-        super::ledger::record(conn, &known)?;
         if applied > 0 {
             tracing::info!(count = applied, "applied simdb migrations (sqlite)");
         }
@@ -322,13 +313,20 @@ fn check_versions(applied: Option<Vec<String>>, known: Vec<String>, url: &str) -
 pub(crate) fn check_schema_sqlite(conn: &mut SqliteConnection, url: &str) -> Result<()> {
     use diesel::RunQueryDsl;
     // simdb's own ledger; a file migrated before the ledger existed has
-    // only simdb's versions in Diesel's table.
+    // simdb's versions in Diesel's table.
     let applied = match super::ledger::versions(conn)? {
         Some(ours) => Some(ours),
         None if super::ledger::has_table(conn, "__diesel_schema_migrations")? => {
+            // Only simdb's versions: the host's share that table.
+            let known = embedded_versions::<Sqlite>(&SQLITE_MIGRATIONS)?;
             let rows: Vec<Version> =
                 diesel::sql_query("SELECT version FROM __diesel_schema_migrations").load(conn)?;
-            Some(rows.into_iter().map(|v| v.version).collect())
+            Some(
+                rows.into_iter()
+                    .map(|v| v.version)
+                    .filter(|v| known.contains(v))
+                    .collect(),
+            )
         }
         None => None,
     };

@@ -9,6 +9,8 @@ mod migrate;
 mod open;
 mod options;
 #[cfg(feature = "sqlite")]
+mod prefix;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 mod url;
 

@@ -38,8 +38,8 @@ impl Dialect for diesel::sqlite::SqliteConnection {
     const HOLD_SIMULATION: Option<&'static str> = None;
     // CROSS JOIN fixes SQLite's loop order: agents outside.
     const STATES_AT_STEP: &'static str =
-        "SELECT s.sim_key, s.agent_index, s.step, s.reward, s.state FROM agents a \
-         CROSS JOIN agent_states s ON s.sim_key = a.sim_key AND s.agent_index = a.agent_index \
+        "SELECT s.sim_key, s.agent_index, s.step, s.reward, s.state FROM simdb_agents a \
+         CROSS JOIN simdb_agent_states s ON s.sim_key = a.sim_key AND s.agent_index = a.agent_index \
          AND s.step = ?2 WHERE a.sim_key = ?1 ORDER BY a.agent_index";
 }
 
@@ -47,12 +47,12 @@ impl Dialect for diesel::sqlite::SqliteConnection {
 impl Dialect for diesel::pg::PgConnection {
     const P: char = '$';
     const HOLD_SIMULATION: Option<&'static str> =
-        Some("SELECT sim_key FROM simulations WHERE sim_key = $1 FOR NO KEY UPDATE");
+        Some("SELECT sim_key FROM simdb_simulations WHERE sim_key = $1 FOR NO KEY UPDATE");
     // LIMIT 1 keeps the lateral subquery from being flattened into a join
     // the planner could turn into a scan of the step's key range.
     const STATES_AT_STEP: &'static str =
-        "SELECT s.sim_key, s.agent_index, s.step, s.reward, s.state FROM agents a \
-         CROSS JOIN LATERAL (SELECT * FROM agent_states x WHERE x.sim_key = a.sim_key \
+        "SELECT s.sim_key, s.agent_index, s.step, s.reward, s.state FROM simdb_agents a \
+         CROSS JOIN LATERAL (SELECT * FROM simdb_agent_states x WHERE x.sim_key = a.sim_key \
          AND x.agent_index = a.agent_index AND x.step = $2 LIMIT 1) s \
          WHERE a.sim_key = $1 ORDER BY a.agent_index";
 }
@@ -70,13 +70,13 @@ struct Span {
 fn span_sql(p: char) -> String {
     let probe = |f: &str| {
         format!(
-            "(SELECT {f}(s.step) FROM agent_states s WHERE s.sim_key = a.sim_key \
+            "(SELECT {f}(s.step) FROM simdb_agent_states s WHERE s.sim_key = a.sim_key \
              AND s.agent_index = a.agent_index)"
         )
     };
     format!(
         "SELECT MIN(lo) AS lo, MAX(hi) AS hi FROM (SELECT {} AS lo, {} AS hi \
-         FROM agents a WHERE a.sim_key = {p}1) AS spans",
+         FROM simdb_agents a WHERE a.sim_key = {p}1) AS spans",
         probe("MIN"),
         probe("MAX")
     )

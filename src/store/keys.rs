@@ -26,8 +26,8 @@ impl KeyAllocator for diesel::sqlite::SqliteConnection {
         }
         // Also past any key inserted explicitly, so that the two can never meet.
         let key: Allocated = diesel::sql_query(
-            "UPDATE key_sequences \
-             SET last_value = MAX(last_value, (SELECT COALESCE(MAX(sim_key), 0) FROM simulations)) + 1 \
+            "UPDATE simdb_key_sequences \
+             SET last_value = MAX(last_value, (SELECT COALESCE(MAX(sim_key), 0) FROM simdb_simulations)) + 1 \
              WHERE name = 'simulations' RETURNING last_value",
         )
         .get_result(self)?;

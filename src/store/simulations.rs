@@ -165,19 +165,22 @@ for_each_backend! {
                 let deleted = diesel::delete(simulations::table.filter(simulations::id.eq(id)))
                     .returning(simulations::sim_key)
                     .get_results::<i32>(c)
-                    .map_err(|e| match e {
+                    .map_err(|e| {
                         // A row of the host application points at this run.
-                        diesel::result::Error::DatabaseError(
-                            diesel::result::DatabaseErrorKind::ForeignKeyViolation,
-                            info,
-                        ) => Error::invalid(
+                        if !crate::error::is_foreign_key_violation(&e) {
+                            return Error::from(e);
+                        }
+                        let table = match &e {
+                            diesel::result::Error::DatabaseError(_, info) => info.table_name(),
+                            _ => None,
+                        };
+                        Error::invalid(
                             "simulation",
                             format!(
                                 "`{id}` is referenced by another table ({}); delete or unlink those rows first",
-                                info.table_name().unwrap_or("a table outside simdb")
+                                table.unwrap_or("a table outside simdb")
                             ),
-                        ),
-                        other => other.into(),
+                        )
                     })?;
                 let Some(&sim_key) = deleted.first() else {
                     return Err(Error::not_found("simulation", id));

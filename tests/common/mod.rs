@@ -55,6 +55,16 @@ pub fn state(step: i64, agent: i32) -> Value {
     json!({"energy": step as f64 * 0.25 + agent as f64, "inventory": {"ore": agent % 5, "battery": 1}, "hp": 97})
 }
 
+/// Where simdb books its own migrations: its ledger on SQLite (Diesel's
+/// table there belongs to the host), Diesel's table in simdb's schema on
+/// PostgreSQL.
+pub fn migration_table(backend: simdb::Backend) -> &'static str {
+    match backend {
+        simdb::Backend::Sqlite => "simdb_migrations",
+        simdb::Backend::Postgres => "__diesel_schema_migrations",
+    }
+}
+
 /// Rows of a simulation in (agent_states, simulation_steps, step_metrics,
 /// agent_metrics, agent_memories).
 pub fn table_counts(db: &impl AsDatabase, sim_key: i32) -> Result<(i64, i64, i64, i64, i64)> {

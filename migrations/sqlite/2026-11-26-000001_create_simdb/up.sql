@@ -3,7 +3,7 @@
 -- the 64-character public id, and are WITHOUT ROWID so that the primary key is
 -- the clustered order: one agent's series is a contiguous range.
 
-CREATE TABLE experiments (
+CREATE TABLE simdb_experiments (
     id           TEXT PRIMARY KEY NOT NULL,
     name         TEXT NOT NULL UNIQUE,
     description  TEXT NOT NULL DEFAULT '',
@@ -12,10 +12,10 @@ CREATE TABLE experiments (
     created_at   TEXT NOT NULL
 );
 
-CREATE TABLE simulations (
+CREATE TABLE simdb_simulations (
     sim_key         INTEGER PRIMARY KEY NOT NULL,
     id              TEXT NOT NULL UNIQUE,
-    experiment_id   TEXT REFERENCES experiments (id) ON DELETE RESTRICT,
+    experiment_id   TEXT REFERENCES simdb_experiments (id) ON DELETE RESTRICT,
     name            TEXT,
     status          TEXT NOT NULL DEFAULT 'pending'
         CHECK (status IN ('pending', 'running', 'completed', 'failed', 'cancelled', 'interrupted')),
@@ -28,18 +28,18 @@ CREATE TABLE simulations (
     ended_at        TEXT,
     heartbeat_at    TEXT
 );
-CREATE INDEX simulations_experiment ON simulations (experiment_id, sim_key);
-CREATE INDEX simulations_status ON simulations (status, sim_key);
+CREATE INDEX simdb_simulations_experiment ON simdb_simulations (experiment_id, sim_key);
+CREATE INDEX simdb_simulations_status ON simdb_simulations (status, sim_key);
 
-CREATE TABLE simulation_tags (
-    sim_key INTEGER NOT NULL REFERENCES simulations (sim_key) ON DELETE CASCADE,
+CREATE TABLE simdb_simulation_tags (
+    sim_key INTEGER NOT NULL REFERENCES simdb_simulations (sim_key) ON DELETE CASCADE,
     tag     TEXT NOT NULL,
     PRIMARY KEY (sim_key, tag)
 ) WITHOUT ROWID;
-CREATE INDEX simulation_tags_tag ON simulation_tags (tag, sim_key);
+CREATE INDEX simdb_simulation_tags_tag ON simdb_simulation_tags (tag, sim_key);
 
-CREATE TABLE agents (
-    sim_key        INTEGER NOT NULL REFERENCES simulations (sim_key) ON DELETE CASCADE,
+CREATE TABLE simdb_agents (
+    sim_key        INTEGER NOT NULL REFERENCES simdb_simulations (sim_key) ON DELETE CASCADE,
     agent_index    INTEGER NOT NULL CHECK (agent_index >= 0),
     name           TEXT,
     kind           TEXT,
@@ -51,50 +51,50 @@ CREATE TABLE agents (
     PRIMARY KEY (sim_key, agent_index)
 ) WITHOUT ROWID;
 
-CREATE TABLE agent_states (
+CREATE TABLE simdb_agent_states (
     sim_key     INTEGER NOT NULL,
     agent_index INTEGER NOT NULL,
     step        INTEGER NOT NULL CHECK (step >= 0),
     reward      REAL NOT NULL,
     state       TEXT NOT NULL,
     PRIMARY KEY (sim_key, agent_index, step),
-    FOREIGN KEY (sim_key, agent_index) REFERENCES agents (sim_key, agent_index) ON DELETE CASCADE
+    FOREIGN KEY (sim_key, agent_index) REFERENCES simdb_agents (sim_key, agent_index) ON DELETE CASCADE
 ) WITHOUT ROWID;
-CREATE INDEX agent_states_by_step ON agent_states (sim_key, step);
+CREATE INDEX simdb_agent_states_by_step ON simdb_agent_states (sim_key, step);
 
-CREATE TABLE simulation_steps (
-    sim_key     INTEGER NOT NULL REFERENCES simulations (sim_key) ON DELETE CASCADE,
+CREATE TABLE simdb_simulation_steps (
+    sim_key     INTEGER NOT NULL REFERENCES simdb_simulations (sim_key) ON DELETE CASCADE,
     step        INTEGER NOT NULL CHECK (step >= 0),
     recorded_at TEXT NOT NULL,
     metrics     TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (sim_key, step)
 ) WITHOUT ROWID;
 
-CREATE TABLE metric_names (
+CREATE TABLE simdb_metric_names (
     metric_id INTEGER PRIMARY KEY NOT NULL,
     name      TEXT NOT NULL UNIQUE
 );
 
-CREATE TABLE step_metrics (
-    sim_key   INTEGER NOT NULL REFERENCES simulations (sim_key) ON DELETE CASCADE,
-    metric_id INTEGER NOT NULL REFERENCES metric_names (metric_id),
+CREATE TABLE simdb_step_metrics (
+    sim_key   INTEGER NOT NULL REFERENCES simdb_simulations (sim_key) ON DELETE CASCADE,
+    metric_id INTEGER NOT NULL REFERENCES simdb_metric_names (metric_id),
     step      INTEGER NOT NULL CHECK (step >= 0),
     value     REAL NOT NULL,
     PRIMARY KEY (sim_key, metric_id, step)
 ) WITHOUT ROWID;
 
-CREATE TABLE agent_metrics (
+CREATE TABLE simdb_agent_metrics (
     sim_key     INTEGER NOT NULL,
     agent_index INTEGER NOT NULL,
-    metric_id   INTEGER NOT NULL REFERENCES metric_names (metric_id),
+    metric_id   INTEGER NOT NULL REFERENCES simdb_metric_names (metric_id),
     step        INTEGER NOT NULL CHECK (step >= 0),
     value       REAL NOT NULL,
     PRIMARY KEY (sim_key, agent_index, metric_id, step),
-    FOREIGN KEY (sim_key, agent_index) REFERENCES agents (sim_key, agent_index) ON DELETE CASCADE
+    FOREIGN KEY (sim_key, agent_index) REFERENCES simdb_agents (sim_key, agent_index) ON DELETE CASCADE
 ) WITHOUT ROWID;
-CREATE INDEX agent_metrics_by_step ON agent_metrics (sim_key, metric_id, step);
+CREATE INDEX simdb_agent_metrics_by_step ON simdb_agent_metrics (sim_key, metric_id, step);
 
-CREATE TABLE agent_memories (
+CREATE TABLE simdb_agent_memories (
     sim_key     INTEGER NOT NULL,
     agent_index INTEGER NOT NULL,
     step        INTEGER NOT NULL CHECK (step >= 0),
@@ -103,12 +103,12 @@ CREATE TABLE agent_memories (
     data        BLOB NOT NULL,
     recorded_at TEXT NOT NULL,
     PRIMARY KEY (sim_key, agent_index, step),
-    FOREIGN KEY (sim_key, agent_index) REFERENCES agents (sim_key, agent_index) ON DELETE CASCADE
+    FOREIGN KEY (sim_key, agent_index) REFERENCES simdb_agents (sim_key, agent_index) ON DELETE CASCADE
 ) WITHOUT ROWID;
 
-CREATE TABLE events (
+CREATE TABLE simdb_events (
     event_id    INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
-    sim_key     INTEGER NOT NULL REFERENCES simulations (sim_key) ON DELETE CASCADE,
+    sim_key     INTEGER NOT NULL REFERENCES simdb_simulations (sim_key) ON DELETE CASCADE,
     occurred_at TEXT NOT NULL,
     kind        TEXT NOT NULL,
     from_status TEXT,
@@ -116,4 +116,4 @@ CREATE TABLE events (
     message     TEXT,
     data        TEXT
 );
-CREATE INDEX events_by_simulation ON events (sim_key, event_id);
+CREATE INDEX simdb_events_by_simulation ON simdb_events (sim_key, event_id);

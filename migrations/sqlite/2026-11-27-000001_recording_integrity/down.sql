@@ -1,4 +1,4 @@
-ALTER TABLE simulations DROP COLUMN batch_seq;
-ALTER TABLE simulations DROP COLUMN lease_token;
-ALTER TABLE simulations DROP COLUMN committed_step;
-DROP TABLE key_sequences;
+ALTER TABLE simdb_simulations DROP COLUMN batch_seq;
+ALTER TABLE simdb_simulations DROP COLUMN lease_token;
+ALTER TABLE simdb_simulations DROP COLUMN committed_step;
+DROP TABLE simdb_key_sequences;

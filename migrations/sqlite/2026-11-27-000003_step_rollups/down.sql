@@ -1,2 +1,2 @@
-DROP TABLE agent_totals;
-DROP TABLE step_rollups;
+DROP TABLE simdb_agent_totals;
+DROP TABLE simdb_step_rollups;

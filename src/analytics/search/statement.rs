@@ -197,10 +197,10 @@ pub(super) enum FinalOf {
 /// registered agent (`metric`: the `metric_id` condition, or empty).
 fn mean_at_last_step(table: &str, value: &str, metric: &str) -> String {
     format!(
-        "(SELECT AVG(a.{value}) FROM agents g JOIN {table} a ON a.sim_key = g.sim_key{metric} \
-         AND a.agent_index = g.agent_index WHERE g.sim_key = simulations.sim_key \
+        "(SELECT AVG(a.{value}) FROM simdb_agents g JOIN {table} a ON a.sim_key = g.sim_key{metric} \
+         AND a.agent_index = g.agent_index WHERE g.sim_key = simdb_simulations.sim_key \
          AND a.step = (SELECT MAX((SELECT MAX(b.step) FROM {table} b WHERE b.sim_key = h.sim_key{b_metric} \
-         AND b.agent_index = h.agent_index)) FROM agents h WHERE h.sim_key = simulations.sim_key))",
+         AND b.agent_index = h.agent_index)) FROM simdb_agents h WHERE h.sim_key = simdb_simulations.sim_key))",
         b_metric = metric.replace("a.", "b.")
     )
 }
@@ -208,14 +208,14 @@ fn mean_at_last_step(table: &str, value: &str, metric: &str) -> String {
 /// The final value of a field for the simulation of the current row.
 pub(super) fn final_value(st: &mut Statement, of: FinalOf) -> String {
     match of {
-        FinalOf::Reward => mean_at_last_step("agent_states", "reward", ""),
+        FinalOf::Reward => mean_at_last_step("simdb_agent_states", "reward", ""),
         FinalOf::Metric(id) => {
             let m = st.bind(Bind::BigInt(i64::from(id)));
             format!(
                 "COALESCE({}, \
-                 (SELECT s.value FROM step_metrics s WHERE s.sim_key = simulations.sim_key \
+                 (SELECT s.value FROM simdb_step_metrics s WHERE s.sim_key = simdb_simulations.sim_key \
                  AND s.metric_id = {m} ORDER BY s.step DESC LIMIT 1))",
-                mean_at_last_step("agent_metrics", "value", &format!(" AND a.metric_id = {m}"))
+                mean_at_last_step("simdb_agent_metrics", "value", &format!(" AND a.metric_id = {m}"))
             )
         }
     }
@@ -251,7 +251,7 @@ pub(super) fn statement<D: JsonDialect>(
     if let Some(tag) = &filter.tag {
         let p = st.bind(Bind::Text(tag.clone()));
         conditions.push(format!(
-            "sim_key IN (SELECT sim_key FROM simulation_tags WHERE tag = {p})"
+            "sim_key IN (SELECT sim_key FROM simdb_simulation_tags WHERE tag = {p})"
         ));
     }
     for (path, want) in &query.equals {
@@ -325,7 +325,7 @@ pub(super) fn statement<D: JsonDialect>(
     order.push("sim_key DESC".into());
     let order = order.join(", ");
     st.sql = format!(
-        "SELECT sim_key FROM simulations WHERE {} ORDER BY {order}",
+        "SELECT sim_key FROM simdb_simulations WHERE {} ORDER BY {order}",
         conditions.join(" AND ")
     );
     match (filter.limit, query.offset) {

@@ -8,5 +8,5 @@ CREATE TABLE policies (
 CREATE TABLE training_runs (
     run_id         SERIAL PRIMARY KEY,
     policy_id      INTEGER NOT NULL REFERENCES policies (policy_id),
-    simulation_key INTEGER NOT NULL REFERENCES simdb.simulations (sim_key) ON DELETE RESTRICT
+    simulation_key INTEGER NOT NULL REFERENCES simdb.simdb_simulations (sim_key) ON DELETE RESTRICT
 );

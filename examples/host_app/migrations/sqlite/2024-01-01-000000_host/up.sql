@@ -8,5 +8,5 @@ CREATE TABLE policies (
 CREATE TABLE training_runs (
     run_id         INTEGER PRIMARY KEY NOT NULL,
     policy_id      INTEGER NOT NULL REFERENCES policies (policy_id),
-    simulation_key INTEGER NOT NULL REFERENCES simulations (sim_key) ON DELETE RESTRICT
+    simulation_key INTEGER NOT NULL REFERENCES simdb_simulations (sim_key) ON DELETE RESTRICT
 );

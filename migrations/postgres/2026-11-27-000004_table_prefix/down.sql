@@ -1,0 +1,13 @@
+ALTER TABLE simdb_experiments RENAME TO experiments;
+ALTER TABLE simdb_simulations RENAME TO simulations;
+ALTER TABLE simdb_simulation_tags RENAME TO simulation_tags;
+ALTER TABLE simdb_agents RENAME TO agents;
+ALTER TABLE simdb_agent_states RENAME TO agent_states;
+ALTER TABLE simdb_simulation_steps RENAME TO simulation_steps;
+ALTER TABLE simdb_metric_names RENAME TO metric_names;
+ALTER TABLE simdb_step_metrics RENAME TO step_metrics;
+ALTER TABLE simdb_agent_metrics RENAME TO agent_metrics;
+ALTER TABLE simdb_agent_memories RENAME TO agent_memories;
+ALTER TABLE simdb_events RENAME TO events;
+ALTER TABLE simdb_step_rollups RENAME TO step_rollups;
+ALTER TABLE simdb_agent_totals RENAME TO agent_totals;

@@ -1,0 +1,12 @@
+-- Every table and index of simdb's is named simdb_<name>, on both backends,
+-- so that the same SQL runs on either and no name meets a host's table in a
+-- SQLite file's one namespace.
+--
+-- Nothing is left to do here: the migrations before this one create the
+-- prefixed names on a new file, and on a file written before this version
+-- simdb renamed its tables and indexes in the same transaction, just before
+-- this migration (src/database/prefix.rs: SQLite cannot rename conditionally
+-- in SQL, and a new file must never create an unprefixed table). Its version
+-- records that the file has the prefixed layout: a read-only open of a file
+-- without it reports SchemaTooOld instead of failing on a missing table.
+SELECT 1;
