@@ -63,6 +63,14 @@ fn host(url: &str, sql: &str) -> Result<()> {
 /// Opens an earlier release's database and checks every row of it.
 fn upgrades_in_place(backend: Backend, version: &str) -> Result<()> {
     let old = fixture(backend, version)?;
+    // Read-only, an earlier layout is reported, not upgraded or misread.
+    assert!(
+        matches!(
+            Database::builder(old.url()).read_only(true).open(),
+            Err(Error::SchemaTooOld { .. })
+        ),
+        "{version}"
+    );
     let database = Database::open(old.url())?;
     assert_eq!(
         database.applied_migrations()?,
