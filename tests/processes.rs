@@ -1,6 +1,6 @@
 //! Several processes at once, on both backends: SIGKILL of a recording
 //! process (nothing acknowledged lost, no partial batch, recovery), eight
-//! processes opening a fresh database, two processes recording at once, a
+//! processes opening a fresh database (and one of the previous release), two processes recording at once, a
 //! SQLite reader polling while a writer records; and PostgreSQL connection
 //! loss under a recorder.
 
@@ -128,6 +128,27 @@ backend_tests! {
         }
         let count: Count = simdb::with_connection!(database.connection()?, |c| simdb::diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {}", migration_table(empty.backend()))).get_result(c)?);
         assert_eq!(count.n, database.embedded_migrations()?.len() as i64, "migrations applied more than once");
+        Ok(())
+    }
+
+    /// Eight processes open a database of the previous release at once:
+    /// exactly one upgrades it (tables renamed, migration booked once), the
+    /// others wait and find it done; every row is there afterwards.
+    fn eight_processes_upgrade_an_earlier_release_at_once(db) {
+        let old = common::fixtures::fixture(db.backend(), "v2")?;
+        let children: Vec<Child> = (0..8).map(|_| spawn(old.url(), &["migrate"])).collect::<Result<_>>()?;
+        for child in children {
+            let out = child.wait_with_output().map_err(io)?;
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        let database = Database::open(old.url())?;
+        assert_eq!(database.applied_migrations()?, database.embedded_migrations()?);
+        let svc = SimulationService::new(database.clone());
+        let sims = svc.list_simulations(&SimulationFilter::new())?;
+        assert_eq!(sims.len(), 3);
+        for sim in &sims {
+            assert_eq!(table_counts(&database, sim.sim_key)?, (200, 50, 50, 200, 20));
+        }
         Ok(())
     }
 

@@ -7,58 +7,17 @@
 //!   (PostgreSQL: schema `simdb`; SQLite: unprefixed names).
 
 mod common;
+use common::fixtures::{fixture, host};
 use common::*;
 
 use std::time::Duration;
 
-use simdb::diesel::connection::SimpleConnection;
 use simdb::Backend;
 
 /// Each fixture holds 1 experiment; 3 simulations (completed, interrupted,
 /// running) of 4 agents x 50 steps, an agent metric per agent-step, step
 /// metric per step, a memory every 10 steps per agent.
 const STATES: i64 = 3 * 4 * 50;
-
-/// A copy of fixture `version`, as an unopened database of `backend`.
-fn fixture(backend: Backend, version: &str) -> Result<TestDatabase> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let io = |e: std::io::Error| Error::Io {
-        path: dir.display().to_string(),
-        source: e,
-    };
-    let empty = TestDatabase::empty(backend)?;
-    match backend {
-        Backend::Sqlite => {
-            let target = empty.url().trim_start_matches("sqlite://").to_string();
-            std::fs::copy(dir.join(format!("{version}.sqlite")), &target).map_err(io)?;
-        }
-        Backend::Postgres => {
-            let sql =
-                std::fs::read_to_string(dir.join(format!("{version}.postgres.sql"))).map_err(io)?;
-            host(empty.url(), &sql)?;
-        }
-    }
-    Ok(empty)
-}
-
-/// Runs `sql` on a connection of the host's own (not simdb's).
-fn host(url: &str, sql: &str) -> Result<()> {
-    use simdb::diesel::Connection;
-    let fail = |e: simdb::diesel::ConnectionError| Error::Connection {
-        url: "host".into(),
-        message: e.to_string(),
-    };
-    if url.starts_with("postgres") {
-        simdb::diesel::PgConnection::establish(url)
-            .map_err(fail)?
-            .batch_execute(sql)?;
-    } else {
-        simdb::diesel::SqliteConnection::establish(url.trim_start_matches("sqlite://"))
-            .map_err(fail)?
-            .batch_execute(sql)?;
-    }
-    Ok(())
-}
 
 /// Opens an earlier release's database and checks every row of it.
 fn upgrades_in_place(backend: Backend, version: &str) -> Result<()> {
