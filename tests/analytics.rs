@@ -328,6 +328,62 @@ backend_tests! {
         Ok(())
     }
 
+    fn progress_of_a_list_equals_each_runs_progress(db) {
+        // A list's progress (batched) says what each run's own poll says,
+        // whatever state each run is in.
+        let svc = service(db);
+        let a = svc.analytics();
+        let empty = running_sim(&svc, 2)?;
+        let steps_only = running_sim(&svc, 2)?;
+        svc.record_step(&steps_only.id, 0, &json!({"x": 1}))?;
+        svc.end_step(&steps_only.id, 0)?;
+        let done = running_sim(&svc, 3)?;
+        let mut rec = svc.recorder(&done.id)?;
+        for step in 0..20 {
+            for agent in 0..3 {
+                rec.agent_state(step, agent, 0.5, &json!({}))?;
+            }
+            rec.end_step(step)?;
+        }
+        rec.close()?;
+        svc.complete_simulation(&done.id, json!({}))?;
+        // Running, with a step in flight above the watermark.
+        let live = running_sim(&svc, 2)?;
+        let mut rec = svc.recorder(&live.id)?;
+        for step in 0..5 {
+            for agent in 0..2 {
+                rec.agent_state(step, agent, 1.0, &json!({}))?;
+            }
+            rec.end_step(step)?;
+        }
+        rec.agent_state(5, 0, 1.0, &json!({}))?;
+        rec.flush()?;
+        let sims = svc.list_simulations(&SimulationFilter::new())?;
+        assert_eq!(sims.len(), 4);
+        let listed = a.progress_of(&sims)?;
+        for (sim, p) in sims.iter().zip(&listed) {
+            let own = a.progress(&sim.id, None)?;
+            assert_eq!(
+                (p.rows, p.latest_step, p.status, p.cursor.step, p.cursor.rows),
+                (own.rows, own.latest_step, own.status, own.cursor.step, own.cursor.rows),
+                "{}",
+                sim.id
+            );
+            assert!(p.new_steps.is_empty());
+        }
+        let rows: Vec<i64> = [&empty, &steps_only, &done, &live]
+            .iter()
+            .map(|s| sims.iter().position(|x| x.id == s.id).map(|i| listed[i].rows))
+            .collect::<Option<_>>()
+            .ok_or(Error::RecorderClosed)?;
+        assert_eq!(rows, [0, 0, 60, 10]);
+        let tags = svc.tags_of(&sims)?;
+        assert_eq!(tags.len(), 4);
+        assert!(a.progress_of(&[])?.is_empty());
+        rec.close()?;
+        Ok(())
+    }
+
     fn every_recorded_number_is_a_field(db) {
         let svc = service(db);
         let sim = running_sim(&svc, 2)?;

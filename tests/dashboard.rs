@@ -127,6 +127,15 @@ backend_tests! {
             assert!(page.contains("&lt;script&gt;"), "{path} lost the text");
             assert!(!page.contains("simdb_test"), "{path} shows a password");
         }
+        // Pages may load simdb's own script, images and API only.
+        let page = ureq::get(&server.url("/")).call().map_err(|e| invalid(e.to_string()))?;
+        let policy = page.header("content-security-policy").unwrap_or_default().to_string();
+        assert!(policy.contains("default-src 'none'") && policy.contains("script-src 'self'"), "{policy}");
+        // A chart says how many points it drew (the live page's count).
+        let chart = ureq::get(&server.url(&format!("/charts/{sim}/reward?buckets=3")))
+            .call()
+            .map_err(|e| invalid(e.to_string()))?;
+        assert_eq!(chart.header("x-simdb-points"), Some("3"));
         // The chart draws the hostile metric name as escaped text.
         let (status, svg) = server.get(&format!("/charts/{sim}/{}", "%3Cscript%3Ealert(1)%3C%2Fscript%3E"))?;
         assert_eq!(status, 200, "{svg}");
@@ -197,7 +206,8 @@ backend_tests! {
         let sim = running_sim(&svc, 4)?;
         browser.wait_for(&format!("!!document.querySelector('tr[data-id=\"{}\"]')", sim.id))?;
 
-        // 2. Its page gains chart points while the recorder commits steps.
+        // 2. Its page gains chart points (and agent rows) while the
+        //    recorder commits steps.
         browser.go(&server.url(&format!("/simulations/{}", sim.id)))?;
         let options = RecorderOptions::default().flush_interval(Duration::from_millis(50));
         let mut rec = svc.recorder_with(&sim.id, options)?;
@@ -217,6 +227,10 @@ backend_tests! {
         browser.wait_for(&format!("{points} > {first}"))?;
         writer.join().map_err(|_| Error::RecorderClosed)??;
         browser.wait_for(&format!("{points} >= 60"))?;
+        // The agents table follows too: 60 rows for each agent.
+        browser.wait_for(
+            "Array.from(document.querySelectorAll('#agents tr td:nth-child(3)')).map(td => td.textContent).join(' ') === '60 60 60 60'",
+        )?;
         let backend = match db.backend() {
             simdb::Backend::Sqlite => "sqlite",
             simdb::Backend::Postgres => "postgres",

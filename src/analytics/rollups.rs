@@ -52,7 +52,51 @@ struct Counted {
     hi: Option<i64>,
 }
 
+/// Row counts of one listed simulation (`RollupReadStore::listed_counts`).
+#[derive(QueryableByName)]
+pub(super) struct ListedCounts {
+    #[diesel(sql_type = Integer)]
+    pub(super) sim_key: i32,
+    /// Agent-state rows stored (the agent totals).
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(super) stored: Option<i64>,
+    /// Of those, rows of steps above the given step.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(super) above: Option<i64>,
+    /// The highest step with agent-state rows.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(super) top: Option<i64>,
+    /// The highest step with a step row.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(super) last_step: Option<i64>,
+}
+
+/// One statement for many simulations, each `(sim_key, upto)`: key probes
+/// per simulation (its agents' totals, the rollups above `upto`, two
+/// `MAX(step)` probes), never a scan of its steps. The same SQL on both
+/// backends; the values are integers, written into the text.
+fn listed_counts_sql(upto: &[(i32, i64)]) -> String {
+    let values = upto
+        .iter()
+        .map(|(key, upto)| format!("({key}, {upto})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "WITH u(sim_key, upto) AS (VALUES {values}) \
+         SELECT u.sim_key AS sim_key, \
+           (SELECT CAST(SUM(t.n) AS BIGINT) FROM simdb_agent_totals t WHERE t.sim_key = u.sim_key) AS stored, \
+           (SELECT CAST(SUM(r.n) AS BIGINT) FROM simdb_step_rollups r WHERE r.sim_key = u.sim_key \
+              AND r.field_id = {REWARD_FIELD} AND r.kind = '' AND r.step > u.upto) AS above, \
+           (SELECT MAX(r.step) FROM simdb_step_rollups r WHERE r.sim_key = u.sim_key \
+              AND r.field_id = {REWARD_FIELD} AND r.kind = '') AS top, \
+           (SELECT MAX(s.step) FROM simdb_simulation_steps s WHERE s.sim_key = u.sim_key) AS last_step \
+         FROM u"
+    )
+}
+
 pub(super) trait RollupReadStore {
+    /// Row counts of many simulations at once (the dashboard's list).
+    fn listed_counts(&mut self, upto: &[(i32, i64)]) -> Result<Vec<ListedCounts>>;
     /// Agent-state rows with `after < step <= upto`, and the highest such
     /// step: the reward rollups' counts (one row per step, not per agent).
     fn rolled_rows(&mut self, sim_key: i32, after: i64, upto: i64) -> Result<(i64, Option<i64>)>;
@@ -72,6 +116,13 @@ pub(super) trait RollupReadStore {
 
 for_each_backend! {
     impl RollupReadStore {
+        fn listed_counts(&mut self, upto: &[(i32, i64)]) -> Result<Vec<ListedCounts>> {
+            if upto.is_empty() {
+                return Ok(Vec::new());
+            }
+            Ok(diesel::sql_query(listed_counts_sql(upto)).load(self)?)
+        }
+
         fn rolled_rows(&mut self, sim_key: i32, after: i64, upto: i64) -> Result<(i64, Option<i64>)> {
             let p = Self::P;
             let counted: Counted = diesel::sql_query(format!(

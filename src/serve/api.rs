@@ -68,18 +68,21 @@ pub(crate) fn list(svc: &SimulationService, q: &ListQuery) -> Result<Vec<ListedS
             serde_json::from_str::<Value>(value).unwrap_or_else(|_| Value::String(value.into()));
         query = query.equals(path.trim(), value);
     }
+    // Three statements for the whole list, whatever its length.
     let analytics = svc.analytics();
-    analytics
-        .find_simulations(&query)?
+    let sims = analytics.find_simulations(&query)?;
+    let tags = svc.tags_of(&sims)?;
+    let progress = analytics.progress_of(&sims)?;
+    Ok(sims
         .into_iter()
-        .map(|simulation| {
-            Ok(ListedSimulation {
-                tags: svc.simulation_tags(&simulation.id)?,
-                progress: analytics.progress(&simulation.id, None)?,
-                simulation,
-            })
+        .zip(tags)
+        .zip(progress)
+        .map(|((simulation, tags), progress)| ListedSimulation {
+            simulation,
+            tags,
+            progress,
         })
-        .collect()
+        .collect())
 }
 
 pub(crate) async fn experiments(State(app): State<AppState>) -> Answer<Vec<Experiment>> {
@@ -104,11 +107,17 @@ pub(crate) struct SimulationDetail {
 
 pub(crate) fn detail(svc: &SimulationService, id: &SimulationId) -> Result<SimulationDetail> {
     let analytics = svc.analytics();
+    let summary = analytics.summary(id)?;
+    // Counts without the run's step rows (the progress route streams those).
+    let progress = analytics
+        .progress_of(std::slice::from_ref(&summary.simulation))?
+        .pop()
+        .ok_or_else(|| Error::not_found("simulation", id))?;
     Ok(SimulationDetail {
-        summary: analytics.summary(id)?,
         tags: svc.simulation_tags(id)?,
         fields: analytics.recorded_fields(id)?,
-        progress: analytics.progress(id, None)?,
+        summary,
+        progress,
     })
 }
 

@@ -115,26 +115,28 @@ pub(crate) fn render(series: &FieldSeries) -> Result<String> {
 
 /// `GET /charts/{id}/{field}?buckets=200`: the chart as `image/svg+xml`,
 /// with a policy that forbids any script or fetch should it be opened on
-/// its own.
+/// its own, and its number of points in `x-simdb-points`.
 pub(crate) async fn chart(
     State(app): State<AppState>,
     Path((id, field)): Path<(String, String)>,
     Query(q): Query<AggregatesQuery>,
 ) -> std::result::Result<impl IntoResponse, Failure> {
     let buckets = q.buckets.unwrap_or(200).clamp(1, 2000);
-    let svg = blocking(move || {
+    let (svg, points) = blocking(move || {
         let series = field_series(&app.svc, &SimulationId::new(&id)?, &field, buckets)?;
-        render(&series)
+        Ok((render(&series)?, series.all.len().to_string()))
     })
     .await?;
     Ok((
         [
-            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CONTENT_TYPE, "image/svg+xml".to_string()),
+            // The live page counts points from here: no second computation.
+            (header::HeaderName::from_static("x-simdb-points"), points),
             (
                 header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; style-src 'unsafe-inline'",
+                "default-src 'none'; style-src 'unsafe-inline'".to_string(),
             ),
-            (header::CACHE_CONTROL, "no-store"),
+            (header::CACHE_CONTROL, "no-store".to_string()),
         ],
         svg,
     ))

@@ -22,6 +22,16 @@
     return td;
   }
 
+  // rows/s of each listed simulation, from this poll and the previous one.
+  const seen = new Map();
+  function rate(id, progress) {
+    const at = Date.parse(progress.cursor.at);
+    const before = seen.get(id);
+    seen.set(id, { rows: progress.rows, at: at });
+    if (!before || !(at > before.at)) { return ""; }
+    return num((progress.rows - before.rows) * 1000 / (at - before.at), 0);
+  }
+
   async function pollList() {
     const list = await json("/api/simulations" + (body.dataset.query || ""));
     const tbody = document.getElementById("simulations");
@@ -40,7 +50,7 @@
       cell(tr, sim.status).className = "status-" + sim.status;
       cell(tr, steps(item.progress));
       cell(tr, String(item.progress.rows));
-      cell(tr, num(item.progress.rows_per_sec, 0));
+      cell(tr, rate(sim.id, item.progress));
       cell(tr, age(item.progress));
       cell(tr, item.tags.join(", "));
       cell(tr, JSON.stringify(sim.parameters));
@@ -66,13 +76,31 @@
     text(document.getElementById("heartbeat"), age(p));
     if (!moved) { return; }
     body.dataset.committedStep = String(p.cursor.step);
+    const detail = await json("/api/simulations/" + encodeURIComponent(id));
+    const agents = document.getElementById("agents");
+    if (agents) {
+      agents.replaceChildren(...detail.summary.per_agent.map((a) => {
+        const tr = document.createElement("tr");
+        cell(tr, String(a.agent));
+        cell(tr, a.kind || "");
+        cell(tr, String(a.rows));
+        cell(tr, num(a.total_reward, 4));
+        cell(tr, num(a.mean_reward, 4));
+        return tr;
+      }));
+    }
     for (const figure of document.querySelectorAll("figure[data-field]")) {
       const field = figure.dataset.field;
       const img = figure.querySelector("img");
-      img.src = "/charts/" + encodeURIComponent(id) + "/" + encodeURIComponent(field) + "?v=" + p.cursor.step;
-      const series = await json("/api/simulations/" + encodeURIComponent(id) + "/aggregates?field=" + encodeURIComponent(field));
-      figure.dataset.points = String(series.all.length);
-      text(figure.querySelector(".points"), series.all.length + " points");
+      // One request per chart: the image, and its point count in a header.
+      const answer = await fetch("/charts/" + encodeURIComponent(id) + "/" + encodeURIComponent(field), { cache: "no-store" });
+      if (!answer.ok) { throw new Error(field + ": " + answer.status); }
+      const points = answer.headers.get("x-simdb-points") || "0";
+      const old = img.src;
+      img.src = URL.createObjectURL(await answer.blob());
+      if (old.startsWith("blob:")) { URL.revokeObjectURL(old); }
+      figure.dataset.points = points;
+      text(figure.querySelector(".points"), points + " points");
     }
   }
 

@@ -14,7 +14,30 @@ use crate::analytics::{Comparison, ComparisonRow, LeaderboardRow};
 use crate::ids::{ExperimentId, SimulationId};
 use crate::models::Experiment;
 
-type Page = std::result::Result<Html<String>, Failure>;
+type Page = std::result::Result<PageHtml, Failure>;
+
+/// What a page may load: its own script, images and API, and nothing
+/// else (no inline script, no other origin); chart images the live script
+/// fetched arrive as `blob:` URLs.
+const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; \
+img-src 'self' blob:; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; \
+frame-ancestors 'none'";
+
+/// A page, served with [`PAGE_POLICY`].
+pub(crate) struct PageHtml(Html<String>);
+
+impl IntoResponse for PageHtml {
+    fn into_response(self) -> axum::response::Response {
+        (
+            [
+                (header::CONTENT_SECURITY_POLICY, PAGE_POLICY),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            self.0,
+        )
+            .into_response()
+    }
+}
 
 const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}\
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border-bottom:1px solid #ddd;\
@@ -32,8 +55,8 @@ struct Live {
 }
 
 /// The page frame.
-fn frame(title: &str, live: Live, content: Markup) -> Html<String> {
-    Html(
+fn frame(title: &str, live: Live, content: Markup) -> PageHtml {
+    PageHtml(Html(
         html! {
             (DOCTYPE)
             html lang="en" {
@@ -51,7 +74,7 @@ fn frame(title: &str, live: Live, content: Markup) -> Html<String> {
             }
         }
         .into_string(),
-    )
+    ))
 }
 
 fn compact(v: &Value) -> String {
@@ -186,7 +209,7 @@ pub(crate) async fn simulation(State(app): State<AppState>, Path(id): Path<Strin
         h2 { "Agents" }
         table {
             thead { tr { th { "agent" } th { "kind" } th { "rows" } th { "total reward" } th { "mean reward" } } }
-            tbody {
+            tbody id="agents" {
                 @for a in &detail.summary.per_agent {
                     tr { td { (a.agent.0) } td { (a.kind.clone().unwrap_or_default()) } td { (a.rows) } td { (format!("{:.4}", a.total_reward)) } td { (number(a.mean_reward)) } }
                 }

@@ -125,6 +125,23 @@ impl SimulationService {
         })
     }
 
+    /// The tags of many simulations at once, in their order (one statement).
+    ///
+    /// # Errors
+    /// [`Error::Database`](crate::Error::Database) if the statement fails.
+    pub fn tags_of(&self, sims: &[Simulation]) -> Result<Vec<Vec<String>>> {
+        let keys: Vec<i32> = sims.iter().map(|s| s.sim_key).collect();
+        let mut by_key: std::collections::HashMap<i32, Vec<String>> =
+            std::collections::HashMap::new();
+        for (key, tag) in with_connection!(self.db.connection()?, |c| c.tags_of(&keys)?) {
+            by_key.entry(key).or_default().push(tag);
+        }
+        Ok(sims
+            .iter()
+            .map(|s| by_key.remove(&s.sim_key).unwrap_or_default())
+            .collect())
+    }
+
     /// Deletes a simulation and every row that belongs to it (agents,
     /// states, steps, metrics, memories, events, tags).
     ///

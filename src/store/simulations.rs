@@ -52,6 +52,8 @@ pub(crate) trait SimulationStore {
     fn insert_simulation(&mut self, new: &NewSimulation) -> Result<Simulation>;
     fn list_simulations(&mut self, filter: &SimulationFilter) -> Result<Vec<Simulation>>;
     fn tags(&mut self, sim_key: i32) -> Result<Vec<String>>;
+    /// `(sim_key, tag)` of many simulations, by key then tag.
+    fn tags_of(&mut self, sim_keys: &[i32]) -> Result<Vec<(i32, String)>>;
     fn delete_simulation(&mut self, id: &SimulationId) -> Result<()>;
     fn transition(
         &mut self,
@@ -151,6 +153,14 @@ for_each_backend! {
                 .filter(simulation_tags::sim_key.eq(sim_key))
                 .select(simulation_tags::tag)
                 .order(simulation_tags::tag)
+                .load(self)?)
+        }
+
+        fn tags_of(&mut self, sim_keys: &[i32]) -> Result<Vec<(i32, String)>> {
+            Ok(simulation_tags::table
+                .filter(simulation_tags::sim_key.eq_any(sim_keys))
+                .select((simulation_tags::sim_key, simulation_tags::tag))
+                .order((simulation_tags::sim_key, simulation_tags::tag))
                 .load(self)?)
         }
 
