@@ -2,14 +2,17 @@
 //! - the first page of a simulation (its HTML, then its reward chart) once
 //!   the table holds `SIMDB_BENCH_ROWS` agent states (default 1M; target
 //!   for 10M: first page <= 200 ms);
+//! - the simulations list (`/api/simulations`) over 200 runs of 4 agents x
+//!   500 steps, against the same answer computed the way the previous
+//!   release did (each run's progress and tags on their own);
 //! - what 20 viewers cost a recorder: the canonical workload's ingest rate
 //!   alone, then with 20 threads each doing what an open simulation page
 //!   does (poll progress once a second; when the watermark moved, fetch the
-//!   reward chart and its aggregates). Target: <= 10% slower.
+//!   reward chart and the agents' totals). Target: <= 10% slower.
 //!
 //! `cargo bench --bench dashboard --features serve`; `SIMDB_BENCH_BACKENDS=sqlite`
 //! skips PostgreSQL. Prints `RESULT backend=... first_page_ms=... chart_ms=...
-//! recorder_alone=... recorder_watched=... cost=...`.
+//! list_ms=... list_per_run_ms=... recorder_alone=... recorder_watched=... cost=...`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use simdb::test_support::TestDatabase;
-use simdb::{NewAgent, NewSimulation, Simulation, SimulationService};
+use simdb::{NewAgent, NewSimulation, Simulation, SimulationFilter, SimulationService};
 
 const AGENTS: i32 = 100;
 
@@ -75,8 +78,8 @@ fn median_ms(runs: usize, f: impl FnMut() -> BenchResult<()>) -> BenchResult<f64
     Ok(median(runs, f)?.as_secs_f64() * 1e3)
 }
 
-/// One open simulation page: progress every second; chart and aggregates
-/// when the watermark moved.
+/// One open simulation page: progress every second; chart and the agents'
+/// totals when the watermark moved.
 fn viewer(base: String, id: String, stop: Arc<AtomicBool>) {
     // As live.js does: the first poll without a cursor, then each with the
     // cursor of the previous answer.
@@ -95,9 +98,7 @@ fn viewer(base: String, id: String, stop: Arc<AtomicBool>) {
             if step != last {
                 last = step;
                 let _ = get(&format!("{base}/charts/{id}/reward"));
-                let _ = get(&format!(
-                    "{base}/api/simulations/{id}/aggregates?field=reward"
-                ));
+                let _ = get(&format!("{base}/api/simulations/{id}/agents"));
             }
         }
         std::thread::sleep(Duration::from_secs(1));
@@ -125,6 +126,38 @@ fn main() -> BenchResult<()> {
         })?;
         println!("{name}: first page of a {rows}-row simulation: {first_page:.1} ms (target 200 ms), its reward chart {chart:.1} ms");
 
+        // The list over 200 small runs.
+        for run in 0..200 {
+            let sim = svc.create_simulation(
+                NewSimulation::new(json!({"run": run}))
+                    .tag("bench")
+                    .tag("list"),
+            )?;
+            svc.register_agents(&sim.id, &(0..4).map(NewAgent::new).collect::<Vec<_>>())?;
+            svc.start_simulation(&sim.id)?;
+            let mut rec = svc.recorder(&sim.id)?;
+            for step in 0..500 {
+                for agent in 0..4 {
+                    rec.agent_state(step, agent, 1.0, &json!({"hp": 97}))?;
+                }
+                rec.end_step(step)?;
+            }
+            rec.close()?;
+        }
+        let list = median_ms(5, || {
+            get(&format!("{base}/api/simulations"))?;
+            Ok(())
+        })?;
+        let analytics = svc.analytics();
+        let list_per_run = median_ms(5, || {
+            for sim in svc.list_simulations(&SimulationFilter::new().limit(200))? {
+                analytics.progress(&sim.id, None)?;
+                svc.simulation_tags(&sim.id)?;
+            }
+            Ok(())
+        })?;
+        println!("{name}: list of 200 simulations: {list:.1} ms over HTTP; each run's progress and tags on their own (the previous release's way, no HTTP): {list_per_run:.1} ms");
+
         // A recorder alone, then watched by 20 viewers.
         let steps = 2_000;
         let alone = record(&svc, &running(&svc)?, steps)?;
@@ -143,7 +176,7 @@ fn main() -> BenchResult<()> {
         }
         let cost = 1.0 - watched / alone;
         println!("{name}: recorder alone {alone:.0} rows/s, with 20 viewers {watched:.0} rows/s: {:.1}% slower (target <= 10%)", cost * 100.0);
-        println!("RESULT backend={name} rows={rows} first_page_ms={first_page:.1} chart_ms={chart:.1} recorder_alone={alone:.0} recorder_watched={watched:.0} cost={cost:.3}");
+        println!("RESULT backend={name} rows={rows} first_page_ms={first_page:.1} chart_ms={chart:.1} list_ms={list:.1} list_per_run_ms={list_per_run:.1} recorder_alone={alone:.0} recorder_watched={watched:.0} cost={cost:.3}");
     }
     Ok(())
 }

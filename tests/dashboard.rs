@@ -154,6 +154,7 @@ backend_tests! {
             format!("/api/simulations/{sim}"),
             format!("/api/simulations/{sim}/progress"),
             format!("/api/simulations/{sim}/aggregates?field=reward&buckets=3"),
+            format!("/api/simulations/{sim}/agents"),
             format!("/api/simulations/{sim}/events"),
             format!("/api/experiments/{exp}/compare"),
             format!("/api/experiments/{exp}/leaderboard?by=agent"),

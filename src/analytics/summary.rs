@@ -11,7 +11,7 @@ use super::source::Source;
 use super::Analytics;
 use crate::error::Result;
 use crate::ids::{AgentIndex, SimulationId};
-use crate::models::{Simulation, SimulationStep};
+use crate::models::{Agent, Simulation, SimulationStep};
 use crate::schema::{agent_totals, simulation_steps, step_metrics};
 use crate::store::for_each_backend;
 use crate::store::prelude::*;
@@ -104,7 +104,43 @@ for_each_backend! {
     }
 }
 
+/// Every registered agent with its rows and reward totals (zero without
+/// rows), in registration order.
+fn per_agent(agents: &[Agent], rewards: &[(i32, i64, Option<f64>)]) -> Vec<AgentSummary> {
+    let totals: BTreeMap<i32, (i64, f64)> = rewards
+        .iter()
+        .map(|&(agent, rows, total)| (agent, (rows, total.unwrap_or(0.0))))
+        .collect();
+    agents
+        .iter()
+        .map(|a| {
+            let (rows, total) = totals.get(&a.agent_index.0).copied().unwrap_or((0, 0.0));
+            AgentSummary {
+                agent: a.agent_index,
+                kind: a.kind.clone(),
+                rows,
+                total_reward: total,
+                mean_reward: (rows > 0).then(|| total / rows as f64),
+            }
+        })
+        .collect()
+}
+
 impl Analytics {
+    /// Every registered agent's rows and reward totals: the per-agent part
+    /// of [`Analytics::summary`], in two key-range reads (for live views).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
+    pub fn agent_totals(&self, id: &SimulationId) -> Result<Vec<AgentSummary>> {
+        with_connection!(self.db.connection()?, |c| {
+            let sim = c.find_simulation(id)?;
+            let agents = c.agents(sim.sim_key)?;
+            let rewards = c.reward_by_agent(sim.sim_key)?;
+            Ok(per_agent(&agents, &rewards))
+        })
+    }
+
     /// Status, duration, steps, agents, rows, total and mean reward overall
     /// and per registered agent, the latest step's metrics and every
     /// simulation-level metric's latest value.
@@ -124,23 +160,7 @@ impl Analytics {
                 .first(c)
                 .optional()?;
             let last_step = c.step_span(sim.sim_key, &Source::Reward)?.map(|(_, hi)| hi);
-            let totals: BTreeMap<i32, (i64, f64)> = rewards
-                .iter()
-                .map(|&(agent, rows, total)| (agent, (rows, total.unwrap_or(0.0))))
-                .collect();
-            let per_agent: Vec<AgentSummary> = agents
-                .iter()
-                .map(|a| {
-                    let (rows, total) = totals.get(&a.agent_index.0).copied().unwrap_or((0, 0.0));
-                    AgentSummary {
-                        agent: a.agent_index,
-                        kind: a.kind.clone(),
-                        rows,
-                        total_reward: total,
-                        mean_reward: (rows > 0).then(|| total / rows as f64),
-                    }
-                })
-                .collect();
+            let per_agent = per_agent(&agents, &rewards);
             let mut latest_metrics = BTreeMap::new();
             for (metric, name) in c.step_metric_names(sim.sim_key)? {
                 if let Some(last) = c.last_step_metric(sim.sim_key, metric)? {

@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use super::{blocking, AppState, Failure};
 use crate::analytics::{
-    Comparison, Cursor, GroupBy, LeaderboardRow, ParameterQuery, Progress, RecordedFields,
-    StepAggregate, Summary,
+    AgentSummary, Comparison, Cursor, GroupBy, LeaderboardRow, ParameterQuery, Progress,
+    RecordedFields, StepAggregate, Summary,
 };
 use crate::error::{Error, Result};
 use crate::ids::{ExperimentId, SimulationId};
@@ -127,6 +127,15 @@ pub(crate) async fn simulation(
 ) -> Answer<SimulationDetail> {
     Ok(Json(
         blocking(move || detail(&app.svc, &SimulationId::new(&id)?)).await?,
+    ))
+}
+
+pub(crate) async fn agents(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Answer<Vec<AgentSummary>> {
+    Ok(Json(
+        blocking(move || app.svc.analytics().agent_totals(&SimulationId::new(&id)?)).await?,
     ))
 }
 

@@ -76,10 +76,10 @@
     text(document.getElementById("heartbeat"), age(p));
     if (!moved) { return; }
     body.dataset.committedStep = String(p.cursor.step);
-    const detail = await json("/api/simulations/" + encodeURIComponent(id));
     const agents = document.getElementById("agents");
     if (agents) {
-      agents.replaceChildren(...detail.summary.per_agent.map((a) => {
+      const totals = await json("/api/simulations/" + encodeURIComponent(id) + "/agents");
+      agents.replaceChildren(...totals.map((a) => {
         const tr = document.createElement("tr");
         cell(tr, String(a.agent));
         cell(tr, a.kind || "");

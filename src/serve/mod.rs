@@ -43,6 +43,7 @@ pub fn router(svc: SimulationService) -> Router {
         .route("/api/simulations/{id}", get(api::simulation))
         .route("/api/simulations/{id}/progress", get(api::progress))
         .route("/api/simulations/{id}/aggregates", get(api::aggregates))
+        .route("/api/simulations/{id}/agents", get(api::agents))
         .route("/api/simulations/{id}/events", get(api::events))
         .route("/api/experiments/{id}/compare", get(api::compare))
         .route("/api/experiments/{id}/leaderboard", get(api::leaderboard))
