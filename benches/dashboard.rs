@@ -8,7 +8,8 @@
 //! - what 20 viewers cost a recorder: the canonical workload's ingest rate
 //!   alone, then with 20 threads each doing what an open simulation page
 //!   does (poll progress once a second; when the watermark moved, fetch the
-//!   reward chart and the agents' totals). Target: <= 10% slower.
+//!   reward chart and the agents' totals). Target: <= 10% slower. Five
+//!   runs of each, in turn; the medians are compared.
 //!
 //! `cargo bench --bench dashboard --features serve`; `SIMDB_BENCH_BACKENDS=sqlite`
 //! skips PostgreSQL. Prints `RESULT backend=... first_page_ms=... chart_ms=...
@@ -126,7 +127,36 @@ fn main() -> BenchResult<()> {
         })?;
         println!("{name}: first page of a {rows}-row simulation: {first_page:.1} ms (target 200 ms), its reward chart {chart:.1} ms");
 
-        // The list over 200 small runs.
+        // A recorder alone, then watched by 20 viewers, five times in turn
+        // (PostgreSQL's ingest rate moves a lot from run to run): medians.
+        let steps = 2_000;
+        let (mut alone, mut watched) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            alone.push(record(&svc, &running(&svc)?, steps)?);
+            let watched_sim = running(&svc)?;
+            let stop = Arc::new(AtomicBool::new(false));
+            let viewers: Vec<_> = (0..20)
+                .map(|_| {
+                    let (base, id, stop) = (base.clone(), watched_sim.id.to_string(), stop.clone());
+                    std::thread::spawn(move || viewer(base, id, stop))
+                })
+                .collect();
+            watched.push(record(&svc, &watched_sim, steps)?);
+            stop.store(true, Ordering::Relaxed);
+            for v in viewers {
+                let _ = v.join();
+            }
+        }
+        let middle = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (alone, watched) = (middle(alone), middle(watched));
+        let cost = 1.0 - watched / alone;
+        println!("{name}: recorder alone {alone:.0} rows/s, with 20 viewers {watched:.0} rows/s: {:.1}% slower (target <= 10%)", cost * 100.0);
+
+        // The list over 200 small runs (after the ingest runs: its load
+        // would leave autovacuum work behind for them).
         for run in 0..200 {
             let sim = svc.create_simulation(
                 NewSimulation::new(json!({"run": run}))
@@ -158,24 +188,6 @@ fn main() -> BenchResult<()> {
         })?;
         println!("{name}: list of 200 simulations: {list:.1} ms over HTTP; each run's progress and tags on their own (the previous release's way, no HTTP): {list_per_run:.1} ms");
 
-        // A recorder alone, then watched by 20 viewers.
-        let steps = 2_000;
-        let alone = record(&svc, &running(&svc)?, steps)?;
-        let watched_sim = running(&svc)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let viewers: Vec<_> = (0..20)
-            .map(|_| {
-                let (base, id, stop) = (base.clone(), watched_sim.id.to_string(), stop.clone());
-                std::thread::spawn(move || viewer(base, id, stop))
-            })
-            .collect();
-        let watched = record(&svc, &watched_sim, steps)?;
-        stop.store(true, Ordering::Relaxed);
-        for v in viewers {
-            let _ = v.join();
-        }
-        let cost = 1.0 - watched / alone;
-        println!("{name}: recorder alone {alone:.0} rows/s, with 20 viewers {watched:.0} rows/s: {:.1}% slower (target <= 10%)", cost * 100.0);
         println!("RESULT backend={name} rows={rows} first_page_ms={first_page:.1} chart_ms={chart:.1} list_ms={list:.1} list_per_run_ms={list_per_run:.1} recorder_alone={alone:.0} recorder_watched={watched:.0} cost={cost:.3}");
     }
     Ok(())
