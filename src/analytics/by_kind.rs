@@ -26,19 +26,19 @@ struct KindBucket {
     bucket: Bucket,
 }
 
-/// A numeric state field (`json`, path bound as `{p}4`, kept where
-/// `is_number`) grouped by the agents' kind and a step bucket: the reward
-/// and agent metrics come from the rollups, state fields from the rows.
+/// A numeric state field (`value`: the number, or NULL where there is
+/// none) grouped by the agents' kind and a step bucket: the reward and
+/// agent metrics come from the rollups, state fields from the rows.
 /// Placeholders: `{p}1` the simulation, `{p}2` the first step, `{p}3` the
 /// bucket width.
-fn state_by_kind_sql(p: char, json: &str, is_number: &str) -> String {
+fn state_by_kind_sql(p: char, value: &str) -> String {
     format!(
         "SELECT g.kind AS kind, MIN(s.step) AS first, MAX(s.step) AS last, COUNT(s.v) AS n, \
          SUM(s.v) AS total, MIN(s.v) AS lo, MAX(s.v) AS hi FROM ( \
-           SELECT agent_index, step, {json} AS v FROM simdb_agent_states \
-           WHERE sim_key = {p}1 AND step >= {p}2 AND {is_number} \
+           SELECT agent_index, step, {value} AS v FROM simdb_agent_states \
+           WHERE sim_key = {p}1 AND step >= {p}2 \
          ) AS s JOIN simdb_agents AS g ON g.sim_key = {p}1 AND g.agent_index = s.agent_index \
-         GROUP BY g.kind, (s.step - {p}2) / {p}3"
+         WHERE s.v IS NOT NULL GROUP BY g.kind, (s.step - {p}2) / {p}3"
     )
 }
 
@@ -53,19 +53,12 @@ trait KindStore {
     ) -> Result<Vec<KindRow>>;
 }
 
-macro_rules! run_by_kind {
-    ($conn:expr, $p:expr, $json:expr, $is_number:expr, $sim_key:expr, $lo:expr, $width:expr, $path_ty:ty, $path:expr) => {{
-        let buckets: Vec<KindBucket> = diesel::sql_query(state_by_kind_sql($p, $json, $is_number))
-            .bind::<Integer, _>($sim_key)
-            .bind::<BigInt, _>($lo)
-            .bind::<BigInt, _>($width)
-            .bind::<$path_ty, _>($path)
-            .load($conn)?;
-        Ok(buckets
-            .into_iter()
-            .map(|b| (b.kind, b.bucket.row()))
-            .collect())
-    }};
+/// Rows of `state_by_kind_sql`'s buckets.
+fn kind_rows(buckets: Vec<KindBucket>) -> Vec<KindRow> {
+    buckets
+        .into_iter()
+        .map(|b| (b.kind, b.bucket.row()))
+        .collect()
 }
 
 #[cfg(feature = "sqlite")]
@@ -77,17 +70,14 @@ impl KindStore for diesel::sqlite::SqliteConnection {
         lo: i64,
         width: i64,
     ) -> Result<Vec<KindRow>> {
-        run_by_kind!(
-            self,
-            '?',
-            "json_extract(state, ?4)",
-            "json_type(state, ?4) IN ('integer', 'real')",
-            sim_key,
-            lo,
-            width,
-            Text,
-            super::source::sqlite_path(keys)
-        )
+        // The number at the path, as PostgreSQL's `#>` reads it (json_path).
+        let value = super::json_path::sqlite_number("state", keys);
+        let buckets: Vec<KindBucket> = diesel::sql_query(state_by_kind_sql('?', &value))
+            .bind::<Integer, _>(sim_key)
+            .bind::<BigInt, _>(lo)
+            .bind::<BigInt, _>(width)
+            .load(self)?;
+        Ok(kind_rows(buckets))
     }
 }
 
@@ -100,17 +90,16 @@ impl KindStore for diesel::pg::PgConnection {
         lo: i64,
         width: i64,
     ) -> Result<Vec<KindRow>> {
-        run_by_kind!(
-            self,
+        let buckets: Vec<KindBucket> = diesel::sql_query(state_by_kind_sql(
             '$',
-            "(state #>> $4)::float8",
-            "json_typeof(state #> $4) = 'number'",
-            sim_key,
-            lo,
-            width,
-            diesel::sql_types::Array<Text>,
-            keys
-        )
+            "CASE WHEN json_typeof(state #> $4) = 'number' THEN (state #>> $4)::float8 END",
+        ))
+        .bind::<Integer, _>(sim_key)
+        .bind::<BigInt, _>(lo)
+        .bind::<BigInt, _>(width)
+        .bind::<diesel::sql_types::Array<Text>, _>(keys)
+        .load(self)?;
+        Ok(kind_rows(buckets))
     }
 }
 

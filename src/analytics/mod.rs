@@ -6,6 +6,7 @@ mod aggregates;
 mod by_kind;
 mod compare;
 mod field;
+mod json_path;
 mod leaderboard;
 mod progress;
 mod recorded;

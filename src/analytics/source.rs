@@ -46,6 +46,19 @@ fn state_keys(path: &str) -> Result<Vec<String>> {
             format!("`state.{path}` is not a dot-separated path of non-empty keys"),
         ));
     }
+    let indexes = keys
+        .iter()
+        .filter(|k| super::json_path::array_index(k).is_some())
+        .count();
+    if indexes > super::json_path::MAX_INDEX_KEYS {
+        return Err(Error::invalid(
+            "state field",
+            format!(
+                "`state.{path}` has more than {} numeric keys",
+                super::json_path::MAX_INDEX_KEYS
+            ),
+        ));
+    }
     Ok(keys)
 }
 
@@ -143,20 +156,6 @@ fn to_aggregates(buckets: Vec<Bucket>) -> Vec<StepAggregate> {
     super::aggregates::to_aggregates(buckets.into_iter().map(Bucket::row).collect())
 }
 
-/// A SQLite JSON path: `$."key"."key"[0]` (numeric keys index arrays).
-#[cfg(feature = "sqlite")]
-pub(super) fn sqlite_path(keys: &[String]) -> String {
-    let mut path = String::from("$");
-    for key in keys {
-        if !key.is_empty() && key.chars().all(|c| c.is_ascii_digit()) {
-            path.push_str(&format!("[{key}]"));
-        } else {
-            path.push_str(&format!(".\"{key}\""));
-        }
-    }
-    path
-}
-
 #[cfg(feature = "sqlite")]
 impl StatePathStore for diesel::sqlite::SqliteConnection {
     fn state_series(
@@ -167,12 +166,14 @@ impl StatePathStore for diesel::sqlite::SqliteConnection {
         lo: i64,
         hi: i64,
     ) -> Result<Vec<(i64, f64)>> {
-        let points: Vec<Point> = diesel::sql_query(
-            "SELECT step, json_extract(state, ?1) AS value FROM simdb_agent_states \
-             WHERE sim_key = ?2 AND agent_index = ?3 AND step BETWEEN ?4 AND ?5 \
-             AND json_type(state, ?1) IN ('integer', 'real') ORDER BY step",
-        )
-        .bind::<diesel::sql_types::Text, _>(sqlite_path(keys))
+        // The number at the path, as PostgreSQL's `#>` reads it (json_path).
+        let value = super::json_path::sqlite_number("state", keys);
+        let points: Vec<Point> = diesel::sql_query(format!(
+            "SELECT step, value FROM ( \
+               SELECT step, {value} AS value FROM simdb_agent_states \
+               WHERE sim_key = ?1 AND agent_index = ?2 AND step BETWEEN ?3 AND ?4 \
+             ) WHERE value IS NOT NULL ORDER BY step"
+        ))
         .bind::<Integer, _>(sim_key)
         .bind::<Integer, _>(agent)
         .bind::<BigInt, _>(lo)
@@ -188,14 +189,14 @@ impl StatePathStore for diesel::sqlite::SqliteConnection {
         lo: i64,
         width: i64,
     ) -> Result<Vec<StepAggregate>> {
-        let buckets: Vec<Bucket> = diesel::sql_query(
+        let value = super::json_path::sqlite_number("state", keys);
+        let buckets: Vec<Bucket> = diesel::sql_query(format!(
             "SELECT MIN(step) AS first, MAX(step) AS last, COUNT(v) AS n, SUM(v) AS total, \
              MIN(v) AS lo, MAX(v) AS hi FROM ( \
-               SELECT step, json_extract(state, ?1) AS v FROM simdb_agent_states \
-               WHERE sim_key = ?2 AND step >= ?3 AND json_type(state, ?1) IN ('integer', 'real') \
-             ) GROUP BY (step - ?3) / ?4",
-        )
-        .bind::<diesel::sql_types::Text, _>(sqlite_path(keys))
+               SELECT step, {value} AS v FROM simdb_agent_states \
+               WHERE sim_key = ?1 AND step >= ?2 \
+             ) WHERE v IS NOT NULL GROUP BY (step - ?2) / ?3"
+        ))
         .bind::<Integer, _>(sim_key)
         .bind::<BigInt, _>(lo)
         .bind::<BigInt, _>(width)

@@ -4,6 +4,9 @@
 use serde_json::Value;
 
 use super::ParameterQuery;
+#[cfg(feature = "sqlite")]
+use crate::analytics::json_path::sqlite_paths;
+use crate::analytics::json_path::{array_index, MAX_INDEX_KEYS};
 use crate::error::{Error, Result};
 
 /// The keys of a parameter path.
@@ -16,14 +19,13 @@ pub(super) fn keys(path: &str) -> Result<Vec<String>> {
             format!("`{path}` is not a dot-separated path of non-empty keys"),
         ));
     }
-    if keys.iter().filter(|k| is_index(k)).count() > 4 {
-        return Err(Error::invalid("parameter path", "more than 4 numeric keys"));
+    if keys.iter().filter(|k| array_index(k).is_some()).count() > MAX_INDEX_KEYS {
+        return Err(Error::invalid(
+            "parameter path",
+            format!("more than {MAX_INDEX_KEYS} numeric keys"),
+        ));
     }
     Ok(keys)
-}
-
-pub(super) fn is_index(key: &str) -> bool {
-    !key.is_empty() && key.chars().all(|c| c.is_ascii_digit())
 }
 
 /// A bound value of a search statement.
@@ -77,25 +79,6 @@ pub(super) trait JsonDialect {
 
 #[cfg(feature = "sqlite")]
 pub(super) struct SqliteJson;
-
-/// Every SQLite JSON path a key list can mean: a numeric key indexes an
-/// array or names an object key, as PostgreSQL's `#>` does.
-#[cfg(feature = "sqlite")]
-pub(super) fn sqlite_paths(keys: &[String]) -> Vec<String> {
-    let mut paths = vec![String::from("$")];
-    for key in keys {
-        let quoted = format!(".\"{key}\"");
-        paths = if is_index(key) {
-            paths
-                .into_iter()
-                .flat_map(|p| [format!("{p}[{key}]"), format!("{p}{quoted}")])
-                .collect()
-        } else {
-            paths.into_iter().map(|p| format!("{p}{quoted}")).collect()
-        };
-    }
-    paths
-}
 
 #[cfg(feature = "sqlite")]
 impl JsonDialect for SqliteJson {
