@@ -64,6 +64,10 @@ fn expected_aggregates(rows: &[(i64, i32, f64)], buckets: i64) -> Vec<StepAggreg
         .values()
         .map(|g| {
             let sum: f64 = g.iter().map(|x| x.1).sum();
+            let mean = sum / g.len() as f64;
+            // Two-pass, from the values themselves.
+            let variance =
+                g.iter().map(|x| (x.1 - mean) * (x.1 - mean)).sum::<f64>() / g.len() as f64;
             StepAggregate {
                 first_step: g.iter().map(|x| x.0).min().unwrap_or(0),
                 last_step: g.iter().map(|x| x.0).max().unwrap_or(0),
@@ -72,6 +76,7 @@ fn expected_aggregates(rows: &[(i64, i32, f64)], buckets: i64) -> Vec<StepAggreg
                 mean: sum / g.len() as f64,
                 min: g.iter().map(|x| x.1).fold(f64::INFINITY, f64::min),
                 max: g.iter().map(|x| x.1).fold(f64::NEG_INFINITY, f64::max),
+                std_dev: Some(variance.sqrt()),
             }
         })
         .collect()
@@ -89,6 +94,8 @@ fn assert_aggregates(got: &[StepAggregate], want: &[StepAggregate]) {
             "{g:?} vs {w:?}"
         );
         assert_eq!((g.min, g.max), (w.min, w.max));
+        let (gs, ws) = (g.std_dev.unwrap_or(f64::NAN), w.std_dev.unwrap_or(f64::NAN));
+        assert!((gs - ws).abs() <= 1e-6 * (1.0 + ws.abs()), "{g:?} vs {w:?}");
     }
 }
 
@@ -157,6 +164,8 @@ backend_tests! {
             assert_aggregates(&a.step_aggregates(&sim.id, "reward", buckets)?, &expected_aggregates(&rows, buckets as i64));
             let energy: Vec<(i64, i32, f64)> = rows.iter().map(|&(s, ag, r)| (s, ag, r * 2.0)).collect();
             assert_aggregates(&a.step_aggregates(&sim.id, "energy", buckets)?, &expected_aggregates(&energy, buckets as i64));
+            // The same numbers read from the state JSON (rows, not rollups).
+            assert_aggregates(&a.step_aggregates(&sim.id, "state.r", buckets)?, &expected_aggregates(&rows, buckets as i64));
         }
         let ten = a.step_aggregates(&sim.id, "reward", 10)?;
         assert!(ten.len() <= 10);

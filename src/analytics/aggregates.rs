@@ -1,4 +1,5 @@
-//! Count / sum / mean / min / max of a field across agents, per step bucket.
+//! Count / sum / mean / min / max / standard deviation of a field across
+//! agents, per step bucket.
 
 use diesel::dsl::{count_star, max, min, sum};
 use diesel::prelude::*;
@@ -14,7 +15,8 @@ use crate::store::for_each_backend;
 use crate::store::prelude::*;
 use crate::with_connection;
 
-/// Count / sum / mean / min / max of a field across agents over a step bucket.
+/// Count / sum / mean / min / max / standard deviation of a field across
+/// agents over a step bucket.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepAggregate {
     /// First step in the bucket that has data.
@@ -31,8 +33,12 @@ pub struct StepAggregate {
     pub min: f64,
     /// Their maximum.
     pub max: f64,
+    /// Their population standard deviation, from the sums of the values and
+    /// of their squares (`None` where those overflowed).
+    pub std_dev: Option<f64>,
 }
 
+/// first step, last step, count, sum, min, max, sum of squares.
 pub(super) type AggRow = (
     Option<i64>,
     Option<i64>,
@@ -40,7 +46,17 @@ pub(super) type AggRow = (
     Option<f64>,
     Option<f64>,
     Option<f64>,
+    Option<f64>,
 );
+
+/// The population standard deviation of `n` values from their sum and
+/// the sum of their squares; 0 where rounding makes the variance negative.
+fn std_dev(n: i64, sum: f64, sum_sq: f64) -> Option<f64> {
+    let mean = sum / n as f64;
+    let variance = (sum_sq / n as f64 - mean * mean).max(0.0);
+    let sd = variance.sqrt();
+    sd.is_finite().then_some(sd)
+}
 
 /// The width of `buckets` equal step buckets over `lo..=hi` (1: per step).
 pub(super) fn bucket_width(lo: i64, hi: i64, buckets: usize) -> i64 {
@@ -57,7 +73,7 @@ pub(super) fn bucket_width(lo: i64, hi: i64, buckets: usize) -> i64 {
 pub(super) fn to_aggregates(rows: Vec<AggRow>) -> Vec<StepAggregate> {
     let mut out: Vec<StepAggregate> = rows
         .into_iter()
-        .filter_map(|(first, last, count, s, lo, hi)| {
+        .filter_map(|(first, last, count, s, lo, hi, sq)| {
             let (first_step, last_step, sum, min, max) = (first?, last?, s?, lo?, hi?);
             (count > 0).then(|| StepAggregate {
                 first_step,
@@ -67,6 +83,7 @@ pub(super) fn to_aggregates(rows: Vec<AggRow>) -> Vec<StepAggregate> {
                 mean: sum / count as f64,
                 min,
                 max,
+                std_dev: sq.and_then(|sq| std_dev(count, sum, sq)),
             })
         })
         .collect();
@@ -102,6 +119,7 @@ macro_rules! bucketed {
                 sum($table::$value),
                 min($table::$value),
                 max($table::$value),
+                sum($table::$value * $table::$value),
             ))
             .load::<AggRow>($conn)?
     };
@@ -147,7 +165,7 @@ for_each_backend! {
 }
 
 impl Analytics {
-    /// Count / sum / mean / min / max of `field` (see [`Field`]) across
+    /// Count / sum / mean / min / max / standard deviation of `field` (see [`Field`]) across
     /// agents, per step (`buckets == 0`) or in at most `buckets` step buckets.
     ///
     /// Buckets: with `lo..=hi` the steps that have the field, every bucket is

@@ -34,7 +34,7 @@ struct KindBucket {
 fn state_by_kind_sql(p: char, value: &str) -> String {
     format!(
         "SELECT g.kind AS kind, MIN(s.step) AS first, MAX(s.step) AS last, COUNT(s.v) AS n, \
-         SUM(s.v) AS total, MIN(s.v) AS lo, MAX(s.v) AS hi FROM ( \
+         SUM(s.v) AS total, MIN(s.v) AS lo, MAX(s.v) AS hi, SUM(s.v * s.v) AS total_sq FROM ( \
            SELECT agent_index, step, {value} AS v FROM simdb_agent_states \
            WHERE sim_key = {p}1 AND step >= {p}2 \
          ) AS s JOIN simdb_agents AS g ON g.sim_key = {p}1 AND g.agent_index = s.agent_index \
@@ -71,12 +71,16 @@ impl KindStore for diesel::sqlite::SqliteConnection {
         width: i64,
     ) -> Result<Vec<KindRow>> {
         // The number at the path, as PostgreSQL's `#>` reads it (json_path).
-        let value = super::json_path::sqlite_number("state", keys);
-        let buckets: Vec<KindBucket> = diesel::sql_query(state_by_kind_sql('?', &value))
+        let (value, paths) = super::json_path::sqlite_number("state", keys, 4);
+        let mut query = diesel::sql_query(state_by_kind_sql('?', &value))
+            .into_boxed()
             .bind::<Integer, _>(sim_key)
             .bind::<BigInt, _>(lo)
-            .bind::<BigInt, _>(width)
-            .load(self)?;
+            .bind::<BigInt, _>(width);
+        for path in paths {
+            query = query.bind::<Text, _>(path);
+        }
+        let buckets: Vec<KindBucket> = query.load(self)?;
         Ok(kind_rows(buckets))
     }
 }

@@ -48,24 +48,25 @@ pub(crate) fn sqlite_paths(keys: &[String]) -> Vec<String> {
 }
 
 /// SQLite: the number at `keys` in JSON column `column`, or NULL where
-/// there is none (absent, or not a number). Paths are written into the
-/// text as SQL strings.
+/// there is none (absent, or not a number), as SQL whose paths are the
+/// numbered parameters `?first`, `?first+1`, ...; returns the SQL and the
+/// paths to bind to them, in order.
 #[cfg(feature = "sqlite")]
-pub(crate) fn sqlite_number(column: &str, keys: &[String]) -> String {
-    let alternatives: Vec<String> = sqlite_paths(keys)
-        .iter()
-        .map(|path| {
-            let path = format!("'{}'", path.replace('\'', "''"));
+pub(crate) fn sqlite_number(column: &str, keys: &[String], first: usize) -> (String, Vec<String>) {
+    let paths = sqlite_paths(keys);
+    let alternatives: Vec<String> = (first..first + paths.len())
+        .map(|n| {
             format!(
-                "CASE WHEN json_type({column}, {path}) IN ('integer', 'real') \
-                 THEN json_extract({column}, {path}) END"
+                "CASE WHEN json_type({column}, ?{n}) IN ('integer', 'real') \
+                 THEN json_extract({column}, ?{n}) END"
             )
         })
         .collect();
-    match alternatives.as_slice() {
+    let sql = match alternatives.as_slice() {
         [one] => one.clone(),
         _ => format!("COALESCE({})", alternatives.join(", ")),
-    }
+    };
+    (sql, paths)
 }
 
 #[cfg(test)]
@@ -99,6 +100,8 @@ mod tests {
             sqlite_paths(&keys(&["pos", "-1"])),
             ["$.\"pos\"[#-1]", "$.\"pos\".\"-1\""]
         );
-        assert!(sqlite_number("state", &keys(&["it's"])).contains("'$.\"it''s\"'"));
+        let (sql, paths) = sqlite_number("state", &keys(&["a", "0"]), 3);
+        assert_eq!(paths, ["$.\"a\"[0]", "$.\"a\".\"0\""]);
+        assert!(sql.starts_with("COALESCE(") && sql.contains("?3") && sql.contains("?4"));
     }
 }

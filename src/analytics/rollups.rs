@@ -38,7 +38,8 @@ fn buckets_sql(p: char, by_kind: bool) -> String {
     };
     format!(
         "SELECT {select}MIN(step) AS first, MAX(step) AS last, CAST(SUM(n) AS BIGINT) AS n, \
-         SUM(total) AS total, MIN(lo) AS lo, MAX(hi) AS hi FROM simdb_step_rollups \
+         SUM(total) AS total, MIN(lo) AS lo, MAX(hi) AS hi, SUM(total_sq) AS total_sq \
+         FROM simdb_step_rollups \
          WHERE sim_key = {p}1 AND field_id = {p}2 AND {kinds} AND step >= {p}3 \
          GROUP BY {group}(step - {p}3) / {p}4"
     )

@@ -120,11 +120,13 @@ pub(super) struct Bucket {
     lo: Option<f64>,
     #[diesel(sql_type = Nullable<Double>)]
     hi: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    total_sq: Option<f64>,
 }
 
 /// Numeric fields of the JSON state, extracted in SQL with the path bound
-/// as a parameter (never spliced into SQL text). Non-numeric values are
-/// skipped.
+/// as a parameter (never spliced into SQL text; on SQLite one per reading
+/// of the path, see `json_path`). Non-numeric values are skipped.
 pub(crate) trait StatePathStore {
     /// One agent's values of a state field over `lo..=hi`, by step.
     fn state_series(
@@ -148,7 +150,15 @@ pub(crate) trait StatePathStore {
 impl Bucket {
     /// The row shape of the aggregates' Diesel queries.
     pub(super) fn row(self) -> super::aggregates::AggRow {
-        (self.first, self.last, self.n, self.total, self.lo, self.hi)
+        (
+            self.first,
+            self.last,
+            self.n,
+            self.total,
+            self.lo,
+            self.hi,
+            self.total_sq,
+        )
     }
 }
 
@@ -167,18 +177,22 @@ impl StatePathStore for diesel::sqlite::SqliteConnection {
         hi: i64,
     ) -> Result<Vec<(i64, f64)>> {
         // The number at the path, as PostgreSQL's `#>` reads it (json_path).
-        let value = super::json_path::sqlite_number("state", keys);
-        let points: Vec<Point> = diesel::sql_query(format!(
+        let (value, paths) = super::json_path::sqlite_number("state", keys, 5);
+        let mut query = diesel::sql_query(format!(
             "SELECT step, value FROM ( \
                SELECT step, {value} AS value FROM simdb_agent_states \
                WHERE sim_key = ?1 AND agent_index = ?2 AND step BETWEEN ?3 AND ?4 \
              ) WHERE value IS NOT NULL ORDER BY step"
         ))
+        .into_boxed()
         .bind::<Integer, _>(sim_key)
         .bind::<Integer, _>(agent)
         .bind::<BigInt, _>(lo)
-        .bind::<BigInt, _>(hi)
-        .load(self)?;
+        .bind::<BigInt, _>(hi);
+        for path in paths {
+            query = query.bind::<diesel::sql_types::Text, _>(path);
+        }
+        let points: Vec<Point> = query.load(self)?;
         Ok(points.into_iter().map(|p| (p.step, p.value)).collect())
     }
 
@@ -189,18 +203,22 @@ impl StatePathStore for diesel::sqlite::SqliteConnection {
         lo: i64,
         width: i64,
     ) -> Result<Vec<StepAggregate>> {
-        let value = super::json_path::sqlite_number("state", keys);
-        let buckets: Vec<Bucket> = diesel::sql_query(format!(
+        let (value, paths) = super::json_path::sqlite_number("state", keys, 4);
+        let mut query = diesel::sql_query(format!(
             "SELECT MIN(step) AS first, MAX(step) AS last, COUNT(v) AS n, SUM(v) AS total, \
-             MIN(v) AS lo, MAX(v) AS hi FROM ( \
+             MIN(v) AS lo, MAX(v) AS hi, SUM(v * v) AS total_sq FROM ( \
                SELECT step, {value} AS v FROM simdb_agent_states \
                WHERE sim_key = ?1 AND step >= ?2 \
              ) WHERE v IS NOT NULL GROUP BY (step - ?2) / ?3"
         ))
+        .into_boxed()
         .bind::<Integer, _>(sim_key)
         .bind::<BigInt, _>(lo)
-        .bind::<BigInt, _>(width)
-        .load(self)?;
+        .bind::<BigInt, _>(width);
+        for path in paths {
+            query = query.bind::<diesel::sql_types::Text, _>(path);
+        }
+        let buckets: Vec<Bucket> = query.load(self)?;
         Ok(to_aggregates(buckets))
     }
 }
@@ -238,7 +256,7 @@ impl StatePathStore for diesel::pg::PgConnection {
     ) -> Result<Vec<StepAggregate>> {
         let buckets: Vec<Bucket> = diesel::sql_query(
             "SELECT MIN(step) AS first, MAX(step) AS last, COUNT(v) AS n, SUM(v) AS total, \
-             MIN(v) AS lo, MAX(v) AS hi FROM ( \
+             MIN(v) AS lo, MAX(v) AS hi, SUM(v * v) AS total_sq FROM ( \
                SELECT step, (state #>> $1)::float8 AS v FROM simdb_agent_states \
                WHERE sim_key = $2 AND step >= $3 AND json_typeof(state #> $1) = 'number' \
              ) AS numeric_values GROUP BY (step - $3) / $4",

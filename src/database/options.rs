@@ -126,7 +126,9 @@ impl DatabaseBuilder {
     /// The PostgreSQL schema that holds simdb's tables, sequences and
     /// migration bookkeeping (default `simdb`), beside the host
     /// application's own tables: a lower-case identifier. simdb's
-    /// connections search it first, then `public`.
+    /// connections search it first, then `public`. On SQLite, whose file
+    /// has one namespace, it does not apply: simdb's tables and indexes are
+    /// named `simdb_<name>` there (as on PostgreSQL, inside the schema).
     pub fn schema(mut self, schema: impl Into<String>) -> Self {
         self.schema = schema.into();
         self
