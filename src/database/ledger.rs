@@ -91,15 +91,20 @@ pub(crate) struct Ledger<'a>(pub(crate) &'a mut SqliteConnection);
 
 type MigrationResult<T> = diesel::migration::Result<T>;
 
-impl MigrationHarness<Sqlite> for Ledger<'_> {
-    fn run_migration(
+impl Ledger<'_> {
+    /// Runs `step` (a migration's up or down) and `book` (its ledger
+    /// change, given the version) together: in one transaction unless the
+    /// migration says otherwise.
+    fn apply(
         &mut self,
         migration: &dyn Migration<Sqlite>,
+        step: impl Fn(&mut SqliteConnection) -> MigrationResult<()>,
+        book: &str,
     ) -> MigrationResult<MigrationVersion<'static>> {
         let version = migration.name().version().as_owned();
         let apply = |conn: &mut SqliteConnection| -> MigrationResult<()> {
-            migration.run(conn)?;
-            diesel::sql_query("INSERT INTO simdb_migrations (version) VALUES (?)")
+            step(conn)?;
+            diesel::sql_query(book)
                 .bind::<diesel::sql_types::Text, _>(version.to_string())
                 .execute(conn)?;
             Ok(())
@@ -111,25 +116,29 @@ impl MigrationHarness<Sqlite> for Ledger<'_> {
         }
         Ok(version)
     }
+}
+
+impl MigrationHarness<Sqlite> for Ledger<'_> {
+    fn run_migration(
+        &mut self,
+        migration: &dyn Migration<Sqlite>,
+    ) -> MigrationResult<MigrationVersion<'static>> {
+        self.apply(
+            migration,
+            |conn| migration.run(conn),
+            "INSERT INTO simdb_migrations (version) VALUES (?)",
+        )
+    }
 
     fn revert_migration(
         &mut self,
         migration: &dyn Migration<Sqlite>,
     ) -> MigrationResult<MigrationVersion<'static>> {
-        let version = migration.name().version().as_owned();
-        let revert = |conn: &mut SqliteConnection| -> MigrationResult<()> {
-            migration.revert(conn)?;
-            diesel::sql_query("DELETE FROM simdb_migrations WHERE version = ?")
-                .bind::<diesel::sql_types::Text, _>(version.to_string())
-                .execute(conn)?;
-            Ok(())
-        };
-        if migration.metadata().run_in_transaction() {
-            self.0.transaction(revert)?;
-        } else {
-            revert(self.0)?;
-        }
-        Ok(version)
+        self.apply(
+            migration,
+            |conn| migration.revert(conn),
+            "DELETE FROM simdb_migrations WHERE version = ?",
+        )
     }
 
     /// Newest first, as Diesel's own harness returns them.

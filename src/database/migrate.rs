@@ -169,9 +169,10 @@ pub(crate) fn migrate_sqlite(conn: &mut SqliteConnection) -> Result<()> {
     })
 }
 
-/// simdb's tables, as an earlier release created them in `public`.
-#[cfg(feature = "postgres")]
-const SIMDB_TABLES: [&str; 11] = [
+/// simdb's tables as the releases before the `simdb_` prefix named them,
+/// oldest first: the first release created the first 11 (in `public` on
+/// PostgreSQL), the next one added the rest.
+pub(crate) const UNPREFIXED_TABLES: [&str; 14] = [
     "experiments",
     "simulations",
     "simulation_tags",
@@ -183,7 +184,14 @@ const SIMDB_TABLES: [&str; 11] = [
     "agent_metrics",
     "agent_memories",
     "events",
+    "key_sequences",
+    "step_rollups",
+    "agent_totals",
 ];
+
+/// The first release's tables (all in `public` on PostgreSQL).
+#[cfg(feature = "postgres")]
+const FIRST_RELEASE_TABLES: &[&str] = UNPREFIXED_TABLES.split_at(11).0;
 
 #[cfg(feature = "postgres")]
 #[derive(diesel::QueryableByName)]
@@ -240,7 +248,7 @@ fn relocate_from_public(conn: &mut PgConnection, schema: &str) -> Result<()> {
         .collect::<Vec<_>>()
         .join(", ");
     let mut sql = String::new();
-    for table in SIMDB_TABLES {
+    for table in FIRST_RELEASE_TABLES {
         sql.push_str(&format!(
             "ALTER TABLE public.{table} SET SCHEMA \"{schema}\";\n"
         ));

@@ -17,29 +17,11 @@ use diesel::sqlite::SqliteConnection;
 use diesel::RunQueryDsl;
 
 use super::ledger::has_table;
+use super::migrate::UNPREFIXED_TABLES;
 use crate::error::Result;
 
 /// The version of the prefix migration, as the ledger holds it.
 const PREFIX_VERSION: &str = "20261127000004";
-
-/// simdb's tables as the releases before the prefix named them (a file
-/// holds those its version had created).
-const UNPREFIXED: [&str; 14] = [
-    "experiments",
-    "simulations",
-    "simulation_tags",
-    "agents",
-    "agent_states",
-    "simulation_steps",
-    "metric_names",
-    "step_metrics",
-    "agent_metrics",
-    "agent_memories",
-    "events",
-    "key_sequences",
-    "step_rollups",
-    "agent_totals",
-];
 
 #[derive(diesel::QueryableByName)]
 struct Index {
@@ -64,7 +46,7 @@ pub(crate) fn rename_unprefixed(conn: &mut SqliteConnection, applied: &[String])
         return Ok(());
     }
     let mut sql = String::new();
-    for table in UNPREFIXED {
+    for table in UNPREFIXED_TABLES {
         if has_table(conn, table)? {
             sql.push_str(&format!(
                 "ALTER TABLE \"{table}\" RENAME TO \"simdb_{table}\";\n"
