@@ -71,6 +71,22 @@ pub(crate) trait SimulationStore {
     fn insert_full_simulation(&mut self, row: FullSimulation, tags: &[String]) -> Result<i32>;
 }
 
+/// Inserts a simulation row with the next never-reused key where the
+/// backend needs one allocated (`next_sim_key`; PostgreSQL's identity
+/// gives its own): the Diesel result, for the caller to map.
+macro_rules! insert_row {
+    ($conn:expr, $values:expr) => {
+        match $conn.next_sim_key()? {
+            Some(key) => diesel::insert_into(simulations::table)
+                .values((simulations::sim_key.eq(key), $values))
+                .execute($conn),
+            None => diesel::insert_into(simulations::table)
+                .values($values)
+                .execute($conn),
+        }
+    };
+}
+
 for_each_backend! {
     impl SimulationStore {
         fn find_simulation(&mut self, id: &SimulationId) -> Result<Simulation> {
@@ -87,15 +103,7 @@ for_each_backend! {
                 if let Some(exp) = &new.experiment_id {
                     c.find_experiment(exp)?;
                 }
-                let inserted = match c.next_sim_key()? {
-                    Some(key) => diesel::insert_into(simulations::table)
-                        .values((simulations::sim_key.eq(key), new.clone()))
-                        .execute(c),
-                    None => diesel::insert_into(simulations::table)
-                        .values(new.clone())
-                        .execute(c),
-                };
-                inserted.map_err(|e| Error::from_write(e, "simulation", &new.id, None))?;
+                insert_row!(c, new.clone()).map_err(|e| Error::from_write(e, "simulation", &new.id, None))?;
                 let sim = c.find_simulation(&new.id)?;
                 let mut tags: Vec<&String> = new.tags.iter().collect();
                 tags.sort();
@@ -282,13 +290,7 @@ for_each_backend! {
 
         fn insert_full_simulation(&mut self, row: FullSimulation, tags: &[String]) -> Result<i32> {
             let id = row.id.clone();
-            let inserted = match self.next_sim_key()? {
-                Some(key) => diesel::insert_into(simulations::table)
-                    .values((simulations::sim_key.eq(key), row))
-                    .execute(self),
-                None => diesel::insert_into(simulations::table).values(row).execute(self),
-            };
-            inserted.map_err(|e| Error::from_write(e, "simulation", &id, None))?;
+            insert_row!(self, row).map_err(|e| Error::from_write(e, "simulation", &id, None))?;
             let key = self.find_simulation(&id)?.sim_key;
             for tag in tags {
                 diesel::insert_into(simulation_tags::table)
