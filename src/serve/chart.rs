@@ -122,11 +122,27 @@ pub(crate) async fn chart(
     Query(q): Query<AggregatesQuery>,
 ) -> std::result::Result<impl IntoResponse, Failure> {
     let buckets = q.buckets.unwrap_or(200).clamp(1, 2000);
-    let (svg, points) = blocking(move || {
-        let series = field_series(&app.svc, &SimulationId::new(&id)?, &field, buckets)?;
-        Ok((render(&series)?, series.all.len().to_string()))
+    let drawing = blocking(move || {
+        let id = SimulationId::new(&id)?;
+        // Drawn once per watermark for every viewer (chart_cache).
+        let sim = app.svc.simulation(&id)?;
+        let key = (
+            id.to_string(),
+            field.clone(),
+            buckets,
+            sim.committed_step,
+            sim.status,
+        );
+        if let Some(drawing) = app.charts.get(&key) {
+            return Ok(drawing);
+        }
+        let series = field_series(&app.svc, &id, &field, buckets)?;
+        let drawing = std::sync::Arc::new((render(&series)?, series.all.len()));
+        app.charts.put(key, drawing.clone());
+        Ok(drawing)
     })
     .await?;
+    let (svg, points) = (drawing.0.clone(), drawing.1.to_string());
     Ok((
         [
             (header::CONTENT_TYPE, "image/svg+xml".to_string()),

@@ -11,6 +11,7 @@
 
 mod api;
 mod chart;
+mod chart_cache;
 mod pages;
 
 use std::net::SocketAddr;
@@ -27,6 +28,8 @@ use crate::service::SimulationService;
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) svc: SimulationService,
+    /// Drawn charts, shared between viewers.
+    pub(crate) charts: std::sync::Arc<chart_cache::ChartCache>,
 }
 
 /// The dashboard's routes over `svc`, to serve as is or to nest in a host
@@ -47,7 +50,10 @@ pub fn router(svc: SimulationService) -> Router {
         .route("/api/simulations/{id}/events", get(api::events))
         .route("/api/experiments/{id}/compare", get(api::compare))
         .route("/api/experiments/{id}/leaderboard", get(api::leaderboard))
-        .with_state(AppState { svc })
+        .with_state(AppState {
+            svc,
+            charts: std::sync::Arc::default(),
+        })
 }
 
 /// Serves the dashboard on `addr` until the process is interrupted
