@@ -69,17 +69,6 @@ fn at_step_ms(svc: &SimulationService, sim: &Simulation) -> BenchResult<f64> {
 /// EXPLAIN of the two hot reads as simdb issues them (literals for binds):
 /// errors unless both read `agent_states` through its primary key.
 fn check_plans(db: &TestDatabase, sim: &Simulation) -> BenchResult<String> {
-    use simdb::diesel::RunQueryDsl;
-    #[derive(simdb::diesel::QueryableByName)]
-    struct PgLine {
-        #[diesel(sql_type = simdb::diesel::sql_types::Text, column_name = "QUERY PLAN")]
-        line: String,
-    }
-    #[derive(simdb::diesel::QueryableByName)]
-    struct SqliteLine {
-        #[diesel(sql_type = simdb::diesel::sql_types::Text)]
-        detail: String,
-    }
     let k = sim.sim_key;
     let sqlite = db.backend() == Backend::Sqlite;
     let at_step = if sqlite {
@@ -96,25 +85,12 @@ fn check_plans(db: &TestDatabase, sim: &Simulation) -> BenchResult<String> {
     ];
     let mut summary = Vec::new();
     for sql in reads {
-        let plan = simdb::with_connection!(db.database().connection()?, |c| {
-            if sqlite {
-                let lines: Vec<SqliteLine> =
-                    simdb::diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}")).load(c)?;
-                lines
-                    .into_iter()
-                    .map(|l| l.detail)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            } else {
-                let lines: Vec<PgLine> =
-                    simdb::diesel::sql_query(format!("EXPLAIN {sql}")).load(c)?;
-                lines
-                    .into_iter()
-                    .map(|l| l.line.trim().to_string())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            }
-        });
+        let plan = db
+            .plan(&sql)?
+            .iter()
+            .map(|l| l.trim())
+            .collect::<Vec<_>>()
+            .join("; ");
         let by_key = if sqlite {
             plan.contains("USING PRIMARY KEY (sim_key=? AND agent_index=?")
                 && !plan.contains("SCAN ")

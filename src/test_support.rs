@@ -181,6 +181,44 @@ impl TestDatabase {
         &self.url
     }
 
+    /// The plan the database would run `sql` by, one line per node:
+    /// SQLite's `EXPLAIN QUERY PLAN` details, PostgreSQL's `EXPLAIN` text.
+    /// For tests that pin a statement to an index.
+    ///
+    /// # Errors
+    /// [`Error::Database`] if the statement cannot be planned.
+    pub fn plan(&self, sql: &str) -> Result<Vec<String>> {
+        use diesel::RunQueryDsl;
+        #[cfg(feature = "postgres")]
+        #[derive(diesel::QueryableByName)]
+        struct PgLine {
+            #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+            line: String,
+        }
+        #[cfg(feature = "sqlite")]
+        #[derive(diesel::QueryableByName)]
+        struct SqliteLine {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            detail: String,
+        }
+        Ok(match self.database().connection()? {
+            #[cfg(feature = "sqlite")]
+            crate::DbConnection::Sqlite(mut c) => {
+                diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+                    .load::<SqliteLine>(&mut *c)?
+                    .into_iter()
+                    .map(|l| l.detail)
+                    .collect()
+            }
+            #[cfg(feature = "postgres")]
+            crate::DbConnection::Postgres(mut c) => diesel::sql_query(format!("EXPLAIN {sql}"))
+                .load::<PgLine>(&mut *c)?
+                .into_iter()
+                .map(|l| l.line)
+                .collect(),
+        })
+    }
+
     /// Its backend.
     pub fn backend(&self) -> Backend {
         match self.cleanup {

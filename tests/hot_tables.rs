@@ -12,7 +12,6 @@ use common::*;
 use std::time::Duration;
 
 use simdb::diesel::prelude::*;
-use simdb::diesel::sql_types::Text;
 use simdb::{Backend, NewAgentMemory, RecorderOptions};
 
 /// Rows with this simulation's key in every table that has one.
@@ -54,42 +53,9 @@ fn is_not_found(r: Result<()>) -> bool {
     )
 }
 
-/// The query plan of `sql` (SQLite's EXPLAIN QUERY PLAN, PostgreSQL's
-/// EXPLAIN), one line per node.
+/// The plan of `sql`, one node per line.
 fn plan(db: &TestDatabase, sql: &str) -> Result<String> {
-    #[derive(QueryableByName)]
-    struct PgLine {
-        #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
-        line: String,
-    }
-    #[derive(QueryableByName)]
-    struct SqliteLine {
-        #[diesel(sql_type = Text)]
-        detail: String,
-    }
-    Ok(match db.backend() {
-        Backend::Sqlite => {
-            let lines: Vec<SqliteLine> =
-                simdb::with_connection!(db.database().connection()?, |c| {
-                    simdb::diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}")).load(c)?
-                });
-            lines
-                .into_iter()
-                .map(|l| l.detail)
-                .collect::<Vec<_>>()
-                .join("\n")
-        }
-        Backend::Postgres => {
-            let lines: Vec<PgLine> = simdb::with_connection!(db.database().connection()?, |c| {
-                simdb::diesel::sql_query(format!("EXPLAIN {sql}")).load(c)?
-            });
-            lines
-                .into_iter()
-                .map(|l| l.line)
-                .collect::<Vec<_>>()
-                .join("\n")
-        }
-    })
+    Ok(db.plan(sql)?.join("\n"))
 }
 
 /// Asserts a plan reads `table` through its primary key and never scans it.
