@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::batch::Batch;
-use super::writer::Msg;
+use super::shared::Msg;
 use super::Recorder;
 use crate::error::{Error, Result};
 

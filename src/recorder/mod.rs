@@ -11,6 +11,7 @@ mod bulk;
 mod control;
 mod metric_names;
 mod options;
+mod shared;
 mod start;
 mod writer;
 
@@ -27,7 +28,7 @@ pub(crate) use batch::Batch;
 pub(crate) use bulk::{write_batch, Bulk};
 pub(crate) use metric_names::MetricCache;
 pub use options::RecorderOptions;
-use writer::{Msg, Shared};
+use shared::{Msg, Shared};
 
 use crate::error::{Error, Result};
 use crate::ids::{validate_text, AgentIndex, SimulationId};

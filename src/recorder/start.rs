@@ -7,7 +7,8 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use super::metric_names::MetricCache;
-use super::writer::{Msg, Shared, Writer};
+use super::shared::{Msg, Shared};
+use super::writer::Writer;
 use super::{Recorder, RecorderOptions};
 use crate::error::{Error, Result};
 use crate::ids::SimulationId;
