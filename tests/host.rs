@@ -288,14 +288,27 @@ struct Object {
     name: String,
 }
 
-fn sqlite_objects(host: &mut Host) -> Result<Vec<(String, String)>> {
-    let Host::Sqlite(c) = host else {
-        return Ok(Vec::new());
+/// Every object of the database but the system's: SQLite's schema table;
+/// PostgreSQL's relations (tables, indexes, views, sequences) and schemas.
+fn objects(host: &mut Host) -> Result<Vec<(String, String)>> {
+    let rows: Vec<Object> = match host {
+        Host::Sqlite(c) => simdb::diesel::sql_query(
+            "SELECT type AS kind, name FROM sqlite_master ORDER BY type, name",
+        )
+        .load(c)?,
+        Host::Postgres(c) => simdb::diesel::sql_query(
+            "SELECT kind, name FROM ( \
+               SELECT c.relkind::text AS kind, n.nspname || '.' || c.relname AS name \
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+               WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                 AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' \
+               UNION ALL SELECT 'schema', nspname || '.' FROM pg_namespace \
+               WHERE nspname NOT IN ('pg_catalog', 'information_schema') \
+                 AND nspname NOT LIKE 'pg_toast%' AND nspname NOT LIKE 'pg_temp%' \
+             ) AS o ORDER BY kind, name",
+        )
+        .load(c)?,
     };
-    let rows: Vec<Object> = simdb::diesel::sql_query(
-        "SELECT type AS kind, name FROM sqlite_master ORDER BY type, name",
-    )
-    .load(c)?;
     Ok(rows.into_iter().map(|o| (o.kind, o.name)).collect())
 }
 
@@ -310,49 +323,74 @@ fn journal_mode(host: &mut Host) -> Result<String> {
     )
 }
 
-/// SQLite: another application's file. A refused or read-only open changes
-/// nothing (not even the journal mode); a normal open adds only objects
-/// named `simdb_...` (and SQLite's own), then switches the file to WAL.
-#[test]
-fn a_foreign_sqlite_file_gains_only_simdb_objects() -> Result<()> {
-    let empty = TestDatabase::empty(Backend::Sqlite)?;
-    let mut host = Host::open(empty.url())?;
-    host.migrate_all()?;
-    host.run(
-        "CREATE INDEX experiments_title ON experiments (title);
-         CREATE VIEW recent AS SELECT * FROM events;",
-    )?;
-    let before = sqlite_objects(&mut host)?;
-    assert_eq!(journal_mode(&mut host)?, "delete");
+backend_tests! {
+    /// Another application's database. A read-only or refused open changes
+    /// nothing (on SQLite not even the journal mode); a normal open adds
+    /// only simdb's objects: named `simdb_...` (and SQLite's own) on SQLite,
+    /// inside schema `simdb` on PostgreSQL. Then, on SQLite, WAL.
+    fn a_foreign_database_gains_only_simdb_objects(db) {
+        let empty = TestDatabase::empty(db.backend())?;
+        let sqlite = db.backend() == Backend::Sqlite;
+        let mut host = Host::open(empty.url())?;
+        host.migrate_next()?;
+        host.run(
+            "CREATE INDEX experiments_title ON experiments (title);
+             CREATE VIEW recent AS SELECT * FROM events;",
+        )?;
+        let before = objects(&mut host)?;
+        if sqlite {
+            assert_eq!(journal_mode(&mut host)?, "delete");
+        }
 
-    let ro = Database::builder(empty.url()).read_only(true).open();
-    assert!(matches!(ro, Err(Error::NoSchema { .. })));
-    // A ledger from a newer simdb: the normal open is refused.
-    host.run(
-        "CREATE TABLE simdb_migrations (version TEXT PRIMARY KEY NOT NULL, run_on TEXT);
-         INSERT INTO simdb_migrations (version) VALUES ('29991231000000');",
-    )?;
-    assert!(matches!(
-        Database::open(empty.url()),
-        Err(Error::SchemaTooNew { .. })
-    ));
-    assert_eq!(journal_mode(&mut host)?, "delete");
-    host.run("DROP TABLE simdb_migrations")?;
-    assert_eq!(sqlite_objects(&mut host)?, before);
+        let ro = Database::builder(empty.url()).read_only(true).open();
+        assert!(matches!(ro, Err(Error::NoSchema { .. })), "{:?}", ro.err());
+        assert_eq!(objects(&mut host)?, before);
+        // Bookkeeping from a newer simdb: the normal open is refused.
+        let (newer, gone) = if sqlite {
+            (
+                "CREATE TABLE simdb_migrations (version TEXT PRIMARY KEY NOT NULL, run_on TEXT);
+                 INSERT INTO simdb_migrations (version) VALUES ('29991231000000');",
+                "DROP TABLE simdb_migrations",
+            )
+        } else {
+            (
+                "CREATE SCHEMA simdb;
+                 CREATE TABLE simdb.__diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL,
+                     run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP);
+                 INSERT INTO simdb.__diesel_schema_migrations (version) VALUES ('29991231000000');",
+                "DROP SCHEMA simdb CASCADE",
+            )
+        };
+        host.run(newer)?;
+        let refused = Database::open(empty.url());
+        assert!(matches!(refused, Err(Error::SchemaTooNew { .. })), "{:?}", refused.err());
+        if sqlite {
+            assert_eq!(journal_mode(&mut host)?, "delete");
+        }
+        host.run(gone)?;
+        assert_eq!(objects(&mut host)?, before);
 
-    let svc = SimulationService::new(Database::open(empty.url())?);
-    record(&svc)?;
-    let after = sqlite_objects(&mut host)?;
-    for object in &before {
-        assert!(after.contains(object), "{object:?} is gone");
+        let svc = SimulationService::new(Database::open(empty.url())?);
+        record(&svc)?;
+        let after = objects(&mut host)?;
+        for object in &before {
+            assert!(after.contains(object), "{object:?} is gone");
+        }
+        let added: Vec<_> = after.iter().filter(|o| !before.contains(o)).collect();
+        assert!(added.len() >= 13, "{added:?}");
+        for (kind, name) in added {
+            let ours = if sqlite {
+                name.starts_with("simdb_") || name.starts_with("sqlite_")
+            } else {
+                name.starts_with("simdb.")
+            };
+            assert!(ours, "simdb added {kind} {name}");
+        }
+        if sqlite {
+            assert_eq!(journal_mode(&mut host)?, "wal");
+        }
+        assert_eq!(host.versions()?, [FIRST]);
+        let _ = db;
+        Ok(())
     }
-    for (kind, name) in after.iter().filter(|o| !before.contains(o)) {
-        assert!(
-            name.starts_with("simdb_") || name.starts_with("sqlite_"),
-            "simdb added {kind} {name}"
-        );
-    }
-    assert_eq!(journal_mode(&mut host)?, "wal");
-    assert_eq!(host.versions()?, [FIRST, SECOND]);
-    Ok(())
 }
