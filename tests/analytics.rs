@@ -537,6 +537,12 @@ backend_tests! {
         assert_eq!((bulk_row.simulations, bulk_row.agents, bulk_row.rows, bulk_row.rank), (40_000, 40_000, 40_000, 4));
         assert!((bulk_row.mean_reward - 0.25).abs() < 1e-12);
         assert_eq!(svc.analytics().leaderboard(&exp.id, GroupBy::Agent)?.len(), 40_003);
+        // A list as long: its tags and progress, past the bind limit too.
+        let sims = svc.list_simulations(&SimulationFilter::new())?;
+        assert_eq!(sims.len(), 40_001);
+        assert_eq!(svc.tags_of(&sims)?.len(), 40_001);
+        let progress = svc.analytics().progress_of(&sims)?;
+        assert_eq!(progress.iter().filter(|p| p.rows == 1).count(), 40_000);
         Ok(())
     }
 

@@ -125,7 +125,8 @@ impl SimulationService {
         })
     }
 
-    /// The tags of many simulations at once, in their order (one statement).
+    /// The tags of many simulations at once, in their order (one statement
+    /// per 10,000 simulations).
     ///
     /// # Errors
     /// [`Error::Database`](crate::Error::Database) if the statement fails.
@@ -133,7 +134,15 @@ impl SimulationService {
         let keys: Vec<i32> = sims.iter().map(|s| s.sim_key).collect();
         let mut by_key: std::collections::HashMap<i32, Vec<String>> =
             std::collections::HashMap::new();
-        for (key, tag) in with_connection!(self.db.connection()?, |c| c.tags_of(&keys)?) {
+        // In chunks that stay under SQLite's bind limit.
+        let tags = with_connection!(self.db.connection()?, |c| {
+            let mut tags = Vec::new();
+            for chunk in keys.chunks(crate::store::prelude::AGENT_CHUNK) {
+                tags.extend(c.tags_of(chunk)?);
+            }
+            tags
+        });
+        for (key, tag) in tags {
             by_key.entry(key).or_default().push(tag);
         }
         Ok(sims
