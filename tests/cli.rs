@@ -412,3 +412,76 @@ fn copy_sqlite_to_postgres() -> Result<()> {
 fn copy_postgres_to_sqlite() -> Result<()> {
     copy_between(&TestDatabase::postgres()?, &TestDatabase::sqlite()?)
 }
+
+/// Runs `binary` (a copy of `simdb`) as a user who cannot write where the
+/// database lies: as `nobody` when the tests run as root, whom permissions
+/// do not stop.
+fn simdb_as_another_user(binary: &std::path::Path, url: &str, args: &[&str]) -> Output {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let mut command = if root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "nobody", "--"]).arg(binary);
+        c
+    } else {
+        Command::new(binary)
+    };
+    command
+        .args(args)
+        .env("SIMDB_DATABASE_URL", url)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run simdb (runuser is needed as root): {e}"))
+}
+
+/// A recorded SQLite file, then made read-only in a read-only directory
+/// (an archive, a read-only mount): the reading commands still read it, and
+/// nothing is created beside it. SQLite cannot share a WAL file's memory
+/// there, so simdb opens it immutable.
+#[test]
+fn a_read_only_sqlite_file_in_a_read_only_directory() -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let fail = |e: std::io::Error| Error::Migration(e.to_string());
+    let dir = temp("read-only-dir");
+    std::fs::create_dir_all(&dir).map_err(fail)?;
+    let path = dir.join("runs.db");
+    let url = format!("sqlite://{}", path.display());
+    // Recorded, then every connection closed (the WAL checkpointed away).
+    let sims = populate(&SimulationService::new(Database::open(&url)?))?;
+    let binary = dir.join("simdb");
+    std::fs::copy(env!("CARGO_BIN_EXE_simdb"), &binary).map_err(fail)?;
+    let chmod = |p: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).map_err(fail)
+    };
+    chmod(&path, 0o444)?;
+    chmod(&dir, 0o555)?;
+    let list = simdb_as_another_user(&binary, &url, &["sims"]);
+    let show = simdb_as_another_user(&binary, &url, &["show", sims[0].id.as_str()]);
+    let mut entries: Vec<String> = std::fs::read_dir(&dir)
+        .map_err(fail)?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    entries.sort();
+    chmod(&dir, 0o755)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    assert!(
+        show.status.success(),
+        "{}",
+        String::from_utf8_lossy(&show.stderr)
+    );
+    assert!(String::from_utf8_lossy(&list.stdout).contains(sims[1].id.as_str()));
+    assert!(String::from_utf8_lossy(&show.stdout).contains("greedy"));
+    assert_eq!(
+        entries,
+        ["runs.db", "simdb"],
+        "nothing created beside the file"
+    );
+    Ok(())
+}

@@ -82,22 +82,38 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
                     path.display()
                 )));
             }
-            {
-                let mut conn = SqliteConnection::establish(&path_str)
+            let prepare = |target: &str| -> Result<()> {
+                let mut conn = SqliteConnection::establish(target)
                     .map_err(|e| connection_error(e.to_string()))?;
                 configure_sqlite(&mut conn, settings)
                     .map_err(|e| connection_error(e.to_string()))?;
                 if options.read_only {
-                    check_schema_sqlite(&mut conn, &redacted)?;
+                    check_schema_sqlite(&mut conn, &redacted)
                 } else {
                     // After the migration lock is taken and the schema is
                     // known not to be newer: a refused open leaves the file
                     // as it was.
                     migrate_sqlite(&mut conn)?;
-                    enable_wal(&mut conn).map_err(|e| connection_error(e.to_string()))?;
+                    enable_wal(&mut conn).map_err(|e| connection_error(e.to_string()))
                 }
-            }
-            let manager = || ConnectionManager::<SqliteConnection>::new(path_str.clone());
+            };
+            let target = match prepare(&path_str) {
+                Ok(()) => path_str.clone(),
+                // A WAL file in a directory this process cannot write, with
+                // no writer running (no `-shm` to share): SQLite can read it
+                // only as immutable, as it is now.
+                Err(e) if options.read_only && cannot_share_wal(&e) => {
+                    let immutable = immutable_uri(&path_str);
+                    prepare(&immutable)?;
+                    tracing::info!(
+                        path = %path.display(),
+                        "read-only open of a WAL file in a directory simdb cannot write: read as immutable"
+                    );
+                    immutable
+                }
+                Err(e) => return Err(e),
+            };
+            let manager = || ConnectionManager::<SqliteConnection>::new(target.clone());
             // One writer connection: SQLite serializes writers anyway, and
             // queueing in the pool is cheaper than busy-waiting.
             let writer = Pool::builder()
@@ -199,6 +215,25 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
     Ok(Database {
         inner: std::sync::Arc::new(inner),
     })
+}
+
+/// True for SQLite's refusal to read a WAL file whose shared-memory file it
+/// cannot create (`SQLITE_READONLY` or `SQLITE_CANTOPEN` on first use).
+#[cfg(feature = "sqlite")]
+fn cannot_share_wal(e: &Error) -> bool {
+    let text = e.to_string();
+    text.contains("attempt to write a readonly database") || text.contains("unable to open")
+}
+
+/// `file:PATH?immutable=1`, the path encoded as a SQLite URI needs.
+#[cfg(feature = "sqlite")]
+fn immutable_uri(path: &str) -> String {
+    const URI: &percent_encoding::AsciiSet =
+        &percent_encoding::CONTROLS.add(b'%').add(b'?').add(b'#');
+    format!(
+        "file:{}?immutable=1",
+        percent_encoding::utf8_percent_encode(path, URI)
+    )
 }
 
 /// The URL with libpq's `connect_timeout` (seconds) and TCP keepalives,
