@@ -102,7 +102,10 @@ impl DatabaseBuilder {
     /// [`Error::SchemaTooOld`](crate::Error::SchemaTooOld), [`Error::SchemaTooNew`](crate::Error::SchemaTooNew)).
     /// Connections refuse writes (`PRAGMA query_only` on SQLite,
     /// `default_transaction_read_only` on PostgreSQL), so a SELECT-only
-    /// PostgreSQL role or a read-only SQLite file will do.
+    /// PostgreSQL role or a read-only SQLite file will do. A SQLite file in
+    /// WAL mode in a directory this process cannot write, with no writer
+    /// running, is opened immutable (SQLite cannot create its `-shm` file
+    /// there): it is read as it is when opened.
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
         self
