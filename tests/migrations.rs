@@ -230,6 +230,26 @@ fn sqlite_settings_and_url_forms() -> Result<()> {
     Ok(())
 }
 
+/// A read-only open of a path with no file creates nothing (even with
+/// `create_if_missing` left at its default).
+#[test]
+fn a_read_only_open_creates_no_file() {
+    let path = std::env::temp_dir().join(format!("simdb-ro-missing-{}.db", std::process::id()));
+    let opened = Database::builder(format!("sqlite://{}", path.display()))
+        .read_only(true)
+        .open();
+    assert!(
+        matches!(opened, Err(Error::Connection { .. })),
+        "{:?}",
+        opened.err()
+    );
+    assert!(
+        !path.exists(),
+        "a read-only open created {}",
+        path.display()
+    );
+}
+
 #[test]
 fn bad_urls_are_typed_and_redacted() {
     for url in ["", "mysql://u:pw@h/db", "sqlite://"] {

@@ -76,7 +76,8 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
             if path.is_dir() {
                 return Err(connection_error("path is a directory".into()));
             }
-            if !options.create_if_missing && !path.exists() {
+            // A read-only open never creates a file either.
+            if (!options.create_if_missing || options.read_only) && !path.exists() {
                 return Err(connection_error(format!(
                     "no database file at {} (nothing was created)",
                     path.display()

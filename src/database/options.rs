@@ -88,9 +88,10 @@ impl DatabaseBuilder {
         self
     }
 
-    /// Whether a missing SQLite file is created (default true). With
-    /// `false`, opening a path that does not exist is
-    /// [`Error::Connection`](crate::Error::Connection) naming the path, and nothing is created.
+    /// Whether a missing SQLite file is created (default true; never for a
+    /// [read-only](DatabaseBuilder::read_only) open). Otherwise opening a
+    /// path that does not exist is [`Error::Connection`](crate::Error::Connection)
+    /// naming the path, and nothing is created.
     pub fn create_if_missing(mut self, create: bool) -> Self {
         self.create_if_missing = create;
         self
