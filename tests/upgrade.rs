@@ -128,7 +128,8 @@ fn shared_with_a_host_upgrades(backend: Backend, version: &str) -> Result<()> {
              CREATE TABLE training_runs (
                  id INTEGER PRIMARY KEY,
                  simulation_key INTEGER NOT NULL REFERENCES {sims} (sim_key) ON DELETE RESTRICT);
-             INSERT INTO training_runs (id, simulation_key) SELECT 1, MIN(sim_key) FROM {sims};"
+             INSERT INTO training_runs (id, simulation_key) SELECT 1, MIN(sim_key) FROM {sims};
+             CREATE INDEX host_runs_by_name ON {sims} (name);"
         ),
     )?;
     let database = Database::open(old.url())?;
@@ -166,6 +167,17 @@ fn shared_with_a_host_upgrades(backend: Backend, version: &str) -> Result<()> {
         ["20240101000000"]
     );
     assert_eq!(names("SELECT name FROM policies")?, ["ppo"]);
+    // The host's own index on simdb's table keeps its name (simdb renames
+    // only its own indexes).
+    let index_names = match backend {
+        Backend::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'host_runs_by_name'"
+        }
+        Backend::Postgres => {
+            "SELECT indexname::text AS name FROM pg_indexes WHERE indexname = 'host_runs_by_name'"
+        }
+    };
+    assert_eq!(names(index_names)?, ["host_runs_by_name"]);
     // The host's foreign key now guards simdb's renamed table.
     assert!(matches!(
         svc.delete_simulation(&sims[0].id),

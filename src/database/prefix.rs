@@ -23,6 +23,16 @@ use crate::error::Result;
 /// The version of the prefix migration, as the ledger holds it.
 const PREFIX_VERSION: &str = "20261127000004";
 
+/// simdb's indexes as the releases before the prefix named them.
+const UNPREFIXED_INDEXES: [&str; 6] = [
+    "simulations_experiment",
+    "simulations_status",
+    "simulation_tags_tag",
+    "agent_states_by_step",
+    "agent_metrics_by_step",
+    "events_by_simulation",
+];
+
 #[derive(diesel::QueryableByName)]
 struct Index {
     #[diesel(sql_type = diesel::sql_types::Text)]
@@ -54,14 +64,17 @@ pub(crate) fn rename_unprefixed(conn: &mut SqliteConnection, applied: &[String])
         }
     }
     conn.batch_execute(&sql)?;
-    // Index names share the file's namespace too: rebuilt under the prefix
-    // (SQLite cannot rename an index). Automatic indexes are SQLite's own.
+    // Index names share the file's namespace too: simdb's are rebuilt under
+    // the prefix (SQLite cannot rename an index). Any other index on these
+    // tables is a host's, and keeps its name.
     let indexes: Vec<Index> = diesel::sql_query(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL \
-         AND tbl_name LIKE 'simdb\\_%' ESCAPE '\\' AND name NOT LIKE 'simdb\\_%' ESCAPE '\\'",
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL",
     )
     .load(conn)?;
-    for index in indexes {
+    for index in indexes
+        .iter()
+        .filter(|i| UNPREFIXED_INDEXES.contains(&i.name.as_str()))
+    {
         let renamed = format!("simdb_{}", index.name);
         conn.batch_execute(&format!(
             "DROP INDEX \"{}\";\n{};",
