@@ -201,3 +201,35 @@ backend_tests! {
         shared_with_a_host_upgrades(db.backend(), "v2")
     }
 }
+
+backend_tests! {
+    /// A recorder of the previous release still heartbeats: the upgrade that
+    /// renames its tables is refused, changing nothing, until its lease
+    /// lapses.
+    fn an_upgrade_waits_for_a_live_recorder_of_the_previous_release(db) {
+        let old = fixture(db.backend(), "v2")?;
+        let (sims, now, hour_ago) = match db.backend() {
+            Backend::Sqlite => (
+                "simulations",
+                "strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00:00'",
+                "strftime('%Y-%m-%d %H:%M:%f', 'now', '-3600 seconds') || '000+00:00'",
+            ),
+            Backend::Postgres => ("simdb.simulations", "now()", "now() - interval '1 hour'"),
+        };
+        host(old.url(), &format!(
+            "UPDATE {sims} SET lease_token = 7, heartbeat_at = {now} WHERE status = 'running'"
+        ))?;
+        match Database::open(old.url()) {
+            Err(Error::Migration(message)) => assert!(message.contains("live recorder"), "{message}"),
+            other => panic!("expected a refusal, got {:?}", other.err()),
+        }
+        // Nothing changed: the earlier release's table is still there, as it was.
+        host(old.url(), &format!("UPDATE {sims} SET heartbeat_at = {hour_ago} WHERE lease_token = 7"))?;
+        let database = Database::open(old.url())?;
+        assert_eq!(database.applied_migrations()?, database.embedded_migrations()?);
+        let svc = SimulationService::new(database);
+        assert_eq!(svc.list_simulations(&SimulationFilter::new())?.len(), 3);
+        let _ = db;
+        Ok(())
+    }
+}

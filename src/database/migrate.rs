@@ -157,6 +157,7 @@ pub(crate) fn migrate_sqlite(conn: &mut SqliteConnection) -> Result<()> {
         // table are not a newer simdb (nor does simdb book its own there).
         let ours = super::ledger::versions(conn)?.unwrap_or_default();
         refuse_newer(&ours, &known)?;
+        super::upgrade_guard::sqlite(conn, &ours)?;
         super::prefix::rename_unprefixed(conn, &ours)?;
         let applied = super::ledger::Ledger(conn)
             .run_pending_migrations(SQLITE_MIGRATIONS)
@@ -277,6 +278,10 @@ pub(crate) fn migrate_postgres(conn: &mut PgConnection, schema: &str) -> Result<
         .map_err(Error::from)
         .and_then(|()| relocate_from_public(conn, schema))
         .and_then(|()| check_not_newer::<_, Pg>(conn, &POSTGRES_MIGRATIONS))
+        .and_then(|()| {
+            let applied = pg_versions(conn, schema)?.unwrap_or_default();
+            super::upgrade_guard::postgres(conn, &applied)
+        })
         .and_then(|()| {
             let applied = conn
                 .run_pending_migrations(POSTGRES_MIGRATIONS)

@@ -12,6 +12,7 @@ mod options;
 mod prefix;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod upgrade_guard;
 mod url;
 
 use std::path::PathBuf;

@@ -18,10 +18,8 @@ use diesel::RunQueryDsl;
 
 use super::ledger::has_table;
 use super::migrate::UNPREFIXED_TABLES;
+use super::upgrade_guard::PREFIX_VERSION;
 use crate::error::Result;
-
-/// The version of the prefix migration, as the ledger holds it.
-const PREFIX_VERSION: &str = "20261127000004";
 
 /// simdb's indexes as the releases before the prefix named them.
 const UNPREFIXED_INDEXES: [&str; 6] = [
