@@ -115,24 +115,6 @@ where
     Ok(versions)
 }
 
-/// Refuses a database that has migrations this library does not know.
-#[cfg(feature = "postgres")]
-fn check_not_newer<C, DB>(conn: &mut C, source: &EmbeddedMigrations) -> Result<()>
-where
-    DB: diesel::backend::Backend,
-    C: MigrationHarness<DB>,
-    EmbeddedMigrations: MigrationSource<DB>,
-{
-    let known = embedded_versions::<DB>(source)?;
-    let applied: Vec<String> = conn
-        .applied_migrations()
-        .map_err(migration_error)?
-        .iter()
-        .map(|v| v.to_string())
-        .collect();
-    refuse_newer(&applied, &known)
-}
-
 /// [`Error::SchemaTooNew`] if `applied` holds a version this library does
 /// not know (the newest such one is named).
 fn refuse_newer(applied: &[String], known: &[String]) -> Result<()> {
@@ -277,9 +259,11 @@ pub(crate) fn migrate_postgres(conn: &mut PgConnection, schema: &str) -> Result<
         .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
         .map_err(Error::from)
         .and_then(|()| relocate_from_public(conn, schema))
-        .and_then(|()| check_not_newer::<_, Pg>(conn, &POSTGRES_MIGRATIONS))
         .and_then(|()| {
+            // simdb's own versions, read once: refused if newer than this
+            // library, held back while an earlier release records.
             let applied = pg_versions(conn, schema)?.unwrap_or_default();
+            refuse_newer(&applied, &embedded_versions::<Pg>(&POSTGRES_MIGRATIONS)?)?;
             super::upgrade_guard::postgres(conn, &applied)
         })
         .and_then(|()| {
