@@ -49,6 +49,23 @@ pub struct Progress {
     pub heartbeat_age_secs: Option<f64>,
 }
 
+/// The highest step whose rows are final: everything once the run ended,
+/// before that the commit watermark (-1 before any).
+fn final_upto(sim: &Simulation) -> i64 {
+    if sim.status.is_final() {
+        i64::MAX
+    } else {
+        sim.committed_step.unwrap_or(-1)
+    }
+}
+
+/// Seconds since the run's last heartbeat, by the database's clock.
+fn heartbeat_age(sim: &Simulation, db_now: DateTime<Utc>) -> Option<f64> {
+    sim.heartbeat_at
+        .and_then(|h| (db_now - h).num_microseconds())
+        .map(|us| us as f64 / 1e6)
+}
+
 impl Analytics {
     /// What is new since `cursor` (everything, for `None`): the steps the
     /// commit watermark passed since, with their step rows, the rows counted
@@ -63,13 +80,7 @@ impl Analytics {
         with_connection!(self.db.connection()?, |c| {
             let sim = c.find_simulation(id)?;
             let db_now = c.database_now()?;
-            // Everything is final once the run ended; before, only what the
-            // watermark covers.
-            let upto = if sim.status.is_final() {
-                i64::MAX
-            } else {
-                sim.committed_step.unwrap_or(-1)
-            };
+            let upto = final_upto(&sim);
             let (new_steps, new_rows, top) = if upto > from {
                 let steps = c.steps(sim.sim_key, from.saturating_add(1), upto)?;
                 let (rows, top) = c.rolled_rows(sim.sim_key, from, upto)?;
@@ -100,10 +111,7 @@ impl Analytics {
                 latest_step: (delivered >= 0).then_some(delivered),
                 rows,
                 rows_per_sec,
-                heartbeat_age_secs: sim
-                    .heartbeat_at
-                    .and_then(|h| (db_now - h).num_microseconds())
-                    .map(|us| us as f64 / 1e6),
+                heartbeat_age_secs: heartbeat_age(&sim, db_now),
             })
         })
     }
@@ -119,15 +127,8 @@ impl Analytics {
     /// [`Error::Database`](crate::Error::Database) if a statement fails.
     pub fn progress_of(&self, sims: &[Simulation]) -> Result<Vec<Progress>> {
         let now = Utc::now();
-        let upto = |sim: &Simulation| {
-            if sim.status.is_final() {
-                i64::MAX
-            } else {
-                sim.committed_step.unwrap_or(-1)
-            }
-        };
         let (db_now, counts) = with_connection!(self.db.connection()?, |c| {
-            let keys: Vec<(i32, i64)> = sims.iter().map(|s| (s.sim_key, upto(s))).collect();
+            let keys: Vec<(i32, i64)> = sims.iter().map(|s| (s.sim_key, final_upto(s))).collect();
             (c.database_now()?, c.listed_counts(&keys)?)
         });
         let counts: std::collections::HashMap<i32, _> =
@@ -135,7 +136,7 @@ impl Analytics {
         Ok(sims
             .iter()
             .map(|sim| {
-                let upto = upto(sim);
+                let upto = final_upto(sim);
                 let (rows, delivered) = match counts.get(&sim.sim_key) {
                     Some(c) => {
                         let rows = c.stored.unwrap_or(0) - c.above.unwrap_or(0);
@@ -159,10 +160,7 @@ impl Analytics {
                     latest_step: (delivered >= 0).then_some(delivered),
                     rows,
                     rows_per_sec: None,
-                    heartbeat_age_secs: sim
-                        .heartbeat_at
-                        .and_then(|h| (db_now - h).num_microseconds())
-                        .map(|us| us as f64 / 1e6),
+                    heartbeat_age_secs: heartbeat_age(sim, db_now),
                 }
             })
             .collect())

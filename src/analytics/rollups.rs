@@ -13,14 +13,6 @@ use crate::store::for_each_backend;
 use crate::store::prelude::*;
 
 #[derive(QueryableByName)]
-struct Span {
-    #[diesel(sql_type = Nullable<BigInt>)]
-    lo: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    hi: Option<i64>,
-}
-
-#[derive(QueryableByName)]
 struct KindBucket {
     #[diesel(sql_type = Text)]
     kind: String,
@@ -140,7 +132,7 @@ for_each_backend! {
 
         fn rolled_span(&mut self, sim_key: i32, field: i32) -> Result<Option<(i64, i64)>> {
             let p = Self::P;
-            let span: Span = diesel::sql_query(format!(
+            let span: StepSpan = diesel::sql_query(format!(
                 "SELECT MIN(step) AS lo, MAX(step) AS hi FROM simdb_step_rollups \
                  WHERE sim_key = {p}1 AND field_id = {p}2 AND kind = ''"
             ))

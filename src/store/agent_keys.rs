@@ -57,12 +57,13 @@ impl Dialect for diesel::pg::PgConnection {
          WHERE a.sim_key = $1 ORDER BY a.agent_index";
 }
 
+/// The first and last step of a span query (`lo`, `hi`; NULL when empty).
 #[derive(QueryableByName)]
-struct Span {
+pub(crate) struct StepSpan {
     #[diesel(sql_type = Nullable<BigInt>)]
-    lo: Option<i64>,
+    pub(crate) lo: Option<i64>,
     #[diesel(sql_type = Nullable<BigInt>)]
-    hi: Option<i64>,
+    pub(crate) hi: Option<i64>,
 }
 
 /// First and last step of the agent states, per registered agent a probe
@@ -141,7 +142,7 @@ super::for_each_backend! {
         }
 
         fn hot_step_span(&mut self, sim_key: i32) -> Result<Option<(i64, i64)>> {
-            let span: Span = diesel::sql_query(span_sql(Self::P))
+            let span: StepSpan = diesel::sql_query(span_sql(Self::P))
                 .bind::<Integer, _>(sim_key)
                 .get_result(self)?;
             Ok(span.lo.zip(span.hi))

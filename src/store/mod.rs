@@ -41,7 +41,7 @@ pub(crate) use simulations::FullSimulation;
 
 /// Every store trait, for `use crate::store::prelude::*`.
 pub(crate) mod prelude {
-    pub(crate) use super::agent_keys::{AgentKeyStore, Dialect, AGENT_CHUNK};
+    pub(crate) use super::agent_keys::{AgentKeyStore, Dialect, StepSpan, AGENT_CHUNK};
     pub(crate) use super::agents::AgentStore;
     pub(crate) use super::events::EventStore;
     pub(crate) use super::experiments::ExperimentStore;
