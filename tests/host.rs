@@ -7,9 +7,9 @@
 //! joins across both.
 
 mod common;
+use common::fixtures::Host;
 use common::*;
 
-use simdb::diesel::connection::SimpleConnection;
 use simdb::diesel::prelude::*;
 use simdb::diesel::sql_types::{BigInt, Double, Text};
 use simdb::Backend;
@@ -22,12 +22,6 @@ const HOST_SQLITE: EmbeddedMigrations =
     diesel_migrations::embed_migrations!("tests/host_migrations/sqlite");
 const HOST_POSTGRES: EmbeddedMigrations =
     diesel_migrations::embed_migrations!("tests/host_migrations/postgres");
-
-/// The host's own connection (not simdb's), as the host opens it.
-enum Host {
-    Sqlite(simdb::diesel::SqliteConnection),
-    Postgres(simdb::diesel::PgConnection),
-}
 
 macro_rules! on_host {
     ($host:expr, |$c:ident, $m:ident| $body:expr) => {
@@ -61,21 +55,6 @@ fn migration_failed(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
 }
 
 impl Host {
-    fn open(url: &str) -> Result<Host> {
-        let fail = |e: simdb::diesel::ConnectionError| Error::Connection {
-            url: "host".into(),
-            message: e.to_string(),
-        };
-        Ok(if url.starts_with("postgres") {
-            Host::Postgres(simdb::diesel::PgConnection::establish(url).map_err(fail)?)
-        } else {
-            Host::Sqlite(
-                simdb::diesel::SqliteConnection::establish(url.trim_start_matches("sqlite://"))
-                    .map_err(fail)?,
-            )
-        })
-    }
-
     /// The host's next migration only.
     fn migrate_next(&mut self) -> Result<()> {
         on_host!(self, |c, m| c.run_next_migration(m).map(|_| ())).map_err(migration_failed)
@@ -98,11 +77,6 @@ impl Host {
             .collect();
         v.sort();
         Ok(v)
-    }
-
-    fn run(&mut self, sql: &str) -> Result<()> {
-        on_host!(self, |c, _m| c.batch_execute(sql))?;
-        Ok(())
     }
 
     fn count(&mut self, sql: &str) -> Result<i64> {

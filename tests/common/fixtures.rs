@@ -27,21 +27,39 @@ pub fn fixture(backend: Backend, version: &str) -> Result<TestDatabase> {
     Ok(empty)
 }
 
+/// A host application's own connection (not simdb's), as the host opens it.
+pub enum Host {
+    Sqlite(simdb::diesel::SqliteConnection),
+    Postgres(simdb::diesel::PgConnection),
+}
+
+impl Host {
+    pub fn open(url: &str) -> Result<Host> {
+        use simdb::diesel::Connection;
+        let fail = |e: simdb::diesel::ConnectionError| Error::Connection {
+            url: "host".into(),
+            message: e.to_string(),
+        };
+        Ok(if url.starts_with("postgres") {
+            Host::Postgres(simdb::diesel::PgConnection::establish(url).map_err(fail)?)
+        } else {
+            Host::Sqlite(
+                simdb::diesel::SqliteConnection::establish(url.trim_start_matches("sqlite://"))
+                    .map_err(fail)?,
+            )
+        })
+    }
+
+    pub fn run(&mut self, sql: &str) -> Result<()> {
+        match self {
+            Host::Sqlite(c) => c.batch_execute(sql)?,
+            Host::Postgres(c) => c.batch_execute(sql)?,
+        }
+        Ok(())
+    }
+}
+
 /// Runs `sql` on a connection of the host's own (not simdb's).
 pub fn host(url: &str, sql: &str) -> Result<()> {
-    use simdb::diesel::Connection;
-    let fail = |e: simdb::diesel::ConnectionError| Error::Connection {
-        url: "host".into(),
-        message: e.to_string(),
-    };
-    if url.starts_with("postgres") {
-        simdb::diesel::PgConnection::establish(url)
-            .map_err(fail)?
-            .batch_execute(sql)?;
-    } else {
-        simdb::diesel::SqliteConnection::establish(url.trim_start_matches("sqlite://"))
-            .map_err(fail)?
-            .batch_execute(sql)?;
-    }
-    Ok(())
+    Host::open(url)?.run(sql)
 }
