@@ -68,7 +68,8 @@ pub(crate) fn list(svc: &SimulationService, q: &ListQuery) -> Result<Vec<ListedS
             serde_json::from_str::<Value>(value).unwrap_or_else(|_| Value::String(value.into()));
         query = query.equals(path.trim(), value);
     }
-    // Three statements for the whole list, whatever its length.
+    // Tags and progress in a fixed number of statements, whatever the
+    // length of the list (tags in chunks of 10,000 simulations).
     let analytics = svc.analytics();
     let sims = analytics.find_simulations(&query)?;
     let tags = svc.tags_of(&sims)?;
