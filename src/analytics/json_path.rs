@@ -8,9 +8,31 @@
 //! SQLite paths. At most one of them exists in any one document, and it
 //! holds what PostgreSQL reads.
 
+use crate::error::{Error, Result};
+
 /// At most this many keys of a path may read as array indexes (each
 /// doubles the SQLite paths).
-pub(crate) const MAX_INDEX_KEYS: usize = 4;
+const MAX_INDEX_KEYS: usize = 4;
+
+/// The keys of dot-separated `path` (shown as `shown` in errors, blamed on
+/// `field`): none empty, none holding `"` or NUL, at most
+/// [`MAX_INDEX_KEYS`] that read as array indexes.
+pub(crate) fn keys(field: &'static str, shown: &str, path: &str) -> Result<Vec<String>> {
+    let keys: Vec<String> = path.split('.').map(str::to_string).collect();
+    if keys.iter().any(|k| k.is_empty() || k.contains(['"', '\0'])) {
+        return Err(Error::invalid(
+            field,
+            format!("`{shown}` is not a dot-separated path of non-empty keys"),
+        ));
+    }
+    if keys.iter().filter(|k| array_index(k).is_some()).count() > MAX_INDEX_KEYS {
+        return Err(Error::invalid(
+            field,
+            format!("`{shown}` has more than {MAX_INDEX_KEYS} numeric keys"),
+        ));
+    }
+    Ok(keys)
+}
 
 /// The array index PostgreSQL reads `key` as, if any: as C's `strtol`
 /// would, leading whitespace, a sign and decimal digits, within `i32`.

@@ -37,29 +37,9 @@ fn unknown(field: &Field) -> Error {
     )
 }
 
-/// The keys of a state path: not empty, no empty key.
+/// The keys of a state path (see `json_path::keys`).
 fn state_keys(path: &str) -> Result<Vec<String>> {
-    let keys: Vec<String> = path.split('.').map(str::to_string).collect();
-    if keys.iter().any(|k| k.is_empty()) || keys.iter().any(|k| k.contains(['"', '\0'])) {
-        return Err(Error::invalid(
-            "state field",
-            format!("`state.{path}` is not a dot-separated path of non-empty keys"),
-        ));
-    }
-    let indexes = keys
-        .iter()
-        .filter(|k| super::json_path::array_index(k).is_some())
-        .count();
-    if indexes > super::json_path::MAX_INDEX_KEYS {
-        return Err(Error::invalid(
-            "state field",
-            format!(
-                "`state.{path}` has more than {} numeric keys",
-                super::json_path::MAX_INDEX_KEYS
-            ),
-        ));
-    }
-    Ok(keys)
+    super::json_path::keys("state field", &format!("state.{path}"), path)
 }
 
 for_each_backend! {

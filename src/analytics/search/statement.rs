@@ -6,26 +6,12 @@ use serde_json::Value;
 use super::ParameterQuery;
 #[cfg(feature = "sqlite")]
 use crate::analytics::json_path::sqlite_paths;
-use crate::analytics::json_path::{array_index, MAX_INDEX_KEYS};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
-/// The keys of a parameter path.
+/// The keys of a parameter path (see `json_path::keys`).
 pub(super) fn keys(path: &str) -> Result<Vec<String>> {
     crate::ids::validate_text("parameter path", path, 256)?;
-    let keys: Vec<String> = path.split('.').map(str::to_string).collect();
-    if keys.iter().any(|k| k.is_empty() || k.contains('"')) {
-        return Err(Error::invalid(
-            "parameter path",
-            format!("`{path}` is not a dot-separated path of non-empty keys"),
-        ));
-    }
-    if keys.iter().filter(|k| array_index(k).is_some()).count() > MAX_INDEX_KEYS {
-        return Err(Error::invalid(
-            "parameter path",
-            format!("more than {MAX_INDEX_KEYS} numeric keys"),
-        ));
-    }
-    Ok(keys)
+    crate::analytics::json_path::keys("parameter path", path, path)
 }
 
 /// A bound value of a search statement.
