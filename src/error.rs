@@ -236,6 +236,84 @@ impl Error {
     }
 }
 
+impl Error {
+    /// True for a failure that the same work may cure if tried again: a
+    /// lost, refused or reset connection; a serialization failure
+    /// (SQLSTATE 40001) or a deadlock (40P01), after which the server has
+    /// rolled the transaction back; SQLite's busy or locked database after
+    /// its busy timeout. The recorder's writer retries exactly these
+    /// (bounded, settling each retried batch by its sequence number).
+    ///
+    /// Classified by error kind, never by the words of a server message,
+    /// which follow the server's `lc_messages`: Diesel's connection and
+    /// serialization kinds; SQLite's result codes, whose texts are SQLite's
+    /// own (it has no translations); and PostgreSQL's deadlock, which Diesel
+    /// reports without its SQLSTATE, by the shape of its detail: every line
+    /// names the lock mode waited for (`ShareLock`, `ExclusiveLock`, …),
+    /// which the server never translates.
+    pub fn is_transient(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind as Kind, Error as D};
+        match self {
+            Error::Connection { .. } => true,
+            Error::Database(D::BrokenTransactionManager) => true,
+            Error::Database(D::DatabaseError(kind, info)) => match kind {
+                Kind::ClosedConnection | Kind::UnableToSendCommand | Kind::SerializationFailure => {
+                    true
+                }
+                Kind::Unknown => {
+                    is_sqlite_busy(info.message()) || is_pg_deadlock(info.message(), info.details())
+                }
+                _ => false,
+            },
+            Error::Recorder { source, .. } => source.is_transient(),
+            _ => false,
+        }
+    }
+}
+
+/// SQLITE_BUSY and SQLITE_LOCKED, as SQLite itself words them (these are
+/// `sqlite3_errstr` texts, the same in every locale).
+fn is_sqlite_busy(message: &str) -> bool {
+    matches!(message, "database is locked" | "database table is locked")
+        || message.starts_with("database is locked")
+        || message.starts_with("database table is locked")
+}
+
+/// PostgreSQL's deadlock report: "deadlock detected" on an English server;
+/// on any server, a detail whose lines are "Process N waits for <lock mode>
+/// on …; blocked by process M." — the lock mode names are not translated.
+fn is_pg_deadlock(message: &str, details: Option<&str>) -> bool {
+    const MODES: [&str; 8] = [
+        "AccessShareLock",
+        "RowShareLock",
+        "RowExclusiveLock",
+        "ShareUpdateExclusiveLock",
+        "ShareLock",
+        "ShareRowExclusiveLock",
+        "ExclusiveLock",
+        "AccessExclusiveLock",
+    ];
+    if message == "deadlock detected" {
+        return true;
+    }
+    let Some(details) = details else {
+        return false;
+    };
+    // At least two waiters, each naming a lock mode and two process ids.
+    let waits: Vec<&str> = details
+        .lines()
+        .filter(|l| {
+            let words: Vec<&str> = l
+                .split(|c: char| !(c.is_ascii_alphanumeric()))
+                .filter(|w| !w.is_empty())
+                .collect();
+            let numbers = words.iter().filter(|w| w.parse::<u32>().is_ok()).count();
+            words.iter().any(|w| MODES.contains(w)) && numbers >= 2
+        })
+        .collect();
+    waits.len() >= 2
+}
+
 /// True for a foreign-key violation on either backend. Diesel reports
 /// SQLite's as `Unknown` (it reads SQLite's primary result code only), so
 /// SQLite's own message is recognised too.

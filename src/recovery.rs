@@ -55,17 +55,13 @@ impl SimulationService {
             .stale_running(max_age.as_secs_f64()))?;
         let mut recovered = Vec::new();
         for sim in stale {
-            let reason = format!(
-                "no heartbeat for over {}s (last: {})",
-                max_age.as_secs(),
-                sim.heartbeat_at
-                    .or(sim.started_at)
-                    .map_or_else(|| "never".to_string(), |t| t.to_rfc3339())
-            );
-            match self.interrupt_simulation(&sim.id, &reason) {
-                Ok(_) => recovered.push(sim.id),
-                // Finished or recovered meanwhile by someone else.
-                Err(Error::InvalidTransition { .. }) => {}
+            // Re-judged under the run's lock: one that finished, was
+            // recovered by another process or heartbeated since is skipped.
+            let interrupted = with_connection!(self.database().writer()?, |c| c
+                .interrupt_if_stale(&sim.id, max_age.as_secs_f64()));
+            match interrupted {
+                Ok(Some(_)) => recovered.push(sim.id),
+                Ok(None) | Err(Error::NotFound { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -98,7 +94,9 @@ impl SimulationService {
     pub fn resume_with(&self, id: &SimulationId, lease_timeout: Duration) -> Result<ResumePoint> {
         let (simulation, last_complete_step, discarded_rows) =
             with_connection!(self.database().writer()?, |c| c.write(|c| {
-                let sim = c.find_simulation(id)?;
+                // Locked before anything is read or cut: of concurrent
+                // resumes one wins, the others then find it running.
+                let sim = c.lock_simulation(id)?;
                 if sim.status != SimulationStatus::Interrupted {
                     return Err(Error::InvalidTransition {
                         id: id.to_string(),
@@ -115,7 +113,7 @@ impl SimulationService {
                     "last_complete_step": last,
                     "discarded_rows": discarded,
                 })));
-                c.insert_event(&ev)?;
+                c.record_event(&ev)?;
                 let running = c.transition(id, SimulationStatus::Running, None, None)?;
                 Ok((running, last, discarded))
             }))?;

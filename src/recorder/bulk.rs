@@ -63,17 +63,25 @@ pub(crate) fn write_batch<C: Store + Bulk>(
         .collect::<Result<_>>()?;
     let mut interned = Vec::new();
     let mut ids = cache.ids.clone();
-    for rec in &batch.metrics {
-        let i = rec.metric as usize;
-        if ids.get(i).copied().flatten().is_none() {
-            let name = cache.names.get(i).map(String::as_str).unwrap_or("");
-            let id = c.metric_id(name)?;
-            if ids.len() <= i {
-                ids.resize(i + 1, None);
-            }
-            ids[i] = Some(id);
-            interned.push((i, id));
+    // New names are interned in name order: two writers inserting the same
+    // new names wait for each other in one order, never in a cycle (on
+    // PostgreSQL an insert waits on the other's uncommitted equal key).
+    let mut missing: Vec<(&str, usize)> = batch
+        .metrics
+        .iter()
+        .map(|rec| rec.metric as usize)
+        .filter(|&i| ids.get(i).copied().flatten().is_none())
+        .map(|i| (cache.names.get(i).map(String::as_str).unwrap_or(""), i))
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    for (name, i) in missing {
+        let id = c.metric_id(name)?;
+        if ids.len() <= i {
+            ids.resize(i + 1, None);
         }
+        ids[i] = Some(id);
+        interned.push((i, id));
     }
     // Every id was interned just above; no foreign key backs this up any
     // more, so a missing one is an error, never a made-up id.

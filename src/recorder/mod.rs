@@ -102,6 +102,13 @@ impl Recorder {
         self.shared.lock().rows_written
     }
 
+    /// Transient failures (lost connections, deadlocks, serialization
+    /// failures, a busy SQLite file; [`crate::Error::is_transient`]) that the
+    /// writer has retried so far, each settled by its batch's sequence number.
+    pub fn transient_retries(&self) -> u64 {
+        self.shared.lock().transient_retries
+    }
+
     /// The commit watermark: every row of every step up to it is committed
     /// (`None`: no step yet). What a crash cannot take back, and where
     /// [`SimulationService::resume`] would cut.

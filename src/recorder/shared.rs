@@ -43,6 +43,8 @@ pub(crate) struct WriterState {
     /// Rows of the batches held because of `error`.
     pub(crate) held_rows: u64,
     pub(crate) rows_written: u64,
+    /// Transient failures the writer retried (see [`Error::is_transient`]).
+    pub(crate) transient_retries: u64,
     /// The commit watermark: every row of every step up to it is committed.
     pub(crate) committed_step: Option<i64>,
 }

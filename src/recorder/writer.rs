@@ -48,24 +48,7 @@ pub(crate) struct Writer {
 }
 
 fn is_transient(e: &Error) -> bool {
-    use diesel::result::{DatabaseErrorKind as Kind, Error as D};
-    match e {
-        Error::Connection { .. } => true,
-        Error::Database(D::DatabaseError(Kind::ClosedConnection, _)) => true,
-        Error::Database(D::BrokenTransactionManager) => true,
-        Error::Database(D::DatabaseError(_, info)) => {
-            let m = info.message().to_ascii_lowercase();
-            m.contains("database is locked")
-                || m.contains("terminating connection")
-                || m.contains("server closed the connection")
-                || m.contains("connection to server")
-                || m.contains("no connection to the server")
-                || m.contains("could not receive data")
-                || m.contains("could not send data")
-                || m.contains("ssl syscall")
-        }
-        _ => false,
-    }
+    e.is_transient()
 }
 
 impl Writer {
@@ -268,6 +251,7 @@ impl Writer {
                 }
                 Err(e) if attempt < self.max_attempts && is_transient(&e) => {
                     outcome_unknown = true;
+                    self.shared.lock().transient_retries += 1;
                     let backoff = Duration::from_millis(50 << attempt.min(7));
                     tracing::warn!(simulation = %self.sim, error = %e, attempt, ?backoff, "simdb batch failed, retrying");
                     std::thread::sleep(backoff);

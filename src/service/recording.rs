@@ -34,8 +34,7 @@ impl SimulationService {
         let reward = finite("reward", reward)?;
         check_json("state", state)?;
         with_connection!(self.db.writer()?, |c| c.write(|c| {
-            let sim = c.find_simulation(sim)?;
-            check_running(&sim)?;
+            let sim = c.lock_for_one_row_write(sim)?;
             c.check_registered(sim.sim_key, sim.id.as_str(), agent.0)?;
             c.insert_agent_state(&AgentState {
                 sim_key: sim.sim_key,
@@ -66,8 +65,7 @@ impl SimulationService {
         }
         check_json("step metrics", metrics)?;
         with_connection!(self.db.writer()?, |c| c.write(|c| {
-            let sim = c.find_simulation(sim)?;
-            check_running(&sim)?;
+            let sim = c.lock_for_one_row_write(sim)?;
             c.insert_step(&SimulationStep {
                 sim_key: sim.sim_key,
                 step,
@@ -99,8 +97,7 @@ impl SimulationService {
             agent.checked()?;
         }
         with_connection!(self.db.writer()?, |c| c.write(|c| {
-            let sim = c.find_simulation(sim)?;
-            check_running(&sim)?;
+            let sim = c.lock_for_one_row_write(sim)?;
             let metric_id = c.metric_id(name)?;
             match agent {
                 Some(agent_index) => {
@@ -143,8 +140,7 @@ impl SimulationService {
         check_step(step)?;
         memory.validate()?;
         with_connection!(self.db.writer()?, |c| c.write(|c| {
-            let sim = c.find_simulation(sim)?;
-            check_running(&sim)?;
+            let sim = c.lock_for_one_row_write(sim)?;
             c.check_registered(sim.sim_key, sim.id.as_str(), agent.0)?;
             c.insert_memory(&AgentMemory {
                 sim_key: sim.sim_key,
@@ -169,8 +165,7 @@ impl SimulationService {
     pub fn end_step(&self, sim: &SimulationId, step: i64) -> Result<()> {
         check_step(step)?;
         with_connection!(self.database().writer()?, |c| c.write(|c| {
-            let found = c.find_simulation(sim)?;
-            check_running(&found)?;
+            let found = c.lock_for_one_row_write(sim)?;
             c.advance_watermark(found.sim_key, step)
         }))
     }

@@ -3,6 +3,7 @@
 use chrono::Utc;
 use diesel::prelude::*;
 
+use super::prelude::*;
 use crate::error::Result;
 use crate::models::{Event, NewEvent, SimulationStatus};
 use crate::schema::events;
@@ -10,7 +11,11 @@ use crate::sql_types::TimeParam;
 
 pub(crate) trait EventStore {
     fn events(&mut self, sim_key: i32) -> Result<Vec<Event>>;
+    /// Inserts an event as given (imports keep their times).
     fn insert_event(&mut self, event: &NewEvent) -> Result<()>;
+    /// Inserts an event that happens now, stamped by the database's clock
+    /// (as transitions, heartbeats and staleness are).
+    fn record_event(&mut self, event: &NewEvent) -> Result<()>;
 }
 
 for_each_backend! {
@@ -25,6 +30,13 @@ for_each_backend! {
 
         fn insert_event(&mut self, event: &NewEvent) -> Result<()> {
             diesel::insert_into(events::table).values(event.clone()).execute(self)?;
+            Ok(())
+        }
+
+        fn record_event(&mut self, event: &NewEvent) -> Result<()> {
+            let mut event = event.clone();
+            event.occurred_at = TimeParam(self.database_now()?);
+            diesel::insert_into(events::table).values(event).execute(self)?;
             Ok(())
         }
     }

@@ -23,6 +23,10 @@ pub(crate) trait LeaseStore {
     /// holder (one that heartbeated within `timeout`) has it; restarts the
     /// batch sequence.
     fn acquire_lease(&mut self, sim: &Simulation, token: i64, timeout: Duration) -> Result<()>;
+    /// For a one-row write (a call that holds no lease): the run, locked,
+    /// if it is running and no live recorder holds it (one that heartbeated
+    /// within the default lease timeout); otherwise the typed refusal.
+    fn lock_for_one_row_write(&mut self, id: &SimulationId) -> Result<Simulation>;
     /// Refuses with [`Error::LeaseHeld`] while a live holder has the run.
     fn check_no_live_lease(&mut self, sim: &Simulation, timeout: Duration) -> Result<()>;
     /// Inside a batch's transaction: proves that the run still exists, is
@@ -86,6 +90,13 @@ for_each_backend! {
             self.acquire_lease(&now, token, timeout)
         }
 
+        fn lock_for_one_row_write(&mut self, id: &SimulationId) -> Result<Simulation> {
+            let sim = self.lock_simulation(id)?;
+            crate::validate::check_running(&sim)?;
+            self.check_no_live_lease(&sim, crate::recorder::RecorderOptions::default().lease_timeout)?;
+            Ok(sim)
+        }
+
         fn check_no_live_lease(&mut self, sim: &Simulation, timeout: Duration) -> Result<()> {
             let (token, beat): (Option<i64>, Option<DateTime<Utc>>) = simulations::table
                 .find(sim.sim_key)
@@ -119,25 +130,19 @@ for_each_backend! {
                 .find(sim_key)
                 .filter(simulations::status.eq(SimulationStatus::Running))
                 .filter(simulations::lease_token.eq(token));
-            let updated = match watermark {
-                Some(w) => diesel::update(held)
-                    .set((
-                        simulations::heartbeat_at.eq(Self::db_now()),
-                        simulations::batch_seq.eq(seq),
-                        simulations::committed_step.eq(w),
-                    ))
-                    .execute(self)?,
-                None => diesel::update(held)
-                    .set((
-                        simulations::heartbeat_at.eq(Self::db_now()),
-                        simulations::batch_seq.eq(seq),
-                    ))
-                    .execute(self)?,
-            };
-            if updated == 1 {
-                Ok(())
-            } else {
-                Err(self.ownership_error(sim_key, id))
+            let updated = diesel::update(held)
+                .set((
+                    simulations::heartbeat_at.eq(Self::db_now()),
+                    simulations::batch_seq.eq(seq),
+                ))
+                .execute(self)?;
+            if updated != 1 {
+                return Err(self.ownership_error(sim_key, id));
+            }
+            // The watermark only ever rises, whatever wrote it last.
+            match watermark {
+                Some(w) => self.advance_watermark(sim_key, w),
+                None => Ok(()),
             }
         }
 

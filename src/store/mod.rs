@@ -31,6 +31,7 @@ mod metrics;
 mod pages;
 mod recovery;
 mod rollups;
+mod row_lock;
 mod simulations;
 mod states;
 mod transaction;
@@ -51,6 +52,7 @@ pub(crate) mod prelude {
     pub(crate) use super::pages::PageStore;
     pub(crate) use super::recovery::RecoveryStore;
     pub(crate) use super::rollups::{RollupBuilder, RollupStore, NO_KIND, REWARD_FIELD};
+    pub(crate) use super::row_lock::RowLock;
     pub(crate) use super::simulations::SimulationStore;
     pub(crate) use super::states::StateStore;
     pub(crate) use super::transaction::Transactional;
@@ -73,6 +75,7 @@ pub(crate) trait Store:
     + RollupStore
     + LeaseStore
     + PageStore
+    + RowLock
 {
 }
 
@@ -90,6 +93,7 @@ impl<C> Store for C where
         + RollupStore
         + LeaseStore
         + PageStore
+        + RowLock
 {
 }
 

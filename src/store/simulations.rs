@@ -12,9 +12,7 @@ use super::{event, SimulationFilter};
 use crate::error::{Error, Result};
 use crate::ids::{ExperimentId, SimulationId};
 use crate::models::{NewSimulation, Simulation, SimulationStatus};
-use crate::schema::{
-    agent_memories, agent_metrics, agent_states, events, simulation_tags, simulations,
-};
+use crate::schema::{agent_memories, agent_metrics, agent_states, simulation_tags, simulations};
 use crate::sql_types::{JsonParam, TimeParam};
 
 /// A simulation row with every column, for imports.
@@ -64,6 +62,14 @@ pub(crate) trait SimulationStore {
     ) -> Result<Simulation>;
     /// Sets heartbeat_at of a running simulation to the database's now.
     fn heartbeat(&mut self, id: &SimulationId) -> Result<DateTime<Utc>>;
+    /// Under the run's row lock: `running` -> `interrupted` if the run is
+    /// still running and its last sign of life is older than `max_age_secs`;
+    /// `None` (nothing changed) otherwise.
+    fn interrupt_if_stale(
+        &mut self,
+        id: &SimulationId,
+        max_age_secs: f64,
+    ) -> Result<Option<Simulation>>;
     /// Running simulations whose last sign of life is older than
     /// `max_age_secs` by the database's clock.
     fn stale_running(&mut self, max_age_secs: f64) -> Result<Vec<Simulation>>;
@@ -116,15 +122,13 @@ for_each_backend! {
                         ))
                         .execute(c)?;
                 }
-                diesel::insert_into(events::table)
-                    .values(&event(
-                        sim.sim_key,
-                        "created",
-                        None,
-                        Some(SimulationStatus::Pending),
-                        None,
-                    ))
-                    .execute(c)?;
+                c.record_event(&event(
+                    sim.sim_key,
+                    "created",
+                    None,
+                    Some(SimulationStatus::Pending),
+                    None,
+                ))?;
                 Ok(sim)
             })
         }
@@ -173,7 +177,21 @@ for_each_backend! {
         }
 
         fn delete_simulation(&mut self, id: &SimulationId) -> Result<()> {
-            self.write(|c| {
+            let refused = |e: &diesel::result::Error| {
+                // A row of the host application points at this run.
+                let table = match e {
+                    diesel::result::Error::DatabaseError(_, info) => info.table_name(),
+                    _ => None,
+                };
+                Error::invalid(
+                    "simulation",
+                    format!(
+                        "`{id}` is referenced by another table ({}); delete or unlink those rows first",
+                        table.unwrap_or("a table outside simdb")
+                    ),
+                )
+            };
+            let outcome = self.write(|c| {
                 // The simulation's row goes first: deleting it locks it, so
                 // a recorder's batch (whose ownership check updates that
                 // row) or a one-row write (which holds it) either commits
@@ -184,21 +202,11 @@ for_each_backend! {
                     .returning(simulations::sim_key)
                     .get_results::<i32>(c)
                     .map_err(|e| {
-                        // A row of the host application points at this run.
-                        if !crate::error::is_foreign_key_violation(&e) {
-                            return Error::from(e);
+                        if crate::error::is_foreign_key_violation(&e) {
+                            refused(&e)
+                        } else {
+                            Error::from(e)
                         }
-                        let table = match &e {
-                            diesel::result::Error::DatabaseError(_, info) => info.table_name(),
-                            _ => None,
-                        };
-                        Error::invalid(
-                            "simulation",
-                            format!(
-                                "`{id}` is referenced by another table ({}); delete or unlink those rows first",
-                                table.unwrap_or("a table outside simdb")
-                            ),
-                        )
                     })?;
                 let Some(&sim_key) = deleted.first() else {
                     return Err(Error::not_found("simulation", id));
@@ -210,7 +218,14 @@ for_each_backend! {
                 diesel::delete(agent_memories::table.filter(agent_memories::sim_key.eq(sim_key)))
                     .execute(c)?;
                 Ok(())
-            })
+            });
+            match outcome {
+                // A deferred foreign key of the host's is checked at COMMIT.
+                Err(Error::Database(e)) if crate::error::is_foreign_key_violation(&e) => {
+                    Err(refused(&e))
+                }
+                other => other,
+            }
         }
 
         fn transition(
@@ -221,7 +236,9 @@ for_each_backend! {
             message: Option<String>,
         ) -> Result<Simulation> {
             self.write(|c| {
-                let sim = c.find_simulation(id)?;
+                // Locked before its status is read: of two conflicting
+                // calls, the second reads what the first committed.
+                let sim = c.lock_simulation(id)?;
                 if !sim.status.can_become(to) {
                     return Err(Error::InvalidTransition {
                         id: id.to_string(),
@@ -229,7 +246,9 @@ for_each_backend! {
                         to,
                     });
                 }
-                let now = TimeParam(Utc::now());
+                // One clock, the database's, for transitions as for
+                // heartbeats and staleness.
+                let now = TimeParam(c.database_now()?);
                 let running = to == SimulationStatus::Running;
                 let change = StatusChange {
                     status: to,
@@ -238,19 +257,64 @@ for_each_backend! {
                     results_summary: summary.map(JsonParam),
                     error_message: message.clone(),
                 };
-                diesel::update(simulations::table.find(sim.sim_key))
-                    .set(&change)
-                    .execute(c)?;
+                let updated = diesel::update(
+                    simulations::table
+                        .find(sim.sim_key)
+                        .filter(simulations::status.eq(sim.status)),
+                )
+                .set(&change)
+                .execute(c)?;
+                if updated != 1 {
+                    // Unreachable under the row lock; refused rather than
+                    // written over if it ever is.
+                    let found = c.find_simulation(id)?;
+                    return Err(Error::InvalidTransition {
+                        id: id.to_string(),
+                        from: found.status,
+                        to,
+                    });
+                }
                 if running {
-                    // Liveness is judged by the database's clock.
                     diesel::update(simulations::table.find(sim.sim_key))
-                        .set(simulations::heartbeat_at.eq(Self::db_now()))
+                        .set(simulations::heartbeat_at.eq(Some(now)))
                         .execute(c)?;
                 }
-                diesel::insert_into(events::table)
-                    .values(&event(sim.sim_key, "status", Some(sim.status), Some(to), message))
-                    .execute(c)?;
+                let mut ev = event(sim.sim_key, "status", Some(sim.status), Some(to), message);
+                ev.occurred_at = now;
+                c.insert_event(&ev)?;
                 c.find_simulation(id)
+            })
+        }
+
+        fn interrupt_if_stale(&mut self, id: &SimulationId, max_age_secs: f64) -> Result<Option<Simulation>> {
+            self.write(|c| {
+                let sim = c.lock_simulation(id)?;
+                // Judged again under the lock: a run that finished, was
+                // recovered or heartbeated since the scan is left alone.
+                let still_stale = simulations::table
+                    .find(sim.sim_key)
+                    .filter(simulations::status.eq(SimulationStatus::Running))
+                    .filter(
+                        simulations::heartbeat_at
+                            .lt(Self::db_ago(max_age_secs))
+                            .or(simulations::heartbeat_at
+                                .is_null()
+                                .and(simulations::started_at.lt(Self::db_ago(max_age_secs)))),
+                    )
+                    .count()
+                    .get_result::<i64>(c)?
+                    == 1;
+                if !still_stale {
+                    return Ok(None);
+                }
+                let reason = format!(
+                    "no heartbeat for over {}s (last: {})",
+                    max_age_secs.floor(),
+                    sim.heartbeat_at
+                        .or(sim.started_at)
+                        .map_or_else(|| "never".to_string(), |t| t.to_rfc3339())
+                );
+                c.transition(id, SimulationStatus::Interrupted, None, Some(reason)).map(Some)
             })
         }
 

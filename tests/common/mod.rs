@@ -1,6 +1,7 @@
 //! Shared fixtures: the both-backends test macro and small builders.
 #![allow(dead_code, unused_macros, unused_imports)]
 
+pub mod cluster;
 pub mod fixtures;
 pub mod proxy;
 

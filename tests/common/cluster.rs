@@ -1,0 +1,161 @@
+//! A private PostgreSQL server for one test: its own data directory and
+//! loopback port, started, restarted and stopped by the test (the machine's
+//! shared server is never touched). Built from the installed server's
+//! binaries; when the tests run as root, the server runs as `postgres`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use simdb::{Error, Result};
+
+pub struct Cluster {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+}
+
+fn io(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::Io {
+        path: what.to_string(),
+        source: e,
+    }
+}
+
+fn failed(what: &str, out: &std::process::Output) -> Error {
+    Error::Connection {
+        url: what.to_string(),
+        message: format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// The newest installed server's bin directory.
+fn server_bin() -> Result<PathBuf> {
+    let root = Path::new("/usr/lib/postgresql");
+    let mut versions: Vec<u32> = std::fs::read_dir(root)
+        .map_err(io("/usr/lib/postgresql"))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    versions.sort_unstable();
+    let v = versions.last().ok_or_else(|| {
+        io("/usr/lib/postgresql")(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no PostgreSQL server installed",
+        ))
+    })?;
+    Ok(root.join(v.to_string()).join("bin"))
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// `program args…`, as `postgres` when the tests run as root (initdb and
+/// the server refuse root).
+fn as_server_user(program: &Path) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("a free port"))?;
+    Ok(listener.local_addr().map_err(io("a free port"))?.port())
+}
+
+impl Cluster {
+    /// initdb (trust authentication, superuser `postgres`, `initdb_args`
+    /// added) and start on a free loopback port with `settings` (`name=value`).
+    pub fn start(initdb_args: &[&str], settings: &[&str]) -> Result<Cluster> {
+        let bin = server_bin()?;
+        let dir = std::env::temp_dir().join(format!(
+            "simdb-cluster-{}-{}",
+            std::process::id(),
+            free_port()?
+        ));
+        std::fs::create_dir_all(&dir).map_err(io("cluster dir"))?;
+        if is_root() {
+            let out = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&dir)
+                .output()
+                .map_err(io("chown"))?;
+            if !out.status.success() {
+                return Err(failed("chown", &out));
+            }
+        }
+        let data = dir.join("data");
+        let out = as_server_user(&bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"])
+            .args(initdb_args)
+            .output()
+            .map_err(io("initdb"))?;
+        if !out.status.success() {
+            return Err(failed("initdb", &out));
+        }
+        let port = free_port()?;
+        let mut conf = format!(
+            "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nfsync = off\n",
+            dir.display()
+        );
+        for s in settings {
+            conf.push_str(s);
+            conf.push('\n');
+        }
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, conf.as_bytes()))
+            .map_err(io("postgresql.conf"))?;
+        let cluster = Cluster { bin, dir, port };
+        cluster.pg_ctl(&["start"])?;
+        Ok(cluster)
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> Result<()> {
+        let out = as_server_user(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("log"))
+            .args(["-w", "-t", "60", "-m", "fast"])
+            .args(args)
+            .output()
+            .map_err(io("pg_ctl"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(failed("pg_ctl", &out))
+        }
+    }
+
+    /// A URL of database `db` on this server, as superuser `postgres`.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Stops (fast: every session is terminated) and starts again.
+    pub fn restart(&self) -> Result<()> {
+        self.pg_ctl(&["restart"])
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.pg_ctl(&["stop", "-m", "immediate"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

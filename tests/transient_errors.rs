@@ -1,0 +1,186 @@
+//! Transient failures are recognised by their kind, not by the words of an
+//! English message: a PostgreSQL server whose `lc_messages` is German is
+//! restarted and has its sessions terminated under a live recorder, and
+//! nothing is lost or doubled.
+
+mod common;
+use common::cluster::Cluster;
+use common::*;
+
+use simdb::diesel::connection::SimpleConnection;
+use simdb::RecorderOptions;
+
+#[test]
+fn a_server_speaking_german_restarts_under_a_recorder() -> Result<()> {
+    // scripts/test generates the locale; without it the server cannot speak German.
+    let cluster = Cluster::start(&["--locale=C.UTF-8"], &["lc_messages = 'de_DE.UTF-8'"])?;
+    let mut admin = common::fixtures::Host::open(&cluster.url("postgres"))?;
+    admin.run("CREATE DATABASE simdb_german")?;
+    // The premise: the server's messages are German.
+    let german = match &mut admin {
+        common::fixtures::Host::Postgres(c) => c.batch_execute("SELECT 1/0"),
+        common::fixtures::Host::Sqlite(_) => unreachable!("a PostgreSQL host"),
+    };
+    let message = format!("{german:?}");
+    assert!(
+        message.contains("Division durch Null"),
+        "not German: {message}"
+    );
+    drop(admin);
+
+    let svc = SimulationService::new(Database::open(&cluster.url("simdb_german"))?);
+    let sim = running_sim(&svc, 4)?;
+    let mut rec = svc.recorder_with(
+        &sim.id,
+        RecorderOptions::default().batch_rows(100).max_attempts(10),
+    )?;
+    for step in 0..400 {
+        for agent in 0..4 {
+            rec.agent_state(step, agent, step as f64, &json!({"s": step}))?;
+        }
+        rec.end_step(step)?;
+        if step % 100 == 50 {
+            rec.flush()?;
+            cluster.restart()?;
+        }
+    }
+    rec.close()?;
+    let s = svc.analytics().summary(&sim.id)?;
+    assert_eq!(s.agent_state_rows, 1600, "rows lost or duplicated");
+    assert_eq!(svc.simulation(&sim.id)?.committed_step, Some(399));
+    for agent in 0..4 {
+        let steps: Vec<i64> = svc
+            .agent_states(&sim.id, agent, ..)?
+            .iter()
+            .map(|r| r.step)
+            .collect();
+        assert_eq!(steps, (0..400).collect::<Vec<_>>());
+    }
+    Ok(())
+}
+
+#[test]
+fn a_server_speaking_german_terminates_sessions_under_a_recorder() -> Result<()> {
+    let cluster = Cluster::start(&["--locale=C.UTF-8"], &["lc_messages = 'de_DE.UTF-8'"])?;
+    let mut admin = common::fixtures::Host::open(&cluster.url("postgres"))?;
+    admin.run("CREATE DATABASE simdb_german")?;
+    let svc = SimulationService::new(Database::open(&cluster.url("simdb_german"))?);
+    let sim = running_sim(&svc, 4)?;
+    let mut rec = svc.recorder_with(
+        &sim.id,
+        RecorderOptions::default().batch_rows(50).max_attempts(10),
+    )?;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let kills = std::thread::scope(|s| -> Result<usize> {
+        let killer = s.spawn(|| -> Result<usize> {
+            let mut killed = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+                admin.run(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = 'simdb_german' AND pid <> pg_backend_pid()",
+                )?;
+                killed += 1;
+            }
+            Ok(killed)
+        });
+        let recorded = (|| -> Result<()> {
+            for step in 0..3000 {
+                for agent in 0..4 {
+                    rec.agent_state(step, agent, step as f64, &json!({"s": step}))?;
+                }
+                rec.end_step(step)?;
+            }
+            rec.flush()?;
+            Ok(())
+        })();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let killed = killer.join().map_err(|_| Error::RecorderClosed)??;
+        recorded?;
+        Ok(killed)
+    })?;
+    let retries = rec.transient_retries();
+    rec.close()?;
+    assert!(retries > 0, "no retry was counted");
+    assert!(kills > 3, "only {kills} rounds of terminations");
+    let s = svc.analytics().summary(&sim.id)?;
+    assert_eq!(s.agent_state_rows, 12_000, "rows lost or duplicated");
+    assert_eq!(svc.simulation(&sim.id)?.committed_step, Some(2999));
+    Ok(())
+}
+
+/// Two sessions that lock two rows in opposite orders: one of them gets
+/// PostgreSQL's deadlock error, returned here as simdb's `Error`.
+fn deadlock(url: &str) -> Result<Error> {
+    use simdb::diesel::{Connection, PgConnection};
+    let connect = || {
+        PgConnection::establish(url).map_err(|e| Error::Connection {
+            url: "test".into(),
+            message: e.to_string(),
+        })
+    };
+    let mut setup = connect()?;
+    setup.batch_execute(
+        "DROP TABLE IF EXISTS dl; CREATE TABLE dl (k int PRIMARY KEY, v int); INSERT INTO dl VALUES (1, 0), (2, 0)",
+    )?;
+    let barrier = std::sync::Barrier::new(2);
+    let results: Vec<Result<()>> = std::thread::scope(|s| {
+        let handles: Vec<_> = [(1, 2), (2, 1)]
+            .into_iter()
+            .map(|(first, second)| {
+                let barrier = &barrier;
+                s.spawn(move || -> Result<()> {
+                    let mut c = connect()?;
+                    c.batch_execute("BEGIN")?;
+                    c.batch_execute(&format!("UPDATE dl SET v = 1 WHERE k = {first}"))?;
+                    barrier.wait();
+                    let second =
+                        c.batch_execute(&format!("UPDATE dl SET v = 1 WHERE k = {second}"));
+                    let _ = c.batch_execute("ROLLBACK");
+                    second.map_err(Error::from)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(Err(Error::RecorderClosed)))
+            .collect()
+    });
+    results
+        .into_iter()
+        .find_map(|r| r.err())
+        .ok_or_else(|| Error::Migration("no deadlock happened".into()))
+}
+
+#[test]
+fn deadlocks_are_transient_in_any_language() -> Result<()> {
+    let german = Cluster::start(
+        &["--locale=C.UTF-8"],
+        &["lc_messages = 'de_DE.UTF-8'", "deadlock_timeout = '50ms'"],
+    )?;
+    let mut admin = common::fixtures::Host::open(&german.url("postgres"))?;
+    admin.run("CREATE DATABASE dl")?;
+    let e = deadlock(&german.url("dl"))?;
+    assert!(
+        !format!("{e}").contains("deadlock detected"),
+        "the server spoke English: {e}"
+    );
+    assert!(
+        e.is_transient(),
+        "a German deadlock was taken for a fatal error: {e:?}"
+    );
+
+    let english = TestDatabase::postgres()?;
+    let e = deadlock(english.url())?;
+    assert!(e.is_transient(), "{e:?}");
+    // Not every error is transient.
+    let db = Database::open(english.url())?;
+    let other = simdb::with_connection!(db.writer()?, |c| c
+        .batch_execute("SELECT 1/0")
+        .map_err(Error::from));
+    assert!(
+        other.as_ref().is_err_and(|e| !e.is_transient()),
+        "{other:?}"
+    );
+    Ok(())
+}
