@@ -77,6 +77,30 @@ pub enum Error {
         url: String,
     },
 
+    /// The PostgreSQL role lacks a privilege this open needs; nothing was
+    /// changed. The README's PostgreSQL section gives each role's grants.
+    #[error("role `{role}` lacks {privilege}, needed for {needed_for}")]
+    Privilege {
+        /// The role simdb connected as.
+        role: String,
+        /// The missing privilege, e.g. `USAGE on schema simdb` or
+        /// `INSERT on simdb.simdb_agent_states`.
+        privilege: String,
+        /// What the open was going to do with it.
+        needed_for: String,
+    },
+
+    /// simdb's schema name is taken by a schema simdb did not create (it
+    /// holds objects but no simdb ledger); nothing was changed.
+    #[error(
+        "schema `{schema}` already exists and is not simdb's (it holds objects but no simdb \
+         migration ledger); give simdb a schema of its own with Database::builder(url).schema(\"...\")"
+    )]
+    SchemaInUse {
+        /// The schema's name.
+        schema: String,
+    },
+
     /// The database URL is not one simdb understands.
     #[error("unsupported database url `{url}`: {reason}")]
     InvalidUrl {

@@ -178,6 +178,30 @@ const FIRST: &str = "20240101000000";
 const SECOND: &str = "20240201000000";
 
 backend_tests! {
+    fn a_deferred_foreign_key_refuses_a_delete_at_commit(db) {
+        let svc = service(db);
+        let sim = record(&svc)?;
+        let mut host = Host::open(db.url())?;
+        let schema = if db.backend() == simdb::Backend::Postgres { "simdb." } else { "" };
+        host.run(&format!(
+            "CREATE TABLE host_links (id INTEGER PRIMARY KEY, sim_key INTEGER NOT NULL
+                 REFERENCES {schema}simdb_simulations(sim_key) DEFERRABLE INITIALLY DEFERRED)"
+        ))?;
+        host.run(&format!("INSERT INTO host_links (id, sim_key) VALUES (1, {})", sim.sim_key))?;
+        let refused = svc.delete_simulation(&sim.id);
+        assert!(
+            matches!(refused, Err(Error::InvalidInput { field: "simulation", .. })),
+            "{refused:?}"
+        );
+        // Nothing changed.
+        assert_eq!(svc.simulation(&sim.id)?.id, sim.id);
+        assert_eq!(svc.agent_states(&sim.id, 0, 0..10)?.len(), 10);
+        host.run("DELETE FROM host_links")?;
+        svc.delete_simulation(&sim.id)?;
+        assert!(matches!(svc.simulation(&sim.id), Err(Error::NotFound { .. })));
+        Ok(())
+    }
+
     fn host_migrations_first_then_simdb(db) {
         let empty = TestDatabase::empty(db.backend())?;
         let mut host = Host::open(empty.url())?;
@@ -216,6 +240,32 @@ backend_tests! {
         // Once the host's rows let go of the run, it can be deleted.
         host.run("DELETE FROM training_runs")?;
         svc.delete_simulation(&sim.id)?;
+        let _ = db;
+        Ok(())
+    }
+
+    /// A host that runs its own Diesel migrations on simdb's connection
+    /// (whose search path starts with simdb's schema on PostgreSQL) books
+    /// its versions beside simdb's tables; simdb judges "too new" by its
+    /// own ledger only, so every later open still works.
+    fn host_migrations_on_simdbs_connection_leave_simdb_openable(db) {
+        let empty = TestDatabase::empty(db.backend())?;
+        let database = Database::open(empty.url())?;
+        let svc = SimulationService::new(database.clone());
+        let sim = record(&svc)?;
+        match database.connection()? {
+            simdb::DbConnection::Sqlite(mut c) => {
+                (*c).run_next_migration(HOST_SQLITE).map_err(migration_failed)?;
+            }
+            simdb::DbConnection::Postgres(mut c) => {
+                (*c).run_next_migration(HOST_POSTGRES).map_err(migration_failed)?;
+            }
+        }
+        let again = Database::open(empty.url())?;
+        assert_eq!(again.applied_migrations()?, again.embedded_migrations()?);
+        assert_eq!(SimulationService::new(again).simulation(&sim.id)?.id, sim.id);
+        let read_only = Database::builder(empty.url()).read_only(true).open()?;
+        assert_eq!(SimulationService::new(read_only).simulation(&sim.id)?.id, sim.id);
         let _ = db;
         Ok(())
     }
@@ -329,9 +379,9 @@ backend_tests! {
         } else {
             (
                 "CREATE SCHEMA simdb;
-                 CREATE TABLE simdb.__diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL,
+                 CREATE TABLE simdb.simdb_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL,
                      run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP);
-                 INSERT INTO simdb.__diesel_schema_migrations (version) VALUES ('29991231000000');",
+                 INSERT INTO simdb.simdb_migrations (version) VALUES ('29991231000000');",
                 "DROP SCHEMA simdb CASCADE",
             )
         };

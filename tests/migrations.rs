@@ -313,3 +313,59 @@ fn pool_size_and_application_name() -> Result<()> {
     ));
     Ok(())
 }
+
+/// Every object of the database, as `kind name` (SQLite's master table;
+/// PostgreSQL's relations outside the system schemas).
+fn objects(db: &TestDatabase) -> Result<Vec<String>> {
+    use simdb::diesel::prelude::*;
+    use simdb::diesel::sql_types::Text;
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    let sql = match db.backend() {
+        Backend::Sqlite => "SELECT type || ' ' || name AS name FROM sqlite_master ORDER BY 1",
+        Backend::Postgres => {
+            "SELECT c.relkind::text || ' ' || n.nspname || '.' || c.relname AS name FROM pg_class c
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') ORDER BY 1"
+        }
+    };
+    let mut host = common::fixtures::Host::open(db.url())?;
+    let rows: Vec<Name> = match &mut host {
+        common::fixtures::Host::Sqlite(c) => simdb::diesel::sql_query(sql).load(c)?,
+        common::fixtures::Host::Postgres(c) => simdb::diesel::sql_query(sql).load(c)?,
+    };
+    Ok(rows.into_iter().map(|r| r.name).collect())
+}
+
+backend_tests! {
+    /// A database at migration k-1 in which migration k meets a conflicting
+    /// object (the objects of k and later already there): the open fails
+    /// and changes nothing, neither the ledger nor any object, for every k.
+    fn a_failed_open_changes_nothing(db) {
+        let embedded = db.database().embedded_migrations()?;
+        for (k, version) in embedded.iter().enumerate() {
+            let fresh = TestDatabase::empty(db.backend())?;
+            drop(Database::open(fresh.url())?);
+            let table = match db.backend() {
+                Backend::Sqlite => "simdb_migrations",
+                Backend::Postgres => "simdb.simdb_migrations",
+            };
+            common::fixtures::host(fresh.url(), &format!("DELETE FROM {table} WHERE version >= '{version}'"))?;
+            let before = objects(&fresh)?;
+            let opened = Database::open(fresh.url());
+            assert!(opened.is_err(), "migration {k} ({version}) met its own objects and succeeded");
+            assert_eq!(objects(&fresh)?, before, "migration {k}: a failed open left objects behind");
+            let read = Database::builder(fresh.url()).read_only(true).open();
+            match read {
+                Err(Error::SchemaTooOld { missing_version, .. }) => assert_eq!(&missing_version, version),
+                // An empty ledger is no simdb schema yet.
+                Err(Error::NoSchema { .. }) if k == 0 => {}
+                other => panic!("migration {k}: the ledger changed: {other:?}"),
+            }
+        }
+        Ok(())
+    }
+}

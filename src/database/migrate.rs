@@ -36,9 +36,12 @@ impl Database {
             #[cfg(feature = "postgres")]
             // Read, never created (Diesel's harness would create the table,
             // which a read-only connection refuses).
-            DbConnection::Postgres(mut c) => {
-                pg_versions(&mut c, self.schema().unwrap_or("simdb"))?.unwrap_or_default()
-            }
+            DbConnection::Postgres(mut c) => super::pg_ledger::versions(
+                &mut c,
+                self.schema().unwrap_or("simdb"),
+                &embedded_versions::<Pg>(&POSTGRES_MIGRATIONS)?,
+            )?
+            .unwrap_or_default(),
         };
         versions.sort();
         Ok(versions)
@@ -72,8 +75,13 @@ impl Database {
             }
             #[cfg(feature = "postgres")]
             DbConnection::Postgres(mut c) => {
-                c.revert_all_migrations(POSTGRES_MIGRATIONS)
-                    .map_err(migration_error)?;
+                let schema = self.schema().unwrap_or("simdb");
+                super::pg_ledger::PgLedger {
+                    conn: &mut c,
+                    schema,
+                }
+                .revert_all_migrations(POSTGRES_MIGRATIONS)
+                .map_err(migration_error)?;
             }
         }
         Ok(())
@@ -183,18 +191,8 @@ struct Exists {
     found: bool,
 }
 
-/// True if `schema.table` exists.
 #[cfg(feature = "postgres")]
-fn table_exists(conn: &mut PgConnection, schema: &str, table: &str) -> Result<bool> {
-    use diesel::RunQueryDsl;
-    let row: Exists = diesel::sql_query(
-        "SELECT EXISTS (SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2) AS found",
-    )
-    .bind::<diesel::sql_types::Text, _>(schema)
-    .bind::<diesel::sql_types::Text, _>(table)
-    .get_result(conn)?;
-    Ok(row.found)
-}
+use super::pg_ledger::table_exists;
 
 /// Moves a database laid out by the release before namespacing (simdb's
 /// tables and bookkeeping in `public`) into simdb's schema, in one
@@ -204,6 +202,7 @@ fn relocate_from_public(conn: &mut PgConnection, schema: &str) -> Result<()> {
     use diesel::connection::SimpleConnection;
     use diesel::Connection;
     if schema == "public"
+        || table_exists(conn, schema, "simdb_migrations")?
         || table_exists(conn, schema, "__diesel_schema_migrations")?
         || !table_exists(conn, "public", "simulations")?
         || !table_exists(conn, "public", "__diesel_schema_migrations")?
@@ -250,36 +249,67 @@ fn relocate_from_public(conn: &mut PgConnection, schema: &str) -> Result<()> {
     Ok(())
 }
 
+/// Brings simdb's schema up to this library's version. A current schema
+/// costs no DDL and no right beyond a recorder's (checked, with the missing
+/// privilege named); pending migrations are the owner's work and are
+/// applied all together in one transaction under the migration lock, so a
+/// failed or refused open changes nothing.
 #[cfg(feature = "postgres")]
 pub(crate) fn migrate_postgres(conn: &mut PgConnection, schema: &str) -> Result<()> {
-    use diesel::connection::SimpleConnection;
     use diesel::RunQueryDsl;
     diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")).execute(conn)?;
-    let outcome = conn
-        .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
-        .map_err(Error::from)
-        .and_then(|()| relocate_from_public(conn, schema))
-        .and_then(|()| {
-            // simdb's own versions, read once: refused if newer than this
-            // library, held back while an earlier release records.
-            let applied = pg_versions(conn, schema)?.unwrap_or_default();
-            refuse_newer(&applied, &embedded_versions::<Pg>(&POSTGRES_MIGRATIONS)?)?;
-            super::upgrade_guard::postgres(conn, &applied)
-        })
-        .and_then(|()| {
-            let applied = conn
-                .run_pending_migrations(POSTGRES_MIGRATIONS)
-                .map_err(migration_error)?;
-            if !applied.is_empty() {
-                tracing::info!(count = applied.len(), "applied simdb migrations (postgres)");
-            }
-            Ok(())
-        });
+    let outcome = migrate_postgres_locked(conn, schema);
     let unlocked =
         diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")).execute(conn);
     outcome?;
     unlocked?;
     Ok(())
+}
+
+#[cfg(feature = "postgres")]
+fn migrate_postgres_locked(conn: &mut PgConnection, schema: &str) -> Result<()> {
+    use super::privileges::{self, Access};
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let known = embedded_versions::<Pg>(&POSTGRES_MIGRATIONS)?;
+    privileges::check_usage(conn, schema, Access::Record)?;
+    privileges::check_tables(conn, schema, Access::Record)?;
+    if let Some(ours) = super::pg_ledger::ledger_versions(conn, schema)? {
+        refuse_newer(&ours, &known)?;
+        if known.iter().all(|v| ours.contains(v)) {
+            return Ok(());
+        }
+    }
+    let exists = privileges::schema_exists(conn, schema)?;
+    if exists
+        && super::pg_ledger::versions(conn, schema, &known)?.is_none()
+        && privileges::schema_has_objects(conn, schema)?
+    {
+        // A host's schema of that name: never adopted.
+        return Err(Error::SchemaInUse {
+            schema: schema.to_string(),
+        });
+    }
+    privileges::check_can_migrate(conn, schema)?;
+    conn.transaction(|c| {
+        c.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))?;
+        relocate_from_public(c, schema)?;
+        super::pg_ledger::ensure(c, schema, &known)?;
+        // simdb's own versions, read once: refused if newer than this
+        // library, held back while an earlier release records.
+        let applied = super::pg_ledger::ledger_versions(c, schema)?.unwrap_or_default();
+        refuse_newer(&applied, &known)?;
+        super::upgrade_guard::postgres(c, &applied)?;
+        let mut ledger = super::pg_ledger::PgLedger { conn: c, schema };
+        let count = ledger
+            .run_pending_migrations(POSTGRES_MIGRATIONS)
+            .map_err(migration_error)?
+            .len();
+        if count > 0 {
+            tracing::info!(count, "applied simdb migrations (postgres)");
+        }
+        Ok::<_, Error>(())
+    })
 }
 
 #[derive(diesel::QueryableByName)]
@@ -340,7 +370,11 @@ pub(crate) fn check_schema_postgres(
     url: &str,
     schema: &str,
 ) -> Result<()> {
-    let Some(applied) = pg_versions(conn, schema)? else {
+    use super::privileges::{self, Access};
+    privileges::check_usage(conn, schema, Access::Read)?;
+    privileges::check_tables(conn, schema, Access::Read)?;
+    let known = embedded_versions::<Pg>(&POSTGRES_MIGRATIONS)?;
+    let Some(applied) = super::pg_ledger::versions(conn, schema, &known)? else {
         // Laid out by the release before namespacing: a migration moves it.
         if schema != "public" && table_exists(conn, "public", "simulations")? {
             return Err(Error::SchemaTooOld {
@@ -352,28 +386,5 @@ pub(crate) fn check_schema_postgres(
             url: url.to_string(),
         });
     };
-    check_versions(
-        Some(applied),
-        embedded_versions::<Pg>(&POSTGRES_MIGRATIONS)?,
-        url,
-    )
-}
-
-/// simdb's applied versions in `schema`, read without writing anything;
-/// `None` if it has no bookkeeping table.
-#[cfg(feature = "postgres")]
-fn pg_versions(conn: &mut PgConnection, schema: &str) -> Result<Option<Vec<String>>> {
-    use diesel::RunQueryDsl;
-    if !table_exists(conn, schema, "__diesel_schema_migrations")? {
-        return Ok(None);
-    }
-    let mut rows: Vec<String> = diesel::sql_query(format!(
-        "SELECT version::text AS version FROM \"{schema}\".__diesel_schema_migrations"
-    ))
-    .load::<Version>(conn)?
-    .into_iter()
-    .map(|v| v.version)
-    .collect();
-    rows.sort();
-    Ok(Some(rows))
+    check_versions(Some(applied), known, url)
 }

@@ -8,8 +8,12 @@ mod ledger;
 mod migrate;
 mod open;
 mod options;
+#[cfg(feature = "postgres")]
+mod pg_ledger;
 #[cfg(feature = "sqlite")]
 mod prefix;
+#[cfg(feature = "postgres")]
+mod privileges;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod upgrade_guard;

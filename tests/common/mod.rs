@@ -57,14 +57,10 @@ pub fn state(step: i64, agent: i32) -> Value {
     json!({"energy": step as f64 * 0.25 + agent as f64, "inventory": {"ore": agent % 5, "battery": 1}, "hp": 97})
 }
 
-/// Where simdb books its own migrations: its ledger on SQLite (Diesel's
-/// table there belongs to the host), Diesel's table in simdb's schema on
-/// PostgreSQL.
-pub fn migration_table(backend: simdb::Backend) -> &'static str {
-    match backend {
-        simdb::Backend::Sqlite => "simdb_migrations",
-        simdb::Backend::Postgres => "__diesel_schema_migrations",
-    }
+/// Where simdb books its own migrations: its own ledger on both backends
+/// (Diesel's table belongs to the host's harness).
+pub fn migration_table(_backend: simdb::Backend) -> &'static str {
+    "simdb_migrations"
 }
 
 /// Rows of a simulation in (agent_states, simulation_steps, step_metrics,

@@ -1,0 +1,233 @@
+//! Least privilege on a shared PostgreSQL, with real roles and real grants:
+//! the owner migrates; a recorder (USAGE on the schema, SELECT, INSERT,
+//! UPDATE, DELETE on simdb's tables) records, resumes and deletes without
+//! any DDL or CREATE right; a reader (USAGE, SELECT) reads with
+//! `read_only(true)`; what a role cannot do is refused at open with
+//! `Error::Privilege` naming the missing privilege. And an open is all or
+//! nothing: a schema name taken by the host is refused untouched.
+
+mod common;
+use common::fixtures::Host;
+use common::*;
+
+use std::time::Duration;
+
+use simdb::diesel::prelude::*;
+use simdb::diesel::sql_types::Text;
+
+/// Login roles made for one test, dropped with it.
+struct Roles {
+    admin: String,
+    database: String,
+    names: Vec<String>,
+}
+
+impl Roles {
+    fn new(db: &TestDatabase) -> Roles {
+        let database = db.url().rsplit('/').next().unwrap_or_default().to_string();
+        Roles {
+            admin: db.url().to_string(),
+            database,
+            names: Vec::new(),
+        }
+    }
+
+    /// A new login role with `grants` (`{role}` stands for its name), and a
+    /// URL of the test database as that role.
+    fn create(&mut self, label: &str, grants: &str) -> Result<String> {
+        let name = format!("simdb_{label}_{}", self.database.replace('-', "_"));
+        let name: String = name.chars().take(63).collect();
+        let mut host = Host::open(&self.admin)?;
+        host.run(&format!(
+            "DROP ROLE IF EXISTS \"{name}\"; CREATE ROLE \"{name}\" LOGIN PASSWORD 'pw'; {}",
+            grants.replace("{role}", &format!("\"{name}\""))
+        ))?;
+        self.names.push(name.clone());
+        let (scheme, rest) = self.admin.split_once("://").unwrap_or(("postgres", ""));
+        let host_part = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+        Ok(format!("{scheme}://{name}:pw@{host_part}"))
+    }
+}
+
+impl Drop for Roles {
+    fn drop(&mut self) {
+        if let Ok(mut host) = Host::open(&self.admin) {
+            for name in &self.names {
+                // Every session of the role first (pools linger), then its
+                // grants in this database, then the role.
+                let _ = host.run(&format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{name}';
+                     DROP OWNED BY \"{name}\"; DROP ROLE IF EXISTS \"{name}\""
+                ));
+            }
+        }
+    }
+}
+
+const RECORDER: &str = "GRANT USAGE ON SCHEMA simdb TO {role};
+     GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA simdb TO {role};
+     GRANT USAGE ON ALL SEQUENCES IN SCHEMA simdb TO {role};";
+const READER: &str = "GRANT USAGE ON SCHEMA simdb TO {role};
+     GRANT SELECT ON ALL TABLES IN SCHEMA simdb TO {role};";
+
+#[derive(QueryableByName, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Relation {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+/// Every relation outside the system schemas, as `schema.name`.
+fn relations(url: &str) -> Result<Vec<Relation>> {
+    let mut c = <PgConnection as Connection>::establish(url).map_err(|e| Error::Connection {
+        url: "test".into(),
+        message: e.to_string(),
+    })?;
+    Ok(simdb::diesel::sql_query(
+        "SELECT n.nspname || '.' || c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') ORDER BY 1",
+    )
+    .load(&mut c)?)
+}
+
+fn privilege(result: Result<Database>) -> String {
+    match result {
+        Err(Error::Privilege { privilege, .. }) => privilege,
+        Err(e) => panic!("expected Error::Privilege, got {e:?}"),
+        Ok(_) => panic!("expected Error::Privilege, the open succeeded"),
+    }
+}
+
+#[test]
+fn a_recorder_role_records_resumes_and_deletes_without_ddl() -> Result<()> {
+    let db = TestDatabase::postgres()?;
+    let mut roles = Roles::new(&db);
+    // The issue's case: even CREATE on the schema, and none on the database.
+    let url = roles.create(
+        "rec",
+        &format!("{RECORDER} GRANT CREATE ON SCHEMA simdb TO {{role}};"),
+    )?;
+    let before = relations(db.url())?;
+    let svc = SimulationService::new(Database::open(&url)?);
+    let sim = running_sim(&svc, 2)?;
+    let options = simdb::RecorderOptions::default().lease_timeout(Duration::from_secs(1));
+    let mut rec = svc.recorder_with(&sim.id, options)?;
+    for step in 0..30 {
+        rec.agent_state(step, 0, 1.0, &state(step, 0))?;
+        rec.agent_metric(step, 1, "energy", 2.0)?;
+        rec.end_step(step)?;
+    }
+    rec.flush()?;
+    rec.crash_for_tests();
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(
+        svc.recover_stale(Duration::from_secs(1))?,
+        vec![sim.id.clone()]
+    );
+    let point = svc.resume_with(&sim.id, Duration::from_secs(1))?;
+    assert_eq!(point.last_complete_step, Some(29));
+    svc.complete_simulation(&sim.id, json!({"ok": true}))?;
+    assert_eq!(svc.analytics().summary(&sim.id)?.agent_state_rows, 30);
+    svc.delete_simulation(&sim.id)?;
+    // A second open of a current schema: still no DDL.
+    drop(Database::open(&url)?);
+    assert_eq!(
+        relations(db.url())?,
+        before,
+        "a recorder's open changed the schema"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_reader_role_reads_and_is_told_what_it_lacks_to_record() -> Result<()> {
+    let db = TestDatabase::postgres()?;
+    let svc = service(&db);
+    let sim = running_sim(&svc, 2)?;
+    svc.record_agent_state(&sim.id, 0, 0, 1.5, &json!({}))?;
+    let mut roles = Roles::new(&db);
+    let url = roles.create("read", READER)?;
+    let reader = SimulationService::new(Database::builder(&url).read_only(true).open()?);
+    assert_eq!(reader.analytics().summary(&sim.id)?.agent_state_rows, 1);
+    assert_eq!(reader.agent_states(&sim.id, 0, ..)?.len(), 1);
+    let missing = privilege(Database::open(&url));
+    assert!(
+        missing.starts_with("DELETE on simdb.simdb_")
+            || missing.starts_with("INSERT on simdb.simdb_"),
+        "{missing}"
+    );
+    // Writes through a read-only open are refused, and change nothing.
+    assert!(reader.complete_simulation(&sim.id, json!({})).is_err());
+    assert_eq!(svc.simulation(&sim.id)?.status, SimulationStatus::Running);
+    Ok(())
+}
+
+#[test]
+fn a_role_without_usage_is_told_so() -> Result<()> {
+    let db = TestDatabase::postgres()?;
+    let mut roles = Roles::new(&db);
+    let url = roles.create(
+        "nousage",
+        "GRANT SELECT ON ALL TABLES IN SCHEMA simdb TO {role};",
+    )?;
+    assert_eq!(
+        privilege(Database::builder(&url).read_only(true).open()),
+        "USAGE on schema simdb"
+    );
+    assert_eq!(privilege(Database::open(&url)), "USAGE on schema simdb");
+    // USAGE but no SELECT: the table is named.
+    let url = roles.create("noselect", "GRANT USAGE ON SCHEMA simdb TO {role};")?;
+    assert!(privilege(Database::builder(&url).read_only(true).open())
+        .starts_with("SELECT on simdb.simdb_"));
+    Ok(())
+}
+
+#[test]
+fn only_a_role_that_may_create_migrates_a_fresh_database() -> Result<()> {
+    let db = TestDatabase::empty(simdb::Backend::Postgres)?;
+    let mut roles = Roles::new(&db);
+    let url = roles.create("fresh", "")?;
+    let before = relations(db.url())?;
+    assert_eq!(privilege(Database::open(&url)), "CREATE on the database");
+    assert_eq!(relations(db.url())?, before);
+    // Granted CREATE on the database, it migrates (it is then the owner).
+    let database = roles.database.clone();
+    let url = roles.create(
+        "owner",
+        &format!("GRANT CREATE ON DATABASE \"{database}\" TO {{role}};"),
+    )?;
+    let owner = Database::open(&url)?;
+    assert_eq!(owner.applied_migrations()?, owner.embedded_migrations()?);
+    Ok(())
+}
+
+#[test]
+fn a_hosts_schema_named_simdb_is_refused_untouched() -> Result<()> {
+    let db = TestDatabase::empty(simdb::Backend::Postgres)?;
+    let mut host = Host::open(db.url())?;
+    host.run("CREATE SCHEMA simdb; CREATE TABLE simdb.simdb_simulations (id INTEGER PRIMARY KEY, title TEXT)")?;
+    let before = relations(db.url())?;
+    let refused = Database::open(db.url());
+    assert!(
+        matches!(&refused, Err(Error::SchemaInUse { schema }) if schema == "simdb"),
+        "{refused:?}"
+    );
+    let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains(".schema("), "{message}");
+    assert_eq!(
+        relations(db.url())?,
+        before,
+        "a refused open changed the database"
+    );
+    assert!(matches!(
+        Database::builder(db.url()).read_only(true).open(),
+        Err(Error::NoSchema { .. })
+    ));
+    // Its own schema works beside it.
+    let svc = SimulationService::new(Database::builder(db.url()).schema("sims").open()?);
+    running_sim(&svc, 1)?;
+    // An empty schema of that name (made for simdb by an administrator) is used.
+    host.run("DROP SCHEMA simdb CASCADE; CREATE SCHEMA simdb")?;
+    let svc = SimulationService::new(Database::open(db.url())?);
+    running_sim(&svc, 1)?;
+    Ok(())
+}
