@@ -100,6 +100,73 @@ fn assert_aggregates(got: &[StepAggregate], want: &[StepAggregate]) {
 }
 
 backend_tests! {
+    /// The issue's run: `early` on steps 0..10, `late` on 10..20. A state
+    /// field's buckets lie over the steps that have it.
+    fn a_state_field_is_bucketed_over_its_own_span(db) {
+        let svc = service(db);
+        let sim = running_sim(&svc, 2)?;
+        for t in 0..20i64 {
+            for a in 0..2 {
+                let state = if t < 10 {
+                    json!({"early": 1.0 + a as f64})
+                } else {
+                    json!({"late": t as f64 + a as f64 / 2.0})
+                };
+                svc.record_agent_state(&sim.id, t, a, 0.0, &state)?;
+            }
+            svc.record_metric(&sim.id, t, Some(AgentIndex(0)), "early_metric", 1.5)?;
+        }
+        let a = svc.analytics();
+        let late = a.step_aggregates(&sim.id, "state.late", 5)?;
+        let spans: Vec<(i64, i64)> = late.iter().map(|b| (b.first_step, b.last_step)).collect();
+        assert_eq!(spans, vec![(10, 11), (12, 13), (14, 15), (16, 17), (18, 19)]);
+        assert_eq!(late[0].count, 4);
+        assert_eq!(late[0].mean, (10.0 + 10.5 + 11.0 + 11.5) / 4.0);
+        let early = a.step_aggregates(&sim.id, "state.early", 5)?;
+        let spans: Vec<(i64, i64)> = early.iter().map(|b| (b.first_step, b.last_step)).collect();
+        assert_eq!(spans, vec![(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]);
+        let by_kind = a.step_aggregates_by_kind(&sim.id, "state.late", 5)?;
+        assert!(by_kind.values().all(|b| b.first().is_some_and(|f| f.first_step == 10)), "{by_kind:?}");
+        // The final value is the mean at the last step that has the field.
+        let cmp = a.compare_simulations(std::slice::from_ref(&sim.id), &["state.early", "early_metric"])?;
+        assert_eq!(cmp.rows[0].final_values["state.early"], Some(1.5));
+        assert_eq!(cmp.rows[0].final_values["early_metric"], Some(1.5));
+        Ok(())
+    }
+
+    /// One rule for what was never recorded: an unregistered agent is
+    /// `NotFound { entity: "agent" }` in every per-agent call; a field the
+    /// run never recorded is `NotFound { entity: "field" }`, whatever kind.
+    fn one_rule_for_not_recorded(db) {
+        let svc = service(db);
+        let sim = running_sim(&svc, 2)?;
+        svc.record_agent_state(&sim.id, 0, 0, 1.0, &json!({"energy": 2.0, "tag": "x"}))?;
+        svc.record_metric(&sim.id, 0, None, "food_left", 7.0)?;
+        let a = svc.analytics();
+        let agent = |r: Result<_>| matches!(r, Err(Error::NotFound { entity: "agent", .. }));
+        assert!(agent(a.agent_series(&sim.id, 99, "food_left", ..).map(|_| ())));
+        assert!(agent(a.agent_series(&sim.id, 99, "reward", ..).map(|_| ())));
+        assert!(agent(a.agent_series(&sim.id, 99, "state.energy", ..).map(|_| ())));
+        assert!(agent(a.state_series(&sim.id, 99, ..).map(|_| ())));
+        assert!(agent(svc.agent_states(&sim.id, 99, ..).map(|_| ())));
+        assert!(agent(svc.memories(&sim.id, 99).map(|_| ())));
+        assert!(agent(svc.latest_memory(&sim.id, 99).map(|_| ())));
+        let field = |r: Result<()>| matches!(r, Err(Error::NotFound { entity: "field", .. }));
+        for name in ["state.nope", "nope", "state.tag"] {
+            assert!(field(a.step_aggregates(&sim.id, name, 5).map(|_| ())), "{name}");
+            assert!(field(a.agent_series(&sim.id, 0, name, ..).map(|_| ())), "{name}");
+        }
+        assert!(field(a.step_aggregates_by_kind(&sim.id, "state.nope", 5).map(|_| ())));
+        // Recorded by another agent only: this agent's series is empty.
+        assert!(a.agent_series(&sim.id, 1, "state.energy", ..)?.is_empty());
+        assert_eq!(a.agent_series(&sim.id, 0, "state.energy", ..)?, vec![(0, 2.0)]);
+        // The reward is part of every agent state: empty, not missing.
+        let fresh = running_sim(&svc, 1)?;
+        assert!(a.step_aggregates(&fresh.id, "reward", 5)?.is_empty());
+        assert!(a.agent_series(&fresh.id, 0, "reward", ..)?.is_empty());
+        Ok(())
+    }
+
     fn summary_matches_rows(db) {
         let svc = service(db);
         let sim = running_sim(&svc, 5)?;
@@ -151,7 +218,7 @@ backend_tests! {
         let states = a.state_series(&sim.id, 2, 10..=20)?;
         let want: Vec<(i64, Value)> = rows.iter().filter(|r| r.1 == 2 && (10..=20).contains(&r.0)).map(|r| (r.0, json!({"r": r.2}))).collect();
         assert_eq!(states, want);
-        assert!(a.agent_series(&sim.id, 99, "reward", ..)?.is_empty());
+        assert!(matches!(a.agent_series(&sim.id, 99, "reward", ..), Err(Error::NotFound { entity: "agent", .. })));
         Ok(())
     }
 
@@ -421,6 +488,12 @@ backend_tests! {
             ("state.inv. 1", Some(9.0), Some(2.0)),
             ("state.it's", Some(3.0), None),
         ] {
+            if agent0.is_none() && agent1.is_none() {
+                // No row has a number there: never recorded (one rule).
+                assert!(matches!(a.agent_series(&sim.id, 0, Field::from(field), ..), Err(Error::NotFound { entity: "field", .. })), "{field}");
+                assert!(matches!(a.step_aggregates(&sim.id, Field::from(field), 3), Err(Error::NotFound { entity: "field", .. })), "{field}");
+                continue;
+            }
             assert_eq!((last(0, field)?, last(1, field)?), (agent0, agent1), "{field}");
             // Aggregates and the by-kind split read the same numbers.
             let all = a.step_aggregates(&sim.id, Field::from(field), 3)?;
@@ -461,9 +534,10 @@ backend_tests! {
         assert_eq!(energy.len(), 10);
         assert_eq!((energy[3].count, energy[3].mean, energy[3].min, energy[3].max), (2, 30.5, 30.0, 31.0));
         assert_eq!(a.agent_series(&sim.id, 1, "state.pos.1", 5..7)?, vec![(5, 5.0), (6, 6.0)]);
-        // Non-numeric values are skipped; an absent path has no values.
-        assert!(a.step_aggregates(&sim.id, "state.tag", 0)?.is_empty());
-        assert!(a.agent_series(&sim.id, 0, "state.missing", ..)?.is_empty());
+        // Non-numeric values are skipped; a path with no number anywhere
+        // was never recorded as a numeric field.
+        assert!(matches!(a.step_aggregates(&sim.id, "state.tag", 0), Err(Error::NotFound { entity: "field", .. })));
+        assert!(matches!(a.agent_series(&sim.id, 0, "state.missing", ..), Err(Error::NotFound { entity: "field", .. })));
         assert!(matches!(a.agent_series(&sim.id, 0, "state.a..b", ..), Err(Error::InvalidInput { .. })));
         // Unknown metric names are typed errors everywhere.
         assert!(matches!(a.step_aggregates(&sim.id, "nope", 10), Err(Error::NotFound { entity: "field", .. })));

@@ -131,8 +131,8 @@ for_each_backend! {
             match source {
                 Source::Reward => self.rolled_span(sim_key, REWARD_FIELD),
                 Source::AgentMetric(metric) => self.rolled_span(sim_key, *metric),
-                // Two probes per registered agent (no by-step index).
-                Source::State(_) => self.hot_step_span(sim_key),
+                // The steps that have the path, not every agent state's.
+                Source::State(keys) => self.state_span(sim_key, keys),
                 Source::StepMetric(metric) => {
                     let span: (Option<i64>, Option<i64>) = step_metrics::table
                         .filter(step_metrics::sim_key.eq(sim_key))
@@ -189,7 +189,10 @@ impl Analytics {
             let sim = c.find_simulation(id)?;
             let source = c.resolve(sim.sim_key, &field)?;
             let Some((lo, hi)) = c.step_span(sim.sim_key, &source)? else {
-                return Ok(Vec::new());
+                return match source {
+                    Source::State(_) => Err(super::source::state_not_recorded(&field)),
+                    _ => Ok(Vec::new()),
+                };
             };
             c.aggregate(sim.sim_key, &source, lo, bucket_width(lo, hi, buckets))
         })

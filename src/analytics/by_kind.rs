@@ -126,7 +126,10 @@ impl Analytics {
             let sim = c.find_simulation(id)?;
             let source = c.resolve(sim.sim_key, &field)?;
             let Some((lo, hi)) = c.step_span(sim.sim_key, &source)? else {
-                return Ok(BTreeMap::new());
+                return match source {
+                    Source::State(_) => Err(super::source::state_not_recorded(&field)),
+                    _ => Ok(BTreeMap::new()),
+                };
             };
             let width = super::aggregates::bucket_width(lo, hi, buckets);
             let mut grouped: BTreeMap<String, Vec<AggRow>> = BTreeMap::new();

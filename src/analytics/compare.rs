@@ -203,7 +203,11 @@ impl Analytics {
                 Err(e) => return Err(e),
             };
             let Some((lo, hi)) = c.step_span(sim.sim_key, &source)? else {
-                return Ok(Some((None, None)));
+                // A state path no row has a number at: not recorded here.
+                return Ok(match source {
+                    super::source::Source::State(_) => None,
+                    _ => Some((None, None)),
+                });
             };
             // Buckets start at their origin: from `hi`, one bucket of the last step.
             let last = c.aggregate(sim.sim_key, &source, hi, 1)?;

@@ -66,8 +66,10 @@ impl Analytics {
     /// numeric field of its state (see [`Field`]).
     ///
     /// # Errors
-    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation or a field it never
-    /// recorded; [`Error::InvalidInput`](crate::Error::InvalidInput) for a malformed state path.
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation, an agent it never
+    /// registered (entity `"agent"`) or a field it never recorded (entity
+    /// `"field"`; the rule is [`Field`]'s); [`Error::InvalidInput`](crate::Error::InvalidInput) for a
+    /// malformed state path.
     pub fn agent_series(
         &self,
         id: &SimulationId,
@@ -79,15 +81,23 @@ impl Analytics {
         let (lo, hi) = step_bounds(&steps);
         with_connection!(self.db.connection()?, |c| {
             let sim = c.find_simulation(id)?;
+            c.require_agent(sim.sim_key, sim.id.as_str(), agent.0)?;
             let source = c.resolve(sim.sim_key, &field)?;
-            c.series(sim.sim_key, agent.0, &source, lo, hi)
+            let series = c.series(sim.sim_key, agent.0, &source, lo, hi)?;
+            if let (true, Source::State(keys)) = (series.is_empty(), &source) {
+                if !c.state_recorded(sim.sim_key, keys)? {
+                    return Err(super::source::state_not_recorded(&field));
+                }
+            }
+            Ok(series)
         })
     }
 
     /// One agent's state JSON over a step range, by step.
     ///
     /// # Errors
-    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation or an agent it never
+    /// registered.
     pub fn state_series(
         &self,
         id: &SimulationId,
@@ -98,6 +108,7 @@ impl Analytics {
         let (lo, hi) = step_bounds(&steps);
         with_connection!(self.db.connection()?, |c| {
             let sim = c.find_simulation(id)?;
+            c.require_agent(sim.sim_key, sim.id.as_str(), agent.0)?;
             Ok(c.agent_states(sim.sim_key, agent.0, lo, hi)?
                 .into_iter()
                 .map(|s| (s.step, s.state))

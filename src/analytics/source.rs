@@ -125,6 +125,37 @@ pub(crate) trait StatePathStore {
         lo: i64,
         width: i64,
     ) -> Result<Vec<StepAggregate>>;
+    /// The first and last step at which any agent's state has a number at
+    /// the path: the span a state field's buckets are laid over.
+    fn state_span(&mut self, sim_key: i32, keys: &[String]) -> Result<Option<(i64, i64)>>;
+    /// True if any agent's state has a number at the path (stops at the
+    /// first one).
+    fn state_recorded(&mut self, sim_key: i32, keys: &[String]) -> Result<bool>;
+}
+
+/// [`Error::NotFound`] of a state path no agent state has a number at.
+pub(crate) fn state_not_recorded(field: &Field) -> Error {
+    Error::not_found(
+        "field",
+        format!(
+            "{} (no agent state of this simulation has a number there)",
+            field.name()
+        ),
+    )
+}
+
+#[derive(QueryableByName)]
+struct Span {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    lo: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    hi: Option<i64>,
+}
+
+#[derive(QueryableByName)]
+struct Any {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
 }
 
 impl Bucket {
@@ -201,6 +232,38 @@ impl StatePathStore for diesel::sqlite::SqliteConnection {
         let buckets: Vec<Bucket> = query.load(self)?;
         Ok(to_aggregates(buckets))
     }
+
+    fn state_span(&mut self, sim_key: i32, keys: &[String]) -> Result<Option<(i64, i64)>> {
+        let (value, paths) = super::json_path::sqlite_number("state", keys, 2);
+        let mut query = diesel::sql_query(format!(
+            "SELECT MIN(step) AS lo, MAX(step) AS hi FROM ( \
+               SELECT step, {value} AS v FROM simdb_agent_states WHERE sim_key = ?1 \
+             ) WHERE v IS NOT NULL"
+        ))
+        .into_boxed()
+        .bind::<Integer, _>(sim_key);
+        for path in paths {
+            query = query.bind::<diesel::sql_types::Text, _>(path);
+        }
+        let span: Span = query.get_result(self)?;
+        Ok(span.lo.zip(span.hi))
+    }
+
+    fn state_recorded(&mut self, sim_key: i32, keys: &[String]) -> Result<bool> {
+        let (value, paths) = super::json_path::sqlite_number("state", keys, 2);
+        let mut query = diesel::sql_query(format!(
+            "SELECT COUNT(*) AS n FROM ( \
+               SELECT 1 FROM simdb_agent_states WHERE sim_key = ?1 AND ({value}) IS NOT NULL LIMIT 1 \
+             )"
+        ))
+        .into_boxed()
+        .bind::<Integer, _>(sim_key);
+        for path in paths {
+            query = query.bind::<diesel::sql_types::Text, _>(path);
+        }
+        let any: Any = query.get_result(self)?;
+        Ok(any.n > 0)
+    }
 }
 
 #[cfg(feature = "postgres")]
@@ -247,5 +310,27 @@ impl StatePathStore for diesel::pg::PgConnection {
         .bind::<BigInt, _>(width)
         .load(self)?;
         Ok(to_aggregates(buckets))
+    }
+
+    fn state_span(&mut self, sim_key: i32, keys: &[String]) -> Result<Option<(i64, i64)>> {
+        let span: Span = diesel::sql_query(
+            "SELECT MIN(step) AS lo, MAX(step) AS hi FROM simdb_agent_states \
+             WHERE sim_key = $2 AND json_typeof(state #> $1) = 'number'",
+        )
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(keys)
+        .bind::<Integer, _>(sim_key)
+        .get_result(self)?;
+        Ok(span.lo.zip(span.hi))
+    }
+
+    fn state_recorded(&mut self, sim_key: i32, keys: &[String]) -> Result<bool> {
+        let any: Any = diesel::sql_query(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM simdb_agent_states \
+             WHERE sim_key = $2 AND json_typeof(state #> $1) = 'number' LIMIT 1) AS one",
+        )
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(keys)
+        .bind::<Integer, _>(sim_key)
+        .get_result(self)?;
+        Ok(any.n > 0)
     }
 }

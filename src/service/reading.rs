@@ -14,7 +14,8 @@ impl SimulationService {
     /// One agent's states over a step range, by step.
     ///
     /// # Errors
-    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation or an agent it never
+    /// registered.
     pub fn agent_states(
         &self,
         sim: &SimulationId,
@@ -25,6 +26,7 @@ impl SimulationService {
         let (lo, hi) = step_bounds(&steps);
         with_connection!(self.db.connection()?, |c| {
             let sim = c.find_simulation(sim)?;
+            c.require_agent(sim.sim_key, sim.id.as_str(), agent.0)?;
             c.agent_states(sim.sim_key, agent.0, lo, hi)
         })
     }
@@ -59,7 +61,8 @@ impl SimulationService {
     /// An agent's memory snapshots, by step.
     ///
     /// # Errors
-    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation or an agent it never
+    /// registered.
     pub fn memories(
         &self,
         sim: &SimulationId,
@@ -68,6 +71,7 @@ impl SimulationService {
         let agent = agent.into();
         with_connection!(self.db.connection()?, |c| {
             let sim = c.find_simulation(sim)?;
+            c.require_agent(sim.sim_key, sim.id.as_str(), agent.0)?;
             c.memories(sim.sim_key, agent.0)
         })
     }
@@ -75,7 +79,8 @@ impl SimulationService {
     /// An agent's latest memory snapshot, if any.
     ///
     /// # Errors
-    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation or an agent it never
+    /// registered.
     pub fn latest_memory(
         &self,
         sim: &SimulationId,
@@ -84,6 +89,7 @@ impl SimulationService {
         let agent = agent.into();
         with_connection!(self.db.connection()?, |c| {
             let sim = c.find_simulation(sim)?;
+            c.require_agent(sim.sim_key, sim.id.as_str(), agent.0)?;
             c.latest_memory(sim.sim_key, agent.0, i64::MAX)
         })
     }

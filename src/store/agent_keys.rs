@@ -66,23 +66,6 @@ pub(crate) struct StepSpan {
     pub(crate) hi: Option<i64>,
 }
 
-/// First and last step of the agent states, per registered agent a probe
-/// at each end of that agent's key range (`{p}1`: the simulation).
-fn span_sql(p: char) -> String {
-    let probe = |f: &str| {
-        format!(
-            "(SELECT {f}(s.step) FROM simdb_agent_states s WHERE s.sim_key = a.sim_key \
-             AND s.agent_index = a.agent_index)"
-        )
-    };
-    format!(
-        "SELECT MIN(lo) AS lo, MAX(hi) AS hi FROM (SELECT {} AS lo, {} AS hi \
-         FROM simdb_agents a WHERE a.sim_key = {p}1) AS spans",
-        probe("MIN"),
-        probe("MAX")
-    )
-}
-
 pub(crate) trait AgentKeyStore {
     /// The registered agents' indexes, ascending.
     fn agent_indexes(&mut self, sim_key: i32) -> Result<Vec<i32>>;
@@ -90,15 +73,15 @@ pub(crate) trait AgentKeyStore {
     /// simulation (what the foreign key used to refuse), and holds the
     /// simulation against a concurrent delete until the transaction ends.
     fn check_registered(&mut self, sim_key: i32, sim: &str, agent: i32) -> Result<()>;
+    /// For reads: [`Error::NotFound`] of entity `"agent"` unless the agent is
+    /// registered (no lock taken).
+    fn require_agent(&mut self, sim_key: i32, sim: &str, agent: i32) -> Result<()>;
     /// Every registered agent's state at `step` (see [`Dialect::STATES_AT_STEP`]).
     fn states_at_step_by_agent(
         &mut self,
         sim_key: i32,
         step: i64,
     ) -> Result<Vec<crate::models::AgentState>>;
-    /// First and last step of the agent states, over every registered
-    /// agent (the reward's and agent metrics' spans come from the rollups).
-    fn hot_step_span(&mut self, sim_key: i32) -> Result<Option<(i64, i64)>>;
 }
 
 super::for_each_backend! {
@@ -115,6 +98,10 @@ super::for_each_backend! {
             if let Some(hold) = Self::HOLD_SIMULATION {
                 diesel::sql_query(hold).bind::<Integer, _>(sim_key).execute(self)?;
             }
+            self.require_agent(sim_key, sim, agent)
+        }
+
+        fn require_agent(&mut self, sim_key: i32, sim: &str, agent: i32) -> Result<()> {
             let found = agents::table
                 .filter(agents::sim_key.eq(sim_key))
                 .filter(agents::agent_index.eq(agent))
@@ -139,13 +126,6 @@ super::for_each_backend! {
                 .bind::<Integer, _>(sim_key)
                 .bind::<BigInt, _>(step)
                 .load(self)?)
-        }
-
-        fn hot_step_span(&mut self, sim_key: i32) -> Result<Option<(i64, i64)>> {
-            let span: StepSpan = diesel::sql_query(span_sql(Self::P))
-                .bind::<Integer, _>(sim_key)
-                .get_result(self)?;
-            Ok(span.lo.zip(span.hi))
         }
     }
 }
