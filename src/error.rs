@@ -101,8 +101,9 @@ pub enum Error {
         schema: String,
     },
 
-    /// The database URL is not one simdb understands.
-    #[error("unsupported database url `{url}`: {reason}")]
+    /// The database URL is not one simdb understands (or none was given:
+    /// `url` is then empty and the message says how to give one).
+    #[error("{}", invalid_url_message(url, reason))]
     InvalidUrl {
         /// The URL, with any password replaced by `***`.
         url: String,
@@ -336,6 +337,14 @@ fn is_pg_deadlock(message: &str, details: Option<&str>) -> bool {
         })
         .collect();
     waits.len() >= 2
+}
+
+fn invalid_url_message(url: &str, reason: &str) -> String {
+    if url.is_empty() {
+        format!("no database was given: {reason}")
+    } else {
+        format!("unsupported database url `{url}`: {reason}")
+    }
 }
 
 /// True for a foreign-key violation on either backend. Diesel reports

@@ -140,7 +140,10 @@ backend_tests! {
         let bad = temp("bad.jsonl");
         std::fs::write(&bad, format!("{}\n{}", lines[..40].join("\n"), &lines[40][..10])).map_err(|e| Error::Io { path: "x".into(), source: e })?;
         let err = fails(url, &["import", bad.to_str().unwrap_or_default()]);
-        assert!(err.contains("line 41"), "{err}");
+        assert!(err.contains("line 41: column "), "{err}");
+        // One line number: the file's, not the JSON parser's own "line 1".
+        assert_eq!(err.matches("line").count(), 2, "{err}");
+        assert!(!err.contains(" at line "), "{err}");
         assert!(matches!(svc.simulation(&sims[0].id), Err(Error::NotFound { .. })));
         for f in [file, bad] {
             let _ = std::fs::remove_file(f);
@@ -484,4 +487,110 @@ fn a_read_only_sqlite_file_in_a_read_only_directory() -> Result<()> {
         "nothing created beside the file"
     );
     Ok(())
+}
+
+/// Every reserved character in a password, percent-encoded and not: what
+/// libpq reads is what simdb parsed (the encoded forms reach the right
+/// database), a form simdb cannot read one way only is refused, and no
+/// piece of four or more characters of the password ever reaches the
+/// terminal or an error.
+#[test]
+fn passwords_with_reserved_characters_never_leak() -> Result<()> {
+    let db = TestDatabase::postgres()?;
+    let svc = service(&db);
+    let sim = running_sim(&svc, 1)?;
+    let (user, host_db) = {
+        let rest = db.url().split_once("://").map_or("", |(_, r)| r);
+        let (userinfo, host_db) = rest.rsplit_once('@').unwrap_or(("postgres", rest));
+        (
+            userinfo.split(':').next().unwrap_or("postgres").to_string(),
+            host_db.to_string(),
+        )
+    };
+    let encode = |pw: &str| -> String {
+        pw.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    };
+    let leaks = |pw: &str, text: &str| -> Option<String> {
+        let chars: Vec<char> = pw.chars().collect();
+        chars
+            .windows(4)
+            .map(|w| w.iter().collect::<String>())
+            .find(|piece| text.contains(piece.as_str()))
+    };
+    let reserved = ["/", "?", "#", "@", ":", "%", "[", "]", "&", "=", "+", " "];
+    let mut passwords: Vec<String> = reserved
+        .iter()
+        .map(|c| format!("Alpha{c}Bravo{c}Charlie"))
+        .collect();
+    passwords.push(format!("Zulu{}Yankee", reserved.concat()));
+    for pw in &passwords {
+        let encoded = format!("postgres://{user}:{}@{host_db}", encode(pw));
+        let out = simdb(&encoded, &["sims"]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{pw:?} encoded: {text}");
+        assert!(
+            text.contains(sim.id.as_str()),
+            "{pw:?} encoded reached another database: {text}"
+        );
+        assert_eq!(leaks(pw, &text), None, "{pw:?} encoded leaked: {text}");
+        let raw = format!("postgres://{user}:{pw}@{host_db}");
+        for url in [&encoded, &raw] {
+            let out = simdb(url, &["sims"]);
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(leaks(pw, &text), None, "{url:?} leaked: {text}");
+            if out.status.success() {
+                // Read one way only, and that way is the right database.
+                assert!(
+                    text.contains(sim.id.as_str()),
+                    "{url:?} reached another database: {text}"
+                );
+            }
+            let opened = Database::builder(url.as_str()).read_only(true).open();
+            if let Err(e) = &opened {
+                let message = format!("{e} {e:?}");
+                assert_eq!(leaks(pw, &message), None, "{url:?} leaked: {message}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// With no database at all, the message says so and how to give one.
+#[test]
+fn no_database_says_how_to_give_one() {
+    for url in ["", "  "] {
+        let err = fails(url, &["sims"]);
+        assert!(err.contains("no database was given"), "{err}");
+        assert!(
+            err.contains("-d") && err.contains("SIMDB_DATABASE_URL"),
+            "{err}"
+        );
+        assert!(!err.contains("``"), "{err}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_simdb"))
+        .arg("sims")
+        .env_remove("SIMDB_DATABASE_URL")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run simdb: {e}"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no database was given"),
+        "{err}"
+    );
 }

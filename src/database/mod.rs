@@ -3,6 +3,8 @@
 
 mod backup;
 mod connection;
+#[cfg(feature = "postgres")]
+mod conninfo;
 #[cfg(feature = "sqlite")]
 mod ledger;
 mod migrate;

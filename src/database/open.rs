@@ -142,9 +142,10 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
         }
         #[cfg(feature = "postgres")]
         Target::Postgres(url) => {
-            let mut url = with_connect_timeout(&url, options.connect_timeout_secs());
+            // Parsed once; libpq gets the parsed keyword/value pairs.
+            let mut info = super::conninfo::ConnInfo::parse(&url)?;
+            with_connect_timeout(&mut info, options.connect_timeout_secs());
             if let Some(name) = &options.application_name {
-                // Plain names only, so that the URL needs no encoding.
                 let plain = !name.is_empty()
                     && name.len() <= 63
                     && name
@@ -156,10 +157,9 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
                         "use 1 to 63 ASCII letters, digits, '-', '_' or '.'",
                     ));
                 }
-                if !url.contains("application_name=") {
-                    url.push_str(&format!("&application_name={name}"));
-                }
+                info.set_default("application_name", name);
             }
+            let url = info.to_libpq();
             let schema = options.schema.clone();
             let identifier = !schema.is_empty()
                 && schema.len() <= 63
@@ -237,13 +237,12 @@ fn immutable_uri(path: &str) -> String {
     )
 }
 
-/// The URL with libpq's `connect_timeout` (seconds) and TCP keepalives,
-/// each unless the URL sets it: without them, a server that accepts the
-/// connection and never answers would hang the open forever, and a server
-/// that vanishes (no reset) would hang a recorder's writer.
+/// libpq's `connect_timeout` (seconds) and TCP keepalives, each unless the
+/// URL sets it: without them, a server that accepts the connection and never
+/// answers would hang the open forever, and a server that vanishes (no
+/// reset) would hang a recorder's writer.
 #[cfg(feature = "postgres")]
-fn with_connect_timeout(url: &str, secs: u64) -> String {
-    let mut out = url.to_string();
+fn with_connect_timeout(info: &mut super::conninfo::ConnInfo, secs: u64) {
     for (key, value) in [
         ("connect_timeout", secs.to_string()),
         ("keepalives", "1".into()),
@@ -251,12 +250,8 @@ fn with_connect_timeout(url: &str, secs: u64) -> String {
         ("keepalives_interval", "5".into()),
         ("keepalives_count", "3".into()),
     ] {
-        if !url.contains(&format!("{key}=")) {
-            let sep = if out.contains('?') { '&' } else { '?' };
-            out = format!("{out}{sep}{key}={value}");
-        }
+        info.set_default(key, &value);
     }
-    out
 }
 
 /// Applies the durability to every PostgreSQL connection a pool opens.
@@ -295,22 +290,30 @@ impl diesel::r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for Pg
 
 #[cfg(all(test, feature = "postgres"))]
 mod tests {
+    use super::super::conninfo::ConnInfo;
     use super::with_connect_timeout;
 
     #[test]
-    fn adds_a_connect_timeout_once() {
-        let keep = "&keepalives=1&keepalives_idle=10&keepalives_interval=5&keepalives_count=3";
+    fn adds_a_connect_timeout_once() -> crate::Result<()> {
+        let keep =
+            "keepalives='1' keepalives_idle='10' keepalives_interval='5' keepalives_count='3'";
+        let with = |url: &str, secs| -> crate::Result<String> {
+            let mut info = ConnInfo::parse(url)?;
+            with_connect_timeout(&mut info, secs);
+            Ok(info.to_libpq())
+        };
         assert_eq!(
-            with_connect_timeout("postgres://u@h/db", 10),
-            format!("postgres://u@h/db?connect_timeout=10{keep}")
+            with("postgres://u@h/db", 10)?,
+            format!("user='u' host='h' dbname='db' connect_timeout='10' {keep}")
         );
         assert_eq!(
-            with_connect_timeout("postgres://u@h/db?sslmode=disable", 3),
-            format!("postgres://u@h/db?sslmode=disable&connect_timeout=3{keep}")
+            with("postgres://u@h/db?sslmode=disable", 3)?,
+            format!("user='u' host='h' dbname='db' sslmode='disable' connect_timeout='3' {keep}")
         );
         assert_eq!(
-            with_connect_timeout("postgres://u@h/db?connect_timeout=1&keepalives=0", 10),
-            "postgres://u@h/db?connect_timeout=1&keepalives=0&keepalives_idle=10&keepalives_interval=5&keepalives_count=3"
+            with("postgres://u@h/db?connect_timeout=1&keepalives=0", 10)?,
+            "user='u' host='h' dbname='db' connect_timeout='1' keepalives='0' keepalives_idle='10' keepalives_interval='5' keepalives_count='3'"
         );
+        Ok(())
     }
 }

@@ -19,7 +19,11 @@ pub(crate) fn parse_url(url: &str) -> Result<Target> {
         reason: reason.to_string(),
     };
     if url.trim().is_empty() {
-        return Err(invalid("empty"));
+        return Err(Error::InvalidUrl {
+            url: String::new(),
+            reason: "give a file path, sqlite://PATH, sqlite::memory: or postgres://user@host/db"
+                .into(),
+        });
     }
     if url.contains('\0') {
         return Err(invalid("contains a NUL byte"));

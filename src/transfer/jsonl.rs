@@ -157,9 +157,17 @@ pub(crate) fn for_each_line_in(
         if let Some(at) = blank {
             return Err(bad(at, "empty line".into()));
         }
-        let value: Line =
-            serde_json::from_str(&text).map_err(|e| bad(line, format!("not a simdb line: {e}")))?;
+        let value: Line = serde_json::from_str(&text).map_err(|e| bad(line, not_a_line(&e)))?;
         f(Numbered { line, value })?;
     }
     Ok(())
+}
+
+/// serde_json's message for one line, with the column in that line and
+/// without its own "at line 1 column N" (the file's line is named already).
+fn not_a_line(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let own = format!(" at line {} column {}", e.line(), e.column());
+    let message = text.strip_suffix(&own).unwrap_or(&text);
+    format!("column {}: not a simdb line: {message}", e.column())
 }

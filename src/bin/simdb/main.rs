@@ -46,7 +46,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Apply pending migrations (done by every command) and show their status.
+    /// Apply pending migrations and show their status. The commands that
+    /// write (import, copy into its target, recover, synth) migrate too; the
+    /// reading ones open read-only and never do: run this after upgrading.
     Migrate(migrate::MigrateArgs),
     /// List experiments.
     Experiments(browse::ExperimentsArgs),

@@ -3,10 +3,14 @@
 use simdb::{Database, Error, ExperimentId, Result, SimulationId, SimulationService};
 
 fn given(url: &Option<String>) -> Result<&str> {
-    url.as_deref().ok_or_else(|| Error::InvalidUrl {
-        url: String::new(),
-        reason: "no database: pass --database-url or set SIMDB_DATABASE_URL".into(),
-    })
+    url.as_deref()
+        .filter(|u| !u.trim().is_empty())
+        .ok_or_else(|| Error::InvalidUrl {
+            url: String::new(),
+            reason: "pass -d URL (--database-url: a file path, sqlite://PATH or \
+                     postgres://user@host/db) or set SIMDB_DATABASE_URL"
+                .into(),
+        })
 }
 
 /// Opens the database given by `--database-url` / `SIMDB_DATABASE_URL` for
