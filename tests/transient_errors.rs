@@ -9,6 +9,7 @@ use common::*;
 
 use simdb::diesel::connection::SimpleConnection;
 use simdb::RecorderOptions;
+use std::time::Duration;
 
 #[test]
 fn a_server_speaking_german_restarts_under_a_recorder() -> Result<()> {
@@ -182,5 +183,41 @@ fn deadlocks_are_transient_in_any_language() -> Result<()> {
         other.as_ref().is_err_and(|e| !e.is_transient()),
         "{other:?}"
     );
+    Ok(())
+}
+
+/// SQLite: another process holds the file's write lock past the busy
+/// timeout; the writer's batch meets SQLITE_BUSY, retries (counted) and
+/// commits once the lock is gone, nothing lost or doubled.
+#[test]
+fn a_busy_sqlite_file_is_retried() -> Result<()> {
+    let db = TestDatabase::sqlite()?;
+    let database = Database::builder(db.url())
+        .busy_timeout(Duration::from_millis(50))
+        .open()?;
+    let svc = SimulationService::new(database);
+    let sim = running_sim(&svc, 2)?;
+    let mut rec = svc.recorder_with(
+        &sim.id,
+        RecorderOptions::default().batch_rows(10).max_attempts(10),
+    )?;
+    for step in 0..10 {
+        rec.agent_state(step, 0, 1.0, &json!({}))?;
+        rec.end_step(step)?;
+    }
+    rec.flush()?;
+    let mut holder = common::fixtures::Host::open(db.url())?;
+    holder.run("BEGIN IMMEDIATE")?;
+    for step in 10..40 {
+        rec.agent_state(step, 0, 1.0, &json!({}))?;
+        rec.end_step(step)?;
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    holder.run("COMMIT")?;
+    assert_eq!(rec.flush()?, Some(39));
+    let retries = rec.transient_retries();
+    rec.close()?;
+    assert!(retries > 0, "the writer never met the lock");
+    assert_eq!(svc.agent_states(&sim.id, 0, ..)?.len(), 40);
     Ok(())
 }
