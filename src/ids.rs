@@ -193,7 +193,12 @@ impl AgentIndex {
     }
 
     pub(crate) fn checked(self) -> Result<i32> {
-        if self.0 < 0 {
+        if self.0 == OUT_OF_RANGE {
+            Err(Error::invalid(
+                "agent index",
+                format!("above the largest index, {}", i32::MAX),
+            ))
+        } else if self.0 < 0 {
             Err(Error::invalid(
                 "agent index",
                 format!("{} is negative", self.0),
@@ -204,11 +209,29 @@ impl AgentIndex {
     }
 }
 
+/// What an unsigned index above `i32::MAX` converts to: refused (with its
+/// own message) by every call that takes an agent.
+const OUT_OF_RANGE: i32 = i32::MIN;
+
 impl From<i32> for AgentIndex {
     fn from(i: i32) -> Self {
         AgentIndex(i)
     }
 }
+
+/// Engines index agents by `u32`, `u64` or `usize`: these convert, and an
+/// index above `i32::MAX` is refused by the call that receives it
+/// ([`Error::InvalidInput`](crate::Error::InvalidInput)), never wrapped.
+macro_rules! unsigned_agent_index {
+    ($($t:ty),*) => {$(
+        impl From<$t> for AgentIndex {
+            fn from(i: $t) -> Self {
+                AgentIndex(i32::try_from(i).unwrap_or(OUT_OF_RANGE))
+            }
+        }
+    )*};
+}
+unsigned_agent_index!(u8, u16, u32, u64, usize);
 
 impl fmt::Display for AgentIndex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -9,6 +9,90 @@ use simdb::{NewAgentMemory, RecorderOptions};
 use common::table_counts as count;
 
 backend_tests! {
+    /// Vectorised engines: a whole step of agents from slices, checked once
+    /// per call, all or nothing; the same rows as the per-row calls.
+    fn slices_record_a_whole_step(db) {
+        let svc = service(db);
+        let n = 50;
+        let sim = running_sim(&svc, n)?;
+        let mut rec = svc.recorder_with(&sim.id, RecorderOptions::default().batch_rows(64))?;
+        for step in 0..20i64 {
+            let rewards: Vec<f64> = (0..n).map(|a| step as f64 + a as f64 / 100.0).collect();
+            let states: Vec<Value> = (0..n).map(|a| state(step, a)).collect();
+            rec.agent_states(step, &rewards, &states)?;
+            let energy: Vec<f64> = (0..n).map(|a| a as f64 * 2.0).collect();
+            rec.agent_metric_slice(step, "energy", &energy)?;
+            rec.end_step(step)?;
+        }
+        // Refused whole, nothing of the call recorded.
+        let mut bad = vec![1.0; n as usize];
+        bad[7] = f64::NAN;
+        let states: Vec<Value> = (0..n).map(|a| state(20, a)).collect();
+        assert!(matches!(rec.agent_states(20, &bad, &states), Err(Error::InvalidInput { .. })));
+        assert!(matches!(rec.agent_states(20, &[1.0], &states), Err(Error::InvalidInput { .. })));
+        let too_many: Vec<f64> = vec![1.0; n as usize + 1];
+        assert!(matches!(rec.agent_metric_slice(20, "energy", &too_many), Err(Error::NotFound { entity: "agent", .. })));
+        let nul: Vec<Value> = (0..n).map(|a| if a == 30 { json!({"s": "a\u{0}b"}) } else { state(20, a) }).collect();
+        assert!(rec.agent_states(20, &vec![1.0; n as usize], &nul).is_err());
+        rec.close()?;
+        assert_eq!(count(db, sim.sim_key)?.0, 20 * n as i64);
+        assert_eq!(count(db, sim.sim_key)?.3, 20 * n as i64);
+        let a = svc.analytics();
+        assert_eq!(a.agent_series(&sim.id, 7, "reward", ..)?[3], (3, 3.07));
+        assert_eq!(a.agent_series(&sim.id, 9, "energy", 5..=5)?, vec![(5, 18.0)]);
+        assert_eq!(svc.agent_states(&sim.id, 49, 19..=19)?[0].state, state(19, 49));
+        assert_rollups_match_rows(&svc, &sim.id)?;
+        Ok(())
+    }
+
+    /// Engines index agents by unsigned types; an index beyond i32 is refused.
+    fn unsigned_agent_indexes_convert_checked(db) {
+        let svc = service(db);
+        let sim = running_sim(&svc, 3)?;
+        let mut rec = svc.recorder(&sim.id)?;
+        rec.agent_state(0, 1usize, 1.0, &json!({}))?;
+        rec.agent_state(0, 2u32, 1.0, &json!({}))?;
+        rec.agent_metric(0, 0u64, "m", 1.0)?;
+        let huge = rec.agent_state(0, u64::MAX, 1.0, &json!({}));
+        assert!(matches!(huge, Err(Error::InvalidInput { field: "agent index", .. })), "{huge:?}");
+        rec.close()?;
+        assert_eq!(svc.agent_states(&sim.id, 2usize, ..)?.len(), 1);
+        Ok(())
+    }
+
+    /// Dropping a recorder commits what it holds and releases its lease;
+    /// agents registered while it records are accepted.
+    fn dropping_a_recorder_commits_and_releases(db) {
+        let svc = service(db);
+        let sim = running_sim(&svc, 2)?;
+        {
+            let mut rec = svc.recorder(&sim.id)?;
+            rec.agent_state(0, 0, 1.0, &json!({}))?;
+            svc.register_agents(&sim.id, &[NewAgent::new(5).kind("late")])?;
+            rec.agent_state(0, 5, 2.0, &json!({}))?;
+            rec.end_step(0)?;
+        }
+        assert_eq!(count(db, sim.sim_key)?.0, 2);
+        assert_eq!(svc.simulation(&sim.id)?.committed_step, Some(0));
+        // Released: another recorder takes the run at once, and one-row
+        // writes are accepted again.
+        let mut again = svc.recorder(&sim.id)?;
+        again.agent_state(1, 0, 1.0, &json!({}))?;
+        again.close()?;
+        svc.end_step(&sim.id, 1)?;
+        Ok(())
+    }
+
+    /// Parameters from a struct keep their digits (f32 included).
+    fn parameters_from_a_struct_keep_their_digits(db) {
+        #[derive(serde::Serialize)]
+        struct Params { alignment: f32, agents: u32 }
+        let svc = service(db);
+        let sim = svc.create_simulation(NewSimulation::with_parameters(&Params { alignment: 0.12, agents: 64 })?)?;
+        assert_eq!(sim.parameters, json!({"alignment": 0.12, "agents": 64}));
+        Ok(())
+    }
+
     fn records_read_back_exactly(db) {
         let svc = service(db);
         let sim = running_sim(&svc, 5)?;

@@ -237,12 +237,25 @@ fn an_upgrade_is_the_owners_work() -> Result<()> {
     let db = TestDatabase::postgres()?;
     let mut roles = Roles::new(&db);
     let recorder = roles.create("upg", RECORDER)?;
-    let with_create = roles.create("upgc", &format!("{RECORDER} GRANT CREATE ON SCHEMA simdb TO {{role}};"))?;
+    let with_create = roles.create(
+        "upgc",
+        &format!("{RECORDER} GRANT CREATE ON SCHEMA simdb TO {{role}};"),
+    )?;
     // A pending migration, as after installing a newer simdb.
-    let last = db.database().embedded_migrations()?.pop().unwrap_or_default();
-    common::fixtures::host(db.url(), &format!("DELETE FROM simdb.simdb_migrations WHERE version = '{last}'"))?;
+    let last = db
+        .database()
+        .embedded_migrations()?
+        .pop()
+        .unwrap_or_default();
+    common::fixtures::host(
+        db.url(),
+        &format!("DELETE FROM simdb.simdb_migrations WHERE version = '{last}'"),
+    )?;
     let before = relations(db.url())?;
-    assert_eq!(privilege(Database::open(&recorder)), "CREATE on schema simdb");
+    assert_eq!(
+        privilege(Database::open(&recorder)),
+        "CREATE on schema simdb"
+    );
     assert!(privilege(Database::open(&with_create)).starts_with("ownership of simdb."));
     assert!(matches!(
         Database::builder(&recorder).read_only(true).open(),

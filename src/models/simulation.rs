@@ -83,6 +83,7 @@ pub struct NewSimulation {
 
 impl NewSimulation {
     /// A pending simulation with these parameters and a generated id.
+    /// For parameters held in a struct, see [`NewSimulation::with_parameters`].
     pub fn new(parameters: Value) -> Self {
         NewSimulation {
             id: SimulationId::generate(),
@@ -93,6 +94,20 @@ impl NewSimulation {
             created_at: Utc::now(),
             tags: Vec::new(),
         }
+    }
+
+    /// A pending simulation whose parameters are anything serde serializes
+    /// to a JSON object (a struct of the engine's, a map). Numbers keep the
+    /// digits they print with: an `f32` of `0.12` is stored as `0.12`, not
+    /// widened to `0.11999999731779099`, so `--param alignment=0.12` finds it.
+    ///
+    /// # Errors
+    /// [`Error::Json`](crate::Error::Json) if the value cannot be serialized.
+    pub fn with_parameters<P: serde::Serialize + ?Sized>(parameters: &P) -> crate::Result<Self> {
+        // Through text: serde_json prints an f32 with its own shortest
+        // digits, where `to_value` would widen it to f64 first.
+        let text = serde_json::to_string(parameters)?;
+        Ok(Self::new(serde_json::from_str(&text)?))
     }
 
     /// Uses a caller-chosen id.

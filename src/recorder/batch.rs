@@ -65,6 +65,15 @@ pub(crate) struct Batch {
     pub(crate) seq: Option<i64>,
 }
 
+/// A batch's length, see [`Batch::mark`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mark {
+    json: usize,
+    states: usize,
+    metrics: usize,
+    min_step: Option<i64>,
+}
+
 /// Bookkeeping bytes counted per row on top of its JSON text.
 const ROW_OVERHEAD: usize = 48;
 
@@ -151,6 +160,24 @@ impl Batch {
 
     fn saw_step(&mut self, step: i64) {
         self.min_step = Some(self.min_step.map_or(step, |s| s.min(step)));
+    }
+
+    /// Where the batch ends now, to take back what one call appended.
+    pub(crate) fn mark(&self) -> Mark {
+        Mark {
+            json: self.json.len(),
+            states: self.states.len(),
+            metrics: self.metrics.len(),
+            min_step: self.min_step,
+        }
+    }
+
+    /// Drops everything appended since `mark` (states and metrics only).
+    pub(crate) fn rollback(&mut self, mark: Mark) {
+        self.json.truncate(mark.json);
+        self.states.truncate(mark.states);
+        self.metrics.truncate(mark.metrics);
+        self.min_step = mark.min_step;
     }
 
     pub(crate) fn rows(&self) -> usize {

@@ -231,6 +231,123 @@ impl Recorder {
         })
     }
 
+    /// Checks that agents `0..n` are all registered (one query at most).
+    fn check_agents(&mut self, n: usize) -> Result<()> {
+        let all = |known: &HashSet<i32>| {
+            (0..n).all(|i| i32::try_from(i).is_ok_and(|i| known.contains(&i)))
+        };
+        if all(&self.known_agents) {
+            return Ok(());
+        }
+        self.reload_agents()?;
+        match (0..n).find(|&i| !i32::try_from(i).is_ok_and(|i| self.known_agents.contains(&i))) {
+            None => Ok(()),
+            Some(i) => Err(Error::NotFound {
+                entity: "agent",
+                id: format!("{i} of simulation {} (register it first)", self.sim),
+            }),
+        }
+    }
+
+    /// Appends the rows of one call under one lock, all or none: on an
+    /// error nothing of the call stays in the batch. The batch is handed off
+    /// once the call's rows are in (a call may overfill it by its own rows).
+    fn push_all(
+        &mut self,
+        step: i64,
+        n: usize,
+        mut row: impl FnMut(&mut Batch, usize, usize) -> Result<()>,
+    ) -> Result<()> {
+        let full = {
+            let mut current = self.shared.current();
+            let mark = current.mark();
+            for i in 0..n {
+                if let Err(e) = row(&mut current, i, self.options.batch_bytes) {
+                    current.rollback(mark);
+                    return Err(e);
+                }
+            }
+            current.rows() >= self.options.batch_rows || current.bytes() >= self.options.batch_bytes
+        };
+        self.rows_recorded += n as u64;
+        if n > 0 {
+            self.max_step = Some(self.max_step.map_or(step, |s| s.max(step)));
+        }
+        if full {
+            self.hand_off()?;
+        }
+        Ok(())
+    }
+
+    /// Records a whole step of agents `0..n` at once, for vectorised
+    /// engines: `rewards[i]` and `states[i]` are agent `i`'s. The checks are
+    /// done once per call (the step, the writer, that agents `0..n` are
+    /// registered); every reward must be finite. All or nothing: on an error
+    /// no row of the call is recorded.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for slices of different lengths, a
+    /// non-finite reward (naming its agent) or a negative or ended step;
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unregistered agent; as for
+    /// [`Recorder::agent_state`] otherwise.
+    pub fn agent_states<S: Serialize>(
+        &mut self,
+        step: i64,
+        rewards: &[f64],
+        states: &[S],
+    ) -> Result<()> {
+        self.check_writer()?;
+        self.check_open_step(step)?;
+        if rewards.len() != states.len() {
+            return Err(Error::invalid(
+                "agent states",
+                format!("{} rewards for {} states", rewards.len(), states.len()),
+            ));
+        }
+        if let Some(i) = rewards.iter().position(|r| !r.is_finite()) {
+            return Err(Error::invalid(
+                "reward",
+                format!("agent {i}'s reward {} is not finite", rewards[i]),
+            ));
+        }
+        self.check_agents(rewards.len())?;
+        self.push_all(step, rewards.len(), |b, i, limit| {
+            b.push_state(i as i32, step, rewards[i], &states[i], limit)
+        })
+    }
+
+    /// Records one metric of agents `0..n` at a step from a slice
+    /// (`values[i]` is agent `i`'s), checked once per call; all or nothing.
+    ///
+    /// # Errors
+    /// As for [`Recorder::agent_metric`]; a non-finite value names its agent.
+    pub fn agent_metric_slice(&mut self, step: i64, name: &str, values: &[f64]) -> Result<()> {
+        self.check_writer()?;
+        self.check_open_step(step)?;
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(Error::invalid(
+                "metric value",
+                format!("agent {i}'s {name} {} is not finite", values[i]),
+            ));
+        }
+        self.check_agents(values.len())?;
+        if values.is_empty() {
+            // Nothing to record; the name is not learned either (a name is
+            // sent to the writer with its first value).
+            return validate_text("metric name", name, 256);
+        }
+        let (metric, new_name) = self.metric_index(name)?;
+        self.push_all(step, values.len(), |b, i, _| {
+            if i == 0 {
+                if let Some(name) = new_name.clone() {
+                    b.new_metric_names.push((metric, name));
+                }
+            }
+            b.push_metric(Some(i as i32), metric, step, values[i]);
+            Ok(())
+        })
+    }
+
     /// Records a step with its metrics (serialized to a JSON object).
     ///
     /// # Errors

@@ -126,12 +126,24 @@ pub fn sims(url: &Option<String>, json_out: bool, args: SimsArgs) -> Result<Exit
     if json_out {
         print_json(&sims)?;
     } else {
+        // Experiments by name (their ids are for machines).
+        let names: std::collections::HashMap<String, String> = svc
+            .list_experiments()?
+            .into_iter()
+            .map(|e| (e.id.to_string(), e.name))
+            .collect();
         let mut t = Table::new(&["id", "status", "experiment", "created", "parameters"]);
         for s in sims {
+            let experiment = s.experiment_id.as_ref().map(|e| {
+                names
+                    .get(e.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| e.to_string())
+            });
             t.row(vec![
                 s.id.to_string(),
                 s.status.to_string(),
-                fmt_opt(s.experiment_id),
+                fmt_opt(experiment),
                 s.created_at.format("%F %T").to_string(),
                 s.parameters.to_string(),
             ]);

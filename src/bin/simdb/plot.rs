@@ -78,7 +78,9 @@ pub fn band(out: &Path, title: &str, field: &str, points: &[StepAggregate]) -> R
 pub struct PlotArgs {
     /// Simulation id.
     pub sim: String,
-    /// reward or a metric name.
+    /// What to plot: `reward`, a metric name (an agent metric or a
+    /// simulation-level one) or `state.<path>`, a numeric field of the
+    /// agents' JSON state (`state.energy`, `state.inventory.ore`, `state.pos.0`).
     #[arg(long, default_value = "reward")]
     pub field: String,
     /// Output SVG file.
@@ -90,7 +92,7 @@ pub struct PlotArgs {
 }
 
 /// Plot a field over steps: mean across agents with a min-max band (SVG).
-pub fn plot(url: &Option<String>, _json_out: bool, args: PlotArgs) -> Result<ExitCode> {
+pub fn plot(url: &Option<String>, json_out: bool, args: PlotArgs) -> Result<ExitCode> {
     let PlotArgs {
         sim,
         field,
@@ -121,6 +123,16 @@ pub fn plot(url: &Option<String>, _json_out: bool, args: PlotArgs) -> Result<Exi
         });
     }
     band(&out, &format!("{field} — {id}"), &field, &points)?;
-    eprintln!("wrote {} ({} points)", out.display(), points.len());
+    if json_out {
+        // What was drawn, for scripts: the file and every point.
+        crate::output::print_json(&serde_json::json!({
+            "simulation": id,
+            "field": field,
+            "out": out.display().to_string(),
+            "points": points,
+        }))?;
+    } else {
+        eprintln!("wrote {} ({} points)", out.display(), points.len());
+    }
     Ok(ExitCode::SUCCESS)
 }
