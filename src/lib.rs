@@ -74,7 +74,7 @@ pub use models::{
     NewAgentMemory, NewExperiment, NewSimulation, Simulation, SimulationStatus, SimulationStep,
     StepMetric,
 };
-pub use recorder::{Recorder, RecorderOptions};
+pub use recorder::{Recorder, RecorderLane, RecorderOptions};
 pub use recovery::ResumePoint;
 pub use service::SimulationService;
 pub use store::SimulationFilter;

@@ -9,6 +9,57 @@ use simdb::{NewAgentMemory, RecorderOptions};
 use common::table_counts as count;
 
 backend_tests! {
+    /// A parallel engine: 8 threads record one simulation through lanes,
+    /// every step ended once its lanes are gone; every row lands once and
+    /// the watermark is exact.
+    fn eight_threads_record_one_simulation_through_lanes(db) {
+        let svc = service(db);
+        let agents = 64i32;
+        let sim = running_sim(&svc, agents)?;
+        let mut rec = svc.recorder_with(&sim.id, RecorderOptions::default().batch_rows(500))?;
+        let steps = 40i64;
+        for step in 0..steps {
+            let results: Vec<Result<()>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|t| {
+                        let rec = &rec;
+                        s.spawn(move || -> Result<()> {
+                            let mut lane = rec.lane();
+                            for agent in (t..agents).step_by(8) {
+                                lane.agent_state(step, agent, step as f64 + agent as f64, &state(step, agent))?;
+                                lane.agent_metric(step, agent, if t % 2 == 0 { "even" } else { "odd" }, agent as f64)?;
+                            }
+                            lane.finish()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap_or(Err(Error::RecorderClosed))).collect()
+            });
+            for r in results {
+                r?;
+            }
+            rec.metric(step, "food", step as f64)?;
+            rec.end_step(step)?;
+            if step == steps / 2 {
+                assert_eq!(rec.flush()?, Some(step));
+            }
+        }
+        assert_eq!(rec.rows_recorded(), (steps * (2 * agents as i64 + 1)) as u64);
+        rec.close()?;
+        assert_eq!(count(db, sim.sim_key)?.0, steps * agents as i64);
+        assert_eq!(count(db, sim.sim_key)?.3, steps * agents as i64);
+        assert_eq!(svc.simulation(&sim.id)?.committed_step, Some(steps - 1));
+        let a = svc.analytics();
+        for agent in [0, 9, 63] {
+            let series = a.agent_series(&sim.id, agent, "reward", ..)?;
+            assert_eq!(series, (0..steps).map(|s| (s, s as f64 + agent as f64)).collect::<Vec<_>>());
+        }
+        assert_eq!(a.agent_series(&sim.id, 8, "even", 3..=3)?, vec![(3, 8.0)]);
+        assert_eq!(a.agent_series(&sim.id, 9, "odd", 3..=3)?, vec![(3, 9.0)]);
+        assert_rollups_match_rows(&svc, &sim.id)?;
+        Ok(())
+    }
+
     /// Vectorised engines: a whole step of agents from slices, checked once
     /// per call, all or nothing; the same rows as the per-row calls.
     fn slices_record_a_whole_step(db) {

@@ -162,6 +162,25 @@ impl Batch {
         self.min_step = Some(self.min_step.map_or(step, |s| s.min(step)));
     }
 
+    /// Moves every state and metric of `other` (a lane's batch) to the end
+    /// of this one, its JSON spans shifted onto this batch's text.
+    pub(crate) fn append(&mut self, other: &mut Batch) {
+        let shift = self.json.len() as u32;
+        self.json.extend_from_slice(&other.json);
+        other.json.clear();
+        for mut rec in other.states.drain(..) {
+            rec.state = Span(
+                rec.state.0.saturating_add(shift),
+                rec.state.1.saturating_add(shift),
+            );
+            self.states.push(rec);
+        }
+        self.metrics.append(&mut other.metrics);
+        if let Some(step) = other.min_step.take() {
+            self.saw_step(step);
+        }
+    }
+
     /// Where the batch ends now, to take back what one call appended.
     pub(crate) fn mark(&self) -> Mark {
         Mark {

@@ -95,7 +95,7 @@ impl Recorder {
     /// # Errors
     /// [`Error::Recorder`](crate::Error::Recorder) if rows could not be written.
     pub fn close(mut self) -> Result<()> {
-        if let Some(last) = self.max_step {
+        if let Some(last) = self.max_step() {
             if self.ended.is_none_or(|e| e < last) && self.sender.is_some() {
                 self.shared.current().ended = Some(last);
                 self.ended = Some(last);
@@ -136,7 +136,7 @@ impl Recorder {
         } else {
             // Still writing after the bound: left to finish on its own.
             self.writer = None;
-            let unwritten = self.rows_recorded.saturating_sub(self.rows_written());
+            let unwritten = self.rows_recorded().saturating_sub(self.rows_written());
             tracing::error!(
                 simulation = %self.sim,
                 rows = unwritten.max(pending as u64),

@@ -9,6 +9,7 @@
 mod batch;
 mod bulk;
 mod control;
+mod lane;
 mod metric_names;
 mod options;
 mod shared;
@@ -16,9 +17,9 @@ mod start;
 mod writer;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use chrono::Utc;
@@ -26,6 +27,7 @@ use serde::Serialize;
 
 pub(crate) use batch::Batch;
 pub(crate) use bulk::{write_batch, Bulk};
+pub use lane::RecorderLane;
 pub(crate) use metric_names::MetricCache;
 pub use options::RecorderOptions;
 use shared::{Msg, Shared};
@@ -73,17 +75,20 @@ use crate::validate::{check_step, finite};
 pub struct Recorder {
     sim: SimulationId,
     options: RecorderOptions,
-    metric_ids: HashMap<String, u32>,
-    known_agents: HashSet<i32>,
+    /// Recorder-local metric ids by name (locked only by lanes; the
+    /// recorder's own calls hold `&mut self`).
+    metric_ids: Mutex<HashMap<String, u32>>,
+    /// The registered agents, as last read (lanes share the snapshot).
+    known_agents: Arc<HashSet<i32>>,
     service: SimulationService,
     shared: Arc<Shared>,
     sender: Option<SyncSender<Msg>>,
     writer: Option<JoinHandle<()>>,
-    rows_recorded: u64,
+    rows_recorded: AtomicU64,
     /// The highest step ended by `end_step`.
     ended: Option<i64>,
-    /// The highest step of any row recorded.
-    max_step: Option<i64>,
+    /// The highest step of any row recorded (-1: none yet).
+    max_step: AtomicI64,
 }
 
 impl Recorder {
@@ -94,7 +99,20 @@ impl Recorder {
 
     /// Rows accepted by this recorder so far.
     pub fn rows_recorded(&self) -> u64 {
-        self.rows_recorded
+        self.rows_recorded.load(Ordering::Relaxed)
+    }
+
+    /// The highest step of any row recorded, if any.
+    fn max_step(&self) -> Option<i64> {
+        let s = self.max_step.load(Ordering::Relaxed);
+        (s >= 0).then_some(s)
+    }
+
+    /// Counts `rows` recorded rows of `step`.
+    fn count_rows(&mut self, step: i64, rows: u64) {
+        *self.rows_recorded.get_mut() += rows;
+        let max = self.max_step.get_mut();
+        *max = (*max).max(step);
     }
 
     /// Rows the writer has committed so far.
@@ -118,7 +136,7 @@ impl Recorder {
 
     fn reload_agents(&mut self) -> Result<()> {
         let agents = self.service.agents(&self.sim)?;
-        self.known_agents = agents.into_iter().map(|a| a.agent_index.0).collect();
+        self.known_agents = Arc::new(agents.into_iter().map(|a| a.agent_index.0).collect());
         Ok(())
     }
 
@@ -175,8 +193,7 @@ impl Recorder {
             row(&mut current, self.options.batch_bytes)?;
             current.rows() >= self.options.batch_rows || current.bytes() >= self.options.batch_bytes
         };
-        self.rows_recorded += 1;
-        self.max_step = Some(self.max_step.map_or(step, |s| s.max(step)));
+        self.count_rows(step, 1);
         if full {
             self.hand_off()?;
         }
@@ -184,7 +201,7 @@ impl Recorder {
     }
 
     /// Queues the current batch for the writer.
-    fn hand_off(&mut self) -> Result<()> {
+    fn hand_off(&self) -> Result<()> {
         let sender = self.sender.as_ref().ok_or(Error::RecorderClosed)?;
         let mut current = self.shared.current();
         if current.is_empty() {
@@ -269,9 +286,8 @@ impl Recorder {
             }
             current.rows() >= self.options.batch_rows || current.bytes() >= self.options.batch_bytes
         };
-        self.rows_recorded += n as u64;
         if n > 0 {
-            self.max_step = Some(self.max_step.map_or(step, |s| s.max(step)));
+            self.count_rows(step, n as u64);
         }
         if full {
             self.hand_off()?;
@@ -363,12 +379,13 @@ impl Recorder {
 
     /// The recorder-local id of a metric name, and the name if it is new.
     fn metric_index(&mut self, name: &str) -> Result<(u32, Option<String>)> {
-        if let Some(&id) = self.metric_ids.get(name) {
+        let ids = self.metric_ids.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(&id) = ids.get(name) {
             return Ok((id, None));
         }
         validate_text("metric name", name, 256)?;
-        let id = self.metric_ids.len() as u32;
-        self.metric_ids.insert(name.to_string(), id);
+        let id = ids.len() as u32;
+        ids.insert(name.to_string(), id);
         Ok((id, Some(name.to_string())))
     }
 

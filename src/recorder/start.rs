@@ -1,8 +1,9 @@
 //! Starting a recorder: taking the run's lease and spawning its writer.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -88,15 +89,15 @@ impl SimulationService {
         let mut recorder = Recorder {
             sim: simulation.id,
             options,
-            metric_ids: HashMap::new(),
-            known_agents: HashSet::new(),
+            metric_ids: Mutex::new(HashMap::new()),
+            known_agents: Arc::new(HashSet::new()),
             service: self.clone(),
             shared,
             sender: Some(sender),
             writer: Some(handle),
-            rows_recorded: 0,
+            rows_recorded: AtomicU64::new(0),
             ended: None,
-            max_step: None,
+            max_step: AtomicI64::new(-1),
         };
         recorder.reload_agents()?;
         Ok(recorder)
