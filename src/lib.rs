@@ -79,6 +79,8 @@ pub use recovery::ResumePoint;
 pub use service::SimulationService;
 pub use store::SimulationFilter;
 pub use transfer::{ImportOutcome, OnConflict, JSONL_FORMAT, JSONL_VERSION};
+#[cfg(feature = "parquet")]
+pub use transfer::{ParquetCompression, ParquetExport, ParquetOptions};
 
 /// Entry points for `cargo fuzz` (see `fuzz/`); not part of the API.
 #[doc(hidden)]

@@ -7,12 +7,16 @@ mod csv;
 mod export;
 mod import;
 mod jsonl;
+#[cfg(feature = "parquet")]
+mod parquet;
 mod validate;
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "parquet")]
+pub use self::parquet::{ParquetCompression, ParquetExport, ParquetOptions};
 pub use jsonl::{JSONL_FORMAT, JSONL_VERSION};
 pub(crate) use validate::validate_reader;
 

@@ -16,14 +16,29 @@ use crate::resolve::{open, open_read, read_only, sim_id};
 /// Arguments of `simdb export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// Simulation id.
-    pub sim: String,
-    /// jsonl or csv.
+    /// Simulation id (for Parquet: or --experiment / --tag instead).
+    pub sim: Option<String>,
+    /// jsonl, csv or (with the `parquet` feature) parquet.
     #[arg(long, value_enum, default_value_t = Format::Jsonl)]
     pub format: Format,
-    /// Output file (standard output by default).
+    /// Output file (standard output by default); for Parquet, a directory.
     #[arg(long, short)]
     pub out: Option<PathBuf>,
+    /// Parquet: every simulation of this experiment (id or name).
+    #[arg(long)]
+    pub experiment: Option<String>,
+    /// Parquet: every simulation with this tag.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Parquet: every numeric leaf of the states as its own column.
+    #[arg(long)]
+    pub flatten_state: bool,
+    /// Parquet: one column per metric instead of long format.
+    #[arg(long)]
+    pub wide: bool,
+    /// Parquet: zstd (smaller) or snappy.
+    #[arg(long, default_value = "zstd")]
+    pub compression: String,
 }
 
 /// Arguments of `simdb import`.
@@ -62,9 +77,20 @@ fn temp_beside(path: &std::path::Path) -> PathBuf {
 }
 
 /// Export a simulation (JSONL is lossless; CSV has one row per agent-step).
-pub fn export(url: &Option<String>, _json_out: bool, args: ExportArgs) -> Result<ExitCode> {
-    let ExportArgs { sim, format, out } = args;
+pub fn export(url: &Option<String>, json_out: bool, args: ExportArgs) -> Result<ExitCode> {
+    #[cfg(feature = "parquet")]
+    if args.format == Format::Parquet {
+        return export_parquet(url, json_out, args);
+    }
+    let _ = json_out;
+    let ExportArgs {
+        sim, format, out, ..
+    } = args;
     let svc = open_read(url)?;
+    let sim = sim.ok_or_else(|| Error::InvalidInput {
+        field: "SIM",
+        reason: "name the simulation to export".into(),
+    })?;
     let id = sim_id(&sim)?;
     let progress = Progress::new("export");
     let io = |path: &PathBuf| {
@@ -80,7 +106,7 @@ pub fn export(url: &Option<String>, _json_out: bool, args: ExportArgs) -> Result
             let file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
             let written = match format {
                 Format::Jsonl => svc.export_jsonl_with_progress(&id, file, |n| progress.update(n)),
-                Format::Csv => svc.export_csv(&id, file),
+                _ => svc.export_csv(&id, file),
             };
             match written {
                 Ok(count) => {
@@ -99,7 +125,7 @@ pub fn export(url: &Option<String>, _json_out: bool, args: ExportArgs) -> Result
                     progress.update(n)
                 })?
             }
-            Format::Csv => svc.export_csv(&id, std::io::stdout().lock())?,
+            _ => svc.export_csv(&id, std::io::stdout().lock())?,
         },
     };
     progress.done();
@@ -188,6 +214,75 @@ pub enum Format {
     Jsonl,
     /// One row per agent-step.
     Csv,
+    /// A directory of Parquet files, one per kind of data.
+    #[cfg(feature = "parquet")]
+    Parquet,
+}
+
+/// `simdb export --format parquet`: one simulation, an experiment's or a
+/// tag's, into a directory of Parquet files.
+#[cfg(feature = "parquet")]
+fn export_parquet(url: &Option<String>, json_out: bool, args: ExportArgs) -> Result<ExitCode> {
+    let svc = open_read(url)?;
+    let mut ids: Vec<simdb::SimulationId> = Vec::new();
+    if let Some(sim) = &args.sim {
+        ids.push(sim_id(sim)?);
+    }
+    if args.experiment.is_some() || args.tag.is_some() {
+        let mut filter = simdb::SimulationFilter::new();
+        if let Some(e) = &args.experiment {
+            filter = filter.experiment(&crate::resolve::experiment(&svc, e)?);
+        }
+        if let Some(t) = &args.tag {
+            filter = filter.tag(t);
+        }
+        let mut found: Vec<_> = svc
+            .list_simulations(&filter)?
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        found.reverse();
+        ids.extend(found);
+    }
+    if ids.is_empty() {
+        return Err(Error::InvalidInput {
+            field: "export",
+            reason: "name a simulation, --experiment or --tag".into(),
+        });
+    }
+    let dir = args.out.ok_or_else(|| Error::InvalidInput {
+        field: "--out",
+        reason: "Parquet needs a directory to write its files into".into(),
+    })?;
+    let compression = match args.compression.as_str() {
+        "zstd" => simdb::ParquetCompression::Zstd,
+        "snappy" => simdb::ParquetCompression::Snappy,
+        other => {
+            return Err(Error::InvalidInput {
+                field: "--compression",
+                reason: format!("`{other}`: use zstd or snappy"),
+            })
+        }
+    };
+    let options = simdb::ParquetOptions {
+        flatten_state: args.flatten_state,
+        wide: args.wide,
+        compression,
+    };
+    let written = svc.export_parquet(&ids, &dir, &options)?;
+    if json_out {
+        let files: Vec<_> = written
+            .files
+            .iter()
+            .map(|(p, n)| serde_json::json!({"file": p.display().to_string(), "rows": n}))
+            .collect();
+        crate::output::print_json(&serde_json::json!({"simulations": ids, "files": files}))?;
+    } else {
+        for (path, rows) in &written.files {
+            eprintln!("wrote {} ({rows} rows)", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// What an import does with a simulation that exists.
