@@ -36,7 +36,7 @@
 //!
 //! Your own Diesel queries run against [`schema`] through
 //! [`Database::connection`] and [`with_connection!`].
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 #[cfg(not(any(feature = "sqlite", feature = "postgres")))]

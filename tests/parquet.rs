@@ -214,4 +214,53 @@ print(json.dumps({"rows": m.height, "cols": m.columns, "v": m.filter((pl.col("ag
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
     }
+
+    /// The canonical workload's size: 100 agents x 10,000 steps, read by
+    /// every reader.
+    fn a_million_agent_states_are_read_by_every_reader(db) {
+        let svc = service(db);
+        let agents = 100i32;
+        let steps = 10_000i64;
+        let sim = running_sim(&svc, agents)?;
+        let mut rec = svc.recorder(&sim.id)?;
+        let mut reward_sum = 0.0;
+        for step in 0..steps {
+            for agent in 0..agents {
+                let x = ((step * 7 + agent as i64) % 1000) as f64 / 1000.0;
+                reward_sum += x;
+                rec.agent_state(step, agent, x, &state(step, agent))?;
+            }
+            rec.end_step(step)?;
+        }
+        rec.close()?;
+        let dir = std::env::temp_dir().join(format!("simdb-parquet-1m-{}-{:?}", std::process::id(), db.backend()));
+        let written = svc.export_parquet(std::slice::from_ref(&sim.id), &dir, &ParquetOptions::default())?;
+        assert_eq!(written.files[0].1, (steps * agents as i64) as u64);
+        let script = r#"
+import json, sys, pyarrow.parquet as pq, polars as pl, duckdb, pandas as pd
+f = sys.argv[1] + "/agent_states.parquet"
+t = pq.read_table(f, columns=["reward"])
+p = pd.read_parquet(f, columns=["reward", "step"])
+print(json.dumps({
+  "pyarrow": [t.num_rows, float(sum(t.column("reward").to_pylist()))],
+  "polars": [pl.read_parquet(f).height, float(pl.read_parquet(f, columns=["reward"])["reward"].sum())],
+  "duckdb": list(duckdb.sql(f"SELECT COUNT(*), SUM(reward) FROM '{f}'").fetchone()),
+  "pandas": [len(p), float(p["reward"].sum())],
+  "step_max": int(p["step"].max()),
+}))
+"#;
+        let out = Command::new(python()?).arg("-c").arg(script).arg(&dir).output().map_err(io("python"))?;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let got: Value = serde_json::from_slice(&out.stdout)?;
+        let rolled: f64 = svc.analytics().step_aggregates(&sim.id, "reward", 0)?.iter().map(|b| b.sum).sum();
+        assert!((rolled - reward_sum).abs() < 1e-6 * reward_sum);
+        for reader in ["pyarrow", "polars", "duckdb", "pandas"] {
+            assert_eq!(got[reader][0], json!(steps * agents as i64), "{reader}: {got}");
+            let sum = got[reader][1].as_f64().unwrap_or(f64::NAN);
+            assert!((sum - rolled).abs() < 1e-6 * rolled, "{reader}: {sum} vs {rolled}");
+        }
+        assert_eq!(got["step_max"], json!(steps - 1));
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
 }
