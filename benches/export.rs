@@ -100,8 +100,8 @@ fn formats(
 ) -> BenchResult<()> {
     let dir = std::env::temp_dir().join(format!("simdb-export-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let mut run = |format: &str,
-                   write: &mut dyn FnMut(&std::path::Path) -> BenchResult<()>|
+    let run = |format: &str,
+               write: &mut dyn FnMut(&std::path::Path) -> BenchResult<()>|
      -> BenchResult<()> {
         let out = dir.join(format);
         let _ = std::fs::write("/proc/self/clear_refs", "5");

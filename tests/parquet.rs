@@ -244,7 +244,7 @@ p = pd.read_parquet(f, columns=["reward", "step"])
 print(json.dumps({
   "pyarrow": [t.num_rows, float(sum(t.column("reward").to_pylist()))],
   "polars": [pl.read_parquet(f).height, float(pl.read_parquet(f, columns=["reward"])["reward"].sum())],
-  "duckdb": list(duckdb.sql(f"SELECT COUNT(*), SUM(reward) FROM '{f}'").fetchone()),
+  "duckdb": list(duckdb.connect().execute(f"SELECT COUNT(*), SUM(reward) FROM '{f}'").fetchall()[0]),
   "pandas": [len(p), float(p["reward"].sum())],
   "step_max": int(p["step"].max()),
 }))

@@ -312,6 +312,7 @@ fn migrate_postgres_locked(conn: &mut PgConnection, schema: &str) -> Result<()> 
     })
 }
 
+#[cfg(feature = "sqlite")]
 #[derive(diesel::QueryableByName)]
 struct Version {
     #[diesel(sql_type = diesel::sql_types::Text)]

@@ -7,12 +7,17 @@
 //! wrote. On SQLite the write transaction (`BEGIN IMMEDIATE`) already holds
 //! the database's only write lock, so the plain read is the locked read.
 
+#[cfg(feature = "postgres")]
 use diesel::prelude::*;
 
+#[cfg(feature = "sqlite")]
 use super::prelude::*;
-use crate::error::{Error, Result};
+#[cfg(feature = "postgres")]
+use crate::error::Error;
+use crate::error::Result;
 use crate::ids::SimulationId;
 use crate::models::Simulation;
+#[cfg(feature = "postgres")]
 use crate::schema::simulations;
 
 /// Reads a simulation and holds its row until the transaction ends.
