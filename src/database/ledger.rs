@@ -11,10 +11,8 @@
 
 use crate::error::Result;
 use diesel::connection::SimpleConnection;
-use diesel::migration::{Migration, MigrationVersion};
-use diesel::sqlite::{Sqlite, SqliteConnection};
-use diesel::{Connection, RunQueryDsl};
-use diesel_migrations::MigrationHarness;
+use diesel::sqlite::SqliteConnection;
+use diesel::RunQueryDsl;
 
 #[derive(diesel::QueryableByName)]
 struct Version {
@@ -89,65 +87,22 @@ pub(crate) fn ensure(conn: &mut SqliteConnection, embedded: &[String]) -> Result
 /// `simdb_migrations` instead of Diesel's shared table.
 pub(crate) struct Ledger<'a>(pub(crate) &'a mut SqliteConnection);
 
-type MigrationResult<T> = diesel::migration::Result<T>;
-
 impl Ledger<'_> {
-    /// Runs `step` (a migration's up or down) and `book` (its ledger
-    /// change, given the version) together: in one transaction unless the
-    /// migration says otherwise.
-    fn apply(
-        &mut self,
-        migration: &dyn Migration<Sqlite>,
-        step: impl Fn(&mut SqliteConnection) -> MigrationResult<()>,
-        book: &str,
-    ) -> MigrationResult<MigrationVersion<'static>> {
-        let version = migration.name().version().as_owned();
-        let apply = |conn: &mut SqliteConnection| -> MigrationResult<()> {
-            step(conn)?;
-            diesel::sql_query(book)
-                .bind::<diesel::sql_types::Text, _>(version.to_string())
-                .execute(conn)?;
-            Ok(())
-        };
-        if migration.metadata().run_in_transaction() {
-            self.0.transaction(apply)?;
-        } else {
-            apply(self.0)?;
-        }
-        Ok(version)
+    fn conn(&mut self) -> &mut SqliteConnection {
+        self.0
+    }
+    fn insert_sql(&self) -> String {
+        "INSERT INTO simdb_migrations (version) VALUES (?)".into()
+    }
+    fn delete_sql(&self) -> String {
+        "DELETE FROM simdb_migrations WHERE version = ?".into()
+    }
+    fn booked(&mut self) -> Result<Vec<String>> {
+        Ok(versions(self.0)?.unwrap_or_default())
     }
 }
 
-impl MigrationHarness<Sqlite> for Ledger<'_> {
-    fn run_migration(
-        &mut self,
-        migration: &dyn Migration<Sqlite>,
-    ) -> MigrationResult<MigrationVersion<'static>> {
-        self.apply(
-            migration,
-            |conn| migration.run(conn),
-            "INSERT INTO simdb_migrations (version) VALUES (?)",
-        )
-    }
-
-    fn revert_migration(
-        &mut self,
-        migration: &dyn Migration<Sqlite>,
-    ) -> MigrationResult<MigrationVersion<'static>> {
-        self.apply(
-            migration,
-            |conn| migration.revert(conn),
-            "DELETE FROM simdb_migrations WHERE version = ?",
-        )
-    }
-
-    /// Newest first, as Diesel's own harness returns them.
-    fn applied_migrations(&mut self) -> MigrationResult<Vec<MigrationVersion<'static>>> {
-        let mut versions = versions(self.0)?.unwrap_or_default();
-        versions.reverse();
-        Ok(versions.into_iter().map(MigrationVersion::from).collect())
-    }
-}
+super::harness::ledger_harness!(Ledger, SqliteConnection, diesel::sqlite::Sqlite);
 
 /// The versions in the ledger, oldest first; `None` without a ledger.
 pub(crate) fn versions(conn: &mut SqliteConnection) -> Result<Option<Vec<String>>> {

@@ -10,14 +10,10 @@
 //! "too new" by that ledger alone; simdb's versions found in Diesel's table
 //! are moved into it on the first open by the owner.
 
-use diesel::migration::{Migration, MigrationVersion};
-use diesel::pg::{Pg, PgConnection};
-use diesel::{Connection, RunQueryDsl};
-use diesel_migrations::MigrationHarness;
+use diesel::pg::PgConnection;
+use diesel::RunQueryDsl;
 
 use crate::error::Result;
-
-type MigrationResult<T> = diesel::migration::Result<T>;
 
 #[derive(diesel::QueryableByName)]
 struct Version {
@@ -148,56 +144,24 @@ pub(crate) struct PgLedger<'a> {
 }
 
 impl PgLedger<'_> {
-    fn apply(
-        &mut self,
-        migration: &dyn Migration<Pg>,
-        step: impl Fn(&mut PgConnection) -> MigrationResult<()>,
-        book: &str,
-    ) -> MigrationResult<MigrationVersion<'static>> {
-        let version = migration.name().version().as_owned();
-        let apply = |conn: &mut PgConnection| -> MigrationResult<()> {
-            step(conn)?;
-            diesel::sql_query(book)
-                .bind::<diesel::sql_types::Text, _>(version.to_string())
-                .execute(conn)?;
-            Ok(())
-        };
-        if migration.metadata().run_in_transaction() {
-            self.conn.transaction(apply)?;
-        } else {
-            apply(self.conn)?;
-        }
-        Ok(version)
+    fn conn(&mut self) -> &mut PgConnection {
+        self.conn
     }
-}
-
-impl MigrationHarness<Pg> for PgLedger<'_> {
-    fn run_migration(
-        &mut self,
-        migration: &dyn Migration<Pg>,
-    ) -> MigrationResult<MigrationVersion<'static>> {
-        let book = format!(
+    fn insert_sql(&self) -> String {
+        format!(
             "INSERT INTO \"{}\".simdb_migrations (version) VALUES ($1)",
             self.schema
-        );
-        self.apply(migration, |conn| migration.run(conn), &book)
+        )
     }
-
-    fn revert_migration(
-        &mut self,
-        migration: &dyn Migration<Pg>,
-    ) -> MigrationResult<MigrationVersion<'static>> {
-        let book = format!(
+    fn delete_sql(&self) -> String {
+        format!(
             "DELETE FROM \"{}\".simdb_migrations WHERE version = $1",
             self.schema
-        );
-        self.apply(migration, |conn| migration.revert(conn), &book)
+        )
     }
-
-    /// Newest first, as Diesel's own harness returns them.
-    fn applied_migrations(&mut self) -> MigrationResult<Vec<MigrationVersion<'static>>> {
-        let mut versions = ledger_versions(self.conn, self.schema)?.unwrap_or_default();
-        versions.reverse();
-        Ok(versions.into_iter().map(MigrationVersion::from).collect())
+    fn booked(&mut self) -> Result<Vec<String>> {
+        Ok(ledger_versions(self.conn, self.schema)?.unwrap_or_default())
     }
 }
+
+super::harness::ledger_harness!(PgLedger, PgConnection, diesel::pg::Pg);

@@ -77,6 +77,18 @@ pub(crate) trait SimulationStore {
     fn insert_full_simulation(&mut self, row: FullSimulation, tags: &[String]) -> Result<i32>;
 }
 
+/// The run's last sign of life (its heartbeat, or its start if it never
+/// heartbeated) is older than `secs` by the database's clock.
+macro_rules! silent_for {
+    ($conn:ty, $secs:expr) => {
+        simulations::heartbeat_at
+            .lt(<$conn>::db_ago($secs))
+            .or(simulations::heartbeat_at
+                .is_null()
+                .and(simulations::started_at.lt(<$conn>::db_ago($secs))))
+    };
+}
+
 /// Inserts a simulation row with the next never-reused key where the
 /// backend needs one allocated (`next_sim_key`; PostgreSQL's identity
 /// gives its own): the Diesel result, for the caller to map.
@@ -294,13 +306,7 @@ for_each_backend! {
                 let still_stale = simulations::table
                     .find(sim.sim_key)
                     .filter(simulations::status.eq(SimulationStatus::Running))
-                    .filter(
-                        simulations::heartbeat_at
-                            .lt(Self::db_ago(max_age_secs))
-                            .or(simulations::heartbeat_at
-                                .is_null()
-                                .and(simulations::started_at.lt(Self::db_ago(max_age_secs)))),
-                    )
+                    .filter(silent_for!(Self, max_age_secs))
                     .count()
                     .get_result::<i64>(c)?
                     == 1;
@@ -340,13 +346,7 @@ for_each_backend! {
         fn stale_running(&mut self, max_age_secs: f64) -> Result<Vec<Simulation>> {
             Ok(simulations::table
                 .filter(simulations::status.eq(SimulationStatus::Running))
-                .filter(
-                    simulations::heartbeat_at
-                        .lt(Self::db_ago(max_age_secs))
-                        .or(simulations::heartbeat_at
-                            .is_null()
-                            .and(simulations::started_at.lt(Self::db_ago(max_age_secs)))),
-                )
+                .filter(silent_for!(Self, max_age_secs))
                 .select(Simulation::as_select())
                 .order(simulations::sim_key)
                 .load(self)?)
