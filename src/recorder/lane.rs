@@ -47,9 +47,10 @@ impl Recorder {
     /// # let sim = svc.create_simulation(simdb::NewSimulation::new(serde_json::json!({})))?;
     /// # svc.start_simulation(&sim.id)?;
     /// let mut rec = svc.recorder(&sim.id)?;
+    /// let agents: Vec<i32> = (0..64).collect();
     /// for step in 0..100 {
     ///     std::thread::scope(|s| {
-    ///         for chunk in (0..64i32).collect::<Vec<_>>().chunks(16) {
+    ///         for chunk in agents.chunks(16) {
     ///             let rec = &rec;
     ///             s.spawn(move || -> simdb::Result<()> {
     ///                 let mut lane = rec.lane();
