@@ -232,6 +232,17 @@ impl Error {
         }
     }
 
+    /// [`Error::NotFound`] of an agent the simulation never registered.
+    pub(crate) fn unregistered_agent(
+        agent: impl std::fmt::Display,
+        sim: impl std::fmt::Display,
+    ) -> Self {
+        Error::NotFound {
+            entity: "agent",
+            id: format!("{agent} of simulation {sim} (register it first)"),
+        }
+    }
+
     pub(crate) fn not_found(entity: &'static str, id: impl ToString) -> Self {
         Error::NotFound {
             entity,

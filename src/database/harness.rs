@@ -9,6 +9,20 @@
 /// `fn conn(&mut self) -> &mut $conn`, `fn insert_sql(&self) -> String`
 /// and `fn delete_sql(&self) -> String` (one bound version parameter), and
 /// `fn booked(&mut self) -> crate::Result<Vec<String>>` (oldest first).
+/// `'v1', 'v2'`: simdb's own version strings (digits only), for SQL text.
+pub(crate) fn version_list(versions: &[String]) -> String {
+    versions
+        .iter()
+        .map(|v| {
+            format!(
+                "'{}'",
+                v.chars().filter(char::is_ascii_digit).collect::<String>()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 macro_rules! ledger_harness {
     ($harness:ident, $conn:ty, $backend:ty) => {
         impl $harness<'_> {

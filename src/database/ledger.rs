@@ -20,20 +20,6 @@ struct Version {
     version: String,
 }
 
-/// `'v1', 'v2'`: simdb's own version strings (digits only), for SQL text.
-fn list(versions: &[String]) -> String {
-    versions
-        .iter()
-        .map(|v| {
-            format!(
-                "'{}'",
-                v.chars().filter(char::is_ascii_digit).collect::<String>()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// True if the file has a table of that name.
 pub(crate) fn has_table(conn: &mut SqliteConnection, name: &str) -> Result<bool> {
     let found: Vec<Version> = diesel::sql_query(
@@ -57,7 +43,7 @@ pub(crate) fn ensure(conn: &mut SqliteConnection, embedded: &[String]) -> Result
     if !has_table(conn, "__diesel_schema_migrations")? || embedded.is_empty() {
         return Ok(());
     }
-    let ours = list(embedded);
+    let ours = super::harness::version_list(embedded);
     conn.batch_execute(&format!(
         "INSERT OR IGNORE INTO simdb_migrations (version, run_on)
              SELECT version, run_on FROM __diesel_schema_migrations WHERE version IN ({ours})"

@@ -224,11 +224,7 @@ fn relocate_from_public(conn: &mut PgConnection, schema: &str) -> Result<()> {
     if !ran.found {
         return Ok(());
     }
-    let ours = known
-        .iter()
-        .map(|v| format!("'{}'", v.replace('\'', "")))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let ours = super::harness::version_list(&known);
     let mut sql = String::new();
     for table in FIRST_RELEASE_TABLES {
         sql.push_str(&format!(

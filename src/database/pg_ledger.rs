@@ -103,16 +103,7 @@ pub(crate) fn ensure(conn: &mut PgConnection, schema: &str, embedded: &[String])
     if embedded.is_empty() || !table_exists(conn, schema, "__diesel_schema_migrations")? {
         return Ok(());
     }
-    let ours = embedded
-        .iter()
-        .map(|v| {
-            format!(
-                "'{}'",
-                v.chars().filter(char::is_ascii_digit).collect::<String>()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
+    let ours = super::harness::version_list(embedded);
     conn.batch_execute(&format!(
         "INSERT INTO \"{schema}\".simdb_migrations (version, run_on)
              SELECT version, run_on FROM \"{schema}\".__diesel_schema_migrations WHERE version IN ({ours})

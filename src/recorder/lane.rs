@@ -108,10 +108,7 @@ impl RecorderLane<'_> {
             self.late_agents.insert(i);
             return Ok(i);
         }
-        Err(Error::NotFound {
-            entity: "agent",
-            id: format!("{i} of simulation {} (register it first)", self.rec.sim),
-        })
+        Err(Error::unregistered_agent(i, &self.rec.sim))
     }
 
     fn counted(&mut self, step: i64) -> Result<()> {

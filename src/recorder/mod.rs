@@ -150,10 +150,7 @@ impl Recorder {
         if self.known_agents.contains(&i) {
             Ok(i)
         } else {
-            Err(Error::NotFound {
-                entity: "agent",
-                id: format!("{i} of simulation {} (register it first)", self.sim),
-            })
+            Err(Error::unregistered_agent(i, &self.sim))
         }
     }
 
@@ -259,10 +256,7 @@ impl Recorder {
         self.reload_agents()?;
         match (0..n).find(|&i| !i32::try_from(i).is_ok_and(|i| self.known_agents.contains(&i))) {
             None => Ok(()),
-            Some(i) => Err(Error::NotFound {
-                entity: "agent",
-                id: format!("{i} of simulation {} (register it first)", self.sim),
-            }),
+            Some(i) => Err(Error::unregistered_agent(i, &self.sim)),
         }
     }
 

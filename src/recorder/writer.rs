@@ -47,10 +47,6 @@ pub(crate) struct Writer {
     pub(crate) last_beat: Instant,
 }
 
-fn is_transient(e: &Error) -> bool {
-    e.is_transient()
-}
-
 impl Writer {
     pub(crate) fn run(mut self, receiver: Receiver<Msg>) {
         loop {
@@ -159,7 +155,7 @@ impl Writer {
         });
         match beat {
             Ok(()) => {}
-            Err(e) if is_transient(&e) => {
+            Err(e) if e.is_transient() => {
                 tracing::warn!(simulation = %self.sim, error = %e, "simdb heartbeat failed, will retry");
             }
             Err(e) => {
@@ -249,7 +245,7 @@ impl Writer {
                     state.committed_step = self.committed;
                     return Ok(());
                 }
-                Err(e) if attempt < self.max_attempts && is_transient(&e) => {
+                Err(e) if attempt < self.max_attempts && e.is_transient() => {
                     outcome_unknown = true;
                     self.shared.lock().transient_retries += 1;
                     let backoff = Duration::from_millis(50 << attempt.min(7));

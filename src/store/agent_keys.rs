@@ -110,10 +110,7 @@ super::for_each_backend! {
             if found == 1 {
                 Ok(())
             } else {
-                Err(Error::NotFound {
-                    entity: "agent",
-                    id: format!("{agent} of simulation {sim} (register it first)"),
-                })
+                Err(Error::unregistered_agent(agent, sim))
             }
         }
 
