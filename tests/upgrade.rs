@@ -4,7 +4,9 @@
 //! release's own code (`tests/fixtures/README.md`):
 //! - `v1.*`: the first release (no watermark, leases, rollups or namespacing);
 //! - `v2.*`: the release before simdb's tables got their `simdb_` prefix
-//!   (PostgreSQL: schema `simdb`; SQLite: unprefixed names).
+//!   (PostgreSQL: schema `simdb`; SQLite: unprefixed names);
+//! - `v3.*`: the last release of the row-per-agent-step layout, before
+//!   per-agent data was stored in chunks.
 
 mod common;
 use common::fixtures::{fixture, host};
@@ -103,6 +105,10 @@ backend_tests! {
     fn v2_database_upgrades_in_place(db) {
         upgrades_in_place(db.backend(), "v2")
     }
+
+    fn v3_database_upgrades_in_place(db) {
+        upgrades_in_place(db.backend(), "v3")
+    }
 }
 
 /// An earlier release's database shared with a host: the host's own
@@ -112,8 +118,10 @@ backend_tests! {
 fn shared_with_a_host_upgrades(backend: Backend, version: &str) -> Result<()> {
     let old = fixture(backend, version)?;
     let sims = match (backend, version) {
+        (Backend::Sqlite, "v3") => "simdb_simulations",
         (Backend::Sqlite, _) => "simulations",
         (Backend::Postgres, "v1") => "public.simulations",
+        (Backend::Postgres, "v3") => "simdb.simdb_simulations",
         (Backend::Postgres, _) => "simdb.simulations",
     };
     host(
@@ -199,6 +207,10 @@ backend_tests! {
 
     fn v2_database_shared_with_a_host_upgrades(db) {
         shared_with_a_host_upgrades(db.backend(), "v2")
+    }
+
+    fn v3_database_shared_with_a_host_upgrades(db) {
+        shared_with_a_host_upgrades(db.backend(), "v3")
     }
 }
 
