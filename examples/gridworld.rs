@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::json;
 use simdb::diesel::prelude::*;
-use simdb::schema::agent_states;
+use simdb::schema::agent_totals;
 use simdb::{Database, NewAgent, NewExperiment, NewSimulation, SimulationService};
 
 const SIZE: i64 = 24;
@@ -131,20 +131,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     rec.close()?;
     let secs = start.elapsed().as_secs_f64();
 
-    // Read back with plain Diesel over the public schema: reward per agent.
-    let totals: Vec<(i32, Option<f64>)> = simdb::with_connection!(db.connection()?, |c| {
-        use simdb::diesel::dsl::sum;
-        agent_states::table
-            .filter(agent_states::sim_key.eq(sim.sim_key))
-            .group_by(agent_states::agent_index)
-            .select((agent_states::agent_index, sum(agent_states::reward)))
-            .order(agent_states::agent_index)
+    // Read back with plain Diesel over the public schema: reward per agent,
+    // from the per-agent totals simdb keeps next to the state chunks.
+    let totals: Vec<(i32, f64)> = simdb::with_connection!(db.connection()?, |c| {
+        agent_totals::table
+            .filter(agent_totals::sim_key.eq(sim.sim_key))
+            .select((agent_totals::agent_index, agent_totals::total))
+            .order(agent_totals::agent_index)
             .load(c)?
     });
     let mut by_kind: BTreeMap<&str, (f64, u32)> = BTreeMap::new();
     for (agent, total) in &totals {
         let entry = by_kind.entry(STRATEGIES[*agent as usize % 3]).or_default();
-        entry.0 += total.unwrap_or(0.0);
+        entry.0 += total;
         entry.1 += 1;
     }
     let best = by_kind

@@ -47,12 +47,13 @@ mod host {
         }
     }
     diesel::table! {
-        /// simdb's agent states (the columns the host reads).
-        simdb_agent_states (sim_key, agent_index, step) {
+        /// simdb's per-agent reward totals (rows and their sum; the states
+        /// themselves are in compressed chunks).
+        simdb_agent_totals (sim_key, agent_index) {
             sim_key -> Integer,
             agent_index -> Integer,
-            step -> BigInt,
-            reward -> Double,
+            n -> BigInt,
+            total -> Double,
         }
     }
     diesel::joinable!(training_runs -> policies (policy_id));
@@ -60,10 +61,10 @@ mod host {
         policies,
         training_runs,
         simdb_agents,
-        simdb_agent_states
+        simdb_agent_totals
     );
 }
-use host::{policies, simdb_agent_states, simdb_agents, training_runs};
+use host::{policies, simdb_agent_totals, simdb_agents, training_runs};
 
 const HOST_SQLITE: EmbeddedMigrations =
     diesel_migrations::embed_migrations!("examples/host_app/migrations/sqlite");
@@ -146,7 +147,7 @@ fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
 
     // 4. One Diesel query over the host's tables and simdb's: the host's
     //    policies ranked by the mean reward their agents earned.
-    let ranking: Vec<(String, Option<f64>)> = simdb::with_connection!(db.connection()?, |c| {
+    let rows: Vec<(String, i64, f64)> = simdb::with_connection!(db.connection()?, |c| {
         training_runs::table
             .inner_join(policies::table)
             .inner_join(
@@ -155,16 +156,28 @@ fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
                     .and(simdb_agents::policy_name.eq(policies::name.nullable()))),
             )
             .inner_join(
-                simdb_agent_states::table.on(simdb_agent_states::sim_key
+                simdb_agent_totals::table.on(simdb_agent_totals::sim_key
                     .eq(simdb_agents::sim_key)
-                    .and(simdb_agent_states::agent_index.eq(simdb_agents::agent_index))),
+                    .and(simdb_agent_totals::agent_index.eq(simdb_agents::agent_index))),
             )
-            .group_by(policies::name)
-            .select((policies::name, diesel::dsl::avg(simdb_agent_states::reward)))
-            .order(policies::name)
+            .select((
+                policies::name,
+                simdb_agent_totals::n,
+                simdb_agent_totals::total,
+            ))
             .load(c)?
     });
-    let mut ranking = ranking;
+    // Mean reward per agent-step of each policy: its totals over their rows.
+    let mut sums: std::collections::BTreeMap<String, (i64, f64)> = Default::default();
+    for (name, n, total) in rows {
+        let entry = sums.entry(name).or_default();
+        entry.0 += n;
+        entry.1 += total;
+    }
+    let mut ranking: Vec<(String, Option<f64>)> = sums
+        .into_iter()
+        .map(|(name, (n, total))| (name, (n > 0).then(|| total / n as f64)))
+        .collect();
     ranking.sort_by(|a, b| b.1.unwrap_or(0.0).total_cmp(&a.1.unwrap_or(0.0)));
     println!(
         "policies ranked by the mean reward of their agents ({}):",

@@ -208,6 +208,14 @@ pub enum Error {
         limit: usize,
     },
 
+    /// A stored chunk of per-agent data cannot be decoded (written by
+    /// something other than simdb, or damaged on disk).
+    #[error("a stored chunk of agent data is corrupt: {detail}")]
+    CorruptChunk {
+        /// What is wrong with it.
+        detail: String,
+    },
+
     /// The recorder was used after `close()` or after its writer stopped.
     #[error("recorder is closed")]
     RecorderClosed,

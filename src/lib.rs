@@ -43,6 +43,7 @@
 compile_error!("simdb needs at least one of the features `sqlite` and `postgres`");
 
 mod analytics;
+mod chunk;
 mod database;
 mod error;
 mod ids;

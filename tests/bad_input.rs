@@ -17,7 +17,13 @@ fn fingerprint(db: &TestDatabase) -> Result<Vec<String>> {
             simulations::table.count().get_result(c)?,
             simulation_tags::table.count().get_result(c)?,
             agents::table.count().get_result(c)?,
-            agent_states::table.count().get_result(c)?,
+            // Agent states, counted inside their chunks.
+            agent_state_chunks::table
+                .select(simdb::models::AgentStateChunk::as_select())
+                .load(c)?
+                .iter()
+                .map(|chunk| chunk.len() as i64)
+                .sum::<i64>(),
             simulation_steps::table.count().get_result(c)?,
             metric_names::table.count().get_result(c)?,
             step_metrics::table.count().get_result(c)?,

@@ -1,4 +1,4 @@
-//! The hot-table design (issue 13): `agent_states`, `agent_metrics` and
+//! The hot-table design (issue 13): `agent_state_chunks`, `agent_metrics` and
 //! `agent_memories` keep only their primary key. What the dropped foreign
 //! keys guaranteed is kept by simdb itself — no row of an unregistered agent
 //! can be written through the API, and deleting a simulation leaves nothing
@@ -22,7 +22,7 @@ fn rows_left(db: &TestDatabase, sim_key: i32) -> Result<i64> {
         n: i64,
     }
     let tables = [
-        "simdb_agent_states",
+        "simdb_agent_state_chunks",
         "simdb_agent_metrics",
         "simdb_agent_memories",
         "simdb_simulation_steps",
@@ -63,10 +63,12 @@ fn assert_primary_key(db: &TestDatabase, table: &str, plan: &str) {
     match db.backend() {
         Backend::Sqlite => {
             // The hot table (maybe under an alias) is searched by a key
-            // prefix that reaches the agent; nothing is scanned.
+            // prefix that reaches the agent; nothing is scanned. (A rowid
+            // table's primary key is its autoindex: the state chunks.)
+            let autoindex = format!("USING INDEX sqlite_autoindex_simdb_{table}_1 (sim_key=? AND");
             assert!(
                 plan.lines()
-                    .any(|l| l.contains("USING PRIMARY KEY (sim_key=? AND")
+                    .any(|l| (l.contains("USING PRIMARY KEY (sim_key=? AND") || l.contains(&autoindex))
                         && l.contains("agent_index=?")),
                 "{table} not searched by its primary key:\n{plan}"
             );
@@ -125,7 +127,7 @@ backend_tests! {
         // And nothing of agent 7 exists anywhere.
         let orphans = simdb::with_connection!(db.database().connection()?, |c| {
             use simdb::schema::*;
-            agent_states::table.filter(agent_states::agent_index.eq(7)).count().get_result::<i64>(c)?
+            agent_state_chunks::table.filter(agent_state_chunks::agent_index.eq(7)).count().get_result::<i64>(c)?
                 + agent_metrics::table.filter(agent_metrics::agent_index.eq(7)).count().get_result::<i64>(c)?
                 + agent_memories::table.filter(agent_memories::agent_index.eq(7)).count().get_result::<i64>(c)?
         });
@@ -212,28 +214,28 @@ backend_tests! {
         // The statements simdb issues (see store/agent_keys.rs, analytics/series.rs),
         // with literals for binds.
         let at_step = match db.backend() {
-            Backend::Sqlite => "SELECT s.sim_key, s.agent_index, s.step, s.reward, s.state FROM simdb_agents a \
-                CROSS JOIN simdb_agent_states s ON s.sim_key = a.sim_key AND s.agent_index = a.agent_index \
-                AND s.step = ?2 WHERE a.sim_key = ?1 ORDER BY a.agent_index",
-            Backend::Postgres => "SELECT s.sim_key, s.agent_index, s.step, s.reward, s.state FROM simdb_agents a \
-                CROSS JOIN LATERAL (SELECT * FROM simdb_agent_states x WHERE x.sim_key = a.sim_key \
-                AND x.agent_index = a.agent_index AND x.step = $2 LIMIT 1) s \
+            Backend::Sqlite => "SELECT s.sim_key, s.agent_index, s.chunk, s.present, s.rewards, s.states \
+                FROM simdb_agents a CROSS JOIN simdb_agent_state_chunks s ON s.sim_key = a.sim_key \
+                AND s.agent_index = a.agent_index AND s.chunk = ?2 WHERE a.sim_key = ?1 ORDER BY a.agent_index",
+            Backend::Postgres => "SELECT s.sim_key, s.agent_index, s.chunk, s.present, s.rewards, s.states \
+                FROM simdb_agents a CROSS JOIN LATERAL (SELECT * FROM simdb_agent_state_chunks x \
+                WHERE x.sim_key = a.sim_key AND x.agent_index = a.agent_index AND x.chunk = $2 LIMIT 1) s \
                 WHERE a.sim_key = $1 ORDER BY a.agent_index",
         };
         let at_step = at_step.replace("?1", &k.to_string()).replace("$1", &k.to_string())
-            .replace("?2", "500").replace("$2", "500");
+            .replace("?2", "7").replace("$2", "7");
         let cases = [
-            ("agent_states", at_step),
-            ("agent_states", format!(
-                "SELECT step, reward FROM simdb_agent_states \
-                 WHERE sim_key = {k} AND agent_index = 42 AND step BETWEEN 0 AND 999 ORDER BY step"
+            ("agent_state_chunks", at_step),
+            ("agent_state_chunks", format!(
+                "SELECT chunk, present, rewards FROM simdb_agent_state_chunks \
+                 WHERE sim_key = {k} AND agent_index = 42 AND chunk BETWEEN 0 AND 15 ORDER BY chunk"
             )),
             ("agent_metrics", format!(
                 "SELECT step, value FROM simdb_agent_metrics WHERE sim_key = {k} AND metric_id = 1 \
                  AND agent_index = 42 AND step BETWEEN 0 AND 999 ORDER BY step"
             )),
-            ("agent_states", format!(
-                "SELECT (SELECT MAX(s.step) FROM simdb_agent_states s WHERE s.sim_key = a.sim_key \
+            ("agent_state_chunks", format!(
+                "SELECT (SELECT MAX(s.chunk) FROM simdb_agent_state_chunks s WHERE s.sim_key = a.sim_key \
                  AND s.agent_index = a.agent_index) FROM simdb_agents a WHERE a.sim_key = {k}"
             )),
         ];

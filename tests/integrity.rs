@@ -269,7 +269,7 @@ backend_tests! {
 
     fn retry_and_discard_travel_in_order(db) {
         use simdb::diesel::prelude::*;
-        use simdb::schema::agent_states;
+        use simdb::schema::agent_state_chunks;
         let svc = service(db);
         let sim = running_sim(&svc, 1)?;
         // A row recorded elsewhere makes the recorder's second batch collide.
@@ -290,7 +290,7 @@ backend_tests! {
         assert_eq!(rec.committed_step(), Some(3));
         // Remove the collision; retry writes the held batches in order.
         simdb::with_connection!(db.database().writer()?, |c| {
-            simdb::diesel::delete(agent_states::table.filter(agent_states::sim_key.eq(sim.sim_key))).execute(c)?;
+            simdb::diesel::delete(agent_state_chunks::table.filter(agent_state_chunks::sim_key.eq(sim.sim_key))).execute(c)?;
         });
         let committed = rec.retry()?;
         let written = rec.rows_recorded();

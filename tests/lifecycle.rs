@@ -144,7 +144,13 @@ backend_tests! {
         let counts: Vec<i64> = simdb::with_connection!(db.database().connection()?, |c| {
             vec![
                 agents::table.count().get_result(c)?,
-                agent_states::table.count().get_result(c)?,
+                // Agent states, counted inside their chunks.
+                agent_state_chunks::table
+                    .select(simdb::models::AgentStateChunk::as_select())
+                    .load(c)?
+                    .iter()
+                    .map(|chunk| chunk.len() as i64)
+                    .sum::<i64>(),
                 simulation_steps::table.count().get_result(c)?,
                 step_metrics::table.count().get_result(c)?,
                 agent_metrics::table.count().get_result(c)?,

@@ -3,12 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer, Nullable, Text};
-
 use super::aggregates::{to_aggregates, AggRow, AggregateStore, StepAggregate};
 use super::rollups::RollupReadStore;
-use super::source::{Bucket, Source, SourceStore};
+use super::source::{bucket_of, BucketSum, Source, SourceStore, StatePathStore};
 use super::{Analytics, Field};
 use crate::error::{Error, Result};
 use crate::ids::SimulationId;
@@ -18,93 +15,34 @@ use crate::with_connection;
 /// A step bucket's aggregate of one agent kind.
 type KindRow = (Option<String>, AggRow);
 
-#[derive(QueryableByName)]
-struct KindBucket {
-    #[diesel(sql_type = Nullable<Text>)]
-    kind: Option<String>,
-    #[diesel(embed)]
-    bucket: Bucket,
-}
-
-/// A numeric state field (`value`: the number, or NULL where there is
-/// none) grouped by the agents' kind and a step bucket: the reward and
-/// agent metrics come from the rollups, state fields from the rows.
-/// Placeholders: `{p}1` the simulation, `{p}2` the first step, `{p}3` the
-/// bucket width.
-fn state_by_kind_sql(p: char, value: &str) -> String {
-    format!(
-        "SELECT g.kind AS kind, MIN(s.step) AS first, MAX(s.step) AS last, COUNT(s.v) AS n, \
-         SUM(s.v) AS total, MIN(s.v) AS lo, MAX(s.v) AS hi, SUM(s.v * s.v) AS total_sq FROM ( \
-           SELECT agent_index, step, {value} AS v FROM simdb_agent_states \
-           WHERE sim_key = {p}1 AND step >= {p}2 \
-         ) AS s JOIN simdb_agents AS g ON g.sim_key = {p}1 AND g.agent_index = s.agent_index \
-         WHERE s.v IS NOT NULL GROUP BY g.kind, (s.step - {p}2) / {p}3"
-    )
-}
-
-/// Aggregates of a numeric state field by kind and step bucket.
-trait KindStore {
-    fn state_by_kind(
-        &mut self,
-        sim_key: i32,
-        keys: &[String],
-        lo: i64,
-        width: i64,
-    ) -> Result<Vec<KindRow>>;
-}
-
-/// Rows of `state_by_kind_sql`'s buckets.
-fn kind_rows(buckets: Vec<KindBucket>) -> Vec<KindRow> {
-    buckets
+/// Aggregates of a numeric state field by kind and step bucket, decoded
+/// from the state chunks (the reward and agent metrics come from the
+/// rollups).
+fn state_by_kind<C: StatePathStore + AgentStore>(
+    c: &mut C,
+    sim_key: i32,
+    keys: &[String],
+    lo: i64,
+    width: i64,
+) -> Result<Vec<KindRow>> {
+    let kinds: std::collections::HashMap<i32, Option<String>> = c
+        .agents(sim_key)?
         .into_iter()
-        .map(|b| (b.kind, b.bucket.row()))
-        .collect()
-}
-
-#[cfg(feature = "sqlite")]
-impl KindStore for diesel::sqlite::SqliteConnection {
-    fn state_by_kind(
-        &mut self,
-        sim_key: i32,
-        keys: &[String],
-        lo: i64,
-        width: i64,
-    ) -> Result<Vec<KindRow>> {
-        // The number at the path, as PostgreSQL's `#>` reads it (json_path).
-        let (value, paths) = super::json_path::sqlite_number("state", keys, 4);
-        let mut query = diesel::sql_query(state_by_kind_sql('?', &value))
-            .into_boxed()
-            .bind::<Integer, _>(sim_key)
-            .bind::<BigInt, _>(lo)
-            .bind::<BigInt, _>(width);
-        for path in paths {
-            query = query.bind::<Text, _>(path);
-        }
-        let buckets: Vec<KindBucket> = query.load(self)?;
-        Ok(kind_rows(buckets))
-    }
-}
-
-#[cfg(feature = "postgres")]
-impl KindStore for diesel::pg::PgConnection {
-    fn state_by_kind(
-        &mut self,
-        sim_key: i32,
-        keys: &[String],
-        lo: i64,
-        width: i64,
-    ) -> Result<Vec<KindRow>> {
-        let buckets: Vec<KindBucket> = diesel::sql_query(state_by_kind_sql(
-            '$',
-            "CASE WHEN json_typeof(state #> $4) = 'number' THEN (state #>> $4)::float8 END",
-        ))
-        .bind::<Integer, _>(sim_key)
-        .bind::<BigInt, _>(lo)
-        .bind::<BigInt, _>(width)
-        .bind::<diesel::sql_types::Array<Text>, _>(keys)
-        .load(self)?;
-        Ok(kind_rows(buckets))
-    }
+        .map(|a| (a.agent_index.0, a.kind))
+        .collect();
+    let mut buckets: BTreeMap<(Option<String>, i64), BucketSum> = BTreeMap::new();
+    c.state_numbers(sim_key, keys, lo, &mut |agent, step, v| {
+        let kind = kinds.get(&agent).cloned().flatten();
+        buckets
+            .entry((kind, bucket_of(step, lo, width)))
+            .or_default()
+            .add(step, v);
+        true
+    })?;
+    Ok(buckets
+        .into_iter()
+        .map(|((kind, _), b)| (kind, b.row()))
+        .collect())
 }
 
 impl Analytics {
@@ -136,7 +74,7 @@ impl Analytics {
             let rows = match &source {
                 Source::Reward => c.rolled_by_kind(sim.sim_key, REWARD_FIELD, lo, width)?,
                 Source::AgentMetric(metric) => c.rolled_by_kind(sim.sim_key, *metric, lo, width)?,
-                Source::State(keys) => c.state_by_kind(sim.sim_key, keys, lo, width)?,
+                Source::State(keys) => state_by_kind(c, sim.sim_key, keys, lo, width)?,
                 Source::StepMetric(_) => {
                     return Err(Error::invalid(
                         "field",

@@ -45,6 +45,29 @@ pub(crate) fn array_index(key: &str) -> Option<i32> {
     trimmed.parse().ok()
 }
 
+/// The number at `keys` in JSON text `text`, read as PostgreSQL's `#>`
+/// reads a `json` value: through an object a key is a field name, through
+/// an array a key that reads as an integer is an index (negative ones
+/// count from the end); `None` where there is no number (absent, not a
+/// number, or not JSON).
+pub(crate) fn number_at(text: &str, keys: &[String]) -> Option<f64> {
+    let doc: serde_json::Value = serde_json::from_str(text).ok()?;
+    let mut at = &doc;
+    for key in keys {
+        at = match at {
+            serde_json::Value::Object(map) => map.get(key)?,
+            serde_json::Value::Array(items) => {
+                let i = i64::from(array_index(key)?);
+                let len = items.len() as i64;
+                let i = if i < 0 { len + i } else { i };
+                items.get(usize::try_from(i).ok()?)?
+            }
+            _ => return None,
+        };
+    }
+    at.as_f64()
+}
+
 /// Every SQLite JSON path `keys` can mean (keys hold no `"`).
 #[cfg(feature = "sqlite")]
 pub(crate) fn sqlite_paths(keys: &[String]) -> Vec<String> {
@@ -69,28 +92,6 @@ pub(crate) fn sqlite_paths(keys: &[String]) -> Vec<String> {
     paths
 }
 
-/// SQLite: the number at `keys` in JSON column `column`, or NULL where
-/// there is none (absent, or not a number), as SQL whose paths are the
-/// numbered parameters `?first`, `?first+1`, ...; returns the SQL and the
-/// paths to bind to them, in order.
-#[cfg(feature = "sqlite")]
-pub(crate) fn sqlite_number(column: &str, keys: &[String], first: usize) -> (String, Vec<String>) {
-    let paths = sqlite_paths(keys);
-    let alternatives: Vec<String> = (first..first + paths.len())
-        .map(|n| {
-            format!(
-                "CASE WHEN json_type({column}, ?{n}) IN ('integer', 'real') \
-                 THEN json_extract({column}, ?{n}) END"
-            )
-        })
-        .collect();
-    let sql = match alternatives.as_slice() {
-        [one] => one.clone(),
-        _ => format!("COALESCE({})", alternatives.join(", ")),
-    };
-    (sql, paths)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +114,20 @@ mod tests {
         }
     }
 
+    #[test]
+    fn numbers_are_read_as_postgresql_reads_them() {
+        let keys = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let doc = r#"{"pos":[3,4.5],"a":{"0":7,"b":"8"},"n":null}"#;
+        assert_eq!(number_at(doc, &keys(&["pos", "1"])), Some(4.5));
+        assert_eq!(number_at(doc, &keys(&["pos", "-2"])), Some(3.0));
+        assert_eq!(number_at(doc, &keys(&["pos", "-3"])), None);
+        assert_eq!(number_at(doc, &keys(&["a", "0"])), Some(7.0));
+        assert_eq!(number_at(doc, &keys(&["a", "b"])), None);
+        assert_eq!(number_at(doc, &keys(&["n"])), None);
+        assert_eq!(number_at(doc, &keys(&["pos", "x"])), None);
+        assert_eq!(number_at("not json", &keys(&["a"])), None);
+    }
+
     #[cfg(feature = "sqlite")]
     #[test]
     fn a_key_that_may_be_an_index_gives_both_paths() {
@@ -122,8 +137,5 @@ mod tests {
             sqlite_paths(&keys(&["pos", "-1"])),
             ["$.\"pos\"[#-1]", "$.\"pos\".\"-1\""]
         );
-        let (sql, paths) = sqlite_number("state", &keys(&["a", "0"]), 3);
-        assert_eq!(paths, ["$.\"a\"[0]", "$.\"a\".\"0\""]);
-        assert!(sql.starts_with("COALESCE(") && sql.contains("?3") && sql.contains("?4"));
     }
 }

@@ -9,7 +9,8 @@ use super::source::{Source, SourceStore, StatePathStore};
 use super::{Analytics, Field};
 use crate::error::Result;
 use crate::ids::{AgentIndex, SimulationId};
-use crate::schema::{agent_metrics, agent_states, step_metrics};
+use crate::chunk::chunk_of;
+use crate::schema::{agent_metrics, step_metrics};
 use crate::store::for_each_backend;
 use crate::store::prelude::*;
 use crate::store::step_bounds;
@@ -31,13 +32,17 @@ for_each_backend! {
     impl SeriesStore {
         fn series(&mut self, sim_key: i32, agent: i32, source: &Source, lo: i64, hi: i64) -> Result<Vec<(i64, f64)>> {
             Ok(match source {
-                Source::Reward => agent_states::table
-                    .filter(agent_states::sim_key.eq(sim_key))
-                    .filter(agent_states::agent_index.eq(agent))
-                    .filter(agent_states::step.between(lo, hi))
-                    .select((agent_states::step, agent_states::reward))
-                    .order(agent_states::step)
-                    .load(self)?,
+                // Rewards read from their chunks without decompressing states.
+                Source::Reward => {
+                    if hi < lo || hi < 0 {
+                        return Ok(Vec::new());
+                    }
+                    let mut points = Vec::new();
+                    for chunk in self.state_chunks(sim_key, agent, chunk_of(lo.max(0)), chunk_of(hi))? {
+                        points.extend(chunk.rewards()?.into_iter().filter(|p| p.0 >= lo && p.0 <= hi));
+                    }
+                    points
+                }
                 Source::AgentMetric(metric) => agent_metrics::table
                     .filter(agent_metrics::sim_key.eq(sim_key))
                     .filter(agent_metrics::agent_index.eq(agent))

@@ -1,11 +1,16 @@
 //! Where a field's numbers live for one simulation: resolving a [`Field`]
-//! to a table, and reading numeric fields out of the JSON state in SQL.
+//! to a table, and reading numeric fields out of the JSON states (decoded
+//! from their chunks).
+
+use std::collections::BTreeMap;
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Double, Integer, Nullable};
+use diesel::sql_types::{BigInt, Double, Nullable};
 
 use super::aggregates::StepAggregate;
+use super::json_path::number_at;
 use super::Field;
+use crate::chunk::chunk_of;
 use crate::error::{Error, Result};
 use crate::schema::{agent_metrics, step_metrics};
 use crate::store::for_each_backend;
@@ -77,36 +82,9 @@ for_each_backend! {
     }
 }
 
-#[derive(QueryableByName)]
-struct Point {
-    #[diesel(sql_type = BigInt)]
-    step: i64,
-    #[diesel(sql_type = Double)]
-    value: f64,
-}
-
-/// One step bucket's aggregate, as SQL returns it.
-#[derive(QueryableByName)]
-pub(super) struct Bucket {
-    #[diesel(sql_type = Nullable<BigInt>)]
-    first: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    last: Option<i64>,
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-    #[diesel(sql_type = Nullable<Double>)]
-    total: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    lo: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    hi: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    total_sq: Option<f64>,
-}
-
-/// Numeric fields of the JSON state, extracted in SQL with the path bound
-/// as a parameter (never spliced into SQL text; on SQLite one per reading
-/// of the path, see `json_path`). Non-numeric values are skipped.
+/// Numeric fields of the JSON state, decoded from the state chunks in Rust
+/// and read by PostgreSQL's `#>` rules (`json_path::number_at`).
+/// Non-numeric values are skipped.
 pub(crate) trait StatePathStore {
     /// One agent's values of a state field over `lo..=hi`, by step.
     fn state_series(
@@ -131,6 +109,16 @@ pub(crate) trait StatePathStore {
     /// True if any agent's state has a number at the path (stops at the
     /// first one).
     fn state_recorded(&mut self, sim_key: i32, keys: &[String]) -> Result<bool>;
+    /// Calls `f(agent, step, number)` for every registered agent's state
+    /// from step `lo` on that has a number at the path, agent by agent and
+    /// by step; stops when `f` returns `false`.
+    fn state_numbers(
+        &mut self,
+        sim_key: i32,
+        keys: &[String],
+        lo: i64,
+        f: &mut dyn FnMut(i32, i64, f64) -> bool,
+    ) -> Result<()>;
 }
 
 /// [`Error::NotFound`] of a state path no agent state has a number at.
@@ -144,18 +132,23 @@ pub(crate) fn state_not_recorded(field: &Field) -> Error {
     )
 }
 
+/// One step bucket's aggregate, as SQL returns it (the rollups' reads).
 #[derive(QueryableByName)]
-struct Span {
+pub(super) struct Bucket {
     #[diesel(sql_type = Nullable<BigInt>)]
-    lo: Option<i64>,
+    first: Option<i64>,
     #[diesel(sql_type = Nullable<BigInt>)]
-    hi: Option<i64>,
-}
-
-#[derive(QueryableByName)]
-struct Any {
+    last: Option<i64>,
     #[diesel(sql_type = BigInt)]
     n: i64,
+    #[diesel(sql_type = Nullable<Double>)]
+    total: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    lo: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    hi: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    total_sq: Option<f64>,
 }
 
 impl Bucket {
@@ -173,164 +166,144 @@ impl Bucket {
     }
 }
 
-fn to_aggregates(buckets: Vec<Bucket>) -> Vec<StepAggregate> {
-    super::aggregates::to_aggregates(buckets.into_iter().map(Bucket::row).collect())
+/// One step bucket's aggregate, accumulated in Rust as SQL's aggregates
+/// would be.
+#[derive(Debug, Default)]
+pub(super) struct BucketSum {
+    first: Option<i64>,
+    last: Option<i64>,
+    n: i64,
+    total: f64,
+    lo: f64,
+    hi: f64,
+    total_sq: f64,
 }
 
-#[cfg(feature = "sqlite")]
-impl StatePathStore for diesel::sqlite::SqliteConnection {
-    fn state_series(
-        &mut self,
-        sim_key: i32,
-        agent: i32,
-        keys: &[String],
-        lo: i64,
-        hi: i64,
-    ) -> Result<Vec<(i64, f64)>> {
-        // The number at the path, as PostgreSQL's `#>` reads it (json_path).
-        let (value, paths) = super::json_path::sqlite_number("state", keys, 5);
-        let mut query = diesel::sql_query(format!(
-            "SELECT step, value FROM ( \
-               SELECT step, {value} AS value FROM simdb_agent_states \
-               WHERE sim_key = ?1 AND agent_index = ?2 AND step BETWEEN ?3 AND ?4 \
-             ) WHERE value IS NOT NULL ORDER BY step"
-        ))
-        .into_boxed()
-        .bind::<Integer, _>(sim_key)
-        .bind::<Integer, _>(agent)
-        .bind::<BigInt, _>(lo)
-        .bind::<BigInt, _>(hi);
-        for path in paths {
-            query = query.bind::<diesel::sql_types::Text, _>(path);
+impl BucketSum {
+    /// Adds the value `v` of step `step`.
+    pub(super) fn add(&mut self, step: i64, v: f64) {
+        if self.n == 0 {
+            (self.lo, self.hi) = (v, v);
+        } else {
+            self.lo = self.lo.min(v);
+            self.hi = self.hi.max(v);
         }
-        let points: Vec<Point> = query.load(self)?;
-        Ok(points.into_iter().map(|p| (p.step, p.value)).collect())
+        self.first = Some(self.first.map_or(step, |f| f.min(step)));
+        self.last = Some(self.last.map_or(step, |l| l.max(step)));
+        self.n += 1;
+        self.total += v;
+        self.total_sq += v * v;
     }
 
-    fn state_aggregate(
-        &mut self,
-        sim_key: i32,
-        keys: &[String],
-        lo: i64,
-        width: i64,
-    ) -> Result<Vec<StepAggregate>> {
-        let (value, paths) = super::json_path::sqlite_number("state", keys, 4);
-        let mut query = diesel::sql_query(format!(
-            "SELECT MIN(step) AS first, MAX(step) AS last, COUNT(v) AS n, SUM(v) AS total, \
-             MIN(v) AS lo, MAX(v) AS hi, SUM(v * v) AS total_sq FROM ( \
-               SELECT step, {value} AS v FROM simdb_agent_states \
-               WHERE sim_key = ?1 AND step >= ?2 \
-             ) WHERE v IS NOT NULL GROUP BY (step - ?2) / ?3"
-        ))
-        .into_boxed()
-        .bind::<Integer, _>(sim_key)
-        .bind::<BigInt, _>(lo)
-        .bind::<BigInt, _>(width);
-        for path in paths {
-            query = query.bind::<diesel::sql_types::Text, _>(path);
-        }
-        let buckets: Vec<Bucket> = query.load(self)?;
-        Ok(to_aggregates(buckets))
-    }
-
-    fn state_span(&mut self, sim_key: i32, keys: &[String]) -> Result<Option<(i64, i64)>> {
-        let (value, paths) = super::json_path::sqlite_number("state", keys, 2);
-        let mut query = diesel::sql_query(format!(
-            "SELECT MIN(step) AS lo, MAX(step) AS hi FROM ( \
-               SELECT step, {value} AS v FROM simdb_agent_states WHERE sim_key = ?1 \
-             ) WHERE v IS NOT NULL"
-        ))
-        .into_boxed()
-        .bind::<Integer, _>(sim_key);
-        for path in paths {
-            query = query.bind::<diesel::sql_types::Text, _>(path);
-        }
-        let span: Span = query.get_result(self)?;
-        Ok(span.lo.zip(span.hi))
-    }
-
-    fn state_recorded(&mut self, sim_key: i32, keys: &[String]) -> Result<bool> {
-        let (value, paths) = super::json_path::sqlite_number("state", keys, 2);
-        let mut query = diesel::sql_query(format!(
-            "SELECT COUNT(*) AS n FROM ( \
-               SELECT 1 FROM simdb_agent_states WHERE sim_key = ?1 AND ({value}) IS NOT NULL LIMIT 1 \
-             )"
-        ))
-        .into_boxed()
-        .bind::<Integer, _>(sim_key);
-        for path in paths {
-            query = query.bind::<diesel::sql_types::Text, _>(path);
-        }
-        let any: Any = query.get_result(self)?;
-        Ok(any.n > 0)
+    /// The row shape of the aggregates' Diesel queries.
+    pub(super) fn row(self) -> super::aggregates::AggRow {
+        (
+            self.first,
+            self.last,
+            self.n,
+            Some(self.total),
+            Some(self.lo),
+            Some(self.hi),
+            Some(self.total_sq),
+        )
     }
 }
 
-#[cfg(feature = "postgres")]
-impl StatePathStore for diesel::pg::PgConnection {
-    fn state_series(
-        &mut self,
-        sim_key: i32,
-        agent: i32,
-        keys: &[String],
-        lo: i64,
-        hi: i64,
-    ) -> Result<Vec<(i64, f64)>> {
-        let points: Vec<Point> = diesel::sql_query(
-            "SELECT step, (state #>> $1)::float8 AS value FROM simdb_agent_states \
-             WHERE sim_key = $2 AND agent_index = $3 AND step BETWEEN $4 AND $5 \
-             AND json_typeof(state #> $1) = 'number' ORDER BY step",
-        )
-        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(keys)
-        .bind::<Integer, _>(sim_key)
-        .bind::<Integer, _>(agent)
-        .bind::<BigInt, _>(lo)
-        .bind::<BigInt, _>(hi)
-        .load(self)?;
-        Ok(points.into_iter().map(|p| (p.step, p.value)).collect())
-    }
+/// The bucket of `step` counted from `lo` in buckets of `width`.
+pub(super) fn bucket_of(step: i64, lo: i64, width: i64) -> i64 {
+    (step - lo) / width.max(1)
+}
 
-    fn state_aggregate(
-        &mut self,
-        sim_key: i32,
-        keys: &[String],
-        lo: i64,
-        width: i64,
-    ) -> Result<Vec<StepAggregate>> {
-        let buckets: Vec<Bucket> = diesel::sql_query(
-            "SELECT MIN(step) AS first, MAX(step) AS last, COUNT(v) AS n, SUM(v) AS total, \
-             MIN(v) AS lo, MAX(v) AS hi, SUM(v * v) AS total_sq FROM ( \
-               SELECT step, (state #>> $1)::float8 AS v FROM simdb_agent_states \
-               WHERE sim_key = $2 AND step >= $3 AND json_typeof(state #> $1) = 'number' \
-             ) AS numeric_values GROUP BY (step - $3) / $4",
-        )
-        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(keys)
-        .bind::<Integer, _>(sim_key)
-        .bind::<BigInt, _>(lo)
-        .bind::<BigInt, _>(width)
-        .load(self)?;
-        Ok(to_aggregates(buckets))
-    }
+for_each_backend! {
+    impl StatePathStore {
+        fn state_series(
+            &mut self,
+            sim_key: i32,
+            agent: i32,
+            keys: &[String],
+            lo: i64,
+            hi: i64,
+        ) -> Result<Vec<(i64, f64)>> {
+            if hi < lo || hi < 0 {
+                return Ok(Vec::new());
+            }
+            let mut points = Vec::new();
+            for chunk in self.state_chunks(sim_key, agent, chunk_of(lo.max(0)), chunk_of(hi))? {
+                chunk.for_each_text(lo, hi, |step, _, text| {
+                    if let Some(v) = number_at(text, keys) {
+                        points.push((step, v));
+                    }
+                    Ok(())
+                })?;
+            }
+            Ok(points)
+        }
 
-    fn state_span(&mut self, sim_key: i32, keys: &[String]) -> Result<Option<(i64, i64)>> {
-        let span: Span = diesel::sql_query(
-            "SELECT MIN(step) AS lo, MAX(step) AS hi FROM simdb_agent_states \
-             WHERE sim_key = $2 AND json_typeof(state #> $1) = 'number'",
-        )
-        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(keys)
-        .bind::<Integer, _>(sim_key)
-        .get_result(self)?;
-        Ok(span.lo.zip(span.hi))
-    }
+        fn state_aggregate(
+            &mut self,
+            sim_key: i32,
+            keys: &[String],
+            lo: i64,
+            width: i64,
+        ) -> Result<Vec<StepAggregate>> {
+            let mut buckets: BTreeMap<i64, BucketSum> = BTreeMap::new();
+            self.state_numbers(sim_key, keys, lo, &mut |_, step, v| {
+                buckets.entry(bucket_of(step, lo, width)).or_default().add(step, v);
+                true
+            })?;
+            Ok(super::aggregates::to_aggregates(
+                buckets.into_values().map(BucketSum::row).collect(),
+            ))
+        }
 
-    fn state_recorded(&mut self, sim_key: i32, keys: &[String]) -> Result<bool> {
-        let any: Any = diesel::sql_query(
-            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM simdb_agent_states \
-             WHERE sim_key = $2 AND json_typeof(state #> $1) = 'number' LIMIT 1) AS one",
-        )
-        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(keys)
-        .bind::<Integer, _>(sim_key)
-        .get_result(self)?;
-        Ok(any.n > 0)
+        fn state_span(&mut self, sim_key: i32, keys: &[String]) -> Result<Option<(i64, i64)>> {
+            let mut span: Option<(i64, i64)> = None;
+            self.state_numbers(sim_key, keys, 0, &mut |_, step, _| {
+                span = Some(span.map_or((step, step), |(a, b)| (a.min(step), b.max(step))));
+                true
+            })?;
+            Ok(span)
+        }
+
+        fn state_recorded(&mut self, sim_key: i32, keys: &[String]) -> Result<bool> {
+            let mut found = false;
+            self.state_numbers(sim_key, keys, 0, &mut |_, _, _| {
+                found = true;
+                false
+            })?;
+            Ok(found)
+        }
+
+        fn state_numbers(
+            &mut self,
+            sim_key: i32,
+            keys: &[String],
+            lo: i64,
+            f: &mut dyn FnMut(i32, i64, f64) -> bool,
+        ) -> Result<()> {
+            for agent in self.agent_indexes(sim_key)? {
+                let mut from = chunk_of(lo.max(0));
+                loop {
+                    let page = self.state_chunks_from(sim_key, agent, from, 256)?;
+                    let Some(last) = page.last() else { break };
+                    from = last.chunk + 1;
+                    let mut more = true;
+                    for chunk in &page {
+                        chunk.for_each_text(lo, i64::MAX, |step, _, text| {
+                            if more {
+                                if let Some(v) = number_at(text, keys) {
+                                    more = f(agent, step, v);
+                                }
+                            }
+                            Ok(())
+                        })?;
+                        if !more {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
     }
 }

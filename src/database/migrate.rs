@@ -156,6 +156,7 @@ pub(crate) fn migrate_sqlite(conn: &mut SqliteConnection) -> Result<()> {
         if applied > 0 {
             tracing::info!(count = applied, "applied simdb migrations (sqlite)");
         }
+        super::fold::FoldStore::fold_row_states(conn)?;
         Ok(())
     })
 }
@@ -304,6 +305,7 @@ fn migrate_postgres_locked(conn: &mut PgConnection, schema: &str) -> Result<()> 
         if count > 0 {
             tracing::info!(count, "applied simdb migrations (postgres)");
         }
+        super::fold::FoldStore::fold_row_states(c)?;
         Ok::<_, Error>(())
     })
 }

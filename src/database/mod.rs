@@ -5,6 +5,7 @@ mod backup;
 mod connection;
 #[cfg(feature = "postgres")]
 mod conninfo;
+mod fold;
 mod harness;
 #[cfg(feature = "sqlite")]
 mod ledger;

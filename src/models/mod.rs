@@ -7,6 +7,7 @@
 mod agent;
 mod agent_memory;
 mod agent_state;
+mod agent_state_chunk;
 mod event;
 mod experiment;
 mod metric;
@@ -16,6 +17,7 @@ mod simulation_step;
 pub use agent::{Agent, NewAgent};
 pub use agent_memory::{AgentMemory, NewAgentMemory};
 pub use agent_state::AgentState;
+pub use agent_state_chunk::AgentStateChunk;
 pub use event::Event;
 pub(crate) use event::NewEvent;
 pub use experiment::{Experiment, NewExperiment};

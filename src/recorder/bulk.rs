@@ -1,5 +1,7 @@
-//! Writing a batch: the rows in primary-key order, as multi-row prepared
-//! INSERTs on SQLite and binary `COPY` on PostgreSQL (import reuses it).
+//! Writing a batch: agent states merged into their chunks
+//! (`store/state_chunks.rs`), the other rows in primary-key order, as
+//! multi-row prepared INSERTs on SQLite and binary `COPY` on PostgreSQL
+//! (import reuses it).
 
 use std::sync::Arc;
 
@@ -11,9 +13,10 @@ use super::metric_names::MetricCache;
 use crate::error::{Error, Result};
 use crate::ids::AgentIndex;
 use crate::models::{AgentMemory, AgentMetric, StepMetric};
-use crate::schema::{agent_metrics, agent_states, simulation_steps, step_metrics};
+use crate::schema::{agent_metrics, simulation_steps, step_metrics};
 use crate::sql_types::{RawJson, TimeParam};
 use crate::store::prelude::*;
+
 
 /// Inserts every row of `batch` for simulation `sim_key` (inside the
 /// caller's transaction); returns the metric ids it had to intern.
@@ -31,24 +34,16 @@ pub(crate) fn write_batch<C: Store + Bulk>(
         RawJson::new(&text, span.0 as usize, span.1 as usize)
             .ok_or_else(|| Error::invalid("state", "recorder span out of bounds"))
     };
-    let mut states: Vec<StateRow> = batch
+    let mut states: Vec<StateInput<'_>> = batch
         .states
         .iter()
         .map(|r| {
-            Ok(StateRow {
-                sim_key,
-                agent_index: r.agent,
-                step: r.step,
-                reward: r.reward,
-                state: raw(r.state)?,
-            })
+            let state = text
+                .get(r.state.0 as usize..r.state.1 as usize)
+                .ok_or_else(|| Error::invalid("state", "recorder span out of bounds"))?;
+            Ok((r.agent, r.step, r.reward, state))
         })
         .collect::<Result<_>>()?;
-    // Primary-key order: on PostgreSQL each agent's rows of the batch land
-    // on neighbouring heap pages (a series read touches ~50x fewer pages
-    // than in step-major order); on SQLite the B-tree inserts become
-    // sequential runs.
-    states.sort_unstable_by_key(|r| (r.agent_index, r.step));
     let steps: Vec<StepRow> = batch
         .steps
         .iter()
@@ -124,13 +119,13 @@ pub(crate) fn write_batch<C: Store + Bulk>(
     // The rollups of these rows, written in the same transaction.
     let mut rollups = RollupBuilder::new(sim_key, c.agent_kinds(sim_key)?);
     for r in &states {
-        rollups.reward(r.agent_index, r.step, r.reward);
+        rollups.reward(r.0, r.1, r.2);
     }
     for m in &agent_metrics {
         rollups.metric(m.agent_index.0, m.metric_id, m.step, m.value);
     }
     let written = (|| -> Result<()> {
-        c.copy_states(&states)?;
+        crate::store::write_states(c, sim_key, &mut states)?;
         c.copy_steps(&steps)?;
         c.copy_step_metrics(&step_metrics)?;
         c.copy_agent_metrics(&agent_metrics)?;
@@ -161,16 +156,6 @@ pub(crate) fn write_batch<C: Store + Bulk>(
 }
 
 #[derive(Debug, Insertable)]
-#[diesel(table_name = agent_states, treat_none_as_default_value = false)]
-pub(crate) struct StateRow {
-    sim_key: i32,
-    agent_index: i32,
-    step: i64,
-    reward: f64,
-    state: RawJson,
-}
-
-#[derive(Debug, Insertable)]
 #[diesel(table_name = simulation_steps, treat_none_as_default_value = false)]
 pub(crate) struct StepRow {
     sim_key: i32,
@@ -179,9 +164,9 @@ pub(crate) struct StepRow {
     metrics: RawJson,
 }
 
-/// Bulk inserts of the recorder's four row kinds, per backend.
+/// Bulk inserts of the recorder's row kinds other than states (which go
+/// into chunks, `store/state_chunks.rs`), per backend.
 pub(crate) trait Bulk {
-    fn copy_states(&mut self, rows: &[StateRow]) -> Result<()>;
     fn copy_steps(&mut self, rows: &[StepRow]) -> Result<()>;
     fn copy_step_metrics(&mut self, rows: &[StepMetric]) -> Result<()>;
     fn copy_agent_metrics(&mut self, rows: &[AgentMetric]) -> Result<()>;
@@ -214,9 +199,6 @@ macro_rules! sqlite_insert {
 
 #[cfg(feature = "sqlite")]
 impl Bulk for diesel::sqlite::SqliteConnection {
-    fn copy_states(&mut self, rows: &[StateRow]) -> Result<()> {
-        sqlite_insert!(self, agent_states::table, rows, StateRow)
-    }
     fn copy_steps(&mut self, rows: &[StepRow]) -> Result<()> {
         sqlite_insert!(self, simulation_steps::table, rows, StepRow)
     }
@@ -243,9 +225,6 @@ macro_rules! pg_copy {
 
 #[cfg(feature = "postgres")]
 impl Bulk for diesel::pg::PgConnection {
-    fn copy_states(&mut self, rows: &[StateRow]) -> Result<()> {
-        pg_copy!(self, agent_states::table, rows)
-    }
     fn copy_steps(&mut self, rows: &[StepRow]) -> Result<()> {
         pg_copy!(self, simulation_steps::table, rows)
     }

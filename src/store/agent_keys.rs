@@ -1,6 +1,6 @@
-//! The hot tables (`agent_states`, `agent_metrics`, `agent_memories`) have
-//! their primary key and nothing else: no by-step index, no foreign key
-//! (see migration `2026-11-27-000002_hot_tables`). What reads across agents
+//! The hot tables (`agent_state_chunks`, `agent_metrics`, `agent_memories`)
+//! have their primary key and nothing else: no by-step index, no foreign
+//! key (see migration `2026-11-27-000002_hot_tables`). What reads across agents
 //! at a step walks that key once per registered agent, through the agent
 //! lists and spans here; what the foreign key guaranteed (no row of an
 //! unregistered agent) is checked here before a write.
@@ -25,22 +25,12 @@ pub(crate) trait Dialect {
     /// that row), so that their rollup merges of one step never interleave.
     /// SQLite needs none: its write transactions run one at a time.
     const HOLD_SIMULATION: Option<&'static str>;
-    /// Every registered agent's state at one step (`{p}1` the simulation,
-    /// `{p}2` the step), by agent: one primary-key probe per agent, driven
-    /// from `agents` so the plan cannot fall back to scanning the
-    /// simulation's key range for the step.
-    const STATES_AT_STEP: &'static str;
 }
 
 #[cfg(feature = "sqlite")]
 impl Dialect for diesel::sqlite::SqliteConnection {
     const P: char = '?';
     const HOLD_SIMULATION: Option<&'static str> = None;
-    // CROSS JOIN fixes SQLite's loop order: agents outside.
-    const STATES_AT_STEP: &'static str =
-        "SELECT s.sim_key, s.agent_index, s.step, s.reward, s.state FROM simdb_agents a \
-         CROSS JOIN simdb_agent_states s ON s.sim_key = a.sim_key AND s.agent_index = a.agent_index \
-         AND s.step = ?2 WHERE a.sim_key = ?1 ORDER BY a.agent_index";
 }
 
 #[cfg(feature = "postgres")]
@@ -48,13 +38,6 @@ impl Dialect for diesel::pg::PgConnection {
     const P: char = '$';
     const HOLD_SIMULATION: Option<&'static str> =
         Some("SELECT sim_key FROM simdb_simulations WHERE sim_key = $1 FOR NO KEY UPDATE");
-    // LIMIT 1 keeps the lateral subquery from being flattened into a join
-    // the planner could turn into a scan of the step's key range.
-    const STATES_AT_STEP: &'static str =
-        "SELECT s.sim_key, s.agent_index, s.step, s.reward, s.state FROM simdb_agents a \
-         CROSS JOIN LATERAL (SELECT * FROM simdb_agent_states x WHERE x.sim_key = a.sim_key \
-         AND x.agent_index = a.agent_index AND x.step = $2 LIMIT 1) s \
-         WHERE a.sim_key = $1 ORDER BY a.agent_index";
 }
 
 /// The first and last step of a span query (`lo`, `hi`; NULL when empty).
@@ -76,12 +59,6 @@ pub(crate) trait AgentKeyStore {
     /// For reads: [`Error::NotFound`] of entity `"agent"` unless the agent is
     /// registered (no lock taken).
     fn require_agent(&mut self, sim_key: i32, sim: &str, agent: i32) -> Result<()>;
-    /// Every registered agent's state at `step` (see [`Dialect::STATES_AT_STEP`]).
-    fn states_at_step_by_agent(
-        &mut self,
-        sim_key: i32,
-        step: i64,
-    ) -> Result<Vec<crate::models::AgentState>>;
 }
 
 super::for_each_backend! {
@@ -114,15 +91,5 @@ super::for_each_backend! {
             }
         }
 
-        fn states_at_step_by_agent(
-            &mut self,
-            sim_key: i32,
-            step: i64,
-        ) -> Result<Vec<crate::models::AgentState>> {
-            Ok(diesel::sql_query(Self::STATES_AT_STEP)
-                .bind::<Integer, _>(sim_key)
-                .bind::<BigInt, _>(step)
-                .load(self)?)
-        }
     }
 }

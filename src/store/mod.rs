@@ -33,12 +33,14 @@ mod recovery;
 mod rollups;
 mod row_lock;
 mod simulations;
+pub(crate) mod state_chunks;
 mod states;
 mod transaction;
 
 pub(crate) use events::event;
 pub use filter::SimulationFilter;
 pub(crate) use simulations::FullSimulation;
+pub(crate) use state_chunks::write_states;
 
 /// Every store trait, for `use crate::store::prelude::*`.
 pub(crate) mod prelude {
@@ -54,6 +56,7 @@ pub(crate) mod prelude {
     pub(crate) use super::rollups::{RollupBuilder, RollupStore, NO_KIND, REWARD_FIELD};
     pub(crate) use super::row_lock::RowLock;
     pub(crate) use super::simulations::SimulationStore;
+    pub(crate) use super::state_chunks::{StateChunkStore, StateInput};
     pub(crate) use super::states::StateStore;
     pub(crate) use super::transaction::Transactional;
     pub(crate) use super::Store;
@@ -69,6 +72,7 @@ pub(crate) trait Store:
     + AgentKeyStore
     + EventStore
     + StateStore
+    + StateChunkStore
     + MetricStore
     + MemoryStore
     + RecoveryStore
@@ -87,6 +91,7 @@ impl<C> Store for C where
         + AgentKeyStore
         + EventStore
         + StateStore
+        + StateChunkStore
         + MetricStore
         + MemoryStore
         + RecoveryStore

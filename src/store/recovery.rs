@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use super::prelude::{AgentKeyStore, RollupStore, AGENT_CHUNK};
 use crate::error::Result;
 use crate::schema::{
-    agent_memories, agent_metrics, agent_states, metric_names, simulation_steps, step_metrics,
+    agent_memories, agent_metrics, metric_names, simulation_steps, step_metrics,
 };
 
 pub(crate) trait RecoveryStore {
@@ -32,9 +32,12 @@ for_each_backend! {
             // The hot tables have no by-step index: their key ranges are
             // walked per agent (and per metric), from `step` on.
             let metrics: Vec<i32> = metric_names::table.select(metric_names::metric_id).load(self)?;
-            for chunk in self.agent_indexes(sim_key)?.chunks(AGENT_CHUNK) {
-                deleted += delete_after!(agent_states, agent_states::agent_index.eq_any(chunk))
-                    + delete_after!(agent_memories, agent_memories::agent_index.eq_any(chunk));
+            let agents = self.agent_indexes(sim_key)?;
+            for &agent in &agents {
+                deleted += super::state_chunks::cut_states_after(self, sim_key, agent, step)?;
+            }
+            for chunk in agents.chunks(AGENT_CHUNK) {
+                deleted += delete_after!(agent_memories, agent_memories::agent_index.eq_any(chunk));
                 for ids in metrics.chunks(AGENT_CHUNK) {
                     deleted += delete_after!(
                         agent_metrics,

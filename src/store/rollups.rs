@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use diesel::prelude::*;
 
 use crate::error::Result;
-use crate::schema::{agent_states, agent_totals, agents, step_rollups};
+use super::prelude::{AgentKeyStore, StateChunkStore};
+use crate::schema::{agent_totals, agents, step_rollups};
 
 /// `field_id` of the reward.
 pub(crate) const REWARD_FIELD: i32 = 0;
@@ -322,24 +323,31 @@ super::for_each_backend! {
             .execute(self)?;
             diesel::delete(agent_totals::table.filter(agent_totals::sim_key.eq(sim_key)))
                 .execute(self)?;
-            let totals: Vec<(i32, i64, Option<f64>)> = agent_states::table
-                .filter(agent_states::sim_key.eq(sim_key))
-                .group_by(agent_states::agent_index)
-                .select((
-                    agent_states::agent_index,
-                    diesel::dsl::count_star(),
-                    diesel::dsl::sum(agent_states::reward),
-                ))
-                .load(self)?;
-            let rows: Vec<AgentTotal> = totals
-                .into_iter()
-                .map(|(agent_index, n, total)| AgentTotal {
-                    sim_key,
-                    agent_index,
-                    n,
-                    total: total.unwrap_or(0.0),
-                })
-                .collect();
+            // Per agent: what is left of its states, summed in step order.
+            let mut rows = Vec::new();
+            for agent_index in self.agent_indexes(sim_key)? {
+                let (mut n, mut total) = (0i64, 0.0);
+                let mut from = 0;
+                loop {
+                    let page = self.state_chunks_from(sim_key, agent_index, from, 1024)?;
+                    let Some(last) = page.last() else { break };
+                    from = last.chunk + 1;
+                    for chunk in &page {
+                        for (_, reward) in chunk.rewards()? {
+                            n += 1;
+                            total += reward;
+                        }
+                    }
+                }
+                if n > 0 {
+                    rows.push(AgentTotal {
+                        sim_key,
+                        agent_index,
+                        n,
+                        total,
+                    });
+                }
+            }
             self.insert_totals(&rows)?;
             Ok(())
         }

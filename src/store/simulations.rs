@@ -12,7 +12,7 @@ use super::{event, SimulationFilter};
 use crate::error::{Error, Result};
 use crate::ids::{ExperimentId, SimulationId};
 use crate::models::{NewSimulation, Simulation, SimulationStatus};
-use crate::schema::{agent_memories, agent_metrics, agent_states, simulation_tags, simulations};
+use crate::schema::{agent_memories, agent_metrics, agent_state_chunks, simulation_tags, simulations};
 use crate::sql_types::{JsonParam, TimeParam};
 
 /// A simulation row with every column, for imports.
@@ -223,7 +223,7 @@ for_each_backend! {
                 let Some(&sim_key) = deleted.first() else {
                     return Err(Error::not_found("simulation", id));
                 };
-                diesel::delete(agent_states::table.filter(agent_states::sim_key.eq(sim_key)))
+                diesel::delete(agent_state_chunks::table.filter(agent_state_chunks::sim_key.eq(sim_key)))
                     .execute(c)?;
                 diesel::delete(agent_metrics::table.filter(agent_metrics::sim_key.eq(sim_key)))
                     .execute(c)?;

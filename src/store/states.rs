@@ -1,11 +1,13 @@
-//! Agent states and step rows, one at a time and by range.
+//! Agent states (decoded from their chunks) and step rows, one at a time
+//! and by range.
 
 use diesel::prelude::*;
 
-use super::prelude::AgentKeyStore;
+use super::prelude::StateChunkStore;
+use crate::chunk::{chunk_of, mask_between, STEPS};
 use crate::error::{Error, Result};
 use crate::models::{AgentState, SimulationStep};
-use crate::schema::{agent_states, simulation_steps};
+use crate::schema::simulation_steps;
 
 pub(crate) trait StateStore {
     fn insert_agent_state(&mut self, row: &AgentState) -> Result<()>;
@@ -34,18 +36,9 @@ pub(crate) trait StateStore {
 for_each_backend! {
     impl StateStore {
         fn insert_agent_state(&mut self, row: &AgentState) -> Result<()> {
-            diesel::insert_into(agent_states::table)
-                .values(row.clone())
-                .execute(self)
-                .map_err(|e| {
-                    Error::from_write(
-                        e,
-                        "agent state",
-                        format!("agent {} step {}", row.agent_index, row.step),
-                        Some(("agent", row.agent_index.to_string())),
-                    )
-                })?;
-            Ok(())
+            let text = serde_json::to_string(&row.state)?;
+            let mut rows = [(row.agent_index.0, row.step, row.reward, text.as_str())];
+            super::state_chunks::write_states(self, row.sim_key, &mut rows)
         }
 
         fn insert_step(&mut self, row: &SimulationStep) -> Result<()> {
@@ -63,13 +56,14 @@ for_each_backend! {
             lo: i64,
             hi: i64,
         ) -> Result<Vec<AgentState>> {
-            Ok(agent_states::table
-                .filter(agent_states::sim_key.eq(sim_key))
-                .filter(agent_states::agent_index.eq(agent))
-                .filter(agent_states::step.between(lo, hi))
-                .select(AgentState::as_select())
-                .order(agent_states::step)
-                .load(self)?)
+            if hi < lo || hi < 0 {
+                return Ok(Vec::new());
+            }
+            let mut out = Vec::new();
+            for chunk in self.state_chunks(sim_key, agent, chunk_of(lo.max(0)), chunk_of(hi))? {
+                out.extend(chunk.rows_between(lo, hi)?);
+            }
+            Ok(out)
         }
 
         fn agent_states_page(
@@ -79,30 +73,49 @@ for_each_backend! {
             after: i64,
             limit: i64,
         ) -> Result<Vec<AgentState>> {
-            Ok(agent_states::table
-                .filter(agent_states::sim_key.eq(sim_key))
-                .filter(agent_states::agent_index.eq(agent))
-                .filter(agent_states::step.gt(after))
-                .select(AgentState::as_select())
-                .order(agent_states::step)
-                .limit(limit)
-                .load(self)?)
+            let want = usize::try_from(limit).unwrap_or(0);
+            let mut out = Vec::new();
+            let mut from = chunk_of(after.saturating_add(1).max(0));
+            while out.len() < want {
+                // Enough chunks for the page if every one were full.
+                let chunks = (want - out.len()).div_ceil(STEPS as usize) as i64;
+                let page = self.state_chunks_from(sim_key, agent, from, chunks)?;
+                let Some(last) = page.last() else { break };
+                from = last.chunk + 1;
+                for chunk in &page {
+                    out.extend(chunk.rows_between(after.saturating_add(1), i64::MAX)?);
+                }
+            }
+            out.truncate(want);
+            Ok(out)
         }
 
         fn states_at_step(&mut self, sim_key: i32, step: i64) -> Result<Vec<AgentState>> {
-            // One primary-key probe per registered agent (no by-step index).
-            self.states_at_step_by_agent(sim_key, step)
+            if step < 0 {
+                return Ok(Vec::new());
+            }
+            let mut out = Vec::new();
+            for chunk in self.state_chunks_at(sim_key, chunk_of(step))? {
+                out.extend(chunk.rows_between(step, step)?);
+            }
+            Ok(out)
         }
 
         fn latest_state(&mut self, sim_key: i32, agent: i32, at: i64) -> Result<Option<AgentState>> {
-            Ok(agent_states::table
-                .filter(agent_states::sim_key.eq(sim_key))
-                .filter(agent_states::agent_index.eq(agent))
-                .filter(agent_states::step.le(at))
-                .select(AgentState::as_select())
-                .order(agent_states::step.desc())
-                .first(self)
-                .optional()?)
+            if at < 0 {
+                return Ok(None);
+            }
+            let mut upto = chunk_of(at);
+            loop {
+                let page = self.state_chunks_back(sim_key, agent, upto, 16)?;
+                let Some(last) = page.last() else { return Ok(None) };
+                upto = last.chunk - 1;
+                for chunk in &page {
+                    if chunk.mask() & mask_between(chunk.chunk, 0, at) != 0 {
+                        return Ok(chunk.rows_between(i64::MIN, at)?.pop());
+                    }
+                }
+            }
         }
 
         fn steps(&mut self, sim_key: i32, lo: i64, hi: i64) -> Result<Vec<SimulationStep>> {

@@ -72,10 +72,14 @@ pub fn table_counts(db: &impl AsDatabase, sim_key: i32) -> Result<(i64, i64, i64
         db.as_database().connection()?,
         |c| {
             (
-                agent_states::table
-                    .filter(agent_states::sim_key.eq(sim_key))
-                    .count()
-                    .get_result(c)?,
+                // Agent states are stored in chunks: their rows are counted.
+                agent_state_chunks::table
+                    .filter(agent_state_chunks::sim_key.eq(sim_key))
+                    .select(simdb::models::AgentStateChunk::as_select())
+                    .load(c)?
+                    .iter()
+                    .map(|chunk| chunk.len() as i64)
+                    .sum::<i64>(),
                 simulation_steps::table
                     .filter(simulation_steps::sim_key.eq(sim_key))
                     .count()

@@ -177,7 +177,12 @@ fn mean_at_last_step(table: &str, value: &str, metric: &str) -> String {
 /// The final value of a field for the simulation of the current row.
 pub(super) fn final_value(st: &mut Statement, of: FinalOf) -> String {
     match of {
-        FinalOf::Reward => mean_at_last_step("simdb_agent_states", "reward", ""),
+        // The reward's rollup at its last step holds that step's mean (the
+        // rewards themselves are in compressed chunks SQL cannot read).
+        FinalOf::Reward => "(SELECT r.total / r.n FROM simdb_step_rollups r \
+             WHERE r.sim_key = simdb_simulations.sim_key AND r.field_id = 0 AND r.kind = '' \
+             ORDER BY r.step DESC LIMIT 1)"
+            .to_string(),
         FinalOf::Metric(id) => {
             let m = st.bind(Bind::BigInt(i64::from(id)));
             format!(

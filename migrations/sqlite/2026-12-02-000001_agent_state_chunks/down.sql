@@ -1,0 +1,10 @@
+-- Back to the row layout, empty: chunks cannot be unfolded in SQL.
+DROP TABLE simdb_agent_state_chunks;
+CREATE TABLE IF NOT EXISTS simdb_agent_states (
+    sim_key     INTEGER NOT NULL,
+    agent_index INTEGER NOT NULL,
+    step        INTEGER NOT NULL CHECK (step >= 0),
+    reward      REAL NOT NULL,
+    state       TEXT NOT NULL,
+    PRIMARY KEY (sim_key, agent_index, step)
+) WITHOUT ROWID;

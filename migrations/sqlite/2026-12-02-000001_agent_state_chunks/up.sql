@@ -1,0 +1,24 @@
+-- Agent states in chunks: one row per agent and 64 aligned steps (chunk c
+-- holds steps 64c .. 64c+63), instead of one row per agent-step.
+--
+-- * present: bit i set where step 64c+i was recorded (agents that join
+--   late or skip steps leave bits clear).
+-- * rewards: the present steps' rewards as little-endian f64, step order.
+-- * states: the present steps' JSON texts, as written, zstd-compressed
+--   (see src/chunk/states.rs for the byte layout).
+--
+-- A rowid table: a ~1 KB chunk row in a WITHOUT ROWID table spills into
+-- overflow pages. The primary key is its unique index.
+--
+-- The rows of simdb_agent_states are folded into chunks by simdb itself,
+-- right after this migration and in the same transaction (compression
+-- cannot be written in SQL); that step then drops the row table.
+CREATE TABLE simdb_agent_state_chunks (
+    sim_key     INTEGER NOT NULL,
+    agent_index INTEGER NOT NULL,
+    chunk       INTEGER NOT NULL CHECK (chunk >= 0),
+    present     INTEGER NOT NULL CHECK (present <> 0),
+    rewards     BLOB NOT NULL,
+    states      BLOB NOT NULL,
+    PRIMARY KEY (sim_key, agent_index, chunk)
+);

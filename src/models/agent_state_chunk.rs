@@ -1,0 +1,129 @@
+use diesel::prelude::*;
+
+use super::AgentState;
+use crate::chunk;
+use crate::error::{Error, Result};
+use crate::ids::AgentIndex;
+use crate::schema::agent_state_chunks;
+
+/// One row of `simdb_agent_state_chunks`: up to 64 aligned steps of one
+/// agent's states and rewards. Chunk `chunk` covers steps
+/// `64 * chunk ..= 64 * chunk + 63`; bit `i` of `present` is set where step
+/// `64 * chunk + i` was recorded.
+///
+/// A host reading simdb's tables with its own Diesel queries loads these
+/// and decodes them with [`AgentStateChunk::rows`] (or
+/// [`AgentStateChunk::rewards`], which decompresses nothing):
+///
+/// ```no_run
+/// use simdb::diesel::prelude::*;
+/// use simdb::models::AgentStateChunk;
+/// use simdb::schema::agent_state_chunks as c;
+///
+/// fn states_of(conn: &mut SqliteConnection, sim_key: i32, agent: i32) -> simdb::Result<usize> {
+///     let chunks: Vec<AgentStateChunk> = c::table
+///         .filter(c::sim_key.eq(sim_key).and(c::agent_index.eq(agent)))
+///         .order(c::chunk)
+///         .select(AgentStateChunk::as_select())
+///         .load(conn)?;
+///     let mut n = 0;
+///     for chunk in &chunks {
+///         n += chunk.rows()?.len();
+///     }
+///     Ok(n)
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, QueryableByName)]
+#[diesel(table_name = agent_state_chunks, treat_none_as_default_value = false)]
+#[cfg_attr(
+    all(feature = "sqlite", feature = "postgres"),
+    diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))
+)]
+pub struct AgentStateChunk {
+    /// The simulation's compact key.
+    pub sim_key: i32,
+    /// The agent.
+    pub agent_index: i32,
+    /// The chunk number (steps `64 * chunk ..= 64 * chunk + 63`).
+    pub chunk: i64,
+    /// Which of the chunk's steps were recorded (bit `i`: step `64 * chunk + i`).
+    pub present: i64,
+    /// The rewards, little-endian `f64`, in step order.
+    pub rewards: Vec<u8>,
+    /// The states, compressed (`src/chunk/states.rs` gives the layout).
+    pub states: Vec<u8>,
+}
+
+impl AgentStateChunk {
+    /// The steps this chunk holds, ascending.
+    pub fn steps(&self) -> impl Iterator<Item = i64> {
+        chunk::steps(self.chunk, self.mask())
+    }
+
+    /// How many steps this chunk holds.
+    pub fn len(&self) -> usize {
+        self.mask().count_ones() as usize
+    }
+
+    /// True if the chunk holds no step (never stored so).
+    pub fn is_empty(&self) -> bool {
+        self.present == 0
+    }
+
+    pub(crate) fn mask(&self) -> u64 {
+        self.present as u64
+    }
+
+    /// `(step, reward)` of every step, ascending; nothing is decompressed.
+    pub fn rewards(&self) -> Result<Vec<(i64, f64)>> {
+        let rewards = chunk::states::decode_rewards(&self.rewards, self.len())?;
+        Ok(self.steps().zip(rewards).collect())
+    }
+
+    /// Every step's row, ascending, states parsed.
+    pub fn rows(&self) -> Result<Vec<AgentState>> {
+        self.rows_between(i64::MIN, i64::MAX)
+    }
+
+    /// The rows of steps `lo..=hi`, ascending.
+    pub(crate) fn rows_between(&self, lo: i64, hi: i64) -> Result<Vec<AgentState>> {
+        let mut out = Vec::new();
+        self.for_each_text(lo, hi, |step, reward, text| {
+            out.push(AgentState {
+                sim_key: self.sim_key,
+                agent_index: AgentIndex(self.agent_index),
+                step,
+                reward,
+                state: serde_json::from_str(text)?,
+            });
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f(step, reward, json_text)` for every step in `lo..=hi`,
+    /// ascending.
+    pub(crate) fn for_each_text(
+        &self,
+        lo: i64,
+        hi: i64,
+        mut f: impl FnMut(i64, f64, &str) -> Result<()>,
+    ) -> Result<()> {
+        let n = self.len();
+        let rewards = chunk::states::decode_rewards(&self.rewards, n)?;
+        let texts = chunk::states::decode_states(&self.states, n)?;
+        if texts.len() != n {
+            return Err(Error::CorruptChunk {
+                detail: format!("{} states for {n} steps", texts.len()),
+            });
+        }
+        for (i, step) in self.steps().enumerate() {
+            if step < lo || step > hi {
+                continue;
+            }
+            let text = texts.get(i).unwrap_or("null");
+            f(step, rewards.get(i).copied().unwrap_or(0.0), text)?;
+        }
+        Ok(())
+    }
+}

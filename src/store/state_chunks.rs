@@ -1,0 +1,377 @@
+//! Agent states in chunks (`simdb_agent_state_chunks`): the statements, and
+//! the read-merge-write that adds rows to chunks already stored.
+//!
+//! A write merges new rows into the chunks they fall in: a chunk already on
+//! disk (the tail a previous batch left unfinished, or one a resume cut) is
+//! read, decoded, merged and written back whole, all in the caller's
+//! transaction; nothing about open chunks is kept in memory between
+//! batches, so a retried, settled or discarded batch needs no bookkeeping.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer};
+
+use crate::chunk::{self, states};
+use crate::error::{Error, Result};
+use crate::models::AgentStateChunk;
+use crate::schema::agent_state_chunks as c;
+
+/// One agent-state row to write: agent, step, reward, JSON text.
+pub(crate) type StateInput<'a> = (i32, i64, f64, &'a str);
+
+pub(crate) trait StateChunkStore {
+    /// One agent's chunks `lo..=hi`, ascending.
+    fn state_chunks(&mut self, sim_key: i32, agent: i32, lo: i64, hi: i64)
+        -> Result<Vec<AgentStateChunk>>;
+    /// One agent's chunks from `from` on, ascending, at most `limit`.
+    fn state_chunks_from(
+        &mut self,
+        sim_key: i32,
+        agent: i32,
+        from: i64,
+        limit: i64,
+    ) -> Result<Vec<AgentStateChunk>>;
+    /// One agent's chunks up to `upto`, descending, at most `limit`.
+    fn state_chunks_back(
+        &mut self,
+        sim_key: i32,
+        agent: i32,
+        upto: i64,
+        limit: i64,
+    ) -> Result<Vec<AgentStateChunk>>;
+    /// Chunk `chunk` of each of `agents` that has one.
+    fn state_chunks_of(
+        &mut self,
+        sim_key: i32,
+        agents: &[i32],
+        chunk: i64,
+    ) -> Result<Vec<AgentStateChunk>>;
+    /// Every registered agent's chunk `chunk`, by agent: one primary-key
+    /// probe per agent, driven from `simdb_agents`.
+    fn state_chunks_at(&mut self, sim_key: i32, chunk: i64) -> Result<Vec<AgentStateChunk>>;
+    /// Deletes chunk `chunk` of each of `agents`.
+    fn delete_state_chunks(&mut self, sim_key: i32, agents: &[i32], chunk: i64) -> Result<usize>;
+    /// Deletes one agent's chunks after `chunk`.
+    fn delete_state_chunks_after(&mut self, sim_key: i32, agent: i32, chunk: i64)
+        -> Result<usize>;
+    /// Inserts whole chunks (none of their keys stored).
+    fn insert_state_chunks(&mut self, rows: &[AgentStateChunk]) -> Result<()>;
+}
+
+/// Rows per multi-row INSERT on SQLite (6 columns; a fixed array gives
+/// Diesel a statement it prepares once).
+#[cfg(feature = "sqlite")]
+const SQLITE_ROWS: usize = 64;
+
+/// Every registered agent's chunk at one chunk number: one primary-key
+/// probe per agent, driven from `simdb_agents` so that the plan cannot fall
+/// back to scanning the simulation's key range (CROSS JOIN fixes SQLite's
+/// loop order; on PostgreSQL, LIMIT 1 keeps the lateral subquery from being
+/// flattened into a join the planner could turn into that scan).
+#[cfg(feature = "sqlite")]
+const SQLITE_AT: &str = "SELECT s.sim_key, s.agent_index, s.chunk, s.present, s.rewards, s.states \
+     FROM simdb_agents a CROSS JOIN simdb_agent_state_chunks s ON s.sim_key = a.sim_key \
+     AND s.agent_index = a.agent_index AND s.chunk = ?2 WHERE a.sim_key = ?1 ORDER BY a.agent_index";
+#[cfg(feature = "postgres")]
+const POSTGRES_AT: &str = "SELECT s.sim_key, s.agent_index, s.chunk, s.present, s.rewards, s.states \
+     FROM simdb_agents a CROSS JOIN LATERAL (SELECT * FROM simdb_agent_state_chunks x \
+     WHERE x.sim_key = a.sim_key AND x.agent_index = a.agent_index AND x.chunk = $2 LIMIT 1) s \
+     WHERE a.sim_key = $1 ORDER BY a.agent_index";
+
+macro_rules! common_statements {
+    () => {
+        fn state_chunks(
+            &mut self,
+            sim_key: i32,
+            agent: i32,
+            lo: i64,
+            hi: i64,
+        ) -> Result<Vec<AgentStateChunk>> {
+            Ok(c::table
+                .filter(c::sim_key.eq(sim_key))
+                .filter(c::agent_index.eq(agent))
+                .filter(c::chunk.between(lo, hi))
+                .order(c::chunk)
+                .select(AgentStateChunk::as_select())
+                .load(self)?)
+        }
+
+        fn state_chunks_from(
+            &mut self,
+            sim_key: i32,
+            agent: i32,
+            from: i64,
+            limit: i64,
+        ) -> Result<Vec<AgentStateChunk>> {
+            Ok(c::table
+                .filter(c::sim_key.eq(sim_key))
+                .filter(c::agent_index.eq(agent))
+                .filter(c::chunk.ge(from))
+                .order(c::chunk)
+                .limit(limit)
+                .select(AgentStateChunk::as_select())
+                .load(self)?)
+        }
+
+        fn state_chunks_back(
+            &mut self,
+            sim_key: i32,
+            agent: i32,
+            upto: i64,
+            limit: i64,
+        ) -> Result<Vec<AgentStateChunk>> {
+            Ok(c::table
+                .filter(c::sim_key.eq(sim_key))
+                .filter(c::agent_index.eq(agent))
+                .filter(c::chunk.le(upto))
+                .order(c::chunk.desc())
+                .limit(limit)
+                .select(AgentStateChunk::as_select())
+                .load(self)?)
+        }
+
+        fn state_chunks_of(
+            &mut self,
+            sim_key: i32,
+            agents: &[i32],
+            chunk: i64,
+        ) -> Result<Vec<AgentStateChunk>> {
+            let mut out = Vec::new();
+            for part in agents.chunks(super::prelude::AGENT_CHUNK) {
+                out.extend(
+                    c::table
+                        .filter(c::sim_key.eq(sim_key))
+                        .filter(c::agent_index.eq_any(part))
+                        .filter(c::chunk.eq(chunk))
+                        .select(AgentStateChunk::as_select())
+                        .load(self)?,
+                );
+            }
+            Ok(out)
+        }
+
+        fn delete_state_chunks(
+            &mut self,
+            sim_key: i32,
+            agents: &[i32],
+            chunk: i64,
+        ) -> Result<usize> {
+            let mut n = 0;
+            for part in agents.chunks(super::prelude::AGENT_CHUNK) {
+                n += diesel::delete(
+                    c::table
+                        .filter(c::sim_key.eq(sim_key))
+                        .filter(c::agent_index.eq_any(part))
+                        .filter(c::chunk.eq(chunk)),
+                )
+                .execute(self)?;
+            }
+            Ok(n)
+        }
+
+        fn delete_state_chunks_after(
+            &mut self,
+            sim_key: i32,
+            agent: i32,
+            chunk: i64,
+        ) -> Result<usize> {
+            Ok(diesel::delete(
+                c::table
+                    .filter(c::sim_key.eq(sim_key))
+                    .filter(c::agent_index.eq(agent))
+                    .filter(c::chunk.gt(chunk)),
+            )
+            .execute(self)?)
+        }
+    };
+}
+
+#[cfg(feature = "sqlite")]
+impl StateChunkStore for diesel::sqlite::SqliteConnection {
+    common_statements!();
+
+    fn state_chunks_at(&mut self, sim_key: i32, chunk: i64) -> Result<Vec<AgentStateChunk>> {
+        Ok(diesel::sql_query(SQLITE_AT)
+            .bind::<Integer, _>(sim_key)
+            .bind::<BigInt, _>(chunk)
+            .load(self)?)
+    }
+
+    fn insert_state_chunks(&mut self, rows: &[AgentStateChunk]) -> Result<()> {
+        let mut parts = rows.chunks_exact(SQLITE_ROWS);
+        for part in &mut parts {
+            if let Ok(array) = <&[AgentStateChunk; SQLITE_ROWS]>::try_from(part) {
+                diesel::insert_into(c::table).values(array).execute(self)?;
+            }
+        }
+        let rest = parts.remainder();
+        if !rest.is_empty() {
+            diesel::insert_into(c::table).values(rest).execute(self)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl StateChunkStore for diesel::pg::PgConnection {
+    common_statements!();
+
+    fn state_chunks_at(&mut self, sim_key: i32, chunk: i64) -> Result<Vec<AgentStateChunk>> {
+        Ok(diesel::sql_query(POSTGRES_AT)
+            .bind::<Integer, _>(sim_key)
+            .bind::<BigInt, _>(chunk)
+            .load(self)?)
+    }
+
+    fn insert_state_chunks(&mut self, rows: &[AgentStateChunk]) -> Result<()> {
+        if !rows.is_empty() {
+            diesel::copy_from(c::table)
+                .from_insertable(rows)
+                .execute(self)?;
+        }
+        Ok(())
+    }
+}
+
+/// Encodes one chunk of rows (ascending, distinct steps, all in `chunk`).
+pub(crate) fn encode(sim_key: i32, agent: i32, chunk: i64, rows: &[(i64, f64, &str)]) -> Result<AgentStateChunk> {
+    let mut present = 0u64;
+    let mut rewards = Vec::with_capacity(rows.len());
+    for &(step, reward, _) in rows {
+        present |= chunk::bit(step);
+        rewards.push(reward);
+    }
+    Ok(AgentStateChunk {
+        sim_key,
+        agent_index: agent,
+        chunk,
+        present: present as i64,
+        rewards: states::encode_rewards(&rewards),
+        states: states::encode_states(rows.iter().map(|r| r.2))?,
+    })
+}
+
+fn duplicate(agent: i32, step: i64) -> Error {
+    Error::Duplicate {
+        entity: "agent state",
+        id: format!("agent {agent} step {step}"),
+    }
+}
+
+/// Writes `rows` of simulation `sim_key` into their chunks, merged with
+/// what those chunks already hold; a step stored twice is
+/// [`Error::Duplicate`] and writes nothing. Sorts `rows` by agent and step.
+pub(crate) fn write_states<C: StateChunkStore>(
+    c: &mut C,
+    sim_key: i32,
+    rows: &mut [StateInput<'_>],
+) -> Result<()> {
+    rows.sort_unstable_by_key(|r| (r.0, r.1));
+    // Runs of one agent's rows in one chunk.
+    let mut groups: Vec<(i32, i64, std::ops::Range<usize>)> = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        let key = (r.0, chunk::chunk_of(r.1));
+        match groups.last_mut() {
+            Some(g) if (g.0, g.1) == key => g.2.end = i + 1,
+            _ => groups.push((key.0, key.1, i..i + 1)),
+        }
+    }
+    // What is stored of those chunks: one lookup per distinct chunk number.
+    let mut by_chunk: HashMap<i64, Vec<i32>> = HashMap::new();
+    for g in &groups {
+        by_chunk.entry(g.1).or_default().push(g.0);
+    }
+    let mut stored: HashMap<(i32, i64), AgentStateChunk> = HashMap::new();
+    for (&number, agents) in &by_chunk {
+        for chunk in c.state_chunks_of(sim_key, agents, number)? {
+            stored.insert((chunk.agent_index, chunk.chunk), chunk);
+        }
+    }
+    let mut decoded: HashMap<(i32, i64), (Vec<i64>, Vec<f64>, states::Texts)> = HashMap::new();
+    for (key, chunk) in &stored {
+        let n = chunk.len();
+        decoded.insert(
+            *key,
+            (
+                chunk.steps().collect(),
+                states::decode_rewards(&chunk.rewards, n)?,
+                states::decode_states(&chunk.states, n)?,
+            ),
+        );
+    }
+    let mut out = Vec::with_capacity(groups.len());
+    let mut merged: Vec<(i64, f64, &str)> = Vec::with_capacity(chunk::STEPS as usize);
+    for (agent, number, range) in &groups {
+        merged.clear();
+        let new = &rows[range.clone()];
+        match decoded.get(&(*agent, *number)) {
+            None => merged.extend(new.iter().map(|r| (r.1, r.2, r.3))),
+            Some((steps, rewards, texts)) => {
+                let old = steps
+                    .iter()
+                    .zip(rewards)
+                    .zip(texts.iter())
+                    .map(|((&s, &r), t)| (s, r, t));
+                merged.extend(old);
+                merged.extend(new.iter().map(|r| (r.1, r.2, r.3)));
+                merged.sort_by_key(|r| r.0);
+            }
+        }
+        if let Some(w) = merged.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(duplicate(*agent, w[0].0));
+        }
+        out.push(encode(sim_key, *agent, *number, &merged)?);
+    }
+    for (&number, agents) in &by_chunk {
+        let had: Vec<i32> = agents
+            .iter()
+            .copied()
+            .filter(|a| stored.contains_key(&(*a, number)))
+            .collect();
+        if !had.is_empty() {
+            c.delete_state_chunks(sim_key, &had, number)?;
+        }
+    }
+    c.insert_state_chunks(&out)
+}
+
+/// Removes one agent's states after `step`; returns how many.
+pub(crate) fn cut_states_after<C: StateChunkStore>(
+    c: &mut C,
+    sim_key: i32,
+    agent: i32,
+    step: i64,
+) -> Result<usize> {
+    let boundary = chunk::chunk_of(step.max(-1));
+    let mut removed = 0;
+    // Chunks wholly after the cut go; their rows are counted first.
+    let mut from = boundary + 1;
+    loop {
+        let page = c.state_chunks_from(sim_key, agent, from, 1024)?;
+        let Some(last) = page.last() else { break };
+        from = last.chunk + 1;
+        removed += page.iter().map(AgentStateChunk::len).sum::<usize>();
+    }
+    c.delete_state_chunks_after(sim_key, agent, boundary)?;
+    // The chunk the cut falls in keeps its steps up to `step`.
+    if let Some(chunk) = c.state_chunks(sim_key, agent, boundary, boundary)?.pop() {
+        let keep = chunk::mask_between(boundary, 0, step);
+        let mask = chunk.mask();
+        if mask & !keep != 0 {
+            removed += (mask & !keep).count_ones() as usize;
+            let mut kept = Vec::new();
+            chunk.for_each_text(i64::MIN, step, |s, r, t| {
+                kept.push((s, r, t.to_string()));
+                Ok(())
+            })?;
+            c.delete_state_chunks(sim_key, &[agent], boundary)?;
+            if !kept.is_empty() {
+                let rows: Vec<(i64, f64, &str)> =
+                    kept.iter().map(|(s, r, t)| (*s, *r, t.as_str())).collect();
+                c.insert_state_chunks(&[encode(sim_key, agent, boundary, &rows)?])?;
+            }
+        }
+    }
+    Ok(removed)
+}
