@@ -580,7 +580,9 @@ backend_tests! {
         assert_eq!(ranks, vec![(1, "a", 2), (1, "b", 1), (3, "c", 1)]);
 
         // 40,000 more simulations, beyond SQLite's 32,766 bind parameters
-        // (written by SQL, so with the per-agent totals simdb keeps at ingest).
+        // (written by SQL, so with the per-agent totals simdb keeps at ingest;
+        // each state is a one-step chunk: reward 0.25, and the state `{}` as
+        // the first run's agent 0 stored it).
         let bulk = match db.backend() {
             simdb::Backend::Sqlite => "
                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000)
@@ -588,8 +590,10 @@ backend_tests! {
                 SELECT 100000 + i, 'bulk-' || i, 'big', 'completed', '{}', '2026-01-01 00:00:00.000000+00:00' FROM n;
                 INSERT INTO simdb_agents (sim_key, agent_index, kind, metadata, created_at)
                 SELECT sim_key, 0, 'bulk', '{}', created_at FROM simdb_simulations WHERE id LIKE 'bulk-%';
-                INSERT INTO simdb_agent_states (sim_key, agent_index, step, reward, state)
-                SELECT sim_key, 0, 0, 0.25, '{}' FROM simdb_simulations WHERE id LIKE 'bulk-%';
+                INSERT INTO simdb_agent_state_chunks (sim_key, agent_index, chunk, present, rewards, states)
+                SELECT s.sim_key, 0, 0, 1, X'000000000000D03F', c.states FROM simdb_simulations s
+                JOIN simdb_agent_state_chunks c ON c.sim_key = TEMPLATE AND c.agent_index = 0 AND c.chunk = 0
+                WHERE s.id LIKE 'bulk-%';
                 INSERT INTO simdb_agent_totals (sim_key, agent_index, n, total)
                 SELECT sim_key, 0, 1, 0.25 FROM simdb_simulations WHERE id LIKE 'bulk-%';",
             simdb::Backend::Postgres => "
@@ -597,14 +601,16 @@ backend_tests! {
                 SELECT 100000 + i, 'bulk-' || i, 'big', 'completed', '{}', now() FROM generate_series(1, 40000) AS i;
                 INSERT INTO simdb_agents (sim_key, agent_index, kind, metadata, created_at)
                 SELECT sim_key, 0, 'bulk', '{}', created_at FROM simdb_simulations WHERE id LIKE 'bulk-%';
-                INSERT INTO simdb_agent_states (sim_key, agent_index, step, reward, state)
-                SELECT sim_key, 0, 0, 0.25, '{}' FROM simdb_simulations WHERE id LIKE 'bulk-%';
+                INSERT INTO simdb_agent_state_chunks (sim_key, agent_index, chunk, present, rewards, states)
+                SELECT s.sim_key, 0, 0, 1, '\\x000000000000d03f'::bytea, c.states FROM simdb_simulations s
+                JOIN simdb_agent_state_chunks c ON c.sim_key = TEMPLATE AND c.agent_index = 0 AND c.chunk = 0
+                WHERE s.id LIKE 'bulk-%';
                 INSERT INTO simdb_agent_totals (sim_key, agent_index, n, total)
                 SELECT sim_key, 0, 1, 0.25 FROM simdb_simulations WHERE id LIKE 'bulk-%';",
         };
         simdb::with_connection!(db.database().writer()?, |c| {
             use simdb::diesel::connection::SimpleConnection;
-            c.batch_execute(bulk)?;
+            c.batch_execute(&bulk.replace("TEMPLATE", &sim.sim_key.to_string()))?;
         });
         let board = svc.analytics().leaderboard(&exp.id, GroupBy::Kind)?;
         let bulk_row = board.iter().find(|r| r.group == "bulk").ok_or(Error::RecorderClosed)?;

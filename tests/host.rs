@@ -140,10 +140,10 @@ fn cross_system(host: &mut Host, svc: &SimulationService, sim: &Simulation) -> R
     // without qualification (simdb's connections also search `public`).
     let ranked: Vec<Ranked> = simdb::with_connection!(svc.database().connection()?, |c| {
         simdb::diesel::sql_query(
-            "SELECT t.policy AS policy, AVG(s.reward) AS reward
+            "SELECT t.policy AS policy, SUM(s.total) / CAST(SUM(s.n) AS DOUBLE PRECISION) AS reward
              FROM training_runs t
              JOIN simdb_agents a ON a.sim_key = t.simulation_key AND a.policy_name = t.policy
-             JOIN simdb_agent_states s ON s.sim_key = a.sim_key AND s.agent_index = a.agent_index
+             JOIN simdb_agent_totals s ON s.sim_key = a.sim_key AND s.agent_index = a.agent_index
              GROUP BY t.policy ORDER BY reward DESC",
         )
         .load(c)?

@@ -22,7 +22,6 @@ fn rows_left(db: &TestDatabase, sim_key: i32) -> Result<i64> {
         n: i64,
     }
     let tables = [
-        "simdb_agent_state_chunks",
         "simdb_agent_metrics",
         "simdb_agent_memories",
         "simdb_simulation_steps",
@@ -32,7 +31,17 @@ fn rows_left(db: &TestDatabase, sim_key: i32) -> Result<i64> {
         "simdb_simulation_tags",
         "simdb_simulations",
     ];
-    let mut total = 0;
+    // Agent states are counted inside their chunks.
+    let mut total: i64 = simdb::with_connection!(db.database().connection()?, |c| {
+        use simdb::schema::agent_state_chunks as s;
+        s::table
+            .filter(s::sim_key.eq(sim_key))
+            .select(simdb::models::AgentStateChunk::as_select())
+            .load(c)?
+            .iter()
+            .map(|chunk| chunk.len() as i64)
+            .sum::<i64>()
+    });
     for table in tables {
         let sql = format!("SELECT count(*) AS n FROM {table} WHERE sim_key = {sim_key}");
         let n: N = simdb::with_connection!(db.database().connection()?, |c| {
@@ -65,7 +74,7 @@ fn assert_primary_key(db: &TestDatabase, table: &str, plan: &str) {
             // The hot table (maybe under an alias) is searched by a key
             // prefix that reaches the agent; nothing is scanned. (A rowid
             // table's primary key is its autoindex: the state chunks.)
-            let autoindex = format!("USING INDEX sqlite_autoindex_simdb_{table}_1 (sim_key=? AND");
+            let autoindex = format!("INDEX sqlite_autoindex_simdb_{table}_1 (sim_key=? AND");
             assert!(
                 plan.lines()
                     .any(|l| (l.contains("USING PRIMARY KEY (sim_key=? AND") || l.contains(&autoindex))

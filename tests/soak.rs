@@ -334,7 +334,7 @@ fn soak(db: &TestDatabase) -> Result<()> {
         for name in [
             "simdb_simulations",
             "simdb_agents",
-            "simdb_agent_states",
+            "simdb_agent_state_chunks",
             "simdb_agent_metrics",
             "simdb_agent_memories",
             "simdb_simulation_steps",
@@ -391,34 +391,35 @@ fn soak(db: &TestDatabase) -> Result<()> {
             sim.id
         );
         let w = mark.committed_step.unwrap_or(-1);
-        let states = table(backend, "simdb_agent_states");
-        let below = count(
+        // The states' chunks, read on the host's connection and decoded
+        // with the public model: every (agent, step) at or below the
+        // watermark once.
+        let chunks: Vec<simdb::models::AgentStateChunk> = load(
             &mut host,
             &format!(
-                "SELECT COUNT(*) AS n FROM {states} WHERE sim_key = {} AND step <= {w}",
+                "SELECT sim_key, agent_index, chunk, present, rewards, states FROM {} WHERE sim_key = {}",
+                table(backend, "simdb_agent_state_chunks"),
                 sim.sim_key
             ),
         )?;
-        let distinct = count(
-            &mut host,
-            &format!(
-                "SELECT COUNT(*) AS n FROM (SELECT DISTINCT agent_index, step FROM {states} WHERE sim_key = {} AND step <= {w}) d",
-                sim.sim_key
-            ),
-        )?;
+        let mut below = 0i64;
+        let mut keys = std::collections::HashSet::new();
+        for chunk in &chunks {
+            for row in chunk.rows()? {
+                rows += 1;
+                if row.step <= w {
+                    below += 1;
+                    keys.insert((row.agent_index, row.step));
+                }
+            }
+        }
+        let distinct = keys.len() as i64;
         assert_eq!(
             (below, distinct),
             ((w + 1) * AGENTS as i64, (w + 1) * AGENTS as i64),
             "run {} at watermark {w}",
             sim.id
         );
-        rows += count(
-            &mut host,
-            &format!(
-                "SELECT COUNT(*) AS n FROM {states} WHERE sim_key = {}",
-                sim.sim_key
-            ),
-        )?;
     }
     // What each reader saw of each run, in its own poll order.
     for ((reader, id), marks) in lock(&seen).iter() {
