@@ -1,24 +1,28 @@
 //! Ingest throughput: the canonical workload of DESIGN.md (100 agents x
 //! 10,000 steps, a reward and a ~60-byte JSON state per agent-step, one step
-//! row per step) through the simdb Recorder, against the raw ceiling in the
-//! same run: rusqlite prepared multi-row INSERTs into the same SQLite schema,
-//! and binary COPY through the `postgres` crate into the same PostgreSQL
-//! schema — both given the same 10,000-row batches in the same (primary-key)
-//! order as the Recorder writes them. Also times the simple one-call-per-row facade path, for contrast.
+//! row per step) through the simdb Recorder, against two raw ceilings in the
+//! same run, both given the same states serialized the same way:
+//!
+//! - `ceiling`: today's chunk layout written by a raw driver (rusqlite
+//!   prepared multi-row INSERTs; binary COPY through the `postgres` crate):
+//!   whole 64-step chunks, packed and zstd-compressed as simdb packs them,
+//!   one transaction per chunk of steps;
+//! - `old_ceiling`: the row layout before it (one row per agent-step, primary
+//!   key only, `json` state), recreated in a scratch database, 10,000-row
+//!   batches in primary-key order.
 //!
 //! Each runs under both durability settings, the ceilings with the matching
 //! setting (SQLite `synchronous` FULL / NORMAL, PostgreSQL
-//! `synchronous_commit` on / off), so the cost of each is printed too.
+//! `synchronous_commit` on / off). Bytes per agent-state are the state
+//! table's size on disk (SQLite's `dbstat`, PostgreSQL's
+//! `pg_total_relation_size`, indexes included) over the states it holds.
 //!
 //! `cargo bench --bench ingest`; `SIMDB_BENCH_ROWS` sets the number of agent
 //! states (default 1,000,000); `SIMDB_BENCH_BACKENDS=sqlite` skips PostgreSQL.
-//! The same ceiling also runs against the previous release's layout of
-//! `agent_states` (a foreign key to `agents` and a `(sim_key, step)` index,
-//! recreated in a scratch database), so the hot-table design's gain is
-//! printed as a ratio measured in the same run.
 //!
 //! Prints `RESULT backend=... recorder=<rows/s> ceiling=<rows/s> ratio=...
-//! old_ceiling=<rows/s> gain=<recorder/old_ceiling> durability=... simple=...`.
+//! old_ceiling=<rows/s> gain=<recorder/old_ceiling> bytes_per_row=...
+//! old_bytes_per_row=... durability=... simple=...`.
 
 use std::time::Instant;
 
@@ -65,33 +69,116 @@ use common::{bench_rows, selected_backends, status_mib};
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
-/// Which layout of `agent_states` a ceiling writes into.
+/// Which layout a ceiling writes into.
 #[derive(Clone, Copy, PartialEq)]
 enum Layout {
-    /// Today's: the primary key only.
-    Hot,
-    /// The previous release's: plus a foreign key to `agents` and a
-    /// `(sim_key, step)` index.
-    Old,
+    /// Today's: 64-step chunks per agent, states compressed.
+    Chunks,
+    /// The previous release's: one row per agent-step, primary key only.
+    Rows,
 }
 
-/// Puts the previous release's `agent_states` back (it is empty here).
-const SQLITE_OLD_LAYOUT: &str = "DROP TABLE simdb_agent_states;
-    CREATE TABLE simdb_agent_states (
+/// The previous release's `agent_states` (recreated in a scratch database).
+const SQLITE_ROW_LAYOUT: &str = "CREATE TABLE simdb_agent_states (
         sim_key     INTEGER NOT NULL,
         agent_index INTEGER NOT NULL,
         step        INTEGER NOT NULL CHECK (step >= 0),
         reward      REAL NOT NULL,
         state       TEXT NOT NULL,
-        PRIMARY KEY (sim_key, agent_index, step),
-        FOREIGN KEY (sim_key, agent_index) REFERENCES simdb_agents (sim_key, agent_index) ON DELETE CASCADE
-    ) WITHOUT ROWID;
-    CREATE INDEX simdb_agent_states_by_step ON simdb_agent_states (sim_key, step);";
+        PRIMARY KEY (sim_key, agent_index, step)
+    ) WITHOUT ROWID;";
 
-const POSTGRES_OLD_LAYOUT: &str = "ALTER TABLE simdb_agent_states ALTER COLUMN state TYPE jsonb;
-    ALTER TABLE simdb_agent_states ADD FOREIGN KEY (sim_key, agent_index)
-        REFERENCES simdb_agents (sim_key, agent_index) ON DELETE CASCADE;
-    CREATE INDEX simdb_agent_states_by_step ON simdb_agent_states (sim_key, step);";
+const POSTGRES_ROW_LAYOUT: &str = "CREATE TABLE simdb_agent_states (
+        sim_key     INTEGER NOT NULL,
+        agent_index INTEGER NOT NULL,
+        step        BIGINT NOT NULL CHECK (step >= 0),
+        reward      DOUBLE PRECISION NOT NULL,
+        state       JSON NOT NULL,
+        PRIMARY KEY (sim_key, agent_index, step)
+    );";
+
+/// Steps per chunk (simdb's `chunk::STEPS`).
+const CHUNK_STEPS: i64 = 64;
+
+/// One packed chunk: agent, chunk number, presence mask, rewards, states.
+type Packed = (i32, i64, i64, Vec<u8>, Vec<u8>);
+
+/// Packs the rows of whole chunks (every agent, `CHUNK_STEPS` steps) as
+/// simdb stores them (see src/chunk/states.rs): rewards as little-endian
+/// f64; states as codec byte 1, the raw length, then zstd level 1 of their
+/// varint lengths and texts.
+fn pack(
+    rows: &mut Rows,
+    json: &[u8],
+    zstd: &mut zstd::bulk::Compressor<'static>,
+) -> BenchResult<Vec<Packed>> {
+    rows.sort_unstable_by_key(|r| (r.1, r.0));
+    let mut out = Vec::new();
+    let mut raw = Vec::new();
+    for group in rows.chunk_by(|a, b| a.1 == b.1 && a.0 / CHUNK_STEPS == b.0 / CHUNK_STEPS) {
+        let chunk = group[0].0 / CHUNK_STEPS;
+        let mut present = 0u64;
+        let mut rewards = Vec::with_capacity(group.len() * 8);
+        raw.clear();
+        for (step, _, reward, span) in group {
+            present |= 1 << (step % CHUNK_STEPS);
+            rewards.extend_from_slice(&reward.to_le_bytes());
+            let mut len = span.len();
+            loop {
+                let byte = (len & 0x7f) as u8;
+                len >>= 7;
+                if len == 0 {
+                    raw.push(byte);
+                    break;
+                }
+                raw.push(byte | 0x80);
+            }
+        }
+        for (_, _, _, span) in group {
+            raw.extend_from_slice(&json[span.clone()]);
+        }
+        let packed = zstd.compress(&raw)?;
+        let mut states = Vec::with_capacity(packed.len() + 5);
+        states.push(1);
+        states.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+        states.extend_from_slice(&packed);
+        out.push((group[0].1 as i32, chunk, present as i64, rewards, states));
+    }
+    Ok(out)
+}
+
+/// Bytes on disk of the table holding the states (indexes included), over
+/// the states it holds.
+fn bytes_per_state(db: &TestDatabase, layout: Layout, states: i64) -> BenchResult<f64> {
+    let table = match layout {
+        Layout::Chunks => "simdb_agent_state_chunks",
+        Layout::Rows => "simdb_agent_states",
+    };
+    let bytes: i64 = match db.backend() {
+        Backend::Sqlite => {
+            let path = db
+                .database()
+                .path()
+                .ok_or("not a file database")?
+                .to_path_buf();
+            let conn = rusqlite::Connection::open(path)?;
+            conn.query_row(
+                "SELECT SUM(pgsize) FROM dbstat WHERE name = ?1 OR name = 'sqlite_autoindex_' || ?1 || '_1'",
+                [table],
+                |r| r.get(0),
+            )?
+        }
+        Backend::Postgres => {
+            let mut client = postgres::Client::connect(db.url(), postgres::NoTls)?;
+            client.batch_execute("SET search_path TO simdb, public")?;
+            client.batch_execute("VACUUM")?;
+            client
+                .query_one(&format!("SELECT pg_total_relation_size('{table}')"), &[])?
+                .get(0)
+        }
+    };
+    Ok(bytes as f64 / states as f64)
+}
 
 fn setup(svc: &SimulationService) -> BenchResult<Simulation> {
     let sim = svc.create_simulation(NewSimulation::new(json!({"agents": AGENTS})))?;
@@ -167,9 +254,9 @@ fn simple_run(db: &TestDatabase, rows: i64, durability: Durability) -> BenchResu
     Ok(rows as f64 / start.elapsed().as_secs_f64())
 }
 
-/// rusqlite, prepared multi-row INSERTs of 128 rows bound in place,
-/// 10,000 rows per transaction sorted into primary-key order (as the
-/// Recorder does), into the same schema (migrated by simdb).
+/// rusqlite, prepared multi-row INSERTs bound in place, into the same
+/// schema (migrated by simdb): whole 64-step chunks per transaction
+/// (`Chunks`), or 10,000 rows per transaction in primary-key order (`Rows`).
 fn sqlite_ceiling(
     db: &TestDatabase,
     steps: i64,
@@ -189,53 +276,105 @@ fn sqlite_ceiling(
         _ => "FULL",
     };
     conn.execute_batch(&format!(
-        "PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA synchronous = {synchronous};"
+        "PRAGMA busy_timeout = 30000; PRAGMA synchronous = {synchronous};"
     ))?;
-    if layout == Layout::Old {
-        conn.execute_batch(SQLITE_OLD_LAYOUT)?;
+    if layout == Layout::Rows {
+        conn.execute_batch(SQLITE_ROW_LAYOUT)?;
     }
-    const CHUNK: usize = 128;
-    let values = vec!["(?, ?, ?, ?, ?)"; CHUNK].join(", ");
-    let sql = format!(
-        "INSERT INTO simdb_agent_states (sim_key, agent_index, step, reward, state) VALUES {values}"
+    let (columns, per_statement, table_sql) = match layout {
+        Layout::Rows => (
+            5,
+            128,
+            "simdb_agent_states (sim_key, agent_index, step, reward, state)",
+        ),
+        Layout::Chunks => (
+            6,
+            64,
+            "simdb_agent_state_chunks (sim_key, agent_index, chunk, present, rewards, states)",
+        ),
+    };
+    let one_row = format!("({})", vec!["?"; columns].join(", "));
+    let many = format!(
+        "INSERT INTO {table_sql} VALUES {}",
+        vec![one_row.as_str(); per_statement].join(", ")
     );
-    let one = "INSERT INTO simdb_agent_states (sim_key, agent_index, step, reward, state) VALUES (?, ?, ?, ?, ?)";
+    let one = format!("INSERT INTO {table_sql} VALUES {one_row}");
     let step_sql =
         "INSERT INTO simdb_simulation_steps (sim_key, step, recorded_at, metrics) VALUES (?, ?, ?, ?)";
     let metrics = serde_json::to_string(&json!({"alive": AGENTS}))?;
+    let batch_steps = match layout {
+        Layout::Rows => 10_000 / AGENTS,
+        Layout::Chunks => CHUNK_STEPS,
+    };
+    let mut zstd = zstd::bulk::Compressor::new(1)?;
     let start = Instant::now();
     let mut json = Vec::with_capacity(64 * 10_000);
     let mut rows: Rows = Vec::with_capacity(10_000);
     let mut step_rows: Vec<(i64, String)> = Vec::new();
-    let write = |rows: &mut Rows,
-                 json: &mut Vec<u8>,
-                 step_rows: &mut Vec<(i64, String)>|
+    let mut write = |rows: &mut Rows,
+                     json: &mut Vec<u8>,
+                     step_rows: &mut Vec<(i64, String)>|
      -> BenchResult<()> {
-        rows.sort_unstable_by_key(|r| (r.1, r.0));
         let tx = conn.unchecked_transaction()?;
         {
-            let mut stmt = tx.prepare_cached(&sql)?;
-            let mut chunks = rows.chunks_exact(CHUNK);
-            for chunk in &mut chunks {
-                for (i, (step, agent, reward, span)) in chunk.iter().enumerate() {
-                    let at = i * 5;
-                    stmt.raw_bind_parameter(at + 1, sim.sim_key)?;
-                    stmt.raw_bind_parameter(at + 2, *agent)?;
-                    stmt.raw_bind_parameter(at + 3, *step)?;
-                    stmt.raw_bind_parameter(at + 4, *reward)?;
-                    stmt.raw_bind_parameter(at + 5, std::str::from_utf8(&json[span.clone()])?)?;
+            let mut stmt = tx.prepare_cached(&many)?;
+            let mut single = tx.prepare_cached(&one)?;
+            match layout {
+                Layout::Rows => {
+                    rows.sort_unstable_by_key(|r| (r.1, r.0));
+                    let mut chunks = rows.chunks_exact(per_statement);
+                    for chunk in &mut chunks {
+                        for (i, (step, agent, reward, span)) in chunk.iter().enumerate() {
+                            let at = i * 5;
+                            stmt.raw_bind_parameter(at + 1, sim.sim_key)?;
+                            stmt.raw_bind_parameter(at + 2, *agent)?;
+                            stmt.raw_bind_parameter(at + 3, *step)?;
+                            stmt.raw_bind_parameter(at + 4, *reward)?;
+                            stmt.raw_bind_parameter(
+                                at + 5,
+                                std::str::from_utf8(&json[span.clone()])?,
+                            )?;
+                        }
+                        stmt.raw_execute()?;
+                    }
+                    for (step, agent, reward, span) in chunks.remainder() {
+                        single.execute(rusqlite::params![
+                            sim.sim_key,
+                            agent,
+                            step,
+                            reward,
+                            std::str::from_utf8(&json[span.clone()])?
+                        ])?;
+                    }
                 }
-                stmt.raw_execute()?;
-            }
-            let mut single = tx.prepare_cached(one)?;
-            for (step, agent, reward, span) in chunks.remainder() {
-                single.execute(rusqlite::params![
-                    sim.sim_key,
-                    agent,
-                    step,
-                    reward,
-                    std::str::from_utf8(&json[span.clone()])?
-                ])?;
+                Layout::Chunks => {
+                    let packed = pack(rows, json, &mut zstd)?;
+                    let mut chunks = packed.chunks_exact(per_statement);
+                    for chunk in &mut chunks {
+                        for (i, (agent, number, present, rewards, states)) in
+                            chunk.iter().enumerate()
+                        {
+                            let at = i * 6;
+                            stmt.raw_bind_parameter(at + 1, sim.sim_key)?;
+                            stmt.raw_bind_parameter(at + 2, *agent)?;
+                            stmt.raw_bind_parameter(at + 3, *number)?;
+                            stmt.raw_bind_parameter(at + 4, *present)?;
+                            stmt.raw_bind_parameter(at + 5, rewards)?;
+                            stmt.raw_bind_parameter(at + 6, states)?;
+                        }
+                        stmt.raw_execute()?;
+                    }
+                    for (agent, number, present, rewards, states) in chunks.remainder() {
+                        single.execute(rusqlite::params![
+                            sim.sim_key,
+                            agent,
+                            number,
+                            present,
+                            rewards,
+                            states
+                        ])?;
+                    }
+                }
             }
             let mut st = tx.prepare_cached(step_sql)?;
             for (step, at) in step_rows.iter() {
@@ -254,7 +393,7 @@ fn sqlite_ceiling(
             step,
             chrono::Utc::now().format("%F %T%.f+00:00").to_string(),
         ));
-        if rows.len() >= 10_000 {
+        if (step + 1) % batch_steps == 0 {
             write(&mut rows, &mut json, &mut step_rows)?;
         }
     }
@@ -262,8 +401,46 @@ fn sqlite_ceiling(
         write(&mut rows, &mut json, &mut step_rows)?;
     }
     let secs = start.elapsed().as_secs_f64();
-    check_count(&svc, &sim, steps)?;
+    check_layout_count(db, &svc, &sim, steps, layout)?;
     Ok(secs)
+}
+
+/// Checks that a ceiling wrote every state: through simdb for the chunks
+/// (which decodes them), by counting rows for the row layout.
+fn check_layout_count(
+    db: &TestDatabase,
+    svc: &SimulationService,
+    sim: &Simulation,
+    steps: i64,
+    layout: Layout,
+) -> BenchResult<()> {
+    if layout == Layout::Chunks {
+        return check_count(svc, sim, steps);
+    }
+    let n: i64 = match db.backend() {
+        Backend::Sqlite => {
+            let path = db
+                .database()
+                .path()
+                .ok_or("not a file database")?
+                .to_path_buf();
+            rusqlite::Connection::open(path)?.query_row(
+                "SELECT count(*) FROM simdb_agent_states WHERE sim_key = ?1",
+                [sim.sim_key],
+                |r| r.get(0),
+            )?
+        }
+        Backend::Postgres => postgres::Client::connect(db.url(), postgres::NoTls)?
+            .query_one(
+                "SELECT count(*) FROM simdb.simdb_agent_states WHERE sim_key = $1",
+                &[&sim.sim_key],
+            )?
+            .get(0),
+    };
+    if n != steps * AGENTS {
+        return Err(format!("expected {} states, found {n}", steps * AGENTS).into());
+    }
+    Ok(())
 }
 
 /// JSON text sent as JSONB in binary COPY: version byte 1, then the text.
@@ -305,9 +482,9 @@ impl postgres::types::ToSql for RawJsonb<'_> {
     postgres::types::to_sql_checked!();
 }
 
-/// Binary COPY through the `postgres` crate, 10,000 rows per COPY and
-/// transaction sorted into primary-key order (as the Recorder does), into
-/// the same schema (migrated by simdb).
+/// Binary COPY through the `postgres` crate into the same schema (migrated
+/// by simdb): whole 64-step chunks per COPY and transaction (`Chunks`), or
+/// 10,000 rows per COPY in primary-key order (`Rows`).
 fn postgres_ceiling(
     db: &TestDatabase,
     steps: i64,
@@ -326,41 +503,63 @@ fn postgres_ceiling(
     client.batch_execute(&format!(
         "SET synchronous_commit = {synchronous_commit}; SET search_path TO simdb, public"
     ))?;
-    if layout == Layout::Old {
-        client.batch_execute(POSTGRES_OLD_LAYOUT)?;
+    if layout == Layout::Rows {
+        client.batch_execute(POSTGRES_ROW_LAYOUT)?;
     }
+    let batch_steps = match layout {
+        Layout::Rows => 10_000 / AGENTS,
+        Layout::Chunks => CHUNK_STEPS,
+    };
+    let mut zstd = zstd::bulk::Compressor::new(1)?;
     let start = Instant::now();
     let mut json = Vec::with_capacity(64 * 10_000);
     let mut rows: Rows = Vec::with_capacity(10_000);
     let mut step_rows: Vec<i64> = Vec::new();
     let metrics = serde_json::to_vec(&json!({"alive": AGENTS}))?;
-    let write = |client: &mut postgres::Client,
-                 rows: &mut Rows,
-                 json: &mut Vec<u8>,
-                 step_rows: &mut Vec<i64>|
+    let mut write = |client: &mut postgres::Client,
+                     rows: &mut Rows,
+                     json: &mut Vec<u8>,
+                     step_rows: &mut Vec<i64>|
      -> BenchResult<()> {
         let mut tx = client.transaction()?;
-        {
-            let sink = tx.copy_in("COPY simdb_agent_states (sim_key, agent_index, step, reward, state) FROM STDIN (FORMAT binary)")?;
-            // The state column's type in each layout: JSON now, JSONB before.
-            let state_type = match layout {
-                Layout::Hot => Type::JSON,
-                Layout::Old => Type::JSONB,
-            };
-            let mut w = BinaryCopyInWriter::new(
-                sink,
-                &[Type::INT4, Type::INT4, Type::INT8, Type::FLOAT8, state_type],
-            );
-            for (step, agent, reward, span) in rows.iter() {
-                let text = &json[span.clone()];
-                let (as_json, as_jsonb) = (RawJson(text), RawJsonb(text));
-                let state: &(dyn postgres::types::ToSql + Sync) = match layout {
-                    Layout::Hot => &as_json,
-                    Layout::Old => &as_jsonb,
-                };
-                w.write(&[&sim.sim_key, &(*agent as i32), step, reward, state])?;
+        match layout {
+            Layout::Rows => {
+                rows.sort_unstable_by_key(|r| (r.1, r.0));
+                let sink = tx.copy_in("COPY simdb_agent_states (sim_key, agent_index, step, reward, state) FROM STDIN (FORMAT binary)")?;
+                let mut w = BinaryCopyInWriter::new(
+                    sink,
+                    &[Type::INT4, Type::INT4, Type::INT8, Type::FLOAT8, Type::JSON],
+                );
+                for (step, agent, reward, span) in rows.iter() {
+                    w.write(&[
+                        &sim.sim_key,
+                        &(*agent as i32),
+                        step,
+                        reward,
+                        &RawJson(&json[span.clone()]),
+                    ])?;
+                }
+                w.finish()?;
             }
-            w.finish()?;
+            Layout::Chunks => {
+                let packed = pack(rows, json, &mut zstd)?;
+                let sink = tx.copy_in("COPY simdb_agent_state_chunks (sim_key, agent_index, chunk, present, rewards, states) FROM STDIN (FORMAT binary)")?;
+                let mut w = BinaryCopyInWriter::new(
+                    sink,
+                    &[
+                        Type::INT4,
+                        Type::INT4,
+                        Type::INT8,
+                        Type::INT8,
+                        Type::BYTEA,
+                        Type::BYTEA,
+                    ],
+                );
+                for (agent, number, present, rewards, states) in &packed {
+                    w.write(&[&sim.sim_key, agent, number, present, rewards, states])?;
+                }
+                w.finish()?;
+            }
         }
         {
             let sink = tx.copy_in("COPY simdb_simulation_steps (sim_key, step, recorded_at, metrics) FROM STDIN (FORMAT binary)")?;
@@ -383,7 +582,7 @@ fn postgres_ceiling(
     for step in 0..steps {
         serialize_step(step, &mut json, &mut rows)?;
         step_rows.push(step);
-        if rows.len() >= 10_000 {
+        if (step + 1) % batch_steps == 0 {
             write(&mut client, &mut rows, &mut json, &mut step_rows)?;
         }
     }
@@ -391,21 +590,7 @@ fn postgres_ceiling(
         write(&mut client, &mut rows, &mut json, &mut step_rows)?;
     }
     let secs = start.elapsed().as_secs_f64();
-    match layout {
-        Layout::Hot => check_count(&svc, &sim, steps)?,
-        // simdb reads the state column as JSON; this one is JSONB.
-        Layout::Old => {
-            let n: i64 = client
-                .query_one(
-                    "SELECT count(*) FROM simdb_agent_states WHERE sim_key = $1",
-                    &[&sim.sim_key],
-                )?
-                .get(0);
-            if n != steps * AGENTS {
-                return Err(format!("expected {} states, found {n}", steps * AGENTS).into());
-            }
-        }
-    }
+    check_layout_count(db, &svc, &sim, steps, layout)?;
     Ok(secs)
 }
 
@@ -424,30 +609,34 @@ fn main() -> BenchResult<()> {
             };
             // Recorder first, in a fresh process state, so the first peak
             // RSS is its own.
-            let rec_secs = recorder_run(&TestDatabase::new(backend)?, steps, durability)?;
+            let rec_db = TestDatabase::new(backend)?;
+            let rec_secs = recorder_run(&rec_db, steps, durability)?;
             let rss = status_mib("VmHWM:");
-            let ceiling_in = |layout| -> BenchResult<f64> {
+            let bytes = bytes_per_state(&rec_db, Layout::Chunks, rows)?;
+            drop(rec_db);
+            let ceiling_in = |layout| -> BenchResult<(f64, f64)> {
                 let db = TestDatabase::new(backend)?;
-                match backend {
+                let secs = match backend {
                     Backend::Sqlite => sqlite_ceiling(&db, steps, durability, layout),
                     Backend::Postgres => postgres_ceiling(&db, steps, durability, layout),
-                }
+                }?;
+                Ok((secs, bytes_per_state(&db, layout, rows)?))
             };
-            let ceil_secs = ceiling_in(Layout::Hot)?;
-            let old_secs = ceiling_in(Layout::Old)?;
+            let (ceil_secs, ceil_bytes) = ceiling_in(Layout::Chunks)?;
+            let (old_secs, old_bytes) = ceiling_in(Layout::Rows)?;
             let simple_rows = (rows / 50).clamp(100, 20_000);
             let simple = simple_run(&TestDatabase::new(backend)?, simple_rows, durability)?;
             let recorder = rows as f64 / rec_secs;
             let ceiling = rows as f64 / ceil_secs;
             let old_ceiling = rows as f64 / old_secs;
-            println!("{name} ({mode}): recorder {rec_secs:.2}s ({recorder:.0} rows/s), raw ceiling {ceil_secs:.2}s ({ceiling:.0} rows/s), previous layout's raw ceiling {old_secs:.2}s ({old_ceiling:.0} rows/s), simple facade {simple:.0} rows/s ({simple_rows} rows)");
+            println!("{name} ({mode}): recorder {rec_secs:.2}s ({recorder:.0} states/s, {bytes:.1} B/state), raw chunk ceiling {ceil_secs:.2}s ({ceiling:.0} states/s, {ceil_bytes:.1} B/state), row layout's raw ceiling {old_secs:.2}s ({old_ceiling:.0} states/s, {old_bytes:.1} B/state), simple facade {simple:.0} rows/s ({simple_rows} rows)");
             if let Some(rss) = rss {
                 println!(
                     "{name}: peak RSS after recording {rows} rows: {rss:.1} MiB (ceiling: 100 MiB)"
                 );
             }
             println!(
-                "RESULT backend={name} recorder={recorder:.0} ceiling={ceiling:.0} ratio={:.2} old_ceiling={old_ceiling:.0} gain={:.2} durability={mode} simple={simple:.0}",
+                "RESULT backend={name} kind=states recorder={recorder:.0} ceiling={ceiling:.0} ratio={:.2} old_ceiling={old_ceiling:.0} gain={:.2} bytes_per_row={bytes:.1} old_bytes_per_row={old_bytes:.1} durability={mode} simple={simple:.0}",
                 recorder / ceiling,
                 recorder / old_ceiling
             );

@@ -84,7 +84,7 @@ pub enum Error {
         /// The role simdb connected as.
         role: String,
         /// The missing privilege, e.g. `USAGE on schema simdb` or
-        /// `INSERT on simdb.simdb_agent_states`.
+        /// `INSERT on simdb.simdb_agent_state_chunks`.
         privilege: String,
         /// What the open was going to do with it.
         needed_for: String,

@@ -77,7 +77,8 @@ fn assert_primary_key(db: &TestDatabase, table: &str, plan: &str) {
             let autoindex = format!("INDEX sqlite_autoindex_simdb_{table}_1 (sim_key=? AND");
             assert!(
                 plan.lines()
-                    .any(|l| (l.contains("USING PRIMARY KEY (sim_key=? AND") || l.contains(&autoindex))
+                    .any(|l| (l.contains("USING PRIMARY KEY (sim_key=? AND")
+                        || l.contains(&autoindex))
                         && l.contains("agent_index=?")),
                 "{table} not searched by its primary key:\n{plan}"
             );

@@ -7,9 +7,9 @@ use serde_json::Value;
 
 use super::source::{Source, SourceStore, StatePathStore};
 use super::{Analytics, Field};
+use crate::chunk::chunk_of;
 use crate::error::Result;
 use crate::ids::{AgentIndex, SimulationId};
-use crate::chunk::chunk_of;
 use crate::schema::{agent_metrics, step_metrics};
 use crate::store::for_each_backend;
 use crate::store::prelude::*;

@@ -29,7 +29,9 @@ pub(crate) fn bit(step: i64) -> u64 {
 /// The steps a mask of chunk `chunk` marks present, ascending.
 pub(crate) fn steps(chunk: i64, present: u64) -> impl Iterator<Item = i64> {
     let base = first_step(chunk);
-    (0..STEPS).filter(move |i| present & (1u64 << i) != 0).map(move |i| base + i)
+    (0..STEPS)
+        .filter(move |i| present & (1u64 << i) != 0)
+        .map(move |i| base + i)
 }
 
 /// The bits of a chunk's mask at steps `lo..=hi`.
@@ -40,7 +42,11 @@ pub(crate) fn mask_between(chunk: i64, lo: i64, hi: i64) -> u64 {
     if to <= from {
         return 0;
     }
-    let upper = if to == STEPS { u64::MAX } else { (1u64 << to) - 1 };
+    let upper = if to == STEPS {
+        u64::MAX
+    } else {
+        (1u64 << to) - 1
+    };
     upper & !((1u64 << from) - 1)
 }
 

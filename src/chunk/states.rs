@@ -123,9 +123,7 @@ impl Texts {
 
 /// The states of a chunk whose mask has `n` bits set.
 pub(crate) fn decode_states(blob: &[u8], n: usize) -> Result<Texts> {
-    let (&codec, rest) = blob
-        .split_first()
-        .ok_or_else(|| corrupt("empty states"))?;
+    let (&codec, rest) = blob.split_first().ok_or_else(|| corrupt("empty states"))?;
     if codec != ZSTD || rest.len() < 4 {
         return Err(corrupt(format!("unknown states codec {codec}")));
     }
@@ -200,10 +198,22 @@ mod tests {
     #[test]
     fn damaged_blobs_are_typed_errors() -> Result<()> {
         let blob = encode_states(["{\"a\":1}", "{}"].into_iter())?;
-        assert!(matches!(decode_states(&blob, 3), Err(Error::CorruptChunk { .. })));
-        assert!(matches!(decode_states(&blob[..6], 2), Err(Error::CorruptChunk { .. })));
-        assert!(matches!(decode_states(&[], 0), Err(Error::CorruptChunk { .. })));
-        assert!(matches!(decode_rewards(&[0; 7], 1), Err(Error::CorruptChunk { .. })));
+        assert!(matches!(
+            decode_states(&blob, 3),
+            Err(Error::CorruptChunk { .. })
+        ));
+        assert!(matches!(
+            decode_states(&blob[..6], 2),
+            Err(Error::CorruptChunk { .. })
+        ));
+        assert!(matches!(
+            decode_states(&[], 0),
+            Err(Error::CorruptChunk { .. })
+        ));
+        assert!(matches!(
+            decode_rewards(&[0; 7], 1),
+            Err(Error::CorruptChunk { .. })
+        ));
         Ok(())
     }
 }

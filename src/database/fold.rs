@@ -7,7 +7,6 @@
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Double, Integer, Text};
 
-
 use crate::chunk::chunk_of;
 use crate::error::Result;
 use crate::store::prelude::StateChunkStore;

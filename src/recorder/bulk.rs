@@ -12,20 +12,25 @@ use super::batch::{Batch, Span};
 use super::metric_names::MetricCache;
 use crate::error::{Error, Result};
 use crate::ids::AgentIndex;
-use crate::models::{AgentMemory, AgentMetric, StepMetric};
+use crate::models::{AgentMemory, AgentMetric, AgentStateChunk, StepMetric};
 use crate::schema::{agent_metrics, simulation_steps, step_metrics};
 use crate::sql_types::{RawJson, TimeParam};
 use crate::store::prelude::*;
+use crate::store::state_chunks::KnownChunks;
 
+/// What writing a batch learned: the metric ids it had to intern, and the
+/// state chunks as it wrote them.
+pub(crate) type Written = (Vec<(usize, i32)>, Vec<AgentStateChunk>);
 
 /// Inserts every row of `batch` for simulation `sim_key` (inside the
-/// caller's transaction); returns the metric ids it had to intern.
+/// caller's transaction), using what `known` says of the stored chunks.
 pub(crate) fn write_batch<C: Store + Bulk>(
     c: &mut C,
     sim_key: i32,
     batch: &Batch,
     cache: &MetricCache,
-) -> Result<Vec<(usize, i32)>> {
+    known: Option<&KnownChunks>,
+) -> Result<Written> {
     // One UTF-8 check and copy per batch; rows share the text by Arc.
     let text: Arc<str> = std::str::from_utf8(&batch.json)
         .map_err(|_| Error::invalid("state", "recorder buffer holds invalid UTF-8"))?
@@ -124,8 +129,8 @@ pub(crate) fn write_batch<C: Store + Bulk>(
     for m in &agent_metrics {
         rollups.metric(m.agent_index.0, m.metric_id, m.step, m.value);
     }
-    let written = (|| -> Result<()> {
-        crate::store::write_states(c, sim_key, &mut states)?;
+    let written = (|| -> Result<Vec<AgentStateChunk>> {
+        let chunks = crate::store::write_states(c, sim_key, &mut states, known)?;
         c.copy_steps(&steps)?;
         c.copy_step_metrics(&step_metrics)?;
         c.copy_agent_metrics(&agent_metrics)?;
@@ -141,9 +146,9 @@ pub(crate) fn write_batch<C: Store + Bulk>(
                 recorded_at: m.at,
             })?;
         }
-        Ok(())
+        Ok(chunks)
     })();
-    written.map_err(|e| match e {
+    let chunks = written.map_err(|e| match e {
         Error::Database(err) => Error::from_write(
             err,
             "row in batch",
@@ -152,7 +157,7 @@ pub(crate) fn write_batch<C: Store + Bulk>(
         ),
         other => other,
     })?;
-    Ok(interned)
+    Ok((interned, chunks))
 }
 
 #[derive(Debug, Insertable)]

@@ -15,7 +15,10 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RecorderOptions {
-    /// Rows per batch (one transaction). Default 10,000.
+    /// Rows per batch (one transaction). Default 32,768: fewer, larger
+    /// transactions, and fewer rewrites of a state chunk's unfinished tail
+    /// (a batch that ends inside an agent's 64-step chunk leaves it to be
+    /// merged again by the next).
     pub batch_rows: usize,
     /// Bytes per batch (JSON text, memory snapshots and a small overhead
     /// per row): a batch is handed to the writer when it reaches either
@@ -45,7 +48,7 @@ pub struct RecorderOptions {
 impl Default for RecorderOptions {
     fn default() -> Self {
         RecorderOptions {
-            batch_rows: 10_000,
+            batch_rows: 32_768,
             batch_bytes: 16 << 20,
             max_pending_batches: 2,
             max_attempts: 6,

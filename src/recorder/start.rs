@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::ids::SimulationId;
 use crate::service::SimulationService;
 use crate::store::prelude::*;
+use crate::store::state_chunks::KnownChunks;
 use crate::validate::check_running;
 use crate::with_connection;
 
@@ -56,6 +57,10 @@ impl SimulationService {
             token,
             options.lease_timeout
         ))?;
+        // Held by this lease from here on: no one else adds chunks, so what
+        // is above the highest one now is known to be free.
+        let highest = with_connection!(self.database().writer()?, |c| c
+            .highest_state_chunk(simulation.sim_key))?;
         let (sender, receiver) = sync_channel(options.max_pending_batches);
         let shared = Arc::new(Shared::default());
         shared.lock().committed_step = simulation.committed_step;
@@ -74,6 +79,7 @@ impl SimulationService {
             last_seq: 0,
             committed: simulation.committed_step,
             cap: None,
+            known: KnownChunks::starting_at(highest),
             last_commit: now,
             last_beat: now,
         };

@@ -12,13 +12,14 @@ use std::sync::TryLockError;
 use std::time::{Duration, Instant};
 
 use super::batch::Batch;
-use super::bulk::write_batch;
+use super::bulk::{write_batch, Written};
 use super::metric_names::MetricCache;
 use super::shared::{Msg, Shared};
 use crate::database::Database;
 use crate::error::{Error, Result};
 use crate::ids::SimulationId;
 use crate::store::prelude::*;
+use crate::store::state_chunks::KnownChunks;
 use crate::with_connection;
 
 /// The writer thread's side.
@@ -43,6 +44,8 @@ pub(crate) struct Writer {
     /// After rows were discarded, the watermark may never pass the step
     /// before the first of them.
     pub(crate) cap: Option<i64>,
+    /// What this writer's commits left in the state chunks.
+    pub(crate) known: KnownChunks,
     pub(crate) last_commit: Instant,
     pub(crate) last_beat: Instant,
 }
@@ -223,9 +226,11 @@ impl Writer {
         loop {
             attempt += 1;
             let result = if outcome_unknown {
+                // Whatever happened, the chunks are read back from now on.
+                self.known.forget();
                 self.committed_already(seq).and_then(|done| {
                     if done {
-                        Ok(Vec::new())
+                        Ok((Vec::new(), Vec::new()))
                     } else {
                         self.write(batch, seq, mark)
                     }
@@ -234,8 +239,9 @@ impl Writer {
                 self.write(batch, seq, mark)
             };
             match result {
-                Ok(interned) => {
+                Ok((interned, chunks)) => {
                     self.metrics.learned(interned);
+                    self.known.learn(chunks);
                     self.committed = mark.or(self.committed);
                     let now = Instant::now();
                     self.last_commit = now;
@@ -246,13 +252,17 @@ impl Writer {
                     return Ok(());
                 }
                 Err(e) if attempt < self.max_attempts && e.is_transient() => {
+                    self.known.forget();
                     outcome_unknown = true;
                     self.shared.lock().transient_retries += 1;
                     let backoff = Duration::from_millis(50 << attempt.min(7));
                     tracing::warn!(simulation = %self.sim, error = %e, attempt, ?backoff, "simdb batch failed, retrying");
                     std::thread::sleep(backoff);
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    self.known.forget();
+                    return Err(e);
+                }
             }
         }
     }
@@ -268,13 +278,13 @@ impl Writer {
         }
     }
 
-    /// Writes one batch in one transaction; returns metric ids it interned.
-    fn write(&self, batch: &Batch, seq: i64, mark: Option<i64>) -> Result<Vec<(usize, i32)>> {
+    /// Writes one batch in one transaction; returns what it learned.
+    fn write(&self, batch: &Batch, seq: i64, mark: Option<i64>) -> Result<Written> {
         with_connection!(self.db.writer()?, |c| c.write(|c| {
             // First: the run exists, runs and is ours. Its row stays locked
             // (PostgreSQL) or the database stays locked (SQLite) until COMMIT.
             c.mark_batch(self.sim_key, &self.sim, self.token, seq, mark)?;
-            write_batch(c, self.sim_key, batch, &self.metrics)
+            write_batch(c, self.sim_key, batch, &self.metrics, Some(&self.known))
         }))
     }
 

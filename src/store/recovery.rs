@@ -5,9 +5,7 @@ use diesel::prelude::*;
 
 use super::prelude::{AgentKeyStore, RollupStore, AGENT_CHUNK};
 use crate::error::Result;
-use crate::schema::{
-    agent_memories, agent_metrics, metric_names, simulation_steps, step_metrics,
-};
+use crate::schema::{agent_memories, agent_metrics, metric_names, simulation_steps, step_metrics};
 
 pub(crate) trait RecoveryStore {
     /// Deletes every per-step row after `step`; returns how many.

@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use diesel::prelude::*;
 
-use crate::error::Result;
 use super::prelude::{AgentKeyStore, StateChunkStore};
+use crate::error::Result;
 use crate::schema::{agent_totals, agents, step_rollups};
 
 /// `field_id` of the reward.

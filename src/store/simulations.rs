@@ -12,7 +12,9 @@ use super::{event, SimulationFilter};
 use crate::error::{Error, Result};
 use crate::ids::{ExperimentId, SimulationId};
 use crate::models::{NewSimulation, Simulation, SimulationStatus};
-use crate::schema::{agent_memories, agent_metrics, agent_state_chunks, simulation_tags, simulations};
+use crate::schema::{
+    agent_memories, agent_metrics, agent_state_chunks, simulation_tags, simulations,
+};
 use crate::sql_types::{JsonParam, TimeParam};
 
 /// A simulation row with every column, for imports.

@@ -22,8 +22,13 @@ pub(crate) type StateInput<'a> = (i32, i64, f64, &'a str);
 
 pub(crate) trait StateChunkStore {
     /// One agent's chunks `lo..=hi`, ascending.
-    fn state_chunks(&mut self, sim_key: i32, agent: i32, lo: i64, hi: i64)
-        -> Result<Vec<AgentStateChunk>>;
+    fn state_chunks(
+        &mut self,
+        sim_key: i32,
+        agent: i32,
+        lo: i64,
+        hi: i64,
+    ) -> Result<Vec<AgentStateChunk>>;
     /// One agent's chunks from `from` on, ascending, at most `limit`.
     fn state_chunks_from(
         &mut self,
@@ -53,10 +58,11 @@ pub(crate) trait StateChunkStore {
     /// Deletes chunk `chunk` of each of `agents`.
     fn delete_state_chunks(&mut self, sim_key: i32, agents: &[i32], chunk: i64) -> Result<usize>;
     /// Deletes one agent's chunks after `chunk`.
-    fn delete_state_chunks_after(&mut self, sim_key: i32, agent: i32, chunk: i64)
-        -> Result<usize>;
+    fn delete_state_chunks_after(&mut self, sim_key: i32, agent: i32, chunk: i64) -> Result<usize>;
     /// Inserts whole chunks (none of their keys stored).
     fn insert_state_chunks(&mut self, rows: &[AgentStateChunk]) -> Result<()>;
+    /// The simulation's highest chunk number, if it has any chunk.
+    fn highest_state_chunk(&mut self, sim_key: i32) -> Result<Option<i64>>;
 }
 
 /// Rows per multi-row INSERT on SQLite (6 columns; a fixed array gives
@@ -74,7 +80,8 @@ const SQLITE_AT: &str = "SELECT s.sim_key, s.agent_index, s.chunk, s.present, s.
      FROM simdb_agents a CROSS JOIN simdb_agent_state_chunks s ON s.sim_key = a.sim_key \
      AND s.agent_index = a.agent_index AND s.chunk = ?2 WHERE a.sim_key = ?1 ORDER BY a.agent_index";
 #[cfg(feature = "postgres")]
-const POSTGRES_AT: &str = "SELECT s.sim_key, s.agent_index, s.chunk, s.present, s.rewards, s.states \
+const POSTGRES_AT: &str =
+    "SELECT s.sim_key, s.agent_index, s.chunk, s.present, s.rewards, s.states \
      FROM simdb_agents a CROSS JOIN LATERAL (SELECT * FROM simdb_agent_state_chunks x \
      WHERE x.sim_key = a.sim_key AND x.agent_index = a.agent_index AND x.chunk = $2 LIMIT 1) s \
      WHERE a.sim_key = $1 ORDER BY a.agent_index";
@@ -184,6 +191,13 @@ macro_rules! common_statements {
             )
             .execute(self)?)
         }
+
+        fn highest_state_chunk(&mut self, sim_key: i32) -> Result<Option<i64>> {
+            Ok(c::table
+                .filter(c::sim_key.eq(sim_key))
+                .select(diesel::dsl::max(c::chunk))
+                .first::<Option<i64>>(self)?)
+        }
     };
 }
 
@@ -235,7 +249,12 @@ impl StateChunkStore for diesel::pg::PgConnection {
 }
 
 /// Encodes one chunk of rows (ascending, distinct steps, all in `chunk`).
-pub(crate) fn encode(sim_key: i32, agent: i32, chunk: i64, rows: &[(i64, f64, &str)]) -> Result<AgentStateChunk> {
+pub(crate) fn encode(
+    sim_key: i32,
+    agent: i32,
+    chunk: i64,
+    rows: &[(i64, f64, &str)],
+) -> Result<AgentStateChunk> {
     let mut present = 0u64;
     let mut rewards = Vec::with_capacity(rows.len());
     for &(step, reward, _) in rows {
@@ -259,14 +278,73 @@ fn duplicate(agent: i32, step: i64) -> Error {
     }
 }
 
+/// What a recorder's writer knows of the chunks of its simulation, so that
+/// a batch need not look up chunks that cannot exist nor read back the
+/// tail it wrote itself. Only what committed is learned; any failure
+/// forgets everything (someone may have changed the chunks since).
+#[derive(Debug, Default)]
+pub(crate) struct KnownChunks {
+    /// No chunk numbered this or higher is stored (`None`: not known).
+    fresh_from: Option<i64>,
+    /// Each agent's highest chunk, as last written.
+    last: HashMap<i32, AgentStateChunk>,
+}
+
+impl KnownChunks {
+    /// Learns the simulation's highest stored chunk number (`None`: none).
+    pub(crate) fn starting_at(highest: Option<i64>) -> Self {
+        KnownChunks {
+            fresh_from: Some(highest.map_or(0, |h| h + 1)),
+            last: HashMap::new(),
+        }
+    }
+
+    /// After a commit: these chunks are now stored as given.
+    pub(crate) fn learn(&mut self, written: Vec<AgentStateChunk>) {
+        for chunk in written {
+            if let Some(f) = self.fresh_from.as_mut() {
+                *f = (*f).max(chunk.chunk + 1);
+            }
+            match self.last.get(&chunk.agent_index) {
+                Some(have) if have.chunk > chunk.chunk => {}
+                _ => {
+                    self.last.insert(chunk.agent_index, chunk);
+                }
+            }
+        }
+    }
+
+    /// After a failure, or a commit whose chunks are not known.
+    pub(crate) fn forget(&mut self) {
+        self.fresh_from = None;
+        self.last.clear();
+    }
+
+    /// Whether `(agent, chunk)` is known: `Some(None)` known absent,
+    /// `Some(Some(chunk))` known as stored, `None` not known.
+    fn lookup(&self, agent: i32, chunk: i64) -> Option<Option<&AgentStateChunk>> {
+        if let Some(have) = self.last.get(&agent) {
+            if have.chunk == chunk {
+                return Some(Some(have));
+            }
+        }
+        match self.fresh_from {
+            Some(f) if chunk >= f => Some(None),
+            _ => None,
+        }
+    }
+}
+
 /// Writes `rows` of simulation `sim_key` into their chunks, merged with
-/// what those chunks already hold; a step stored twice is
-/// [`Error::Duplicate`] and writes nothing. Sorts `rows` by agent and step.
+/// what those chunks already hold (known from `known` or read); a step
+/// stored twice is [`Error::Duplicate`] and writes nothing. Sorts `rows` by
+/// agent and step; returns the chunks as written.
 pub(crate) fn write_states<C: StateChunkStore>(
     c: &mut C,
     sim_key: i32,
     rows: &mut [StateInput<'_>],
-) -> Result<()> {
+    known: Option<&KnownChunks>,
+) -> Result<Vec<AgentStateChunk>> {
     rows.sort_unstable_by_key(|r| (r.0, r.1));
     // Runs of one agent's rows in one chunk.
     let mut groups: Vec<(i32, i64, std::ops::Range<usize>)> = Vec::new();
@@ -277,15 +355,25 @@ pub(crate) fn write_states<C: StateChunkStore>(
             _ => groups.push((key.0, key.1, i..i + 1)),
         }
     }
-    // What is stored of those chunks: one lookup per distinct chunk number.
-    let mut by_chunk: HashMap<i64, Vec<i32>> = HashMap::new();
+    // What is stored of those chunks: known, or one lookup per distinct
+    // chunk number of the rest.
+    let mut stored: HashMap<(i32, i64), std::borrow::Cow<'_, AgentStateChunk>> = HashMap::new();
+    let mut unknown: HashMap<i64, Vec<i32>> = HashMap::new();
     for g in &groups {
-        by_chunk.entry(g.1).or_default().push(g.0);
+        match known.and_then(|k| k.lookup(g.0, g.1)) {
+            Some(Some(chunk)) => {
+                stored.insert((g.0, g.1), std::borrow::Cow::Borrowed(chunk));
+            }
+            Some(None) => {}
+            None => unknown.entry(g.1).or_default().push(g.0),
+        }
     }
-    let mut stored: HashMap<(i32, i64), AgentStateChunk> = HashMap::new();
-    for (&number, agents) in &by_chunk {
+    for (&number, agents) in &unknown {
         for chunk in c.state_chunks_of(sim_key, agents, number)? {
-            stored.insert((chunk.agent_index, chunk.chunk), chunk);
+            stored.insert(
+                (chunk.agent_index, chunk.chunk),
+                std::borrow::Cow::Owned(chunk),
+            );
         }
     }
     let mut decoded: HashMap<(i32, i64), (Vec<i64>, Vec<f64>, states::Texts)> = HashMap::new();
@@ -323,17 +411,15 @@ pub(crate) fn write_states<C: StateChunkStore>(
         }
         out.push(encode(sim_key, *agent, *number, &merged)?);
     }
-    for (&number, agents) in &by_chunk {
-        let had: Vec<i32> = agents
-            .iter()
-            .copied()
-            .filter(|a| stored.contains_key(&(*a, number)))
-            .collect();
-        if !had.is_empty() {
-            c.delete_state_chunks(sim_key, &had, number)?;
-        }
+    let mut had: HashMap<i64, Vec<i32>> = HashMap::new();
+    for (agent, number) in stored.keys() {
+        had.entry(*number).or_default().push(*agent);
     }
-    c.insert_state_chunks(&out)
+    for (number, agents) in &had {
+        c.delete_state_chunks(sim_key, agents, *number)?;
+    }
+    c.insert_state_chunks(&out)?;
+    Ok(out)
 }
 
 /// Removes one agent's states after `step`; returns how many.

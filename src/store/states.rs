@@ -38,7 +38,7 @@ for_each_backend! {
         fn insert_agent_state(&mut self, row: &AgentState) -> Result<()> {
             let text = serde_json::to_string(&row.state)?;
             let mut rows = [(row.agent_index.0, row.step, row.reward, text.as_str())];
-            super::state_chunks::write_states(self, row.sim_key, &mut rows)
+            super::state_chunks::write_states(self, row.sim_key, &mut rows, None).map(|_| ())
         }
 
         fn insert_step(&mut self, row: &SimulationStep) -> Result<()> {
