@@ -51,6 +51,20 @@ pub(crate) fn array_index(key: &str) -> Option<i32> {
 /// count from the end); `None` where there is no number (absent, not a
 /// number, or not JSON).
 pub(crate) fn number_at(text: &str, keys: &[String]) -> Option<f64> {
+    // Streamed: only the path is descended, everything beside it skipped
+    // unparsed. A negative index needs the array's length: that document
+    // is parsed whole.
+    if keys.iter().any(|k| array_index(k).is_some_and(|i| i < 0)) {
+        return number_in_value(text, keys);
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let found = serde::de::DeserializeSeed::deserialize(PathSeed(keys), &mut de).ok()?;
+    de.end().ok()?;
+    found
+}
+
+/// [`number_at`] on the whole parsed document.
+fn number_in_value(text: &str, keys: &[String]) -> Option<f64> {
     let doc: serde_json::Value = serde_json::from_str(text).ok()?;
     let mut at = &doc;
     for key in keys {
@@ -66,6 +80,91 @@ pub(crate) fn number_at(text: &str, keys: &[String]) -> Option<f64> {
         };
     }
     at.as_f64()
+}
+
+/// Deserializes the number at the remaining keys (`None` where there is
+/// none), skipping the rest of the document.
+struct PathSeed<'k>(&'k [String]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for PathSeed<'_> {
+    type Value = Option<f64>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for PathSeed<'_> {
+    type Value = Option<f64>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(self.0.is_empty().then_some(v as f64))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(self.0.is_empty().then_some(v as f64))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(self.0.is_empty().then_some(v))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        let Some((key, rest)) = self.0.split_first() else {
+            while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+            return Ok(None);
+        };
+        while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if k == key.as_str() {
+                // The last of duplicate keys wins, as in a parsed document.
+                found = map.next_value_seed(PathSeed(rest))?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        let target = self
+            .0
+            .split_first()
+            .and_then(|(k, rest)| Some((usize::try_from(array_index(k)?).ok()?, rest)));
+        let mut i = 0usize;
+        loop {
+            match target {
+                Some((at, rest)) if i == at => match seq.next_element_seed(PathSeed(rest))? {
+                    Some(v) => found = v,
+                    None => break,
+                },
+                _ => {
+                    if seq.next_element::<serde::de::IgnoredAny>()?.is_none() {
+                        break;
+                    }
+                }
+            }
+            i += 1;
+        }
+        Ok(found)
+    }
 }
 
 /// Every SQLite JSON path `keys` can mean (keys hold no `"`).
@@ -126,6 +225,10 @@ mod tests {
         assert_eq!(number_at(doc, &keys(&["n"])), None);
         assert_eq!(number_at(doc, &keys(&["pos", "x"])), None);
         assert_eq!(number_at("not json", &keys(&["a"])), None);
+        assert_eq!(number_at(r#"{"a":1,"a":2}"#, &keys(&["a"])), Some(2.0));
+        assert_eq!(number_at(r#"{"a":"1\u00e9","b":[[1,[2]]]}"#, &keys(&["b", "0", "1", "0"])), Some(2.0));
+        assert_eq!(number_at("5", &[]), Some(5.0));
+        assert_eq!(number_at(r#"{"a":1} x"#, &keys(&["a"])), None);
     }
 
     #[cfg(feature = "sqlite")]
