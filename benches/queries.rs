@@ -96,8 +96,9 @@ fn check_plans(db: &TestDatabase, sim: &Simulation) -> BenchResult<String> {
             .collect::<Vec<_>>()
             .join("; ");
         let by_key = if sqlite {
-            plan.contains("INDEX sqlite_autoindex_simdb_agent_state_chunks_1 (sim_key=? AND agent_index=?")
-                && !plan.contains("SCAN ")
+            plan.contains(
+                "INDEX sqlite_autoindex_simdb_agent_state_chunks_1 (sim_key=? AND agent_index=?",
+            ) && !plan.contains("SCAN ")
         } else {
             plan.contains("agent_state_chunks_pkey")
                 && !plan.contains("Seq Scan")
@@ -243,7 +244,9 @@ fn main() -> BenchResult<()> {
             * 1e3;
         let state_agg = median(3, || {
             let buckets = analytics.step_aggregates(&sim.id, "state.hp", 500)?;
-            if buckets.len() != 500 || buckets.iter().map(|b| b.count).sum::<i64>() != STEPS * AGENTS as i64 {
+            if buckets.len() != 500
+                || buckets.iter().map(|b| b.count).sum::<i64>() != STEPS * AGENTS as i64
+            {
                 return Err(format!("{} state buckets", buckets.len()).into());
             }
             Ok(())

@@ -27,7 +27,13 @@ fn fingerprint(db: &TestDatabase) -> Result<Vec<String>> {
             simulation_steps::table.count().get_result(c)?,
             metric_names::table.count().get_result(c)?,
             step_metrics::table.count().get_result(c)?,
-            agent_metrics::table.count().get_result(c)?,
+            // Agent metric values, counted inside their chunks.
+            agent_metric_chunks::table
+                .select(simdb::models::AgentMetricChunk::as_select())
+                .load(c)?
+                .iter()
+                .map(|chunk| chunk.len() as i64)
+                .sum::<i64>(),
             agent_memories::table.count().get_result(c)?,
             events::table.count().get_result(c)?,
         ]

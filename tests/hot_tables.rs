@@ -1,4 +1,4 @@
-//! The hot-table design (issue 13): `agent_state_chunks`, `agent_metrics` and
+//! The hot-table design (issue 13): `agent_state_chunks`, `agent_metric_chunks` and
 //! `agent_memories` keep only their primary key. What the dropped foreign
 //! keys guaranteed is kept by simdb itself — no row of an unregistered agent
 //! can be written through the API, and deleting a simulation leaves nothing
@@ -22,7 +22,6 @@ fn rows_left(db: &TestDatabase, sim_key: i32) -> Result<i64> {
         n: i64,
     }
     let tables = [
-        "simdb_agent_metrics",
         "simdb_agent_memories",
         "simdb_simulation_steps",
         "simdb_step_metrics",
@@ -31,9 +30,9 @@ fn rows_left(db: &TestDatabase, sim_key: i32) -> Result<i64> {
         "simdb_simulation_tags",
         "simdb_simulations",
     ];
-    // Agent states are counted inside their chunks.
+    // Agent states and agent metric values are counted inside their chunks.
     let mut total: i64 = simdb::with_connection!(db.database().connection()?, |c| {
-        use simdb::schema::agent_state_chunks as s;
+        use simdb::schema::{agent_metric_chunks as m, agent_state_chunks as s};
         s::table
             .filter(s::sim_key.eq(sim_key))
             .select(simdb::models::AgentStateChunk::as_select())
@@ -41,6 +40,13 @@ fn rows_left(db: &TestDatabase, sim_key: i32) -> Result<i64> {
             .iter()
             .map(|chunk| chunk.len() as i64)
             .sum::<i64>()
+            + m::table
+                .filter(m::sim_key.eq(sim_key))
+                .select(simdb::models::AgentMetricChunk::as_select())
+                .load(c)?
+                .iter()
+                .map(|chunk| chunk.len() as i64)
+                .sum::<i64>()
     });
     for table in tables {
         let sql = format!("SELECT count(*) AS n FROM {table} WHERE sim_key = {sim_key}");
@@ -138,7 +144,7 @@ backend_tests! {
         let orphans = simdb::with_connection!(db.database().connection()?, |c| {
             use simdb::schema::*;
             agent_state_chunks::table.filter(agent_state_chunks::agent_index.eq(7)).count().get_result::<i64>(c)?
-                + agent_metrics::table.filter(agent_metrics::agent_index.eq(7)).count().get_result::<i64>(c)?
+                + agent_metric_chunks::table.filter(agent_metric_chunks::agent_index.eq(7)).count().get_result::<i64>(c)?
                 + agent_memories::table.filter(agent_memories::agent_index.eq(7)).count().get_result::<i64>(c)?
         });
         assert_eq!(orphans, 0);
@@ -240,9 +246,9 @@ backend_tests! {
                 "SELECT chunk, present, rewards FROM simdb_agent_state_chunks \
                  WHERE sim_key = {k} AND agent_index = 42 AND chunk BETWEEN 0 AND 15 ORDER BY chunk"
             )),
-            ("agent_metrics", format!(
-                "SELECT step, value FROM simdb_agent_metrics WHERE sim_key = {k} AND metric_id = 1 \
-                 AND agent_index = 42 AND step BETWEEN 0 AND 999 ORDER BY step"
+            ("agent_metric_chunks", format!(
+                "SELECT chunk, present, vals FROM simdb_agent_metric_chunks WHERE sim_key = {k} AND metric_id = 1 \
+                 AND agent_index = 42 AND chunk BETWEEN 0 AND 15 ORDER BY chunk"
             )),
             ("agent_state_chunks", format!(
                 "SELECT (SELECT MAX(s.chunk) FROM simdb_agent_state_chunks s WHERE s.sim_key = a.sim_key \

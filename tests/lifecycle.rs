@@ -153,7 +153,13 @@ backend_tests! {
                     .sum::<i64>(),
                 simulation_steps::table.count().get_result(c)?,
                 step_metrics::table.count().get_result(c)?,
-                agent_metrics::table.count().get_result(c)?,
+                // Agent metric values, counted inside their chunks.
+                agent_metric_chunks::table
+                    .select(simdb::models::AgentMetricChunk::as_select())
+                    .load(c)?
+                    .iter()
+                    .map(|chunk| chunk.len() as i64)
+                    .sum::<i64>(),
                 agent_memories::table.count().get_result(c)?,
                 events::table.filter(events::sim_key.eq(gone.sim_key)).count().get_result(c)?,
                 simulation_tags::table.filter(simulation_tags::sim_key.eq(gone.sim_key)).count().get_result(c)?,

@@ -129,7 +129,7 @@ backend_tests! {
 
         // Metrics are in their own tables, readable with plain Diesel.
         use simdb::diesel::prelude::*;
-        use simdb::schema::{agent_metrics, metric_names, step_metrics};
+        use simdb::schema::{agent_metric_chunks, metric_names, step_metrics};
         let rows: Vec<(String, f64)> = simdb::with_connection!(db.database().connection()?, |c| {
             step_metrics::table
                 .inner_join(metric_names::table)
@@ -137,10 +137,16 @@ backend_tests! {
                 .load(c)?
         });
         assert_eq!(rows, vec![("food left".to_string(), 12.5)]);
+        // Agent metrics are in chunks, decoded by their model.
         let agent_rows: Vec<(i32, f64)> = simdb::with_connection!(db.database().connection()?, |c| {
-            agent_metrics::table
-                .select((agent_metrics::agent_index, agent_metrics::value))
+            let mut rows = Vec::new();
+            for chunk in agent_metric_chunks::table
+                .select(simdb::models::AgentMetricChunk::as_select())
                 .load(c)?
+            {
+                rows.extend(chunk.points()?.into_iter().map(|(_, v)| (chunk.agent_index, v)));
+            }
+            rows
         });
         assert_eq!(agent_rows, vec![(1, -1e308)]);
         Ok(())

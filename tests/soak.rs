@@ -335,7 +335,7 @@ fn soak(db: &TestDatabase) -> Result<()> {
             "simdb_simulations",
             "simdb_agents",
             "simdb_agent_state_chunks",
-            "simdb_agent_metrics",
+            "simdb_agent_metric_chunks",
             "simdb_agent_memories",
             "simdb_simulation_steps",
             "simdb_step_metrics",

@@ -128,7 +128,10 @@ impl<'de> serde::de::Visitor<'de> for PathSeed<'_> {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut found = None;
         let Some((key, rest)) = self.0.split_first() else {
-            while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+            while map
+                .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                .is_some()
+            {}
             return Ok(None);
         };
         while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
@@ -226,7 +229,13 @@ mod tests {
         assert_eq!(number_at(doc, &keys(&["pos", "x"])), None);
         assert_eq!(number_at("not json", &keys(&["a"])), None);
         assert_eq!(number_at(r#"{"a":1,"a":2}"#, &keys(&["a"])), Some(2.0));
-        assert_eq!(number_at(r#"{"a":"1\u00e9","b":[[1,[2]]]}"#, &keys(&["b", "0", "1", "0"])), Some(2.0));
+        assert_eq!(
+            number_at(
+                r#"{"a":"1\u00e9","b":[[1,[2]]]}"#,
+                &keys(&["b", "0", "1", "0"])
+            ),
+            Some(2.0)
+        );
         assert_eq!(number_at("5", &[]), Some(5.0));
         assert_eq!(number_at(r#"{"a":1} x"#, &keys(&["a"])), None);
     }

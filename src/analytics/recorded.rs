@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use super::Analytics;
 use crate::error::Result;
 use crate::ids::SimulationId;
-use crate::schema::{agent_metrics, metric_names, step_metrics};
+use crate::schema::{agent_metric_chunks, metric_names, step_metrics};
 use crate::store::for_each_backend;
 use crate::store::prelude::*;
 use crate::with_connection;
@@ -32,9 +32,9 @@ for_each_backend! {
         fn recorded(&mut self, sim_key: i32) -> Result<RecordedFields> {
             let agent = metric_names::table
                 .filter(exists(
-                    agent_metrics::table
-                        .filter(agent_metrics::sim_key.eq(sim_key))
-                        .filter(agent_metrics::metric_id.eq(metric_names::metric_id)),
+                    agent_metric_chunks::table
+                        .filter(agent_metric_chunks::sim_key.eq(sim_key))
+                        .filter(agent_metric_chunks::metric_id.eq(metric_names::metric_id)),
                 ))
                 .select(metric_names::name)
                 .order(metric_names::name)

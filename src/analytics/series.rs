@@ -10,7 +10,7 @@ use super::{Analytics, Field};
 use crate::chunk::chunk_of;
 use crate::error::Result;
 use crate::ids::{AgentIndex, SimulationId};
-use crate::schema::{agent_metrics, step_metrics};
+use crate::schema::step_metrics;
 use crate::store::for_each_backend;
 use crate::store::prelude::*;
 use crate::store::step_bounds;
@@ -43,14 +43,7 @@ for_each_backend! {
                     }
                     points
                 }
-                Source::AgentMetric(metric) => agent_metrics::table
-                    .filter(agent_metrics::sim_key.eq(sim_key))
-                    .filter(agent_metrics::agent_index.eq(agent))
-                    .filter(agent_metrics::metric_id.eq(metric))
-                    .filter(agent_metrics::step.between(lo, hi))
-                    .select((agent_metrics::step, agent_metrics::value))
-                    .order(agent_metrics::step)
-                    .load(self)?,
+                Source::AgentMetric(metric) => self.agent_metric_range(sim_key, agent, *metric, lo, hi)?,
                 // A simulation-level metric is the same for every agent.
                 Source::StepMetric(metric) => step_metrics::table
                     .filter(step_metrics::sim_key.eq(sim_key))

@@ -12,20 +12,20 @@ use super::json_path::number_at;
 use super::Field;
 use crate::chunk::chunk_of;
 use crate::error::{Error, Result};
-use crate::schema::{agent_metrics, step_metrics};
+use crate::schema::step_metrics;
 use crate::store::for_each_backend;
 use crate::store::prelude::*;
 
 /// A field, resolved for one simulation.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Source {
-    /// `agent_states.reward`.
+    /// The rewards of `agent_state_chunks`.
     Reward,
-    /// `agent_metrics` of this metric id.
+    /// `agent_metric_chunks` of this metric id.
     AgentMetric(i32),
     /// `step_metrics` of this metric id.
     StepMetric(i32),
-    /// A numeric field of `agent_states.state`, by keys.
+    /// A numeric field of the states of `agent_state_chunks`, by keys.
     State(Vec<String>),
 }
 
@@ -57,13 +57,7 @@ for_each_backend! {
                     let Some(metric) = self.metric_lookup(name)? else {
                         return Err(unknown(field));
                     };
-                    let per_agent = agent_metrics::table
-                        .filter(agent_metrics::sim_key.eq(sim_key))
-                        .filter(agent_metrics::metric_id.eq(metric))
-                        .select(agent_metrics::step)
-                        .first::<i64>(self)
-                        .optional()?;
-                    if per_agent.is_some() {
+                    if self.has_metric_chunk(sim_key, metric)? {
                         return Ok(Source::AgentMetric(metric));
                     }
                     let per_step = step_metrics::table

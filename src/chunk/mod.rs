@@ -7,6 +7,7 @@
 //! and an agent that joins late or skips steps simply leaves bits clear.
 
 pub(crate) mod states;
+pub(crate) mod values;
 
 /// Steps per chunk (the width of the presence mask).
 pub(crate) const STEPS: i64 = 64;

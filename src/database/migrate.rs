@@ -157,6 +157,7 @@ pub(crate) fn migrate_sqlite(conn: &mut SqliteConnection) -> Result<()> {
             tracing::info!(count = applied, "applied simdb migrations (sqlite)");
         }
         super::fold::FoldStore::fold_row_states(conn)?;
+        super::fold::FoldStore::fold_row_metrics(conn)?;
         Ok(())
     })
 }
@@ -306,6 +307,7 @@ fn migrate_postgres_locked(conn: &mut PgConnection, schema: &str) -> Result<()> 
             tracing::info!(count, "applied simdb migrations (postgres)");
         }
         super::fold::FoldStore::fold_row_states(c)?;
+        super::fold::FoldStore::fold_row_metrics(c)?;
         Ok::<_, Error>(())
     })
 }

@@ -21,6 +21,6 @@ pub use agent_state_chunk::AgentStateChunk;
 pub use event::Event;
 pub(crate) use event::NewEvent;
 pub use experiment::{Experiment, NewExperiment};
-pub use metric::{AgentMetric, MetricName, StepMetric};
+pub use metric::{AgentMetric, AgentMetricChunk, MetricName, StepMetric};
 pub use simulation::{NewSimulation, Simulation, SimulationStatus};
 pub use simulation_step::SimulationStep;

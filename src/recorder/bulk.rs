@@ -12,15 +12,19 @@ use super::batch::{Batch, Span};
 use super::metric_names::MetricCache;
 use crate::error::{Error, Result};
 use crate::ids::AgentIndex;
-use crate::models::{AgentMemory, AgentMetric, AgentStateChunk, StepMetric};
-use crate::schema::{agent_metrics, simulation_steps, step_metrics};
+use crate::models::{AgentMemory, AgentMetric, AgentMetricChunk, AgentStateChunk, StepMetric};
+use crate::schema::{simulation_steps, step_metrics};
 use crate::sql_types::{RawJson, TimeParam};
+use crate::store::known_chunks::KnownChunks;
 use crate::store::prelude::*;
-use crate::store::state_chunks::KnownChunks;
 
 /// What writing a batch learned: the metric ids it had to intern, and the
-/// state chunks as it wrote them.
-pub(crate) type Written = (Vec<(usize, i32)>, Vec<AgentStateChunk>);
+/// state and metric chunks as it wrote them.
+pub(crate) type Written = (
+    Vec<(usize, i32)>,
+    Vec<AgentStateChunk>,
+    Vec<AgentMetricChunk>,
+);
 
 /// Inserts every row of `batch` for simulation `sim_key` (inside the
 /// caller's transaction), using what `known` says of the stored chunks.
@@ -119,8 +123,6 @@ pub(crate) fn write_batch<C: Store + Bulk>(
             })
         })
         .collect::<Result<_>>()?;
-    // Primary-key order, metric first (see the hot-tables migration).
-    agent_metrics.sort_unstable_by_key(|r| (r.metric_id, r.agent_index, r.step));
     // The rollups of these rows, written in the same transaction.
     let mut rollups = RollupBuilder::new(sim_key, c.agent_kinds(sim_key)?);
     for r in &states {
@@ -129,11 +131,16 @@ pub(crate) fn write_batch<C: Store + Bulk>(
     for m in &agent_metrics {
         rollups.metric(m.agent_index.0, m.metric_id, m.step, m.value);
     }
-    let written = (|| -> Result<Vec<AgentStateChunk>> {
-        let chunks = crate::store::write_states(c, sim_key, &mut states, known)?;
+    let written = (|| -> Result<(Vec<AgentStateChunk>, Vec<AgentMetricChunk>)> {
+        let chunks = crate::store::write_states(c, sim_key, &mut states, known.map(|k| &k.states))?;
         c.copy_steps(&steps)?;
         c.copy_step_metrics(&step_metrics)?;
-        c.copy_agent_metrics(&agent_metrics)?;
+        let metric_chunks = crate::store::metric_chunks::write_metrics(
+            c,
+            sim_key,
+            &mut agent_metrics,
+            known.map(|k| &k.metrics),
+        )?;
         c.add_rollups(rollups)?;
         for m in &batch.memories {
             c.insert_memory(&AgentMemory {
@@ -146,9 +153,9 @@ pub(crate) fn write_batch<C: Store + Bulk>(
                 recorded_at: m.at,
             })?;
         }
-        Ok(chunks)
+        Ok((chunks, metric_chunks))
     })();
-    let chunks = written.map_err(|e| match e {
+    let (chunks, metric_chunks) = written.map_err(|e| match e {
         Error::Database(err) => Error::from_write(
             err,
             "row in batch",
@@ -157,7 +164,7 @@ pub(crate) fn write_batch<C: Store + Bulk>(
         ),
         other => other,
     })?;
-    Ok((interned, chunks))
+    Ok((interned, chunks, metric_chunks))
 }
 
 #[derive(Debug, Insertable)]
@@ -174,7 +181,6 @@ pub(crate) struct StepRow {
 pub(crate) trait Bulk {
     fn copy_steps(&mut self, rows: &[StepRow]) -> Result<()>;
     fn copy_step_metrics(&mut self, rows: &[StepMetric]) -> Result<()>;
-    fn copy_agent_metrics(&mut self, rows: &[AgentMetric]) -> Result<()>;
 }
 
 /// Rows per multi-row INSERT on SQLite: a fixed-size array gives Diesel a
@@ -210,9 +216,6 @@ impl Bulk for diesel::sqlite::SqliteConnection {
     fn copy_step_metrics(&mut self, rows: &[StepMetric]) -> Result<()> {
         sqlite_insert!(self, step_metrics::table, rows, StepMetric)
     }
-    fn copy_agent_metrics(&mut self, rows: &[AgentMetric]) -> Result<()> {
-        sqlite_insert!(self, agent_metrics::table, rows, AgentMetric)
-    }
 }
 
 /// Binary `COPY ... FROM STDIN`: PostgreSQL's fastest ingest path.
@@ -235,8 +238,5 @@ impl Bulk for diesel::pg::PgConnection {
     }
     fn copy_step_metrics(&mut self, rows: &[StepMetric]) -> Result<()> {
         pg_copy!(self, step_metrics::table, rows)
-    }
-    fn copy_agent_metrics(&mut self, rows: &[AgentMetric]) -> Result<()> {
-        pg_copy!(self, agent_metrics::table, rows)
     }
 }

@@ -14,8 +14,8 @@ use super::{Recorder, RecorderOptions};
 use crate::error::{Error, Result};
 use crate::ids::SimulationId;
 use crate::service::SimulationService;
+use crate::store::known_chunks::KnownChunks;
 use crate::store::prelude::*;
-use crate::store::state_chunks::KnownChunks;
 use crate::validate::check_running;
 use crate::with_connection;
 
@@ -59,8 +59,10 @@ impl SimulationService {
         ))?;
         // Held by this lease from here on: no one else adds chunks, so what
         // is above the highest one now is known to be free.
-        let highest = with_connection!(self.database().writer()?, |c| c
-            .highest_state_chunk(simulation.sim_key))?;
+        let highest = with_connection!(self.database().writer()?, |c| Ok::<_, Error>((
+            c.highest_state_chunk(simulation.sim_key)?,
+            c.highest_metric_chunk(simulation.sim_key)?
+        )))?;
         let (sender, receiver) = sync_channel(options.max_pending_batches);
         let shared = Arc::new(Shared::default());
         shared.lock().committed_step = simulation.committed_step;
@@ -79,7 +81,7 @@ impl SimulationService {
             last_seq: 0,
             committed: simulation.committed_step,
             cap: None,
-            known: KnownChunks::starting_at(highest),
+            known: KnownChunks::starting_at(highest.0, highest.1),
             last_commit: now,
             last_beat: now,
         };

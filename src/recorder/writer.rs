@@ -18,8 +18,8 @@ use super::shared::{Msg, Shared};
 use crate::database::Database;
 use crate::error::{Error, Result};
 use crate::ids::SimulationId;
+use crate::store::known_chunks::KnownChunks;
 use crate::store::prelude::*;
-use crate::store::state_chunks::KnownChunks;
 use crate::with_connection;
 
 /// The writer thread's side.
@@ -230,7 +230,7 @@ impl Writer {
                 self.known.forget();
                 self.committed_already(seq).and_then(|done| {
                     if done {
-                        Ok((Vec::new(), Vec::new()))
+                        Ok((Vec::new(), Vec::new(), Vec::new()))
                     } else {
                         self.write(batch, seq, mark)
                     }
@@ -239,9 +239,9 @@ impl Writer {
                 self.write(batch, seq, mark)
             };
             match result {
-                Ok((interned, chunks)) => {
+                Ok((interned, states, metrics)) => {
                     self.metrics.learned(interned);
-                    self.known.learn(chunks);
+                    self.known.learn(states, metrics);
                     self.committed = mark.or(self.committed);
                     let now = Instant::now();
                     self.last_commit = now;

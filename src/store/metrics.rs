@@ -4,7 +4,7 @@ use diesel::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::models::{AgentMetric, StepMetric};
-use crate::schema::{agent_metrics, metric_names, step_metrics};
+use crate::schema::{metric_names, step_metrics};
 
 pub(crate) trait MetricStore {
     /// The id of a metric name, if it was ever recorded.
@@ -52,18 +52,8 @@ for_each_backend! {
         }
 
         fn insert_agent_metric(&mut self, row: &AgentMetric) -> Result<()> {
-            diesel::insert_into(agent_metrics::table)
-                .values(row.clone())
-                .execute(self)
-                .map_err(|e| {
-                    Error::from_write(
-                        e,
-                        "agent metric",
-                        format!("agent {} step {}", row.agent_index, row.step),
-                        Some(("agent", row.agent_index.to_string())),
-                    )
-                })?;
-            Ok(())
+            let mut rows = [row.clone()];
+            super::metric_chunks::write_metrics(self, row.sim_key, &mut rows, None).map(|_| ())
         }
     }
 }

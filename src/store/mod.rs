@@ -25,8 +25,10 @@ mod events;
 mod experiments;
 mod filter;
 mod keys;
+pub(crate) mod known_chunks;
 mod leases;
 mod memories;
+pub(crate) mod metric_chunks;
 mod metrics;
 mod pages;
 mod recovery;
@@ -50,6 +52,7 @@ pub(crate) mod prelude {
     pub(crate) use super::experiments::ExperimentStore;
     pub(crate) use super::leases::LeaseStore;
     pub(crate) use super::memories::MemoryStore;
+    pub(crate) use super::metric_chunks::MetricChunkStore;
     pub(crate) use super::metrics::MetricStore;
     pub(crate) use super::pages::PageStore;
     pub(crate) use super::recovery::RecoveryStore;
@@ -73,6 +76,7 @@ pub(crate) trait Store:
     + EventStore
     + StateStore
     + StateChunkStore
+    + MetricChunkStore
     + MetricStore
     + MemoryStore
     + RecoveryStore
@@ -92,6 +96,7 @@ impl<C> Store for C where
         + EventStore
         + StateStore
         + StateChunkStore
+        + MetricChunkStore
         + MetricStore
         + MemoryStore
         + RecoveryStore

@@ -3,10 +3,12 @@
 
 use diesel::prelude::*;
 
+use super::prelude::MetricChunkStore;
+use crate::chunk::{chunk_of, STEPS};
 use crate::error::Result;
 use crate::models::{AgentMemory, Event, SimulationStep};
 use crate::schema::{
-    agent_memories, agent_metrics, events, metric_names, simulation_steps, step_metrics,
+    agent_memories, agent_metric_chunks, events, metric_names, simulation_steps, step_metrics,
 };
 
 pub(crate) trait PageStore {
@@ -98,10 +100,10 @@ for_each_backend! {
         }
 
         fn agent_metric_names(&mut self, sim_key: i32, agent: i32) -> Result<Vec<(i32, String)>> {
-            Ok(agent_metrics::table
+            Ok(agent_metric_chunks::table
                 .inner_join(metric_names::table)
-                .filter(agent_metrics::sim_key.eq(sim_key))
-                .filter(agent_metrics::agent_index.eq(agent))
+                .filter(agent_metric_chunks::sim_key.eq(sim_key))
+                .filter(agent_metric_chunks::agent_index.eq(agent))
                 .select((metric_names::metric_id, metric_names::name))
                 .distinct()
                 .order(metric_names::name)
@@ -120,26 +122,32 @@ for_each_backend! {
         }
 
         fn agent_metric_page(&mut self, sim_key: i32, agent: i32, metric: i32, after: i64, limit: i64) -> Result<Vec<(i64, f64)>> {
-            Ok(agent_metrics::table
-                .filter(agent_metrics::sim_key.eq(sim_key))
-                .filter(agent_metrics::agent_index.eq(agent))
-                .filter(agent_metrics::metric_id.eq(metric))
-                .filter(agent_metrics::step.gt(after))
-                .select((agent_metrics::step, agent_metrics::value))
-                .order(agent_metrics::step)
-                .limit(limit)
-                .load(self)?)
+            let want = usize::try_from(limit).unwrap_or(0);
+            let mut out = Vec::new();
+            let mut from = chunk_of(after.saturating_add(1).max(0));
+            while out.len() < want {
+                // Enough chunks for the page if every one were full.
+                let chunks = (want - out.len()).div_ceil(STEPS as usize) as i64;
+                let page = self.metric_chunks_after(sim_key, metric, agent, from, chunks)?;
+                let Some(last) = page.last() else { break };
+                from = last.chunk + 1;
+                for chunk in &page {
+                    out.extend(chunk.points()?.into_iter().filter(|p| p.0 > after));
+                }
+            }
+            out.truncate(want);
+            Ok(out)
         }
 
         fn agent_metric_range(&mut self, sim_key: i32, agent: i32, metric: i32, lo: i64, hi: i64) -> Result<Vec<(i64, f64)>> {
-            Ok(agent_metrics::table
-                .filter(agent_metrics::sim_key.eq(sim_key))
-                .filter(agent_metrics::agent_index.eq(agent))
-                .filter(agent_metrics::metric_id.eq(metric))
-                .filter(agent_metrics::step.between(lo, hi))
-                .select((agent_metrics::step, agent_metrics::value))
-                .order(agent_metrics::step)
-                .load(self)?)
+            if hi < lo || hi < 0 {
+                return Ok(Vec::new());
+            }
+            let mut out = Vec::new();
+            for chunk in self.metric_chunks(sim_key, metric, agent, chunk_of(lo.max(0)), chunk_of(hi))? {
+                out.extend(chunk.points()?.into_iter().filter(|p| p.0 >= lo && p.0 <= hi));
+            }
+            Ok(out)
         }
     }
 }

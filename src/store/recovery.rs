@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use super::prelude::{AgentKeyStore, RollupStore, AGENT_CHUNK};
 use crate::error::Result;
-use crate::schema::{agent_memories, agent_metrics, metric_names, simulation_steps, step_metrics};
+use crate::schema::{agent_memories, simulation_steps, step_metrics};
 
 pub(crate) trait RecoveryStore {
     /// Deletes every per-step row after `step`; returns how many.
@@ -29,20 +29,13 @@ for_each_backend! {
             let mut deleted = delete_after!(simulation_steps) + delete_after!(step_metrics);
             // The hot tables have no by-step index: their key ranges are
             // walked per agent (and per metric), from `step` on.
-            let metrics: Vec<i32> = metric_names::table.select(metric_names::metric_id).load(self)?;
+            deleted += super::metric_chunks::cut_metrics_after(self, sim_key, step)?;
             let agents = self.agent_indexes(sim_key)?;
             for &agent in &agents {
                 deleted += super::state_chunks::cut_states_after(self, sim_key, agent, step)?;
             }
             for chunk in agents.chunks(AGENT_CHUNK) {
                 deleted += delete_after!(agent_memories, agent_memories::agent_index.eq_any(chunk));
-                for ids in metrics.chunks(AGENT_CHUNK) {
-                    deleted += delete_after!(
-                        agent_metrics,
-                        agent_metrics::metric_id.eq_any(ids),
-                        agent_metrics::agent_index.eq_any(chunk)
-                    );
-                }
             }
             self.cut_rollups(sim_key, step)?;
             Ok(deleted)

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::ids::{ExperimentId, SimulationId};
 use crate::models::{NewSimulation, Simulation, SimulationStatus};
 use crate::schema::{
-    agent_memories, agent_metrics, agent_state_chunks, simulation_tags, simulations,
+    agent_memories, agent_metric_chunks, agent_state_chunks, simulation_tags, simulations,
 };
 use crate::sql_types::{JsonParam, TimeParam};
 
@@ -227,7 +227,7 @@ for_each_backend! {
                 };
                 diesel::delete(agent_state_chunks::table.filter(agent_state_chunks::sim_key.eq(sim_key)))
                     .execute(c)?;
-                diesel::delete(agent_metrics::table.filter(agent_metrics::sim_key.eq(sim_key)))
+                diesel::delete(agent_metric_chunks::table.filter(agent_metric_chunks::sim_key.eq(sim_key)))
                     .execute(c)?;
                 diesel::delete(agent_memories::table.filter(agent_memories::sim_key.eq(sim_key)))
                     .execute(c)?;

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer};
 
+use super::known_chunks::{ChunkRow, Known};
 use crate::chunk::{self, states};
 use crate::error::{Error, Result};
 use crate::models::AgentStateChunk;
@@ -248,6 +249,16 @@ impl StateChunkStore for diesel::pg::PgConnection {
     }
 }
 
+impl ChunkRow for AgentStateChunk {
+    type Key = i32;
+    fn key(&self) -> i32 {
+        self.agent_index
+    }
+    fn number(&self) -> i64 {
+        self.chunk
+    }
+}
+
 /// Encodes one chunk of rows (ascending, distinct steps, all in `chunk`).
 pub(crate) fn encode(
     sim_key: i32,
@@ -278,63 +289,6 @@ fn duplicate(agent: i32, step: i64) -> Error {
     }
 }
 
-/// What a recorder's writer knows of the chunks of its simulation, so that
-/// a batch need not look up chunks that cannot exist nor read back the
-/// tail it wrote itself. Only what committed is learned; any failure
-/// forgets everything (someone may have changed the chunks since).
-#[derive(Debug, Default)]
-pub(crate) struct KnownChunks {
-    /// No chunk numbered this or higher is stored (`None`: not known).
-    fresh_from: Option<i64>,
-    /// Each agent's highest chunk, as last written.
-    last: HashMap<i32, AgentStateChunk>,
-}
-
-impl KnownChunks {
-    /// Learns the simulation's highest stored chunk number (`None`: none).
-    pub(crate) fn starting_at(highest: Option<i64>) -> Self {
-        KnownChunks {
-            fresh_from: Some(highest.map_or(0, |h| h + 1)),
-            last: HashMap::new(),
-        }
-    }
-
-    /// After a commit: these chunks are now stored as given.
-    pub(crate) fn learn(&mut self, written: Vec<AgentStateChunk>) {
-        for chunk in written {
-            if let Some(f) = self.fresh_from.as_mut() {
-                *f = (*f).max(chunk.chunk + 1);
-            }
-            match self.last.get(&chunk.agent_index) {
-                Some(have) if have.chunk > chunk.chunk => {}
-                _ => {
-                    self.last.insert(chunk.agent_index, chunk);
-                }
-            }
-        }
-    }
-
-    /// After a failure, or a commit whose chunks are not known.
-    pub(crate) fn forget(&mut self) {
-        self.fresh_from = None;
-        self.last.clear();
-    }
-
-    /// Whether `(agent, chunk)` is known: `Some(None)` known absent,
-    /// `Some(Some(chunk))` known as stored, `None` not known.
-    fn lookup(&self, agent: i32, chunk: i64) -> Option<Option<&AgentStateChunk>> {
-        if let Some(have) = self.last.get(&agent) {
-            if have.chunk == chunk {
-                return Some(Some(have));
-            }
-        }
-        match self.fresh_from {
-            Some(f) if chunk >= f => Some(None),
-            _ => None,
-        }
-    }
-}
-
 /// Writes `rows` of simulation `sim_key` into their chunks, merged with
 /// what those chunks already hold (known from `known` or read); a step
 /// stored twice is [`Error::Duplicate`] and writes nothing. Sorts `rows` by
@@ -343,7 +297,7 @@ pub(crate) fn write_states<C: StateChunkStore>(
     c: &mut C,
     sim_key: i32,
     rows: &mut [StateInput<'_>],
-    known: Option<&KnownChunks>,
+    known: Option<&Known<i32, AgentStateChunk>>,
 ) -> Result<Vec<AgentStateChunk>> {
     rows.sort_unstable_by_key(|r| (r.0, r.1));
     // Runs of one agent's rows in one chunk.

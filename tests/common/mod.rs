@@ -88,10 +88,13 @@ pub fn table_counts(db: &impl AsDatabase, sim_key: i32) -> Result<(i64, i64, i64
                     .filter(step_metrics::sim_key.eq(sim_key))
                     .count()
                     .get_result(c)?,
-                agent_metrics::table
-                    .filter(agent_metrics::sim_key.eq(sim_key))
-                    .count()
-                    .get_result(c)?,
+                agent_metric_chunks::table
+                    .filter(agent_metric_chunks::sim_key.eq(sim_key))
+                    .select(simdb::models::AgentMetricChunk::as_select())
+                    .load(c)?
+                    .iter()
+                    .map(|chunk| chunk.len() as i64)
+                    .sum::<i64>(),
                 agent_memories::table
                     .filter(agent_memories::sim_key.eq(sim_key))
                     .count()

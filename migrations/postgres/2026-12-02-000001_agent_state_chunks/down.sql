@@ -1,4 +1,5 @@
--- Back to the row layout, empty: chunks cannot be unfolded in SQL.
+-- Back to the row layout, empty: chunks cannot be unfolded in SQL. The
+-- constraint keeps the name the earlier migrations' down scripts expect.
 DROP TABLE simdb_agent_state_chunks;
 CREATE TABLE IF NOT EXISTS simdb_agent_states (
     sim_key     INTEGER NOT NULL,
@@ -6,5 +7,5 @@ CREATE TABLE IF NOT EXISTS simdb_agent_states (
     step        BIGINT NOT NULL CHECK (step >= 0),
     reward      DOUBLE PRECISION NOT NULL,
     state       JSON NOT NULL,
-    PRIMARY KEY (sim_key, agent_index, step)
+    CONSTRAINT agent_states_pkey PRIMARY KEY (sim_key, agent_index, step)
 );

@@ -160,20 +160,6 @@ pub(super) enum FinalOf {
     Metric(i32),
 }
 
-/// The mean across agents of a hot table's value at its last step, for
-/// the simulation of the current row. The hot tables have no by-step index,
-/// so both the last step and the values are primary-key probes per
-/// registered agent (`metric`: the `metric_id` condition, or empty).
-fn mean_at_last_step(table: &str, value: &str, metric: &str) -> String {
-    format!(
-        "(SELECT AVG(a.{value}) FROM simdb_agents g JOIN {table} a ON a.sim_key = g.sim_key{metric} \
-         AND a.agent_index = g.agent_index WHERE g.sim_key = simdb_simulations.sim_key \
-         AND a.step = (SELECT MAX((SELECT MAX(b.step) FROM {table} b WHERE b.sim_key = h.sim_key{b_metric} \
-         AND b.agent_index = h.agent_index)) FROM simdb_agents h WHERE h.sim_key = simdb_simulations.sim_key))",
-        b_metric = metric.replace("a.", "b.")
-    )
-}
-
 /// The final value of a field for the simulation of the current row.
 pub(super) fn final_value(st: &mut Statement, of: FinalOf) -> String {
     match of {
@@ -185,11 +171,13 @@ pub(super) fn final_value(st: &mut Statement, of: FinalOf) -> String {
             .to_string(),
         FinalOf::Metric(id) => {
             let m = st.bind(Bind::BigInt(i64::from(id)));
+            // An agent metric's mean at its last step is its rollup there.
             format!(
-                "COALESCE({}, \
+                "COALESCE((SELECT r.total / r.n FROM simdb_step_rollups r \
+                 WHERE r.sim_key = simdb_simulations.sim_key AND r.field_id = {m} AND r.kind = '' \
+                 ORDER BY r.step DESC LIMIT 1), \
                  (SELECT s.value FROM simdb_step_metrics s WHERE s.sim_key = simdb_simulations.sim_key \
-                 AND s.metric_id = {m} ORDER BY s.step DESC LIMIT 1))",
-                mean_at_last_step("simdb_agent_metrics", "value", &format!(" AND a.metric_id = {m}"))
+                 AND s.metric_id = {m} ORDER BY s.step DESC LIMIT 1))"
             )
         }
     }

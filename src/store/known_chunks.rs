@@ -1,0 +1,101 @@
+//! What a recorder's writer knows of the chunks of its simulation, so that
+//! a batch need not look up chunks that cannot exist nor read back the
+//! tail it wrote itself. Only what committed is learned; any failure
+//! forgets everything (someone may have changed the chunks since), after
+//! which every chunk is read back.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use crate::models::{AgentMetricChunk, AgentStateChunk};
+
+/// A stored chunk row: what it belongs to (agent, or metric and agent) and
+/// its chunk number.
+pub(crate) trait ChunkRow {
+    type Key: Hash + Eq + Copy;
+    fn key(&self) -> Self::Key;
+    fn number(&self) -> i64;
+}
+
+/// What is known of one chunk table of one simulation.
+#[derive(Debug)]
+pub(crate) struct Known<K, T> {
+    /// No chunk numbered this or higher is stored (`None`: not known).
+    fresh_from: Option<i64>,
+    /// Each key's highest chunk, as last written.
+    last: HashMap<K, T>,
+}
+
+impl<K: Hash + Eq + Copy, T: ChunkRow<Key = K>> Known<K, T> {
+    /// Knowing the table's highest stored chunk number (`None`: none).
+    pub(crate) fn starting_at(highest: Option<i64>) -> Self {
+        Known {
+            fresh_from: Some(highest.map_or(0, |h| h + 1)),
+            last: HashMap::new(),
+        }
+    }
+
+    /// After a commit: these chunks are now stored as given.
+    pub(crate) fn learn(&mut self, written: Vec<T>) {
+        for chunk in written {
+            if let Some(f) = self.fresh_from.as_mut() {
+                *f = (*f).max(chunk.number() + 1);
+            }
+            match self.last.get(&chunk.key()) {
+                Some(have) if have.number() > chunk.number() => {}
+                _ => {
+                    self.last.insert(chunk.key(), chunk);
+                }
+            }
+        }
+    }
+
+    /// After a failure, or a commit whose chunks are not known.
+    pub(crate) fn forget(&mut self) {
+        self.fresh_from = None;
+        self.last.clear();
+    }
+
+    /// Whether `(key, chunk)` is known: `Some(None)` known absent,
+    /// `Some(Some(chunk))` known as stored, `None` not known.
+    pub(crate) fn lookup(&self, key: K, chunk: i64) -> Option<Option<&T>> {
+        if let Some(have) = self.last.get(&key) {
+            if have.number() == chunk {
+                return Some(Some(have));
+            }
+        }
+        match self.fresh_from {
+            Some(f) if chunk >= f => Some(None),
+            _ => None,
+        }
+    }
+}
+
+/// Both chunk tables' knowledge, as one writer keeps it.
+#[derive(Debug)]
+pub(crate) struct KnownChunks {
+    pub(crate) states: Known<i32, AgentStateChunk>,
+    pub(crate) metrics: Known<(i32, i32), AgentMetricChunk>,
+}
+
+impl KnownChunks {
+    /// Knowing each table's highest stored chunk number.
+    pub(crate) fn starting_at(states: Option<i64>, metrics: Option<i64>) -> Self {
+        KnownChunks {
+            states: Known::starting_at(states),
+            metrics: Known::starting_at(metrics),
+        }
+    }
+
+    /// After a commit: what it wrote.
+    pub(crate) fn learn(&mut self, states: Vec<AgentStateChunk>, metrics: Vec<AgentMetricChunk>) {
+        self.states.learn(states);
+        self.metrics.learn(metrics);
+    }
+
+    /// After a failure.
+    pub(crate) fn forget(&mut self) {
+        self.states.forget();
+        self.metrics.forget();
+    }
+}
