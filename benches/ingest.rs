@@ -6,7 +6,8 @@
 //! - `ceiling`: today's chunk layout written by a raw driver (rusqlite
 //!   prepared multi-row INSERTs; binary COPY through the `postgres` crate):
 //!   whole 64-step chunks, packed and zstd-compressed as simdb packs them,
-//!   one transaction per chunk of steps;
+//!   five chunks of steps (32,000 agent-steps, one default Recorder batch)
+//!   per transaction;
 //! - `old_ceiling`: the row layout before it (one row per agent-step, primary
 //!   key only, `json` state), recreated in a scratch database, 10,000-row
 //!   batches in primary-key order.
@@ -99,6 +100,10 @@ const POSTGRES_ROW_LAYOUT: &str = "CREATE TABLE simdb_agent_states (
 
 /// Steps per chunk (simdb's `chunk::STEPS`).
 const CHUNK_STEPS: i64 = 64;
+
+/// Whole chunks of steps per transaction of the chunk ceilings: 32,000
+/// agent-steps, as many as one of the Recorder's default batches holds.
+const CHUNKS_PER_TRANSACTION: i64 = 5;
 
 /// One packed chunk: agent, chunk number, presence mask, rewards, states.
 type Packed = (i32, i64, i64, Vec<u8>, Vec<u8>);
@@ -304,7 +309,7 @@ fn sqlite_ceiling(
     let metrics = serde_json::to_string(&json!({"alive": AGENTS}))?;
     let batch_steps = match layout {
         Layout::Rows => 10_000 / AGENTS,
-        Layout::Chunks => CHUNK_STEPS,
+        Layout::Chunks => CHUNKS_PER_TRANSACTION * CHUNK_STEPS,
     };
     let mut zstd = zstd::bulk::Compressor::new(1)?;
     let start = Instant::now();
@@ -508,7 +513,7 @@ fn postgres_ceiling(
     }
     let batch_steps = match layout {
         Layout::Rows => 10_000 / AGENTS,
-        Layout::Chunks => CHUNK_STEPS,
+        Layout::Chunks => CHUNKS_PER_TRANSACTION * CHUNK_STEPS,
     };
     let mut zstd = zstd::bulk::Compressor::new(1)?;
     let start = Instant::now();
@@ -594,6 +599,369 @@ fn postgres_ceiling(
     Ok(secs)
 }
 
+/// Which numeric series a metrics run records.
+#[derive(Clone, Copy)]
+enum Series {
+    /// A random walk per agent (8 bytes of noise per value: the floor).
+    Walk,
+    /// Integers `(step * 7 + agent) mod 1000`.
+    Integers,
+    /// `((step * 7 + agent) mod 1000) / 1000`, DuckDB's 2.4-byte case.
+    Decimals,
+}
+
+/// The value of agent `agent` at step `step`; `walk` carries the walks.
+fn metric_value(series: Series, step: i64, agent: i64, walk: &mut [f64]) -> f64 {
+    match series {
+        Series::Walk => {
+            // A deterministic step of -1..1 (an LCG on the step and agent).
+            let x = (step as u64)
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(agent as u64 * 1_442_695_040_888_963_407);
+            let w = &mut walk[agent as usize];
+            *w += ((x >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0;
+            *w
+        }
+        Series::Integers => ((step * 7 + agent) % 1000) as f64,
+        Series::Decimals => ((step * 7 + agent) % 1000) as f64 / 1000.0,
+    }
+}
+
+/// The Recorder recording one agent metric per agent-step (per-row calls,
+/// or one slice call per step), ending every step.
+fn metrics_recorder_run(
+    db: &TestDatabase,
+    steps: i64,
+    series: Series,
+    slices: bool,
+) -> BenchResult<f64> {
+    let svc = open(db, Durability::PowerLoss)?;
+    let sim = setup(&svc)?;
+    let mut walk = vec![0.0; AGENTS as usize];
+    let mut values = vec![0.0; AGENTS as usize];
+    let start = Instant::now();
+    let mut rec = svc.recorder_with(&sim.id, RecorderOptions::default())?;
+    for step in 0..steps {
+        if slices {
+            for agent in 0..AGENTS {
+                values[agent as usize] = metric_value(series, step, agent, &mut walk);
+            }
+            rec.agent_metric_slice(step, "walk", &values)?;
+        } else {
+            for agent in 0..AGENTS {
+                let v = metric_value(series, step, agent, &mut walk);
+                rec.agent_metric(step, agent as i32, "walk", v)?;
+            }
+        }
+        rec.end_step(step)?;
+    }
+    rec.close()?;
+    let secs = start.elapsed().as_secs_f64();
+    let series = svc.analytics().agent_series(&sim.id, 3, "walk", ..)?;
+    if series.len() != steps as usize {
+        return Err(format!("expected {steps} values, found {}", series.len()).into());
+    }
+    Ok(secs)
+}
+
+/// The previous release's agent metric rows (recreated in a scratch database).
+const SQLITE_METRIC_ROWS: &str = "CREATE TABLE simdb_agent_metrics (
+        sim_key     INTEGER NOT NULL,
+        agent_index INTEGER NOT NULL,
+        metric_id   INTEGER NOT NULL,
+        step        INTEGER NOT NULL CHECK (step >= 0),
+        value       REAL NOT NULL,
+        PRIMARY KEY (sim_key, metric_id, agent_index, step)
+    ) WITHOUT ROWID;";
+
+/// Packs whole chunks of values as simdb does (src/chunk/values.rs): the
+/// smallest of raw, shuffled, XORed and decimal encodings.
+fn pack_values(values: &[f64], zstd: &mut zstd::bulk::Compressor<'static>) -> BenchResult<Vec<u8>> {
+    let n = values.len();
+    let mut shuffled = vec![0u8; n * 8];
+    for (i, v) in values.iter().enumerate() {
+        for (b, byte) in v.to_le_bytes().into_iter().enumerate() {
+            shuffled[b * n + i] = byte;
+        }
+    }
+    let packed = zstd.compress(&shuffled)?;
+    let mut best = vec![0u8];
+    values.iter().for_each(|v| best.extend_from_slice(&v.to_le_bytes()));
+    if packed.len() + 1 < best.len() {
+        best = vec![2u8];
+        best.extend_from_slice(&packed);
+    }
+    // Each value's bits XORed with the previous one's, shuffled.
+    let mut xored = vec![0u8; n * 8];
+    let mut prev = 0u64;
+    for (i, v) in values.iter().enumerate() {
+        for (b, byte) in (v.to_bits() ^ prev).to_le_bytes().into_iter().enumerate() {
+            xored[b * n + i] = byte;
+        }
+        prev = v.to_bits();
+    }
+    let packed = zstd.compress(&xored)?;
+    if packed.len() + 1 < best.len() {
+        best = vec![4u8];
+        best.extend_from_slice(&packed);
+    }
+    // Decimals: the fewest digits d making every value an integer over 10^d.
+    let mut scale = 1.0f64;
+    for d in 0..=6u8 {
+        let ints: Option<Vec<i64>> = values
+            .iter()
+            .map(|&v| {
+                let k = (v * scale).round();
+                (k.abs() < 9.0e15 && (k / scale).to_bits() == v.to_bits()).then_some(k as i64)
+            })
+            .collect();
+        if let Some(ints) = ints {
+            let mut shuffled = vec![0u8; n * 8];
+            for (i, k) in ints.iter().enumerate() {
+                for (b, byte) in k.to_le_bytes().into_iter().enumerate() {
+                    shuffled[b * n + i] = byte;
+                }
+            }
+            let packed = zstd.compress(&shuffled)?;
+            if packed.len() + 2 < best.len() {
+                best = vec![3u8, d];
+                best.extend_from_slice(&packed);
+            }
+            break;
+        }
+        scale *= 10.0;
+    }
+    Ok(best)
+}
+
+/// rusqlite into the same schema: the row layout (10,000 rows per
+/// transaction in primary-key order, 128-row INSERTs) or whole 64-step
+/// chunks per transaction (64-row INSERTs); a random walk per agent.
+fn sqlite_metrics_ceiling(db: &TestDatabase, steps: i64, layout: Layout) -> BenchResult<f64> {
+    let svc = SimulationService::new(db.database().clone());
+    let sim = setup(&svc)?;
+    let path = db.database().path().ok_or("not a file database")?.to_path_buf();
+    let conn = rusqlite::Connection::open(path)?;
+    conn.execute_batch("PRAGMA busy_timeout = 30000; PRAGMA synchronous = FULL;")?;
+    if layout == Layout::Rows {
+        conn.execute_batch(SQLITE_METRIC_ROWS)?;
+    }
+    conn.execute("INSERT INTO simdb_metric_names (name) VALUES ('walk')", [])?;
+    let metric: i32 = conn.query_row("SELECT metric_id FROM simdb_metric_names WHERE name = 'walk'", [], |r| r.get(0))?;
+    let (per, sql) = match layout {
+        Layout::Rows => (128, format!("INSERT INTO simdb_agent_metrics (sim_key, agent_index, metric_id, step, value) VALUES {}", vec!["(?, ?, ?, ?, ?)"; 128].join(", "))),
+        Layout::Chunks => (64, format!("INSERT INTO simdb_agent_metric_chunks (sim_key, metric_id, agent_index, chunk, present, vals) VALUES {}", vec!["(?, ?, ?, ?, ?, ?)"; 64].join(", "))),
+    };
+    let batch_steps = match layout {
+        Layout::Rows => 10_000 / AGENTS,
+        Layout::Chunks => CHUNKS_PER_TRANSACTION * CHUNK_STEPS,
+    };
+    let mut zstd = zstd::bulk::Compressor::new(1)?;
+    let mut walk = vec![0.0; AGENTS as usize];
+    let start = Instant::now();
+    // By agent, then step: the batch's values in key order.
+    let mut batch: Vec<Vec<(i64, f64)>> = vec![Vec::new(); AGENTS as usize];
+    let mut step = 0;
+    while step < steps {
+        let end = (step + batch_steps).min(steps);
+        for s in step..end {
+            for agent in 0..AGENTS {
+                batch[agent as usize].push((s, metric_value(Series::Walk, s, agent, &mut walk)));
+            }
+        }
+        let tx = conn.unchecked_transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(&sql)?;
+            match layout {
+                Layout::Rows => {
+                    let rows: Vec<(i64, i64, f64)> = batch
+                        .iter()
+                        .enumerate()
+                        .flat_map(|(a, v)| v.iter().map(move |&(s, x)| (a as i64, s, x)))
+                        .collect();
+                    for part in rows.chunks(per) {
+                        if part.len() < per {
+                            for (agent, s, v) in part {
+                                tx.execute("INSERT INTO simdb_agent_metrics (sim_key, agent_index, metric_id, step, value) VALUES (?, ?, ?, ?, ?)", rusqlite::params![sim.sim_key, agent, metric, s, v])?;
+                            }
+                            continue;
+                        }
+                        for (i, (agent, s, v)) in part.iter().enumerate() {
+                            stmt.raw_bind_parameter(i * 5 + 1, sim.sim_key)?;
+                            stmt.raw_bind_parameter(i * 5 + 2, *agent)?;
+                            stmt.raw_bind_parameter(i * 5 + 3, metric)?;
+                            stmt.raw_bind_parameter(i * 5 + 4, *s)?;
+                            stmt.raw_bind_parameter(i * 5 + 5, *v)?;
+                        }
+                        stmt.raw_execute()?;
+                    }
+                }
+                Layout::Chunks => {
+                    let mut rows = Vec::new();
+                    for (agent, v) in batch.iter().enumerate() {
+                        for part in v.chunk_by(|a, b| a.0 / CHUNK_STEPS == b.0 / CHUNK_STEPS) {
+                            let present = part.iter().fold(0u64, |m, &(s, _)| m | 1 << (s % CHUNK_STEPS));
+                            let values: Vec<f64> = part.iter().map(|p| p.1).collect();
+                            rows.push((agent as i64, part[0].0 / CHUNK_STEPS, present as i64, pack_values(&values, &mut zstd)?));
+                        }
+                    }
+                    for part in rows.chunks(per) {
+                        if part.len() < per {
+                            for (agent, chunk, present, vals) in part {
+                                tx.execute("INSERT INTO simdb_agent_metric_chunks (sim_key, metric_id, agent_index, chunk, present, vals) VALUES (?, ?, ?, ?, ?, ?)", rusqlite::params![sim.sim_key, metric, agent, chunk, present, vals])?;
+                            }
+                            continue;
+                        }
+                        for (i, (agent, chunk, present, vals)) in part.iter().enumerate() {
+                            stmt.raw_bind_parameter(i * 6 + 1, sim.sim_key)?;
+                            stmt.raw_bind_parameter(i * 6 + 2, metric)?;
+                            stmt.raw_bind_parameter(i * 6 + 3, *agent)?;
+                            stmt.raw_bind_parameter(i * 6 + 4, *chunk)?;
+                            stmt.raw_bind_parameter(i * 6 + 5, *present)?;
+                            stmt.raw_bind_parameter(i * 6 + 6, vals)?;
+                        }
+                        stmt.raw_execute()?;
+                    }
+                }
+            }
+        }
+        tx.commit()?;
+        batch.iter_mut().for_each(Vec::clear);
+        step = end;
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// Binary COPY into the same schema: the row layout (10,000 rows per COPY
+/// in key order) or whole 64-step chunks per COPY; a random walk per agent.
+fn postgres_metrics_ceiling(db: &TestDatabase, steps: i64, layout: Layout) -> BenchResult<f64> {
+    use postgres::binary_copy::BinaryCopyInWriter;
+    use postgres::types::Type;
+    let svc = SimulationService::new(db.database().clone());
+    let sim = setup(&svc)?;
+    let mut client = postgres::Client::connect(db.url(), postgres::NoTls)?;
+    client.batch_execute("SET search_path TO simdb, public")?;
+    if layout == Layout::Rows {
+        client.batch_execute(&SQLITE_METRIC_ROWS.replace(") WITHOUT ROWID;", ");").replace("step        INTEGER", "step        BIGINT").replace("value       REAL", "value       DOUBLE PRECISION"))?;
+    }
+    let metric: i32 = client
+        .query_one("INSERT INTO simdb_metric_names (name) VALUES ('walk') RETURNING metric_id", &[])?
+        .get(0);
+    let batch_steps = match layout {
+        Layout::Rows => 10_000 / AGENTS,
+        Layout::Chunks => CHUNKS_PER_TRANSACTION * CHUNK_STEPS,
+    };
+    let mut zstd = zstd::bulk::Compressor::new(1)?;
+    let mut walk = vec![0.0; AGENTS as usize];
+    let start = Instant::now();
+    let mut batch: Vec<Vec<(i64, f64)>> = vec![Vec::new(); AGENTS as usize];
+    let mut step = 0;
+    while step < steps {
+        let end = (step + batch_steps).min(steps);
+        for s in step..end {
+            for agent in 0..AGENTS {
+                batch[agent as usize].push((s, metric_value(Series::Walk, s, agent, &mut walk)));
+            }
+        }
+        let mut tx = client.transaction()?;
+        match layout {
+            Layout::Rows => {
+                let sink = tx.copy_in("COPY simdb_agent_metrics (sim_key, agent_index, metric_id, step, value) FROM STDIN (FORMAT binary)")?;
+                let mut w = BinaryCopyInWriter::new(sink, &[Type::INT4, Type::INT4, Type::INT4, Type::INT8, Type::FLOAT8]);
+                for (agent, v) in batch.iter().enumerate() {
+                    for (s, x) in v {
+                        w.write(&[&sim.sim_key, &(agent as i32), &metric, s, x])?;
+                    }
+                }
+                w.finish()?;
+            }
+            Layout::Chunks => {
+                let sink = tx.copy_in("COPY simdb_agent_metric_chunks (sim_key, metric_id, agent_index, chunk, present, vals) FROM STDIN (FORMAT binary)")?;
+                let mut w = BinaryCopyInWriter::new(sink, &[Type::INT4, Type::INT4, Type::INT4, Type::INT8, Type::INT8, Type::BYTEA]);
+                for (agent, v) in batch.iter().enumerate() {
+                    for part in v.chunk_by(|a, b| a.0 / CHUNK_STEPS == b.0 / CHUNK_STEPS) {
+                        let present = part.iter().fold(0u64, |m, &(s, _)| m | 1 << (s % CHUNK_STEPS)) as i64;
+                        let values: Vec<f64> = part.iter().map(|p| p.1).collect();
+                        let vals = pack_values(&values, &mut zstd)?;
+                        w.write(&[&sim.sim_key, &metric, &(agent as i32), &(part[0].0 / CHUNK_STEPS), &present, &vals])?;
+                    }
+                }
+                w.finish()?;
+            }
+        }
+        tx.commit()?;
+        batch.iter_mut().for_each(Vec::clear);
+        step = end;
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// Bytes on disk of the agent metric table (indexes included), per value.
+fn bytes_per_value(db: &TestDatabase, layout: Layout, values: i64) -> BenchResult<f64> {
+    let table = match layout {
+        Layout::Chunks => "simdb_agent_metric_chunks",
+        Layout::Rows => "simdb_agent_metrics",
+    };
+    let bytes: i64 = match db.backend() {
+        Backend::Sqlite => {
+            let path = db.database().path().ok_or("not a file database")?.to_path_buf();
+            rusqlite::Connection::open(path)?.query_row(
+                "SELECT SUM(pgsize) FROM dbstat WHERE name = ?1",
+                [table],
+                |r| r.get(0),
+            )?
+        }
+        Backend::Postgres => {
+            let mut client = postgres::Client::connect(db.url(), postgres::NoTls)?;
+            client.batch_execute("SET search_path TO simdb, public")?;
+            client.batch_execute("VACUUM")?;
+            client
+                .query_one(&format!("SELECT pg_total_relation_size('{table}')"), &[])?
+                .get(0)
+        }
+    };
+    Ok(bytes as f64 / values as f64)
+}
+
+/// The numeric agent metrics section: per-row and slice calls against both
+/// ceilings (power-loss durability), and bytes per value of three series.
+fn metrics_section(backend: Backend, name: &str, steps: i64) -> BenchResult<()> {
+    let values = steps * AGENTS;
+    let rec_db = TestDatabase::new(backend)?;
+    let rec_secs = metrics_recorder_run(&rec_db, steps, Series::Walk, false)?;
+    let walk_bytes = bytes_per_value(&rec_db, Layout::Chunks, values)?;
+    drop(rec_db);
+    let slice_secs = metrics_recorder_run(&TestDatabase::new(backend)?, steps, Series::Walk, true)?;
+    let ceiling_in = |layout| -> BenchResult<(f64, f64)> {
+        let db = TestDatabase::new(backend)?;
+        let secs = match backend {
+            Backend::Sqlite => sqlite_metrics_ceiling(&db, steps, layout)?,
+            Backend::Postgres => postgres_metrics_ceiling(&db, steps, layout)?,
+        };
+        Ok((secs, bytes_per_value(&db, layout, values)?))
+    };
+    let (ceil_secs, _) = ceiling_in(Layout::Chunks)?;
+    let (old_secs, old_bytes) = ceiling_in(Layout::Rows)?;
+    let small = (steps / 10).max(64);
+    let mut other = Vec::new();
+    for (series, label) in [(Series::Integers, "integers"), (Series::Decimals, "decimals")] {
+        let db = TestDatabase::new(backend)?;
+        metrics_recorder_run(&db, small, series, true)?;
+        other.push(format!("{label}_bytes={:.2}", bytes_per_value(&db, Layout::Chunks, small * AGENTS)?));
+    }
+    let (recorder, slice) = (values as f64 / rec_secs, values as f64 / slice_secs);
+    let (ceiling, old_ceiling) = (values as f64 / ceil_secs, values as f64 / old_secs);
+    println!("{name} metrics (power-loss): recorder {recorder:.0} values/s per row, {slice:.0} by slices; raw chunk ceiling {ceiling:.0}; row layout's raw ceiling {old_ceiling:.0} values/s at {old_bytes:.1} B/value; random walk {walk_bytes:.2} B/value, {}", other.join(", "));
+    println!(
+        "RESULT backend={name} kind=metrics recorder={recorder:.0} slice={slice:.0} ceiling={ceiling:.0} ratio={:.2} old_ceiling={old_ceiling:.0} gain={:.2} slice_gain={:.2} bytes_per_row={walk_bytes:.2} old_bytes_per_row={old_bytes:.1} {} durability=power-loss",
+        recorder / ceiling,
+        recorder / old_ceiling,
+        slice / old_ceiling,
+        other.join(" ")
+    );
+    Ok(())
+}
+
 fn main() -> BenchResult<()> {
     let steps = (bench_rows() / AGENTS).max(1);
     let rows = steps * AGENTS;
@@ -602,6 +970,7 @@ fn main() -> BenchResult<()> {
     );
 
     for (backend, name) in selected_backends("sqlite,postgres") {
+        metrics_section(backend, name, steps)?;
         for durability in [Durability::PowerLoss, Durability::ProcessCrash] {
             let mode = match durability {
                 Durability::ProcessCrash => "process-crash",

@@ -2,11 +2,20 @@
 //!
 //! - `0`: the values as little-endian `f64`, in step order (8 bytes each);
 //! - `2`: the same bytes byte-shuffled (all first bytes, then all second
-//!   bytes, ...) and zstd-compressed at level 1.
+//!   bytes, ...) and zstd-compressed at level 1;
+//! - `3`: decimals: a byte `d`, then the integers `v * 10^d` (each exactly
+//!   `v` again when divided by `10^d`) as little-endian `i64`, shuffled and
+//!   zstd-compressed.
 //!
-//! Each chunk takes whichever is smaller: random-walk values barely
-//! compress and stay raw; integer-like and decimal-like series shrink
-//! several times once their bytes are shuffled into runs.
+//! - `4`: each value's bits XORed with the previous value's (the first
+//!   with 0), shuffled and zstd-compressed: neighbouring values of a walk
+//!   share their sign, exponent and leading mantissa bits, which become
+//!   runs of zero bytes.
+//!
+//! Each chunk takes whichever is smallest: random-walk values barely
+//! compress and stay raw; integer-like series shrink several times once
+//! their bytes are shuffled into runs, decimal-like ones once they are
+//! integers (`0.123` has no short binary form; `123` does).
 
 use std::cell::RefCell;
 
@@ -14,9 +23,90 @@ use crate::error::{Error, Result};
 
 const RAW: u8 = 0;
 const SHUFFLED_ZSTD: u8 = 2;
+const DECIMAL: u8 = 3;
+const XOR_ZSTD: u8 = 4;
+/// The most decimal digits tried.
+const MAX_DIGITS: u8 = 6;
 
 thread_local! {
     static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+/// `bytes` (8 per value) shuffled: every value's first byte, then every
+/// second byte, ...
+fn shuffle(words: impl ExactSizeIterator<Item = [u8; 8]>) -> Vec<u8> {
+    let n = words.len();
+    let mut out = vec![0u8; n * 8];
+    for (i, word) in words.enumerate() {
+        for (b, byte) in word.into_iter().enumerate() {
+            out[b * n + i] = byte;
+        }
+    }
+    out
+}
+
+/// The 8-byte words of shuffled `bytes`.
+fn unshuffle(bytes: &[u8], n: usize) -> Vec<[u8; 8]> {
+    (0..n)
+        .map(|i| {
+            let mut w = [0u8; 8];
+            for (b, byte) in w.iter_mut().enumerate() {
+                *byte = bytes[b * n + i];
+            }
+            w
+        })
+        .collect()
+}
+
+fn compress(raw: &[u8]) -> Option<Vec<u8>> {
+    COMPRESSOR
+        .with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let compressor = match slot.as_mut() {
+                Some(c) => c,
+                None => slot.insert(zstd::bulk::Compressor::new(1)?),
+            };
+            compressor.compress(raw)
+        })
+        .ok()
+}
+
+fn decompress(packed: &[u8], len: usize) -> Result<Vec<u8>> {
+    let raw = DECOMPRESSOR
+        .with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let decompressor = match slot.as_mut() {
+                Some(d) => d,
+                None => slot.insert(zstd::bulk::Decompressor::new()?),
+            };
+            decompressor.decompress(packed, len)
+        })
+        .map_err(|e| corrupt(format!("zstd: {e}")))?;
+    if raw.len() != len {
+        return Err(corrupt(format!("{} value bytes for {} values", raw.len(), len / 8)));
+    }
+    Ok(raw)
+}
+
+/// The fewest decimal digits `d` for which every value is an integer over
+/// `10^d` (exactly, and within f64's exact integers), with those integers.
+fn as_decimals(values: &[f64]) -> Option<(u8, Vec<i64>)> {
+    let mut scale = 1.0f64;
+    for d in 0..=MAX_DIGITS {
+        let ints: Option<Vec<i64>> = values
+            .iter()
+            .map(|&v| {
+                let k = (v * scale).round();
+                (k.abs() < 9.0e15 && (k / scale).to_bits() == v.to_bits()).then_some(k as i64)
+            })
+            .collect();
+        if let Some(ints) = ints {
+            return Some((d, ints));
+        }
+        scale *= 10.0;
+    }
+    None
 }
 
 fn corrupt(detail: impl Into<String>) -> Error {
@@ -25,79 +115,93 @@ fn corrupt(detail: impl Into<String>) -> Error {
     }
 }
 
-/// The encoded bytes of `values`.
+/// The encoded bytes of `values`: the smallest of the codecs.
 pub(crate) fn encode(values: &[f64]) -> Vec<u8> {
     let n = values.len();
-    let mut shuffled = vec![0u8; n * 8];
-    for (i, v) in values.iter().enumerate() {
-        for (b, byte) in v.to_le_bytes().into_iter().enumerate() {
-            shuffled[b * n + i] = byte;
+    let mut best = Vec::with_capacity(n * 8 + 1);
+    best.push(RAW);
+    for v in values {
+        best.extend_from_slice(&v.to_le_bytes());
+    }
+    if let Some(packed) = compress(&shuffle(values.iter().map(|v| v.to_le_bytes()))) {
+        if packed.len() + 1 < best.len() {
+            best.clear();
+            best.push(SHUFFLED_ZSTD);
+            best.extend_from_slice(&packed);
         }
     }
-    let packed = COMPRESSOR.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        let compressor = match slot.as_mut() {
-            Some(c) => c,
-            None => slot.insert(zstd::bulk::Compressor::new(1)?),
-        };
-        compressor.compress(&shuffled)
+    let xored = values.iter().scan(0u64, |prev, v| {
+        let bits = v.to_bits();
+        let word = bits ^ *prev;
+        *prev = bits;
+        Some(word.to_le_bytes())
     });
-    match packed {
-        Ok(packed) if packed.len() < n * 8 => {
-            let mut out = Vec::with_capacity(packed.len() + 1);
-            out.push(SHUFFLED_ZSTD);
-            out.extend_from_slice(&packed);
-            out
-        }
-        // Incompressible (or the compressor failed): raw is always right.
-        _ => {
-            let mut out = Vec::with_capacity(n * 8 + 1);
-            out.push(RAW);
-            for v in values {
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-            out
+    if let Some(packed) = compress(&shuffle(xored.collect::<Vec<_>>().into_iter())) {
+        if packed.len() + 1 < best.len() {
+            best.clear();
+            best.push(XOR_ZSTD);
+            best.extend_from_slice(&packed);
         }
     }
+    if let Some((digits, ints)) = as_decimals(values) {
+        if let Some(packed) = compress(&shuffle(ints.iter().map(|k| k.to_le_bytes()))) {
+            if packed.len() + 2 < best.len() {
+                best.clear();
+                best.push(DECIMAL);
+                best.push(digits);
+                best.extend_from_slice(&packed);
+            }
+        }
+    }
+    best
 }
 
 /// The `n` values of an encoded chunk.
 pub(crate) fn decode(blob: &[u8], n: usize) -> Result<Vec<f64>> {
     let (&codec, body) = blob.split_first().ok_or_else(|| corrupt("empty values"))?;
-    let unshuffled;
-    let raw: &[u8] = match codec {
-        RAW => body,
-        SHUFFLED_ZSTD => {
-            let shuffled =
-                zstd::bulk::decompress(body, n * 8).map_err(|e| corrupt(format!("zstd: {e}")))?;
-            if shuffled.len() != n * 8 {
-                return Err(corrupt(format!(
-                    "{} value bytes for {n} steps",
-                    shuffled.len()
-                )));
+    match codec {
+        RAW => {
+            if body.len() != n * 8 {
+                return Err(corrupt(format!("{} value bytes for {n} steps", body.len())));
             }
-            let mut bytes = vec![0u8; n * 8];
-            for i in 0..n {
-                for b in 0..8 {
-                    bytes[i * 8 + b] = shuffled[b * n + i];
-                }
-            }
-            unshuffled = bytes;
-            &unshuffled
+            Ok(body
+                .chunks_exact(8)
+                .map(|b| {
+                    let mut a = [0u8; 8];
+                    a.copy_from_slice(b);
+                    f64::from_le_bytes(a)
+                })
+                .collect())
         }
-        other => return Err(corrupt(format!("unknown values codec {other}"))),
-    };
-    if raw.len() != n * 8 {
-        return Err(corrupt(format!("{} value bytes for {n} steps", raw.len())));
+        SHUFFLED_ZSTD => {
+            let bytes = decompress(body, n * 8)?;
+            Ok(unshuffle(&bytes, n).into_iter().map(f64::from_le_bytes).collect())
+        }
+        XOR_ZSTD => {
+            let bytes = decompress(body, n * 8)?;
+            let mut prev = 0u64;
+            Ok(unshuffle(&bytes, n)
+                .into_iter()
+                .map(|w| {
+                    prev ^= u64::from_le_bytes(w);
+                    f64::from_bits(prev)
+                })
+                .collect())
+        }
+        DECIMAL => {
+            let (&digits, packed) = body.split_first().ok_or_else(|| corrupt("no digits"))?;
+            if digits > MAX_DIGITS {
+                return Err(corrupt(format!("{digits} decimal digits")));
+            }
+            let scale = 10f64.powi(i32::from(digits));
+            let bytes = decompress(packed, n * 8)?;
+            Ok(unshuffle(&bytes, n)
+                .into_iter()
+                .map(|w| i64::from_le_bytes(w) as f64 / scale)
+                .collect())
+        }
+        other => Err(corrupt(format!("unknown values codec {other}"))),
     }
-    Ok(raw
-        .chunks_exact(8)
-        .map(|b| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(b);
-            f64::from_le_bytes(a)
-        })
-        .collect())
 }
 
 #[cfg(test)]
@@ -108,14 +212,45 @@ mod tests {
     fn values_round_trip_raw_or_shuffled() -> Result<()> {
         let integers: Vec<f64> = (0..64).map(|i| (i % 7) as f64).collect();
         let packed = encode(&integers);
-        assert_eq!(packed[0], SHUFFLED_ZSTD);
+        // Integers are decimals with no digits: their i64s pack tightest.
+        assert_eq!(&packed[..2], &[DECIMAL, 0]);
         assert!(packed.len() < 64 * 2, "{}", packed.len());
         assert_eq!(decode(&packed, 64)?, integers);
         let noise: Vec<f64> = (0..5u64)
             .map(|i| f64::from_bits(i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 2))
             .collect();
         let packed = encode(&noise);
+        assert_eq!(packed[0], RAW);
         assert_eq!(decode(&packed, 5)?, noise);
+        // A walk: neighbours share their leading bits.
+        let mut x = 10.0f64;
+        let walk: Vec<f64> = (0..64u64)
+            .map(|i| {
+                x += ((i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 11) as f64 / (1u64 << 53) as f64) - 0.5;
+                x
+            })
+            .collect();
+        let packed = encode(&walk);
+        assert!(matches!(packed[0], SHUFFLED_ZSTD | XOR_ZSTD), "{}", packed[0]);
+        assert!(packed.len() < 64 * 8, "{}", packed.len());
+        assert_eq!(decode(&packed, 64)?, walk);
+        // Values whose shuffled bytes repeat, but are no decimals.
+        let halves: Vec<f64> = (0..64).map(|i| 1.0 + (i % 4) as f64 * 2f64.powi(-30)).collect();
+        let packed = encode(&halves);
+        assert!(matches!(packed[0], SHUFFLED_ZSTD | XOR_ZSTD), "{}", packed[0]);
+        assert_eq!(decode(&packed, 64)?, halves);
+        // XOR of neighbours, decoded back bit for bit.
+        let xor = [XOR_ZSTD]
+            .into_iter()
+            .chain(compress(&shuffle(
+                [1.5f64, 1.5, -3.0].iter().scan(0u64, |p, v| {
+                    let w = v.to_bits() ^ *p;
+                    *p = v.to_bits();
+                    Some(w.to_le_bytes())
+                }).collect::<Vec<_>>().into_iter(),
+            )).unwrap_or_default())
+            .collect::<Vec<u8>>();
+        assert_eq!(decode(&xor, 3)?, [1.5, 1.5, -3.0]);
         assert!(matches!(
             decode(&packed, 6),
             Err(Error::CorruptChunk { .. })
