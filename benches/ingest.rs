@@ -674,64 +674,62 @@ const SQLITE_METRIC_ROWS: &str = "CREATE TABLE simdb_agent_metrics (
         PRIMARY KEY (sim_key, metric_id, agent_index, step)
     ) WITHOUT ROWID;";
 
-/// Packs whole chunks of values as simdb does (src/chunk/values.rs): the
-/// smallest of raw, shuffled, XORed and decimal encodings.
+/// Packs whole chunks of values as simdb does (src/chunk/values.rs),
+/// compressing once: as decimals if they are, else XORed with their
+/// neighbours, raw where that does not pay.
 fn pack_values(values: &[f64], zstd: &mut zstd::bulk::Compressor<'static>) -> BenchResult<Vec<u8>> {
     let n = values.len();
-    let mut shuffled = vec![0u8; n * 8];
-    for (i, v) in values.iter().enumerate() {
-        for (b, byte) in v.to_le_bytes().into_iter().enumerate() {
-            shuffled[b * n + i] = byte;
+    let shuffled = |words: &[u64]| {
+        let mut out = vec![0u8; n * 8];
+        for (i, w) in words.iter().enumerate() {
+            for (b, byte) in w.to_le_bytes().into_iter().enumerate() {
+                out[b * n + i] = byte;
+            }
         }
-    }
-    let packed = zstd.compress(&shuffled)?;
-    let mut best = vec![0u8];
-    values.iter().for_each(|v| best.extend_from_slice(&v.to_le_bytes()));
-    if packed.len() + 1 < best.len() {
-        best = vec![2u8];
-        best.extend_from_slice(&packed);
-    }
-    // Each value's bits XORed with the previous one's, shuffled.
-    let mut xored = vec![0u8; n * 8];
-    let mut prev = 0u64;
-    for (i, v) in values.iter().enumerate() {
-        for (b, byte) in (v.to_bits() ^ prev).to_le_bytes().into_iter().enumerate() {
-            xored[b * n + i] = byte;
-        }
-        prev = v.to_bits();
-    }
-    let packed = zstd.compress(&xored)?;
-    if packed.len() + 1 < best.len() {
-        best = vec![4u8];
-        best.extend_from_slice(&packed);
-    }
+        out
+    };
     // Decimals: the fewest digits d making every value an integer over 10^d.
     let mut scale = 1.0f64;
     for d in 0..=6u8 {
-        let ints: Option<Vec<i64>> = values
+        let ints: Option<Vec<u64>> = values
             .iter()
             .map(|&v| {
                 let k = (v * scale).round();
-                (k.abs() < 9.0e15 && (k / scale).to_bits() == v.to_bits()).then_some(k as i64)
+                (k.abs() < 9.0e15 && (k / scale).to_bits() == v.to_bits())
+                    .then_some(k as i64 as u64)
             })
             .collect();
         if let Some(ints) = ints {
-            let mut shuffled = vec![0u8; n * 8];
-            for (i, k) in ints.iter().enumerate() {
-                for (b, byte) in k.to_le_bytes().into_iter().enumerate() {
-                    shuffled[b * n + i] = byte;
-                }
-            }
-            let packed = zstd.compress(&shuffled)?;
-            if packed.len() + 2 < best.len() {
-                best = vec![3u8, d];
-                best.extend_from_slice(&packed);
+            let packed = zstd.compress(&shuffled(&ints))?;
+            if packed.len() + 2 < n * 8 + 1 {
+                let mut out = vec![3u8, d];
+                out.extend_from_slice(&packed);
+                return Ok(out);
             }
             break;
         }
         scale *= 10.0;
     }
-    Ok(best)
+    let mut prev = 0u64;
+    let xored: Vec<u64> = values
+        .iter()
+        .map(|v| {
+            let w = v.to_bits() ^ prev;
+            prev = v.to_bits();
+            w
+        })
+        .collect();
+    let packed = zstd.compress(&shuffled(&xored))?;
+    if packed.len() + 1 < n * 8 + 1 {
+        let mut out = vec![4u8];
+        out.extend_from_slice(&packed);
+        return Ok(out);
+    }
+    let mut out = vec![0u8];
+    values
+        .iter()
+        .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+    Ok(out)
 }
 
 /// rusqlite into the same schema: the row layout (10,000 rows per
@@ -740,14 +738,22 @@ fn pack_values(values: &[f64], zstd: &mut zstd::bulk::Compressor<'static>) -> Be
 fn sqlite_metrics_ceiling(db: &TestDatabase, steps: i64, layout: Layout) -> BenchResult<f64> {
     let svc = SimulationService::new(db.database().clone());
     let sim = setup(&svc)?;
-    let path = db.database().path().ok_or("not a file database")?.to_path_buf();
+    let path = db
+        .database()
+        .path()
+        .ok_or("not a file database")?
+        .to_path_buf();
     let conn = rusqlite::Connection::open(path)?;
     conn.execute_batch("PRAGMA busy_timeout = 30000; PRAGMA synchronous = FULL;")?;
     if layout == Layout::Rows {
         conn.execute_batch(SQLITE_METRIC_ROWS)?;
     }
     conn.execute("INSERT INTO simdb_metric_names (name) VALUES ('walk')", [])?;
-    let metric: i32 = conn.query_row("SELECT metric_id FROM simdb_metric_names WHERE name = 'walk'", [], |r| r.get(0))?;
+    let metric: i32 = conn.query_row(
+        "SELECT metric_id FROM simdb_metric_names WHERE name = 'walk'",
+        [],
+        |r| r.get(0),
+    )?;
     let (per, sql) = match layout {
         Layout::Rows => (128, format!("INSERT INTO simdb_agent_metrics (sim_key, agent_index, metric_id, step, value) VALUES {}", vec!["(?, ?, ?, ?, ?)"; 128].join(", "))),
         Layout::Chunks => (64, format!("INSERT INTO simdb_agent_metric_chunks (sim_key, metric_id, agent_index, chunk, present, vals) VALUES {}", vec!["(?, ?, ?, ?, ?, ?)"; 64].join(", "))),
@@ -800,9 +806,16 @@ fn sqlite_metrics_ceiling(db: &TestDatabase, steps: i64, layout: Layout) -> Benc
                     let mut rows = Vec::new();
                     for (agent, v) in batch.iter().enumerate() {
                         for part in v.chunk_by(|a, b| a.0 / CHUNK_STEPS == b.0 / CHUNK_STEPS) {
-                            let present = part.iter().fold(0u64, |m, &(s, _)| m | 1 << (s % CHUNK_STEPS));
+                            let present = part
+                                .iter()
+                                .fold(0u64, |m, &(s, _)| m | 1 << (s % CHUNK_STEPS));
                             let values: Vec<f64> = part.iter().map(|p| p.1).collect();
-                            rows.push((agent as i64, part[0].0 / CHUNK_STEPS, present as i64, pack_values(&values, &mut zstd)?));
+                            rows.push((
+                                agent as i64,
+                                part[0].0 / CHUNK_STEPS,
+                                present as i64,
+                                pack_values(&values, &mut zstd)?,
+                            ));
                         }
                     }
                     for part in rows.chunks(per) {
@@ -842,10 +855,18 @@ fn postgres_metrics_ceiling(db: &TestDatabase, steps: i64, layout: Layout) -> Be
     let mut client = postgres::Client::connect(db.url(), postgres::NoTls)?;
     client.batch_execute("SET search_path TO simdb, public")?;
     if layout == Layout::Rows {
-        client.batch_execute(&SQLITE_METRIC_ROWS.replace(") WITHOUT ROWID;", ");").replace("step        INTEGER", "step        BIGINT").replace("value       REAL", "value       DOUBLE PRECISION"))?;
+        client.batch_execute(
+            &SQLITE_METRIC_ROWS
+                .replace(") WITHOUT ROWID;", ");")
+                .replace("step        INTEGER", "step        BIGINT")
+                .replace("value       REAL", "value       DOUBLE PRECISION"),
+        )?;
     }
     let metric: i32 = client
-        .query_one("INSERT INTO simdb_metric_names (name) VALUES ('walk') RETURNING metric_id", &[])?
+        .query_one(
+            "INSERT INTO simdb_metric_names (name) VALUES ('walk') RETURNING metric_id",
+            &[],
+        )?
         .get(0);
     let batch_steps = match layout {
         Layout::Rows => 10_000 / AGENTS,
@@ -867,7 +888,10 @@ fn postgres_metrics_ceiling(db: &TestDatabase, steps: i64, layout: Layout) -> Be
         match layout {
             Layout::Rows => {
                 let sink = tx.copy_in("COPY simdb_agent_metrics (sim_key, agent_index, metric_id, step, value) FROM STDIN (FORMAT binary)")?;
-                let mut w = BinaryCopyInWriter::new(sink, &[Type::INT4, Type::INT4, Type::INT4, Type::INT8, Type::FLOAT8]);
+                let mut w = BinaryCopyInWriter::new(
+                    sink,
+                    &[Type::INT4, Type::INT4, Type::INT4, Type::INT8, Type::FLOAT8],
+                );
                 for (agent, v) in batch.iter().enumerate() {
                     for (s, x) in v {
                         w.write(&[&sim.sim_key, &(agent as i32), &metric, s, x])?;
@@ -877,13 +901,33 @@ fn postgres_metrics_ceiling(db: &TestDatabase, steps: i64, layout: Layout) -> Be
             }
             Layout::Chunks => {
                 let sink = tx.copy_in("COPY simdb_agent_metric_chunks (sim_key, metric_id, agent_index, chunk, present, vals) FROM STDIN (FORMAT binary)")?;
-                let mut w = BinaryCopyInWriter::new(sink, &[Type::INT4, Type::INT4, Type::INT4, Type::INT8, Type::INT8, Type::BYTEA]);
+                let mut w = BinaryCopyInWriter::new(
+                    sink,
+                    &[
+                        Type::INT4,
+                        Type::INT4,
+                        Type::INT4,
+                        Type::INT8,
+                        Type::INT8,
+                        Type::BYTEA,
+                    ],
+                );
                 for (agent, v) in batch.iter().enumerate() {
                     for part in v.chunk_by(|a, b| a.0 / CHUNK_STEPS == b.0 / CHUNK_STEPS) {
-                        let present = part.iter().fold(0u64, |m, &(s, _)| m | 1 << (s % CHUNK_STEPS)) as i64;
+                        let present = part
+                            .iter()
+                            .fold(0u64, |m, &(s, _)| m | 1 << (s % CHUNK_STEPS))
+                            as i64;
                         let values: Vec<f64> = part.iter().map(|p| p.1).collect();
                         let vals = pack_values(&values, &mut zstd)?;
-                        w.write(&[&sim.sim_key, &metric, &(agent as i32), &(part[0].0 / CHUNK_STEPS), &present, &vals])?;
+                        w.write(&[
+                            &sim.sim_key,
+                            &metric,
+                            &(agent as i32),
+                            &(part[0].0 / CHUNK_STEPS),
+                            &present,
+                            &vals,
+                        ])?;
                     }
                 }
                 w.finish()?;
@@ -904,7 +948,11 @@ fn bytes_per_value(db: &TestDatabase, layout: Layout, values: i64) -> BenchResul
     };
     let bytes: i64 = match db.backend() {
         Backend::Sqlite => {
-            let path = db.database().path().ok_or("not a file database")?.to_path_buf();
+            let path = db
+                .database()
+                .path()
+                .ok_or("not a file database")?
+                .to_path_buf();
             rusqlite::Connection::open(path)?.query_row(
                 "SELECT SUM(pgsize) FROM dbstat WHERE name = ?1",
                 [table],
@@ -944,10 +992,16 @@ fn metrics_section(backend: Backend, name: &str, steps: i64) -> BenchResult<()> 
     let (old_secs, old_bytes) = ceiling_in(Layout::Rows)?;
     let small = (steps / 10).max(64);
     let mut other = Vec::new();
-    for (series, label) in [(Series::Integers, "integers"), (Series::Decimals, "decimals")] {
+    for (series, label) in [
+        (Series::Integers, "integers"),
+        (Series::Decimals, "decimals"),
+    ] {
         let db = TestDatabase::new(backend)?;
         metrics_recorder_run(&db, small, series, true)?;
-        other.push(format!("{label}_bytes={:.2}", bytes_per_value(&db, Layout::Chunks, small * AGENTS)?));
+        other.push(format!(
+            "{label}_bytes={:.2}",
+            bytes_per_value(&db, Layout::Chunks, small * AGENTS)?
+        ));
     }
     let (recorder, slice) = (values as f64 / rec_secs, values as f64 / slice_secs);
     let (ceiling, old_ceiling) = (values as f64 / ceil_secs, values as f64 / old_secs);
