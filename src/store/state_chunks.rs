@@ -289,6 +289,9 @@ fn duplicate(agent: i32, step: i64) -> Error {
     }
 }
 
+/// A stored chunk, decoded: its steps, rewards and state texts.
+type Decoded = (Vec<i64>, Vec<f64>, states::Texts);
+
 /// Writes `rows` of simulation `sim_key` into their chunks, merged with
 /// what those chunks already hold (known from `known` or read); a step
 /// stored twice is [`Error::Duplicate`] and writes nothing. Sorts `rows` by
@@ -330,7 +333,7 @@ pub(crate) fn write_states<C: StateChunkStore>(
             );
         }
     }
-    let mut decoded: HashMap<(i32, i64), (Vec<i64>, Vec<f64>, states::Texts)> = HashMap::new();
+    let mut decoded: HashMap<(i32, i64), Decoded> = HashMap::new();
     for (key, chunk) in &stored {
         let n = chunk.len();
         decoded.insert(
