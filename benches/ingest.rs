@@ -1016,7 +1016,46 @@ fn metrics_section(backend: Backend, name: &str, steps: i64) -> BenchResult<()> 
     Ok(())
 }
 
+/// `SIMDB_BENCH_WIDE_AGENTS=n`: only this section runs: `n` agents (open
+/// chunks for all of them), `SIMDB_BENCH_ROWS` states through the
+/// Recorder on each backend, printing states/s and the process's peak RSS.
+fn wide_section(agents: i32) -> BenchResult<()> {
+    let steps = (bench_rows() / i64::from(agents)).max(1);
+    for (backend, name) in selected_backends("sqlite,postgres") {
+        let db = TestDatabase::new(backend)?;
+        let svc = open(&db, Durability::PowerLoss)?;
+        let sim = svc.create_simulation(NewSimulation::new(json!({"agents": agents})))?;
+        let new: Vec<NewAgent> = (0..agents).map(NewAgent::new).collect();
+        svc.register_agents(&sim.id, &new)?;
+        svc.start_simulation(&sim.id)?;
+        let start = Instant::now();
+        let mut rec = svc.recorder(&sim.id)?;
+        for step in 0..steps {
+            for agent in 0..agents {
+                rec.agent_state(
+                    step,
+                    agent,
+                    reward(step, agent.into()),
+                    &state(step, agent.into()),
+                )?;
+            }
+            rec.end_step(step)?;
+        }
+        rec.close()?;
+        let rate = (steps * i64::from(agents)) as f64 / start.elapsed().as_secs_f64();
+        let rss = status_mib("VmHWM:").unwrap_or(f64::NAN);
+        println!("RESULT backend={name} kind=wide agents={agents} steps={steps} recorder={rate:.0} peak_rss_mib={rss:.1} rss_ceiling_mib=100");
+    }
+    Ok(())
+}
+
 fn main() -> BenchResult<()> {
+    if let Some(agents) = std::env::var("SIMDB_BENCH_WIDE_AGENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return wide_section(agents);
+    }
     let steps = (bench_rows() / AGENTS).max(1);
     let rows = steps * AGENTS;
     println!(

@@ -333,35 +333,36 @@ pub(crate) fn write_states<C: StateChunkStore>(
             );
         }
     }
-    let mut decoded: HashMap<(i32, i64), Decoded> = HashMap::new();
-    for (key, chunk) in &stored {
-        let n = chunk.len();
-        decoded.insert(
-            *key,
-            (
-                chunk.steps().collect(),
-                states::decode_rewards(&chunk.rewards, n)?,
-                states::decode_states(&chunk.states, n)?,
-            ),
-        );
-    }
+    // Each stored chunk is decoded only while its group is merged, so
+    // that a batch touching many agents holds one decoded chunk at a time.
     let mut out = Vec::with_capacity(groups.len());
-    let mut merged: Vec<(i64, f64, &str)> = Vec::with_capacity(chunk::STEPS as usize);
     for (agent, number, range) in &groups {
-        merged.clear();
         let new = &rows[range.clone()];
-        match decoded.get(&(*agent, *number)) {
-            None => merged.extend(new.iter().map(|r| (r.1, r.2, r.3))),
-            Some((steps, rewards, texts)) => {
-                let old = steps
+        let decoded: Option<Decoded> = match stored.get(&(*agent, *number)) {
+            None => None,
+            Some(chunk) => {
+                let n = chunk.len();
+                Some((
+                    chunk.steps().collect(),
+                    states::decode_rewards(&chunk.rewards, n)?,
+                    states::decode_states(&chunk.states, n)?,
+                ))
+            }
+        };
+        let mut merged: Vec<(i64, f64, &str)> = Vec::with_capacity(chunk::STEPS as usize);
+        if let Some((steps, rewards, texts)) = &decoded {
+            merged.extend(
+                steps
                     .iter()
                     .zip(rewards)
                     .zip(texts.iter())
-                    .map(|((&s, &r), t)| (s, r, t));
-                merged.extend(old);
-                merged.extend(new.iter().map(|r| (r.1, r.2, r.3)));
-                merged.sort_by_key(|r| r.0);
-            }
+                    .map(|((&s, &r), t)| (s, r, t)),
+            );
+        }
+        let had = merged.len();
+        merged.extend(new.iter().map(|r| (r.1, r.2, r.3)));
+        if had > 0 {
+            merged.sort_by_key(|r| r.0);
         }
         if let Some(w) = merged.windows(2).find(|w| w[0].0 == w[1].0) {
             return Err(duplicate(*agent, w[0].0));
