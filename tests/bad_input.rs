@@ -11,29 +11,19 @@ use simdb::{NewAgentMemory, OnConflict, ParameterQuery, RecorderOptions};
 fn fingerprint(db: &TestDatabase) -> Result<Vec<String>> {
     use simdb::diesel::prelude::*;
     use simdb::schema::*;
+    // Agent states and metric values, counted inside their chunks.
+    let (states, metrics) = chunked_counts(db, None)?;
     let counts: Vec<i64> = simdb::with_connection!(db.database().connection()?, |c| {
         vec![
             experiments::table.count().get_result(c)?,
             simulations::table.count().get_result(c)?,
             simulation_tags::table.count().get_result(c)?,
             agents::table.count().get_result(c)?,
-            // Agent states, counted inside their chunks.
-            agent_state_chunks::table
-                .select(simdb::models::AgentStateChunk::as_select())
-                .load(c)?
-                .iter()
-                .map(|chunk| chunk.len() as i64)
-                .sum::<i64>(),
+            states,
             simulation_steps::table.count().get_result(c)?,
             metric_names::table.count().get_result(c)?,
             step_metrics::table.count().get_result(c)?,
-            // Agent metric values, counted inside their chunks.
-            agent_metric_chunks::table
-                .select(simdb::models::AgentMetricChunk::as_select())
-                .load(c)?
-                .iter()
-                .map(|chunk| chunk.len() as i64)
-                .sum::<i64>(),
+            metrics,
             agent_memories::table.count().get_result(c)?,
             events::table.count().get_result(c)?,
         ]

@@ -31,23 +31,8 @@ fn rows_left(db: &TestDatabase, sim_key: i32) -> Result<i64> {
         "simdb_simulations",
     ];
     // Agent states and agent metric values are counted inside their chunks.
-    let mut total: i64 = simdb::with_connection!(db.database().connection()?, |c| {
-        use simdb::schema::{agent_metric_chunks as m, agent_state_chunks as s};
-        s::table
-            .filter(s::sim_key.eq(sim_key))
-            .select(simdb::models::AgentStateChunk::as_select())
-            .load(c)?
-            .iter()
-            .map(|chunk| chunk.len() as i64)
-            .sum::<i64>()
-            + m::table
-                .filter(m::sim_key.eq(sim_key))
-                .select(simdb::models::AgentMetricChunk::as_select())
-                .load(c)?
-                .iter()
-                .map(|chunk| chunk.len() as i64)
-                .sum::<i64>()
-    });
+    let (states, metrics) = chunked_counts(db, Some(sim_key))?;
+    let mut total = states + metrics;
     for table in tables {
         let sql = format!("SELECT count(*) AS n FROM {table} WHERE sim_key = {sim_key}");
         let n: N = simdb::with_connection!(db.database().connection()?, |c| {

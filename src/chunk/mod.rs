@@ -9,6 +9,13 @@
 pub(crate) mod states;
 pub(crate) mod values;
 
+/// [`Error::CorruptChunk`](crate::Error::CorruptChunk) saying what is wrong.
+pub(crate) fn corrupt(detail: impl Into<String>) -> crate::error::Error {
+    crate::error::Error::CorruptChunk {
+        detail: detail.into(),
+    }
+}
+
 /// Steps per chunk (the width of the presence mask).
 pub(crate) const STEPS: i64 = 64;
 

@@ -13,6 +13,7 @@
 
 use std::cell::RefCell;
 
+use super::corrupt;
 use crate::error::{Error, Result};
 
 /// The codec byte of zstd-compressed states.
@@ -23,12 +24,6 @@ const LEVEL: i32 = 1;
 thread_local! {
     static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
-}
-
-fn corrupt(detail: impl Into<String>) -> Error {
-    Error::CorruptChunk {
-        detail: detail.into(),
-    }
 }
 
 /// The rewards blob of `rewards`.

@@ -19,7 +19,8 @@
 
 use std::cell::RefCell;
 
-use crate::error::{Error, Result};
+use super::corrupt;
+use crate::error::Result;
 
 const RAW: u8 = 0;
 const SHUFFLED_ZSTD: u8 = 2;
@@ -111,12 +112,6 @@ fn as_decimals(values: &[f64]) -> Option<(u8, Vec<i64>)> {
         scale *= 10.0;
     }
     None
-}
-
-fn corrupt(detail: impl Into<String>) -> Error {
-    Error::CorruptChunk {
-        detail: detail.into(),
-    }
 }
 
 /// The encoded bytes of `values`, compressed at most once: as decimals if
@@ -218,6 +213,7 @@ pub(crate) fn decode(blob: &[u8], n: usize) -> Result<Vec<f64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     #[test]
     fn values_round_trip_raw_or_shuffled() -> Result<()> {

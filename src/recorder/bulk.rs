@@ -193,19 +193,9 @@ const SQLITE_CHUNK: usize = 128;
 /// Multi-row INSERTs of `SQLITE_CHUNK` rows, then one for the remainder.
 #[cfg(feature = "sqlite")]
 macro_rules! sqlite_insert {
-    ($conn:expr, $table:expr, $rows:expr, $row:ty) => {{
-        let mut chunks = $rows.chunks_exact(SQLITE_CHUNK);
-        for chunk in &mut chunks {
-            if let Ok(array) = <&[$row; SQLITE_CHUNK]>::try_from(chunk) {
-                diesel::insert_into($table).values(array).execute($conn)?;
-            }
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            diesel::insert_into($table).values(rest).execute($conn)?;
-        }
-        Ok(())
-    }};
+    ($conn:expr, $table:expr, $rows:expr, $row:ty) => {
+        crate::store::sqlite_insert_rows!($conn, $table, $rows, $row, SQLITE_CHUNK)
+    };
 }
 
 #[cfg(feature = "sqlite")]

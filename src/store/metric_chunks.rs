@@ -193,17 +193,7 @@ impl MetricChunkStore for diesel::sqlite::SqliteConnection {
     common_statements!();
 
     fn insert_metric_chunks(&mut self, rows: &[AgentMetricChunk]) -> Result<()> {
-        let mut parts = rows.chunks_exact(SQLITE_ROWS);
-        for part in &mut parts {
-            if let Ok(array) = <&[AgentMetricChunk; SQLITE_ROWS]>::try_from(part) {
-                diesel::insert_into(c::table).values(array).execute(self)?;
-            }
-        }
-        let rest = parts.remainder();
-        if !rest.is_empty() {
-            diesel::insert_into(c::table).values(rest).execute(self)?;
-        }
-        Ok(())
+        super::sqlite_insert_rows!(self, c::table, rows, AgentMetricChunk, SQLITE_ROWS)
     }
 }
 

@@ -18,6 +18,29 @@ macro_rules! for_each_backend {
 }
 pub(crate) use for_each_backend;
 
+/// SQLite: multi-row INSERTs of `$n` rows, then one for the remainder. A
+/// fixed-size array gives Diesel a static query id, so the statement is
+/// prepared once per connection and reused (a slice of rows would be
+/// re-prepared on every call).
+#[cfg(feature = "sqlite")]
+macro_rules! sqlite_insert_rows {
+    ($conn:expr, $table:expr, $rows:expr, $row:ty, $n:expr) => {{
+        let mut parts = $rows.chunks_exact($n);
+        for part in &mut parts {
+            if let Ok(array) = <&[$row; $n]>::try_from(part) {
+                diesel::insert_into($table).values(array).execute($conn)?;
+            }
+        }
+        let rest = parts.remainder();
+        if !rest.is_empty() {
+            diesel::insert_into($table).values(rest).execute($conn)?;
+        }
+        Ok(())
+    }};
+}
+#[cfg(feature = "sqlite")]
+pub(crate) use sqlite_insert_rows;
+
 mod agent_keys;
 mod agents;
 mod clock;

@@ -214,17 +214,7 @@ impl StateChunkStore for diesel::sqlite::SqliteConnection {
     }
 
     fn insert_state_chunks(&mut self, rows: &[AgentStateChunk]) -> Result<()> {
-        let mut parts = rows.chunks_exact(SQLITE_ROWS);
-        for part in &mut parts {
-            if let Ok(array) = <&[AgentStateChunk; SQLITE_ROWS]>::try_from(part) {
-                diesel::insert_into(c::table).values(array).execute(self)?;
-            }
-        }
-        let rest = parts.remainder();
-        if !rest.is_empty() {
-            diesel::insert_into(c::table).values(rest).execute(self)?;
-        }
-        Ok(())
+        super::sqlite_insert_rows!(self, c::table, rows, AgentStateChunk, SQLITE_ROWS)
     }
 }
 

@@ -63,23 +63,49 @@ pub fn migration_table(_backend: simdb::Backend) -> &'static str {
     "simdb_migrations"
 }
 
-/// Rows of a simulation in (agent_states, simulation_steps, step_metrics,
-/// agent_metrics, agent_memories).
-pub fn table_counts(db: &impl AsDatabase, sim_key: i32) -> Result<(i64, i64, i64, i64, i64)> {
+/// Agent states and agent metric values stored, counted inside their
+/// chunks: of simulation `sim_key`, or of every simulation.
+pub fn chunked_counts(db: &impl AsDatabase, sim_key: Option<i32>) -> Result<(i64, i64)> {
     use simdb::diesel::prelude::*;
-    use simdb::schema::*;
+    use simdb::models::{AgentMetricChunk, AgentStateChunk};
+    use simdb::schema::{agent_metric_chunks as m, agent_state_chunks as s};
     Ok(simdb::with_connection!(
         db.as_database().connection()?,
         |c| {
+            let mut states = s::table.select(AgentStateChunk::as_select()).into_boxed();
+            let mut metrics = m::table.select(AgentMetricChunk::as_select()).into_boxed();
+            if let Some(k) = sim_key {
+                states = states.filter(s::sim_key.eq(k));
+                metrics = metrics.filter(m::sim_key.eq(k));
+            }
             (
-                // Agent states are stored in chunks: their rows are counted.
-                agent_state_chunks::table
-                    .filter(agent_state_chunks::sim_key.eq(sim_key))
-                    .select(simdb::models::AgentStateChunk::as_select())
+                states
                     .load(c)?
                     .iter()
                     .map(|chunk| chunk.len() as i64)
                     .sum::<i64>(),
+                metrics
+                    .load(c)?
+                    .iter()
+                    .map(|chunk| chunk.len() as i64)
+                    .sum::<i64>(),
+            )
+        }
+    ))
+}
+
+/// Rows of a simulation in (agent states, simulation_steps, step_metrics,
+/// agent metrics, agent_memories); states and metric values counted inside
+/// their chunks.
+pub fn table_counts(db: &impl AsDatabase, sim_key: i32) -> Result<(i64, i64, i64, i64, i64)> {
+    use simdb::diesel::prelude::*;
+    use simdb::schema::*;
+    let (states, metrics) = chunked_counts(db, Some(sim_key))?;
+    Ok(simdb::with_connection!(
+        db.as_database().connection()?,
+        |c| {
+            (
+                states,
                 simulation_steps::table
                     .filter(simulation_steps::sim_key.eq(sim_key))
                     .count()
@@ -88,13 +114,7 @@ pub fn table_counts(db: &impl AsDatabase, sim_key: i32) -> Result<(i64, i64, i64
                     .filter(step_metrics::sim_key.eq(sim_key))
                     .count()
                     .get_result(c)?,
-                agent_metric_chunks::table
-                    .filter(agent_metric_chunks::sim_key.eq(sim_key))
-                    .select(simdb::models::AgentMetricChunk::as_select())
-                    .load(c)?
-                    .iter()
-                    .map(|chunk| chunk.len() as i64)
-                    .sum::<i64>(),
+                metrics,
                 agent_memories::table
                     .filter(agent_memories::sim_key.eq(sim_key))
                     .count()
