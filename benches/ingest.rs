@@ -23,7 +23,9 @@
 //!
 //! Prints `RESULT backend=... recorder=<rows/s> ceiling=<rows/s> ratio=...
 //! old_ceiling=<rows/s> gain=<recorder/old_ceiling> bytes_per_row=...
-//! old_bytes_per_row=... durability=... simple=...`.
+//! old_bytes_per_row=... durability=... simple=... slice=... parallel_2_lanes=...`
+//! (`slice`: one `agent_states` call per step; `parallel_2_lanes`: two
+//! threads per step, each through its own `RecorderLane`).
 
 use std::time::Instant;
 
@@ -215,15 +217,71 @@ fn open(db: &TestDatabase, durability: Durability) -> BenchResult<SimulationServ
     ))
 }
 
+/// How the Recorder is called.
+#[derive(Clone, Copy)]
+enum Calls {
+    /// One `agent_state` call per agent-step.
+    Rows,
+    /// One `agent_states` call per step (rewards and states as slices).
+    Slices,
+    /// `n` threads per step, each recording its share of the agents
+    /// through its own `RecorderLane`; the step ended once all are done.
+    Lanes(usize),
+}
+
 /// The Recorder, as a simulation loop would call it (ending every step).
 fn recorder_run(db: &TestDatabase, steps: i64, durability: Durability) -> BenchResult<f64> {
+    recorder_run_with(db, steps, durability, Calls::Rows)
+}
+
+fn recorder_run_with(
+    db: &TestDatabase,
+    steps: i64,
+    durability: Durability,
+    calls: Calls,
+) -> BenchResult<f64> {
     let svc = open(db, durability)?;
     let sim = setup(&svc)?;
     let start = Instant::now();
     let mut rec = svc.recorder_with(&sim.id, RecorderOptions::default())?;
+    let mut rewards = Vec::with_capacity(AGENTS as usize);
+    let mut states = Vec::with_capacity(AGENTS as usize);
     for step in 0..steps {
-        for agent in 0..AGENTS {
-            rec.agent_state(step, agent as i32, reward(step, agent), &state(step, agent))?;
+        match calls {
+            Calls::Rows => {
+                for agent in 0..AGENTS {
+                    rec.agent_state(step, agent as i32, reward(step, agent), &state(step, agent))?;
+                }
+            }
+            Calls::Slices => {
+                rewards.clear();
+                states.clear();
+                for agent in 0..AGENTS {
+                    rewards.push(reward(step, agent));
+                    states.push(state(step, agent));
+                }
+                rec.agent_states(step, &rewards, &states)?;
+            }
+            Calls::Lanes(n) => {
+                let rec = &rec;
+                std::thread::scope(|scope| -> BenchResult<()> {
+                    let handles: Vec<_> = (0..n as i64)
+                        .map(|t| {
+                            scope.spawn(move || -> simdb::Result<()> {
+                                let mut lane = rec.lane();
+                                for agent in (t..AGENTS).step_by(n) {
+                                    lane.agent_state(step, agent as i32, reward(step, agent), &state(step, agent))?;
+                                }
+                                lane.finish()
+                            })
+                        })
+                        .collect();
+                    for h in handles {
+                        h.join().map_err(|_| "a recording thread panicked")??;
+                    }
+                    Ok(())
+                })?;
+            }
         }
         rec.step(step, &json!({"alive": AGENTS}))?;
         rec.end_step(step)?;
@@ -1086,6 +1144,14 @@ fn main() -> BenchResult<()> {
             };
             let (ceil_secs, ceil_bytes) = ceiling_in(Layout::Chunks)?;
             let (old_secs, old_bytes) = ceiling_in(Layout::Rows)?;
+            // The other recording APIs, in the default durability only.
+            let (slice, lanes) = if durability == Durability::PowerLoss {
+                let slices = recorder_run_with(&TestDatabase::new(backend)?, steps, durability, Calls::Slices)?;
+                let lanes = recorder_run_with(&TestDatabase::new(backend)?, steps, durability, Calls::Lanes(2))?;
+                (rows as f64 / slices, rows as f64 / lanes)
+            } else {
+                (f64::NAN, f64::NAN)
+            };
             let simple_rows = (rows / 50).clamp(100, 20_000);
             let simple = simple_run(&TestDatabase::new(backend)?, simple_rows, durability)?;
             let recorder = rows as f64 / rec_secs;
@@ -1098,9 +1164,11 @@ fn main() -> BenchResult<()> {
                 );
             }
             println!(
-                "RESULT backend={name} kind=states recorder={recorder:.0} ceiling={ceiling:.0} ratio={:.2} old_ceiling={old_ceiling:.0} gain={:.2} bytes_per_row={bytes:.1} old_bytes_per_row={old_bytes:.1} durability={mode} simple={simple:.0}",
+                "RESULT backend={name} kind=states recorder={recorder:.0} ceiling={ceiling:.0} ratio={:.2} old_ceiling={old_ceiling:.0} gain={:.2} bytes_per_row={bytes:.1} old_bytes_per_row={old_bytes:.1} durability={mode} simple={simple:.0} slice={slice:.0} slice_gain={:.2} parallel_2_lanes={lanes:.0} parallel_gain={:.2}",
                 recorder / ceiling,
-                recorder / old_ceiling
+                recorder / old_ceiling,
+                slice / old_ceiling,
+                lanes / old_ceiling
             );
         }
     }
