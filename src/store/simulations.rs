@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 use crate::ids::{ExperimentId, SimulationId};
 use crate::models::{NewSimulation, Simulation, SimulationStatus};
 use crate::schema::{
-    agent_memories, agent_metric_chunks, agent_state_chunks, simulation_tags, simulations,
+    agent_memories, agent_metric_chunks, agent_state_chunks, agent_totals, simulation_tags,
+    simulations, step_rollups,
 };
 use crate::sql_types::{JsonParam, TimeParam};
 
@@ -230,6 +231,12 @@ for_each_backend! {
                 diesel::delete(agent_metric_chunks::table.filter(agent_metric_chunks::sim_key.eq(sim_key)))
                     .execute(c)?;
                 diesel::delete(agent_memories::table.filter(agent_memories::sim_key.eq(sim_key)))
+                    .execute(c)?;
+                // The rollups have no foreign key either (migration
+                // 2026-12-02-000003).
+                diesel::delete(step_rollups::table.filter(step_rollups::sim_key.eq(sim_key)))
+                    .execute(c)?;
+                diesel::delete(agent_totals::table.filter(agent_totals::sim_key.eq(sim_key)))
                     .execute(c)?;
                 Ok(())
             });
