@@ -270,7 +270,12 @@ fn recorder_run_with(
                             scope.spawn(move || -> simdb::Result<()> {
                                 let mut lane = rec.lane();
                                 for agent in (t..AGENTS).step_by(n) {
-                                    lane.agent_state(step, agent as i32, reward(step, agent), &state(step, agent))?;
+                                    lane.agent_state(
+                                        step,
+                                        agent as i32,
+                                        reward(step, agent),
+                                        &state(step, agent),
+                                    )?;
                                 }
                                 lane.finish()
                             })
@@ -1146,8 +1151,18 @@ fn main() -> BenchResult<()> {
             let (old_secs, old_bytes) = ceiling_in(Layout::Rows)?;
             // The other recording APIs, in the default durability only.
             let (slice, lanes) = if durability == Durability::PowerLoss {
-                let slices = recorder_run_with(&TestDatabase::new(backend)?, steps, durability, Calls::Slices)?;
-                let lanes = recorder_run_with(&TestDatabase::new(backend)?, steps, durability, Calls::Lanes(2))?;
+                let slices = recorder_run_with(
+                    &TestDatabase::new(backend)?,
+                    steps,
+                    durability,
+                    Calls::Slices,
+                )?;
+                let lanes = recorder_run_with(
+                    &TestDatabase::new(backend)?,
+                    steps,
+                    durability,
+                    Calls::Lanes(2),
+                )?;
                 (rows as f64 / slices, rows as f64 / lanes)
             } else {
                 (f64::NAN, f64::NAN)
