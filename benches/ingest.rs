@@ -154,13 +154,10 @@ fn pack(
     Ok(out)
 }
 
-/// Bytes on disk of the table holding the states (indexes included), over
-/// the states it holds.
-fn bytes_per_state(db: &TestDatabase, layout: Layout, states: i64) -> BenchResult<f64> {
-    let table = match layout {
-        Layout::Chunks => "simdb_agent_state_chunks",
-        Layout::Rows => "simdb_agent_states",
-    };
+/// Bytes on disk of `table` (its primary key's index included: SQLite's
+/// autoindex of a rowid table, PostgreSQL's `pg_total_relation_size`),
+/// over the `values` it holds.
+fn bytes_per(db: &TestDatabase, table: &str, values: i64) -> BenchResult<f64> {
     let bytes: i64 = match db.backend() {
         Backend::Sqlite => {
             let path = db
@@ -184,7 +181,16 @@ fn bytes_per_state(db: &TestDatabase, layout: Layout, states: i64) -> BenchResul
                 .get(0)
         }
     };
-    Ok(bytes as f64 / states as f64)
+    Ok(bytes as f64 / values as f64)
+}
+
+/// Bytes on disk per agent-state of the table holding the states.
+fn bytes_per_state(db: &TestDatabase, layout: Layout, states: i64) -> BenchResult<f64> {
+    let table = match layout {
+        Layout::Chunks => "simdb_agent_state_chunks",
+        Layout::Rows => "simdb_agent_states",
+    };
+    bytes_per(db, table, states)
 }
 
 fn setup(svc: &SimulationService) -> BenchResult<Simulation> {
@@ -1003,35 +1009,13 @@ fn postgres_metrics_ceiling(db: &TestDatabase, steps: i64, layout: Layout) -> Be
     Ok(start.elapsed().as_secs_f64())
 }
 
-/// Bytes on disk of the agent metric table (indexes included), per value.
+/// Bytes on disk per value of the agent metric table.
 fn bytes_per_value(db: &TestDatabase, layout: Layout, values: i64) -> BenchResult<f64> {
     let table = match layout {
         Layout::Chunks => "simdb_agent_metric_chunks",
         Layout::Rows => "simdb_agent_metrics",
     };
-    let bytes: i64 = match db.backend() {
-        Backend::Sqlite => {
-            let path = db
-                .database()
-                .path()
-                .ok_or("not a file database")?
-                .to_path_buf();
-            rusqlite::Connection::open(path)?.query_row(
-                "SELECT SUM(pgsize) FROM dbstat WHERE name = ?1",
-                [table],
-                |r| r.get(0),
-            )?
-        }
-        Backend::Postgres => {
-            let mut client = postgres::Client::connect(db.url(), postgres::NoTls)?;
-            client.batch_execute("SET search_path TO simdb, public")?;
-            client.batch_execute("VACUUM")?;
-            client
-                .query_one(&format!("SELECT pg_total_relation_size('{table}')"), &[])?
-                .get(0)
-        }
-    };
-    Ok(bytes as f64 / values as f64)
+    bytes_per(db, table, values)
 }
 
 /// The numeric agent metrics section: per-row and slice calls against both
