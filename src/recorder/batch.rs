@@ -61,6 +61,8 @@ pub(crate) struct Batch {
     pub(crate) ended: Option<i64>,
     /// The lowest step of any row.
     pub(crate) min_step: Option<i64>,
+    /// The highest step of any row.
+    pub(crate) max_step: Option<i64>,
     /// The writer's sequence number, once it first tried to write the batch.
     pub(crate) seq: Option<i64>,
 }
@@ -72,6 +74,7 @@ pub(crate) struct Mark {
     states: usize,
     metrics: usize,
     min_step: Option<i64>,
+    max_step: Option<i64>,
 }
 
 /// Bookkeeping bytes counted per row on top of its JSON text.
@@ -160,6 +163,19 @@ impl Batch {
 
     fn saw_step(&mut self, step: i64) {
         self.min_step = Some(self.min_step.map_or(step, |s| s.min(step)));
+        self.max_step = Some(self.max_step.map_or(step, |s| s.max(step)));
+    }
+
+    /// Whether a batch holding `soft` rows or more (at least one) should go
+    /// to the writer before rows of `step` join it: yes once `step` opens a
+    /// 64-step chunk above every row the batch holds, so that batches end
+    /// on chunk boundaries and their chunks are written whole, never
+    /// rewritten.
+    pub(crate) fn ends_before(&self, step: i64, soft: usize) -> bool {
+        self.rows() >= soft.max(1)
+            && self
+                .max_step
+                .is_some_and(|m| crate::chunk::chunk_of(step) > crate::chunk::chunk_of(m))
     }
 
     /// Moves every state and metric of `other` (a lane's batch) to the end
@@ -179,6 +195,9 @@ impl Batch {
         if let Some(step) = other.min_step.take() {
             self.saw_step(step);
         }
+        if let Some(step) = other.max_step.take() {
+            self.saw_step(step);
+        }
     }
 
     /// Where the batch ends now, to take back what one call appended.
@@ -188,6 +207,7 @@ impl Batch {
             states: self.states.len(),
             metrics: self.metrics.len(),
             min_step: self.min_step,
+            max_step: self.max_step,
         }
     }
 
@@ -197,6 +217,7 @@ impl Batch {
         self.states.truncate(mark.states);
         self.metrics.truncate(mark.metrics);
         self.min_step = mark.min_step;
+        self.max_step = mark.max_step;
     }
 
     pub(crate) fn rows(&self) -> usize {

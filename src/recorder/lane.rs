@@ -84,8 +84,13 @@ impl Recorder {
         }
         let full = {
             let mut current = self.shared.current();
+            if let Some(first) = local.min_step {
+                if current.ends_before(first, self.options.batch_rows / 2) {
+                    self.send(&mut current)?;
+                }
+            }
             current.append(local);
-            current.rows() >= self.options.batch_rows || current.bytes() >= self.options.batch_bytes
+            self.is_full(&current)
         };
         self.rows_recorded.fetch_add(rows, Ordering::Relaxed);
         self.max_step.fetch_max(max_step, Ordering::Relaxed);

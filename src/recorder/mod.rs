@@ -42,7 +42,8 @@ use crate::validate::{check_step, finite};
 ///
 /// Created by [`SimulationService::recorder`], which takes the run's lease:
 /// one live recorder per run. Recording calls do no I/O; the writer commits
-/// a batch when it is full (`batch_rows` or `batch_bytes`) and, however
+/// a batch when it is full (`batch_rows` or `batch_bytes`; from half of
+/// `batch_rows` on, at the next 64-step chunk boundary) and, however
 /// slowly the simulation records, within `flush_interval` of a row being
 /// recorded, heartbeating at least every `lease_timeout / 4`. When the
 /// writer falls `max_pending_batches` behind, recording calls block until it
@@ -187,8 +188,11 @@ impl Recorder {
     fn push(&mut self, step: i64, row: impl FnOnce(&mut Batch, usize) -> Result<()>) -> Result<()> {
         let full = {
             let mut current = self.shared.current();
+            if current.ends_before(step, self.options.batch_rows / 2) {
+                self.send(&mut current)?;
+            }
             row(&mut current, self.options.batch_bytes)?;
-            current.rows() >= self.options.batch_rows || current.bytes() >= self.options.batch_bytes
+            self.is_full(&current)
         };
         self.count_rows(step, 1);
         if full {
@@ -199,20 +203,34 @@ impl Recorder {
 
     /// Queues the current batch for the writer.
     fn hand_off(&self) -> Result<()> {
-        let sender = self.sender.as_ref().ok_or(Error::RecorderClosed)?;
         let mut current = self.shared.current();
+        self.send(&mut current)
+    }
+
+    /// Queues `current`, the batch being filled (its lock held by the
+    /// caller), for the writer and leaves an empty one in its place.
+    fn send(&self, current: &mut Batch) -> Result<()> {
+        let sender = self.sender.as_ref().ok_or(Error::RecorderClosed)?;
         if current.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(&mut *current);
+        let batch = std::mem::take(current);
         current.json.reserve(batch.json.capacity());
         current.states.reserve(batch.states.capacity());
-        // Sent while holding the lock, so that the writer's timer cannot
-        // take a newer batch first. Blocks while the queue is full: that is
-        // the backpressure (the timer only ever try-locks).
-        let sent = sender.send(Msg::Batch(batch));
-        drop(current);
-        sent.map_err(|_| self.writer_gone())
+        current.metrics.reserve(batch.metrics.capacity());
+        // Sent while the caller holds the lock, so that the writer's timer
+        // cannot take a newer batch first. Blocks while the queue is full:
+        // that is the backpressure (the timer only ever try-locks).
+        sender
+            .send(Msg::Batch(batch))
+            .map_err(|_| self.writer_gone())
+    }
+
+    /// A batch must go to the writer now: it holds `batch_rows` rows or
+    /// `batch_bytes` bytes. (From half of `batch_rows` on it goes at the
+    /// next chunk boundary, [`Batch::ends_before`].)
+    fn is_full(&self, batch: &Batch) -> bool {
+        batch.rows() >= self.options.batch_rows || batch.bytes() >= self.options.batch_bytes
     }
 
     fn writer_gone(&self) -> Error {
@@ -271,6 +289,9 @@ impl Recorder {
     ) -> Result<()> {
         let full = {
             let mut current = self.shared.current();
+            if n > 0 && current.ends_before(step, self.options.batch_rows / 2) {
+                self.send(&mut current)?;
+            }
             let mark = current.mark();
             for i in 0..n {
                 if let Err(e) = row(&mut current, i, self.options.batch_bytes) {
@@ -278,7 +299,7 @@ impl Recorder {
                     return Err(e);
                 }
             }
-            current.rows() >= self.options.batch_rows || current.bytes() >= self.options.batch_bytes
+            self.is_full(&current)
         };
         if n > 0 {
             self.count_rows(step, n as u64);

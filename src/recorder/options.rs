@@ -15,13 +15,15 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RecorderOptions {
-    /// Rows per batch (one transaction). Default 32,768: fewer, larger
-    /// transactions, and fewer rewrites of a state chunk's unfinished tail
-    /// (a batch that ends inside an agent's 64-step chunk leaves it to be
-    /// merged again by the next).
+    /// The most rows per batch (one transaction). Default 65,536. A batch
+    /// holding half as many or more goes to the writer as soon as the first
+    /// row of the next 64-step chunk arrives, so that batches end on chunk
+    /// boundaries and every chunk is written whole, once (a batch that ends
+    /// inside an agent's chunk leaves its tail to be read, merged and
+    /// written again by the next).
     pub batch_rows: usize,
     /// Bytes per batch (JSON text, memory snapshots and a small overhead
-    /// per row): a batch is handed to the writer when it reaches either
+    /// per row): a batch is handed to the writer when it reaches this
     /// limit, and a single row larger than this is refused with
     /// [`Error::RowTooLarge`](crate::Error::RowTooLarge). Default 16 MiB.
     pub batch_bytes: usize,
@@ -48,7 +50,7 @@ pub struct RecorderOptions {
 impl Default for RecorderOptions {
     fn default() -> Self {
         RecorderOptions {
-            batch_rows: 32_768,
+            batch_rows: 65_536,
             batch_bytes: 16 << 20,
             max_pending_batches: 2,
             max_attempts: 6,

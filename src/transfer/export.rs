@@ -16,6 +16,8 @@ use crate::with_connection;
 
 /// Rows per page of an export.
 const PAGE_ROWS: i64 = 10_000;
+/// State chunks per page (up to 64 states each).
+const CHUNK_PAGE: i64 = 160;
 /// Memory snapshots per page (each may be large).
 const MEMORY_PAGE_ROWS: i64 = 256;
 
@@ -214,5 +216,29 @@ impl SimulationService {
             |s| s.step,
             f,
         )
+    }
+
+    /// Calls `f(step, reward, json_text)` for each of one agent's states in
+    /// step order, the text as stored (never parsed): a page of chunks at a
+    /// time, so memory stays flat.
+    pub(crate) fn for_each_state_text(
+        &self,
+        sim_key: i32,
+        agent: i32,
+        mut f: impl FnMut(i64, f64, &str) -> Result<()>,
+    ) -> Result<()> {
+        let db = self.database();
+        let mut from = 0;
+        loop {
+            let chunks = with_connection!(db.connection()?, |c| c
+                .state_chunks_from(sim_key, agent, from, CHUNK_PAGE))?;
+            let Some(last) = chunks.last().map(|c| c.chunk) else {
+                return Ok(());
+            };
+            for chunk in &chunks {
+                chunk.for_each_text(i64::MIN, i64::MAX, &mut f)?;
+            }
+            from = last + 1;
+        }
     }
 }

@@ -277,12 +277,11 @@ impl SimulationService {
         if flatten {
             for sim in sims {
                 for agent in self.agents(&sim.id)? {
-                    self.for_each_state_page(sim.sim_key, agent.agent_index.0, |page| {
-                        for s in page {
-                            for (path, leaf) in flatten_json(&s.state) {
-                                if leaf.is_number() {
-                                    paths.insert(path);
-                                }
+                    self.for_each_state_text(sim.sim_key, agent.agent_index.0, |_, _, text| {
+                        let state: Value = serde_json::from_str(text)?;
+                        for (path, leaf) in flatten_json(&state) {
+                            if leaf.is_number() {
+                                paths.insert(path);
                             }
                         }
                         Ok(())
@@ -309,34 +308,34 @@ impl SimulationService {
             .enumerate()
             .map(|(i, p)| (p.as_str(), i))
             .collect();
+        let mut leaves: Vec<Option<f64>> = vec![None; paths.len()];
         for sim in sims {
             let id = sim.id.as_str();
             for agent in self.agents(&sim.id)? {
-                self.for_each_state_page(sim.sim_key, agent.agent_index.0, |page| {
-                    let mut leaves: Vec<Option<f64>> = vec![None; paths.len()];
-                    for s in page {
-                        let text = json_text(&s.state);
-                        let mut cells = vec![
-                            Cell::Str(Some(id)),
-                            Cell::I32(Some(s.agent_index.0)),
-                            Cell::I64(Some(s.step)),
-                            Cell::F64(Some(s.reward)),
-                            Cell::Str(Some(&text)),
-                        ];
-                        if flatten {
-                            leaves.iter_mut().for_each(|l| *l = None);
-                            for (path, leaf) in flatten_json(&s.state) {
-                                if let (Some(&i), Some(v)) =
-                                    (column.get(path.as_str()), leaf.as_f64())
-                                {
-                                    leaves[i] = Some(v);
-                                }
+                let a = agent.agent_index.0;
+                // The state column is the JSON text as stored: no parse and
+                // no print unless its leaves are flattened.
+                self.for_each_state_text(sim.sim_key, a, |step, reward, text| {
+                    let mut cells = Vec::with_capacity(5 + leaves.len());
+                    cells.extend([
+                        Cell::Str(Some(id)),
+                        Cell::I32(Some(a)),
+                        Cell::I64(Some(step)),
+                        Cell::F64(Some(reward)),
+                        Cell::Str(Some(text)),
+                    ]);
+                    if flatten {
+                        leaves.iter_mut().for_each(|l| *l = None);
+                        let state: Value = serde_json::from_str(text)?;
+                        for (path, leaf) in flatten_json(&state) {
+                            if let (Some(&i), Some(v)) = (column.get(path.as_str()), leaf.as_f64())
+                            {
+                                leaves[i] = Some(v);
                             }
-                            cells.extend(leaves.iter().map(|v| Cell::F64(*v)));
                         }
-                        table.row(&cells)?;
+                        cells.extend(leaves.iter().map(|v| Cell::F64(*v)));
                     }
-                    Ok(())
+                    table.row(&cells)
                 })?;
             }
         }
