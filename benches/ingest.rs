@@ -6,8 +6,8 @@
 //! - `ceiling`: today's chunk layout written by a raw driver (rusqlite
 //!   prepared multi-row INSERTs; binary COPY through the `postgres` crate):
 //!   whole 64-step chunks, packed and zstd-compressed as simdb packs them,
-//!   five chunks of steps (32,000 agent-steps, one default Recorder batch)
-//!   per transaction;
+//!   five chunks of steps (32,000 agent-steps; a default Recorder batch of
+//!   this workload holds six) per transaction;
 //! - `old_ceiling`: the row layout before it (one row per agent-step, primary
 //!   key only, `json` state), recreated in a scratch database, 10,000-row
 //!   batches in primary-key order.

@@ -9,6 +9,42 @@ use simdb::{NewAgentMemory, RecorderOptions};
 use common::table_counts as count;
 
 backend_tests! {
+    /// A batch holding half of `batch_rows` goes to the writer at the
+    /// first row of the next 64-step chunk, so the chunks it wrote are
+    /// whole: with 10 agents and `batch_rows(1000)`, steps 0..=63 (640
+    /// rows) commit when step 64's first row arrives — with no flush and
+    /// no timer — and the next batch starts a fresh chunk.
+    fn batches_end_on_chunk_boundaries(db) {
+        let svc = service(db);
+        let sim = running_sim(&svc, 10)?;
+        let options = RecorderOptions::default()
+            .batch_rows(1000)
+            .flush_interval(std::time::Duration::from_secs(3600))
+            .lease_timeout(std::time::Duration::from_secs(3600));
+        let mut rec = svc.recorder_with(&sim.id, options)?;
+        for step in 0..64i64 {
+            for agent in 0..10 {
+                rec.agent_state(step, agent, 1.0, &state(step, agent))?;
+            }
+            rec.end_step(step)?;
+        }
+        // 640 rows: more than half a batch, not a full one; nothing is sent.
+        assert_eq!(rec.committed_step(), None);
+        rec.agent_state(64, 0, 1.0, &state(64, 0))?;
+        // The batch of steps 0..=63 went to the writer: it commits by
+        // itself (waited for, never timed).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while rec.committed_step().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(rec.committed_step(), Some(63));
+        assert_eq!(rec.rows_written(), 640);
+        rec.close()?;
+        let states = svc.agent_states(&sim.id, 0, ..)?;
+        assert_eq!(states.len(), 65);
+        Ok(())
+    }
+
     /// A parallel engine: 8 threads record one simulation through lanes,
     /// every step ended once its lanes are gone; every row lands once and
     /// the watermark is exact.
