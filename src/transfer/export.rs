@@ -17,6 +17,7 @@ use crate::with_connection;
 /// Rows per page of an export.
 const PAGE_ROWS: i64 = 10_000;
 /// State chunks per page (up to 64 states each).
+#[cfg(feature = "parquet")]
 const CHUNK_PAGE: i64 = 160;
 /// Memory snapshots per page (each may be large).
 const MEMORY_PAGE_ROWS: i64 = 256;
@@ -221,6 +222,7 @@ impl SimulationService {
     /// Calls `f(step, reward, json_text)` for each of one agent's states in
     /// step order, the text as stored (never parsed): a page of chunks at a
     /// time, so memory stays flat.
+    #[cfg(feature = "parquet")]
     pub(crate) fn for_each_state_text(
         &self,
         sim_key: i32,
