@@ -85,7 +85,7 @@ impl Recorder {
         let full = {
             let mut current = self.shared.current();
             if let Some(first) = local.min_step {
-                if current.ends_before(first, self.options.batch_rows / 2) {
+                if self.ends_before(&current, first) {
                     self.send(&mut current)?;
                 }
             }

@@ -188,7 +188,7 @@ impl Recorder {
     fn push(&mut self, step: i64, row: impl FnOnce(&mut Batch, usize) -> Result<()>) -> Result<()> {
         let full = {
             let mut current = self.shared.current();
-            if current.ends_before(step, self.options.batch_rows / 2) {
+            if self.ends_before(&current, step) {
                 self.send(&mut current)?;
             }
             row(&mut current, self.options.batch_bytes)?;
@@ -231,6 +231,13 @@ impl Recorder {
     /// next chunk boundary, [`Batch::ends_before`].)
     fn is_full(&self, batch: &Batch) -> bool {
         batch.rows() >= self.options.batch_rows || batch.bytes() >= self.options.batch_bytes
+    }
+
+    /// A batch must go to the writer before rows of `step` join it: it
+    /// holds half of `batch_rows` or more and `step` opens the next chunk
+    /// ([`Batch::ends_before`]).
+    fn ends_before(&self, batch: &Batch, step: i64) -> bool {
+        batch.ends_before(step, self.options.batch_rows / 2)
     }
 
     fn writer_gone(&self) -> Error {
@@ -289,7 +296,7 @@ impl Recorder {
     ) -> Result<()> {
         let full = {
             let mut current = self.shared.current();
-            if n > 0 && current.ends_before(step, self.options.batch_rows / 2) {
+            if n > 0 && self.ends_before(&current, step) {
                 self.send(&mut current)?;
             }
             let mark = current.mark();

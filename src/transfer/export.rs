@@ -230,17 +230,20 @@ impl SimulationService {
         mut f: impl FnMut(i64, f64, &str) -> Result<()>,
     ) -> Result<()> {
         let db = self.database();
-        let mut from = 0;
-        loop {
-            let chunks = with_connection!(db.connection()?, |c| c
-                .state_chunks_from(sim_key, agent, from, CHUNK_PAGE))?;
-            let Some(last) = chunks.last().map(|c| c.chunk) else {
-                return Ok(());
-            };
-            for chunk in &chunks {
-                chunk.for_each_text(i64::MIN, i64::MAX, &mut f)?;
-            }
-            from = last + 1;
-        }
+        pages(
+            |after| {
+                with_connection!(db.connection()?, |c| c.state_chunks_from(
+                    sim_key,
+                    agent,
+                    after.saturating_add(1),
+                    CHUNK_PAGE
+                ))
+            },
+            |c| c.chunk,
+            |page| {
+                page.iter()
+                    .try_for_each(|chunk| chunk.for_each_text(i64::MIN, i64::MAX, &mut f))
+            },
+        )
     }
 }
