@@ -186,6 +186,72 @@ backend_tests! {
         Ok(())
     }
 
+    /// Issue 23: ids with reserved characters got unencoded hrefs, so the
+    /// browser asked for another path (or a query) and got 404. Every link
+    /// built from an id now percent-encodes it as one path segment, and
+    /// following it reaches that id's page.
+    fn links_to_ids_with_reserved_characters_reach_their_pages(db) {
+        let svc = service(db);
+        let reserved = ["a/b", "q?x=1", "h#frag", "p%41", "amp&plus+", "with space", "énergie-Ω", "sim-<script>alert(1)</script>"];
+        let mut expected = Vec::new();
+        for (i, text) in reserved.iter().enumerate() {
+            let exp = svc.create_experiment(NewExperiment::new(format!("exp {i}")).id(ExperimentId::new(format!("exp-{text}"))?))?;
+            let sim = svc.create_simulation(
+                NewSimulation::new(json!({"i": i})).id(SimulationId::new(format!("sim-{text}"))?).experiment(&exp.id).name(format!("run {i}")),
+            )?;
+            expected.push((exp, sim, i));
+        }
+        let server = Server::start(db)?;
+        let encode = |id: &str| percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let (_, index) = server.get("/")?;
+        for (exp, sim, i) in &expected {
+            let sim_href = format!("/simulations/{}", encode(sim.id.as_str()));
+            let exp_href = format!("/experiments/{}", encode(exp.id.as_str()));
+            // Hrefs are attribute text: maud escapes `&` as `&amp;`, which
+            // percent-encoding never leaves in a path.
+            assert!(index.contains(&format!("href=\"{sim_href}\"")), "no link {sim_href} on /");
+            assert!(index.contains(&format!("href=\"{exp_href}\"")), "no link {exp_href} on /");
+            let (status, page) = server.get(&sim_href)?;
+            assert_eq!(status, 200, "{sim_href}: {page}");
+            assert!(page.contains(&format!("run {i}")), "{sim_href} is not run {i}");
+            // The simulation page links its experiment the same way, by
+            // the experiment's name.
+            assert!(page.contains(&format!("href=\"{exp_href}\">exp {i}</a>")), "{sim_href} lacks {exp_href} named exp {i}");
+            let (status, page) = server.get(&exp_href)?;
+            assert_eq!(status, 200, "{exp_href}: {page}");
+            assert!(page.contains(&format!("exp {i}")), "{exp_href} is not exp {i}");
+            assert!(page.contains(&format!("href=\"{sim_href}\"")), "{exp_href} lacks {sim_href}");
+        }
+        Ok(())
+    }
+
+    /// Issue 23: error responses carried no security headers. Every answer
+    /// — a page, JSON, a 404 of simdb's, a 400, a path no route matches —
+    /// says `nosniff` and carries the pages' Content-Security-Policy.
+    fn every_response_carries_the_security_headers(db) {
+        let svc = service(db);
+        let (_, sim) = hostile(&svc)?;
+        let server = Server::start(db)?;
+        for (path, status) in [
+            ("/".to_string(), 200),
+            (format!("/api/simulations/{sim}"), 200),
+            ("/simulations/sim-nope".to_string(), 404),
+            ("/api/simulations/sim-nope".to_string(), 404),
+            ("/api/simulations?status=sleeping".to_string(), 400),
+            ("/no/such/route".to_string(), 404),
+        ] {
+            let answer = match ureq::get(&server.url(&path)).call() {
+                Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+                Err(e) => return Err(invalid(format!("GET {path}: {e}"))),
+            };
+            assert_eq!(answer.status(), status, "{path}");
+            assert_eq!(answer.header("x-content-type-options"), Some("nosniff"), "{path}");
+            let policy = answer.header("content-security-policy").unwrap_or_default();
+            assert!(policy.contains("default-src 'none'") && policy.contains("frame-ancestors 'none'"), "{path}: {policy:?}");
+        }
+        Ok(())
+    }
+
     fn the_dashboard_cannot_write(db) {
         let svc = service(db);
         let (_, sim) = hostile(&svc)?;

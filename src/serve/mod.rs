@@ -16,7 +16,7 @@ mod pages;
 
 use std::net::SocketAddr;
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -54,6 +54,21 @@ pub fn router(svc: SimulationService) -> Router {
             svc,
             charts: std::sync::Arc::default(),
         })
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// Every response — pages, the API, charts, the script, errors and paths
+/// that match no route — says `nosniff` and carries the pages'
+/// Content-Security-Policy (a response that sets its own keeps it).
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers
+        .entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(pages::PAGE_POLICY));
+    response
 }
 
 /// Serves the dashboard on `addr` until the process is interrupted

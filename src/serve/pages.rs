@@ -14,30 +14,15 @@ use crate::analytics::{Comparison, ComparisonRow, LeaderboardRow};
 use crate::ids::{ExperimentId, SimulationId};
 use crate::models::Experiment;
 
-type Page = std::result::Result<PageHtml, Failure>;
+type Page = std::result::Result<Html<String>, Failure>;
 
 /// What a page may load: its own script, images and API, and nothing
 /// else (no inline script, no other origin); chart images the live script
-/// fetched arrive as `blob:` URLs.
-const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; \
+/// fetched arrive as `blob:` URLs. Every response carries it
+/// (`super::security_headers`).
+pub(crate) const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; \
 img-src 'self' blob:; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; \
 frame-ancestors 'none'";
-
-/// A page, served with [`PAGE_POLICY`].
-pub(crate) struct PageHtml(Html<String>);
-
-impl IntoResponse for PageHtml {
-    fn into_response(self) -> axum::response::Response {
-        (
-            [
-                (header::CONTENT_SECURITY_POLICY, PAGE_POLICY),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            ],
-            self.0,
-        )
-            .into_response()
-    }
-}
 
 const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}\
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border-bottom:1px solid #ddd;\
@@ -55,8 +40,8 @@ struct Live {
 }
 
 /// The page frame.
-fn frame(title: &str, live: Live, content: Markup) -> PageHtml {
-    PageHtml(Html(
+fn frame(title: &str, live: Live, content: Markup) -> Html<String> {
+    Html(
         html! {
             (DOCTYPE)
             html lang="en" {
@@ -74,7 +59,7 @@ fn frame(title: &str, live: Live, content: Markup) -> PageHtml {
             }
         }
         .into_string(),
-    ))
+    )
 }
 
 fn compact(v: &Value) -> String {
@@ -125,7 +110,7 @@ pub(crate) async fn index(State(app): State<AppState>, Query(q): Query<ListQuery
             tbody id="simulations" {
                 @for item in &sims {
                     tr data-id=(item.simulation.id.as_str()) {
-                        td { a href={ "/simulations/" (item.simulation.id.as_str()) } { (item.simulation.name.clone().unwrap_or_else(|| item.simulation.id.to_string())) } }
+                        td { a href=(link("simulations", item.simulation.id.as_str())) { (item.simulation.name.clone().unwrap_or_else(|| item.simulation.id.to_string())) } }
                         td class={ "status-" (item.simulation.status) } { (item.simulation.status) }
                         td { (item.progress.latest_step.map_or(0, |s| s + 1)) }
                         td { (item.progress.rows) }
@@ -159,7 +144,7 @@ pub(crate) async fn index(State(app): State<AppState>, Query(q): Query<ListQuery
 fn experiment_row(e: &Experiment) -> Markup {
     html! {
         tr {
-            td { a href={ "/experiments/" (e.id.as_str()) } { (e.name) } }
+            td { a href=(link("experiments", e.id.as_str())) { (e.name) } }
             td { (e.description) }
             td { (e.created_at.format("%Y-%m-%d %H:%M")) }
         }
@@ -171,10 +156,22 @@ fn encode(v: &str) -> String {
     percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
+/// The path of a page of `kind` (`simulations`, `experiments`) for a
+/// user-given id, the id percent-encoded as one path segment: an id such
+/// as `a/b?c#d` links to its own page, never to another path or query.
+fn link(kind: &str, id: &str) -> String {
+    format!("/{kind}/{}", encode(id))
+}
+
 pub(crate) async fn simulation(State(app): State<AppState>, Path(id): Path<String>) -> Page {
-    let (detail, events) = blocking(move || {
+    let (detail, events, experiment) = blocking(move || {
         let id = SimulationId::new(&id)?;
-        Ok((api::detail(&app.svc, &id)?, app.svc.events(&id)?))
+        let detail = api::detail(&app.svc, &id)?;
+        let experiment = match &detail.summary.simulation.experiment_id {
+            Some(exp) => Some(app.svc.experiment(exp)?),
+            None => None,
+        };
+        Ok((detail, app.svc.events(&id)?, experiment))
     })
     .await?;
     let sim = &detail.summary.simulation;
@@ -192,8 +189,8 @@ pub(crate) async fn simulation(State(app): State<AppState>, Path(id): Path<Strin
             " · rows/s " span id="rate" { (p.rows_per_sec.map_or_else(String::new, |r| format!("{r:.0}"))) }
             " · heartbeat age " span id="heartbeat" { (p.heartbeat_age_secs.map_or_else(String::new, |a| format!("{a:.1} s"))) }
         }
-        @if let Some(exp) = &sim.experiment_id {
-            p { "experiment " a href={ "/experiments/" (exp.as_str()) } { (exp.as_str()) } }
+        @if let Some(exp) = &experiment {
+            p { "experiment " a href=(link("experiments", exp.id.as_str())) { (exp.name) } }
         }
         p { "tags: " (detail.tags.join(", ")) }
         p { "parameters: " code { (compact(&sim.parameters)) } }
@@ -328,7 +325,7 @@ pub(crate) async fn experiment(
         columns.push((format!("final:{f}"), format!("final {f}")));
         columns.push((format!("mean:{f}"), format!("mean {f}")));
     }
-    let base = format!("/experiments/{}", exp.id.as_str());
+    let base = link("experiments", exp.id.as_str());
     let content = html! {
         h1 { (exp.name) }
         p { (exp.description) }
@@ -344,7 +341,7 @@ pub(crate) async fn experiment(
                     tr {
                         @for (key, _) in &columns {
                             @if key == "simulation" {
-                                td { a href={ "/simulations/" (row.simulation.as_str()) } { (row.simulation.as_str()) } }
+                                td { a href=(link("simulations", row.simulation.as_str())) { (row.simulation.as_str()) } }
                             } @else {
                                 td data-column=(key) { (cell_text(row, key)) }
                             }
