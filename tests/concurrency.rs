@@ -165,6 +165,80 @@ fn pair_rounds(db: &TestDatabase, a: Op, b: Op, rounds: usize) -> Result<()> {
 }
 
 backend_tests! {
+    /// Issue 24: sixteen writers, each its own `Database` (its own pool and
+    /// connections, as sixteen processes would have), each recording its own
+    /// run, intern the same 50 new metric names at the same moment, each
+    /// starting at another name. Every value lands in its own run, and
+    /// every name gets exactly one id.
+    fn sixteen_writers_intern_the_same_new_names_at_once(db) {
+        use simdb::diesel::prelude::*;
+        use simdb::schema::metric_names;
+        const WRITERS: usize = 16;
+        const NAMES: usize = 50;
+        const STEPS: i64 = 6;
+        const AGENTS: i32 = 2;
+        let svc = service(db);
+        let sims: Vec<Simulation> = (0..WRITERS).map(|_| running_sim(&svc, AGENTS)).collect::<Result<_>>()?;
+        let services: Vec<SimulationService> = (0..WRITERS)
+            .map(|_| Database::open(db.url()).map(SimulationService::new))
+            .collect::<Result<_>>()?;
+        let barrier = Barrier::new(WRITERS);
+        let value = |w: usize, name: usize, step: i64, agent: i32| (w * 10_000 + name * 100) as f64 + step as f64 + f64::from(agent) / 10.0;
+        let results: Vec<Result<()>> = std::thread::scope(|s| {
+            let handles: Vec<_> = services
+                .iter()
+                .zip(&sims)
+                .enumerate()
+                .map(|(w, (svc, sim))| {
+                    let barrier = &barrier;
+                    s.spawn(move || -> Result<()> {
+                        let mut rec = svc.recorder_with(&sim.id, RecorderOptions::default().batch_rows(40))?;
+                        barrier.wait();
+                        for step in 0..STEPS {
+                            for k in 0..NAMES {
+                                let name = (k + w * 3) % NAMES;
+                                for agent in 0..AGENTS {
+                                    rec.agent_metric(step, agent, format!("shared-{name}").as_str(), value(w, name, step, agent))?;
+                                }
+                                rec.metric(step, format!("shared-{name}").as_str(), value(w, name, step, 0))?;
+                            }
+                            rec.end_step(step)?;
+                        }
+                        rec.close()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or(Err(Error::RecorderClosed))).collect()
+        });
+        for r in results {
+            r?;
+        }
+        // One id per name.
+        let names: Vec<(i32, String)> = simdb::with_connection!(db.database().connection()?, |c| metric_names::table
+            .filter(metric_names::name.like("shared-%"))
+            .select((metric_names::metric_id, metric_names::name))
+            .load(c)?);
+        assert_eq!(names.len(), NAMES, "{names:?}");
+        let distinct: std::collections::BTreeSet<&String> = names.iter().map(|n| &n.1).collect();
+        assert_eq!(distinct.len(), NAMES);
+        // Every value, in its own run, under its name.
+        let a = svc.analytics();
+        for (w, sim) in sims.iter().enumerate() {
+            let (_, values) = chunked_counts(db, Some(sim.sim_key))?;
+            assert_eq!(values, (NAMES as i64) * STEPS * i64::from(AGENTS), "writer {w}");
+            for name in [0, 17, NAMES - 1] {
+                for agent in 0..AGENTS {
+                    let series = a.agent_series(&sim.id, agent, format!("shared-{name}").as_str(), ..)?;
+                    let got: Vec<(i64, f64)> = series;
+                    let want: Vec<(i64, f64)> = (0..STEPS).map(|step| (step, value(w, name, step, agent))).collect();
+                    assert_eq!(got, want, "writer {w}, shared-{name}, agent {agent}");
+                }
+            }
+            assert_eq!(table_counts(db, sim.sim_key)?.2, (NAMES as i64) * STEPS, "writer {w}'s step metrics");
+        }
+        Ok(())
+    }
+
     fn conflicting_lifecycle_calls_have_one_winner(db) {
         for (i, &a) in OPS.iter().enumerate() {
             for &b in &OPS[i..] {
