@@ -252,6 +252,41 @@ backend_tests! {
         Ok(())
     }
 
+    /// Issue 23: a simulation-level metric's chart spoke of agents ("mean,
+    /// all agents") though none are behind it, and axes around zero showed
+    /// `-0.0`.
+    fn charts_say_what_is_behind_them_and_show_no_negative_zero(db) {
+        let svc = service(db);
+        let sim = running_sim(&svc, 3)?;
+        let mut rec = svc.recorder(&sim.id)?;
+        for step in 0..40i64 {
+            for agent in 0..3 {
+                let reward = if (step + i64::from(agent)) % 2 == 0 { -0.5 } else { 0.5 };
+                rec.agent_state(step, agent, reward, &json!({}))?;
+            }
+            rec.metric(step, "food", (step as f64 - 20.0) / 40.0)?;
+            rec.end_step(step)?;
+        }
+        rec.close()?;
+        let server = Server::start(db)?;
+        let (status, reward) = server.get(&format!("/charts/{}/reward", sim.id))?;
+        assert_eq!(status, 200, "{reward}");
+        assert!(reward.contains("mean, all agents"), "{reward}");
+        let (status, food) = server.get(&format!("/charts/{}/food", sim.id))?;
+        assert_eq!(status, 200, "{food}");
+        assert!(!food.contains("agents"), "a simulation metric's chart names agents");
+        assert!(food.contains("min–max of the bucket"), "{food}");
+        for svg in [&reward, &food] {
+            // Every text element's content: none is a negative zero.
+            for text in svg.split("</text>").filter_map(|t| t.rsplit('>').next()) {
+                let t = text.trim();
+                let negative_zero = t.starts_with('-') && t.len() > 1 && t[1..].chars().all(|c| c == '0' || c == '.');
+                assert!(!negative_zero, "axis label {t:?}");
+            }
+        }
+        Ok(())
+    }
+
     fn the_dashboard_cannot_write(db) {
         let svc = service(db);
         let (_, sim) = hostile(&svc)?;

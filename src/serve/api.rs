@@ -182,6 +182,10 @@ pub(crate) struct FieldSeries {
     pub(crate) field: String,
     pub(crate) all: Vec<StepAggregate>,
     pub(crate) by_kind: BTreeMap<String, Vec<StepAggregate>>,
+    /// Whether agents are behind the values (a reward, a state field, an
+    /// agent metric) or the simulation recorded them (a simulation-level
+    /// metric: one value per step).
+    pub(crate) per_agent: bool,
 }
 
 pub(crate) fn field_series(
@@ -192,16 +196,17 @@ pub(crate) fn field_series(
 ) -> Result<FieldSeries> {
     let analytics = svc.analytics();
     let all = analytics.step_aggregates(id, field, buckets)?;
-    let by_kind = match analytics.step_aggregates_by_kind(id, field, buckets) {
-        Ok(by_kind) => by_kind,
+    let (by_kind, per_agent) = match analytics.step_aggregates_by_kind(id, field, buckets) {
+        Ok(by_kind) => (by_kind, true),
         // A simulation-level metric belongs to no kind.
-        Err(Error::InvalidInput { .. }) => BTreeMap::new(),
+        Err(Error::InvalidInput { .. }) => (BTreeMap::new(), false),
         Err(e) => return Err(e),
     };
     Ok(FieldSeries {
         field: field.to_string(),
         all,
         by_kind,
+        per_agent,
     })
 }
 

@@ -34,6 +34,25 @@ fn middle(a: &StepAggregate) -> f64 {
     (a.first_step + a.last_step) as f64 / 2.0
 }
 
+/// Decimals of the y axis' labels for a span of values: enough to tell
+/// ticks a tenth of the span apart, at most 6.
+fn label_decimals(span: f64) -> usize {
+    if !(span.is_finite() && span > 0.0) {
+        return 2;
+    }
+    (2.0 - span.log10().floor()).clamp(0.0, 6.0) as usize
+}
+
+/// A y axis label: `decimals` places, and never a negative zero (a tick
+/// at `-0.0000001` reads `0.00`, not `-0.00`).
+fn axis_label(v: f64, decimals: usize) -> String {
+    let text = format!("{v:.decimals$}");
+    match text.strip_prefix('-') {
+        Some(rest) if rest.chars().all(|c| c == '0' || c == '.') => rest.to_string(),
+        _ => text,
+    }
+}
+
 /// The SVG text of a field's chart (plotters escapes every label).
 pub(crate) fn render(series: &FieldSeries) -> Result<String> {
     let mut svg = String::new();
@@ -62,11 +81,20 @@ pub(crate) fn render(series: &FieldSeries) -> Result<String> {
             .y_label_area_size(56)
             .build_cartesian_2d(x0..x1.max(x0 + 1.0), (lo - pad)..(hi + pad))
             .map_err(drawing)?;
+        let decimals = label_decimals(hi - lo);
         chart
             .configure_mesh()
             .x_desc("step")
+            .y_label_formatter(&|v| axis_label(*v, decimals))
             .draw()
             .map_err(drawing)?;
+        // Per-agent fields spread across agents; a simulation-level
+        // metric has one value per step, spread across a bucket's steps.
+        let (band, mean) = if series.per_agent {
+            ("min–max of agents", "mean, all agents")
+        } else {
+            ("min–max of the bucket's steps", "mean")
+        };
         let mut outline: Vec<(f64, f64)> = points.iter().map(|a| (middle(a), a.max)).collect();
         outline.extend(points.iter().rev().map(|a| (middle(a), a.min)));
         chart
@@ -75,7 +103,7 @@ pub(crate) fn render(series: &FieldSeries) -> Result<String> {
                 BLUE.mix(0.15).filled(),
             )))
             .map_err(drawing)?
-            .label("min–max")
+            .label(band)
             .legend(|(x, y)| {
                 Rectangle::new([(x, y - 5), (x + 14, y + 5)], BLUE.mix(0.15).filled())
             });
@@ -85,7 +113,7 @@ pub(crate) fn render(series: &FieldSeries) -> Result<String> {
                 BLUE.stroke_width(2),
             ))
             .map_err(drawing)?
-            .label("mean, all agents")
+            .label(mean)
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], BLUE.stroke_width(2)));
         if kinds.len() > 1 {
             for (i, (kind, rows)) in kinds.iter().enumerate() {
@@ -156,4 +184,24 @@ pub(crate) async fn chart(
         ],
         svg,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{axis_label, label_decimals};
+
+    #[test]
+    fn axis_labels_never_show_a_negative_zero() {
+        assert_eq!(axis_label(-0.0, 1), "0.0");
+        assert_eq!(axis_label(-1e-12, 2), "0.00");
+        assert_eq!(axis_label(-0.004, 2), "0.00");
+        assert_eq!(axis_label(-0.006, 2), "-0.01");
+        assert_eq!(axis_label(-3.0, 0), "-3");
+        assert_eq!(axis_label(12.5, 1), "12.5");
+        assert_eq!(label_decimals(1.0), 2);
+        assert_eq!(label_decimals(0.02), 4);
+        assert_eq!(label_decimals(5000.0), 0);
+        assert_eq!(label_decimals(0.0), 2);
+        assert_eq!(label_decimals(f64::NAN), 2);
+    }
 }
