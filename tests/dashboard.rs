@@ -287,6 +287,32 @@ backend_tests! {
         Ok(())
     }
 
+    /// Issue 23: "heartbeat age" kept counting for runs that had ended;
+    /// they show when they ended, and only a run that may still record
+    /// shows a heartbeat's age.
+    fn ended_runs_show_when_they_ended(db) {
+        let svc = service(db);
+        let (_, ended) = hostile(&svc)?;
+        let running = running_sim(&svc, 1)?;
+        svc.heartbeat(&running.id)?;
+        let server = Server::start(db)?;
+        let (_, progress) = server.get(&format!("/api/simulations/{ended}/progress"))?;
+        let progress: Value = serde_json::from_str(&progress).map_err(|e| invalid(e.to_string()))?;
+        assert!(progress["heartbeat_age_secs"].is_null(), "{progress}");
+        let at = svc.simulation(&ended)?.ended_at.ok_or(Error::RecorderClosed)?;
+        assert_eq!(progress["ended_at"], json!(at));
+        let (_, page) = server.get(&format!("/simulations/{ended}"))?;
+        let shown = format!("ended {}", at.format("%Y-%m-%d %H:%M:%S UTC"));
+        assert!(page.contains(&shown), "no {shown:?} on the page");
+        let (_, list) = server.get("/")?;
+        assert!(list.contains(&shown), "no {shown:?} in the list");
+        let (_, live) = server.get(&format!("/api/simulations/{}/progress", running.id))?;
+        let live: Value = serde_json::from_str(&live).map_err(|e| invalid(e.to_string()))?;
+        assert!(live["heartbeat_age_secs"].as_f64().is_some_and(|a| a >= 0.0), "{live}");
+        assert!(live["ended_at"].is_null(), "{live}");
+        Ok(())
+    }
+
     fn the_dashboard_cannot_write(db) {
         let svc = service(db);
         let (_, sim) = hostile(&svc)?;

@@ -45,8 +45,12 @@ pub struct Progress {
     pub rows: i64,
     /// Agent-state rows per second since the previous poll.
     pub rows_per_sec: Option<f64>,
-    /// Seconds since the last heartbeat, by the database's clock.
+    /// Seconds since the last heartbeat, by the database's clock, while the
+    /// run may still record (`None` once it completed, failed or was
+    /// cancelled: nothing heartbeats any more).
     pub heartbeat_age_secs: Option<f64>,
+    /// When the run completed, failed or was cancelled (`None` before).
+    pub ended_at: Option<DateTime<Utc>>,
 }
 
 /// The highest step whose rows are final: everything once the run ended,
@@ -59,11 +63,20 @@ fn final_upto(sim: &Simulation) -> i64 {
     }
 }
 
-/// Seconds since the run's last heartbeat, by the database's clock.
+/// Seconds since the run's last heartbeat, by the database's clock; none
+/// once the run ended.
 fn heartbeat_age(sim: &Simulation, db_now: DateTime<Utc>) -> Option<f64> {
+    if sim.status.is_final() {
+        return None;
+    }
     sim.heartbeat_at
         .and_then(|h| (db_now - h).num_microseconds())
         .map(|us| us as f64 / 1e6)
+}
+
+/// When the run ended, once it did.
+fn ended_at(sim: &Simulation) -> Option<DateTime<Utc>> {
+    sim.ended_at.filter(|_| sim.status.is_final())
 }
 
 impl Analytics {
@@ -112,6 +125,7 @@ impl Analytics {
                 rows,
                 rows_per_sec,
                 heartbeat_age_secs: heartbeat_age(&sim, db_now),
+                ended_at: ended_at(&sim),
             })
         })
     }
@@ -161,6 +175,7 @@ impl Analytics {
                     rows,
                     rows_per_sec: None,
                     heartbeat_age_secs: heartbeat_age(sim, db_now),
+                    ended_at: ended_at(sim),
                 }
             })
             .collect())

@@ -7,7 +7,11 @@
   const text = (el, value) => { if (el) { el.textContent = value; } };
   const num = (v, digits) => (v === null || v === undefined) ? "" : Number(v).toFixed(digits);
   const steps = (p) => (p.latest_step === null || p.latest_step === undefined) ? "0" : String(p.latest_step + 1);
-  const age = (p) => (p.heartbeat_age_secs === null || p.heartbeat_age_secs === undefined) ? "" : num(p.heartbeat_age_secs, 1) + " s";
+  // As the server writes it (pages.rs, liveness): when the run ended, else
+  // the heartbeat's age.
+  const ended = (at) => "ended " + at.slice(0, 19).replace("T", " ") + " UTC";
+  const age = (p) => p.ended_at ? ended(p.ended_at)
+    : (p.heartbeat_age_secs === null || p.heartbeat_age_secs === undefined) ? "" : num(p.heartbeat_age_secs, 1) + " s";
 
   async function json(url) {
     const answer = await fetch(url, { cache: "no-store" });

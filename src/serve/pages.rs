@@ -115,7 +115,7 @@ pub(crate) async fn index(State(app): State<AppState>, Query(q): Query<ListQuery
                         td { (item.progress.latest_step.map_or(0, |s| s + 1)) }
                         td { (item.progress.rows) }
                         td { (item.progress.rows_per_sec.map_or_else(String::new, |r| format!("{r:.0}"))) }
-                        td { (item.progress.heartbeat_age_secs.map_or_else(String::new, |a| format!("{a:.1} s"))) }
+                        td { (liveness(&item.progress)) }
                         td { (item.tags.join(", ")) }
                         td { code { (compact(&item.simulation.parameters)) } }
                     }
@@ -156,6 +156,16 @@ fn encode(v: &str) -> String {
     percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
+/// The heartbeat's age while a run may record, when it ended once it did
+/// (the live script writes the same, `live.js`).
+fn liveness(p: &crate::analytics::Progress) -> String {
+    match (p.ended_at, p.heartbeat_age_secs) {
+        (Some(at), _) => format!("ended {}", at.format("%Y-%m-%d %H:%M:%S UTC")),
+        (None, Some(age)) => format!("{age:.1} s"),
+        (None, None) => String::new(),
+    }
+}
+
 /// The path of a page of `kind` (`simulations`, `experiments`) for a
 /// user-given id, the id percent-encoded as one path segment: an id such
 /// as `a/b?c#d` links to its own page, never to another path or query.
@@ -187,7 +197,7 @@ pub(crate) async fn simulation(State(app): State<AppState>, Path(id): Path<Strin
             " · steps " span id="steps" { (p.latest_step.map_or(0, |s| s + 1)) }
             " · rows " span id="rows" { (p.rows) }
             " · rows/s " span id="rate" { (p.rows_per_sec.map_or_else(String::new, |r| format!("{r:.0}"))) }
-            " · heartbeat age " span id="heartbeat" { (p.heartbeat_age_secs.map_or_else(String::new, |a| format!("{a:.1} s"))) }
+            " · heartbeat age " span id="heartbeat" { (liveness(p)) }
         }
         @if let Some(exp) = &experiment {
             p { "experiment " a href=(link("experiments", exp.id.as_str())) { (exp.name) } }
