@@ -24,11 +24,18 @@ struct Server {
 
 impl Server {
     fn start(db: &TestDatabase) -> Result<Server> {
+        Ok(Server::start_with(db, &["--bind", "127.0.0.1:0"], Stdio::inherit())?.0)
+    }
+
+    /// `simdb serve ARGS`, and the first line it printed. The server is
+    /// reached on loopback whatever address it bound.
+    fn start_with(db: &TestDatabase, args: &[&str], stderr: Stdio) -> Result<(Server, String)> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_simdb"))
-            .args(["serve", "--bind", "127.0.0.1:0"])
+            .arg("serve")
+            .args(args)
             .env("SIMDB_DATABASE_URL", db.url())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .map_err(|e| io("simdb serve", e))?;
         let stdout = child.stdout.take().ok_or(Error::RecorderClosed)?;
@@ -36,12 +43,14 @@ impl Server {
         BufReader::new(stdout)
             .read_line(&mut line)
             .map_err(|e| io("simdb serve stdout", e))?;
-        let addr = line
+        let addr: SocketAddr = line
             .trim()
             .strip_prefix("simdb dashboard on http://")
-            .and_then(|rest| rest.trim_end_matches('/').parse().ok())
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|a| a.parse().ok())
             .ok_or_else(|| invalid(format!("unexpected first line: {line:?}")))?;
-        Ok(Server { child, addr })
+        let addr = SocketAddr::from(([127, 0, 0, 1], addr.port()));
+        Ok((Server { child, addr }, line))
     }
 
     fn url(&self, path: &str) -> String {
@@ -310,6 +319,92 @@ backend_tests! {
         let live: Value = serde_json::from_str(&live).map_err(|e| invalid(e.to_string()))?;
         assert!(live["heartbeat_age_secs"].as_f64().is_some_and(|a| a >= 0.0), "{live}");
         assert!(live["ended_at"].is_null(), "{live}");
+        Ok(())
+    }
+
+    /// Issue 23, safe to share: bound to an address others can reach, the
+    /// dashboard requires a token — generated and printed once with the
+    /// address, or read from --token-file. Without it or with a wrong one:
+    /// 401 that reveals nothing; with it: the page, then a session cookie
+    /// (HttpOnly, SameSite=Strict) and the address without the token. The
+    /// token never reaches the log.
+    fn a_dashboard_others_can_reach_requires_its_token(db) {
+        let svc = service(db);
+        let (_, sim) = hostile(&svc)?;
+        let log = std::env::temp_dir().join(format!("simdb-serve-log-{}-{}", std::process::id(), sim));
+        let stderr = std::fs::File::create(&log).map_err(|e| io("log", e))?;
+        let (server, line) = Server::start_with(db, &["--bind", "0.0.0.0:0"], Stdio::from(stderr))?;
+        let token = line.trim().rsplit_once("?token=").map(|(_, t)| t.to_string()).ok_or_else(|| invalid(format!("no token in {line:?}")))?;
+        assert_eq!(token.len(), 64, "{line}");
+        let agent = ureq::AgentBuilder::new().redirects(0).build();
+        let call = |path: &str, header: Option<(&str, String)>| -> Result<ureq::Response> {
+            let mut request = agent.get(&server.url(path));
+            if let Some((name, value)) = &header {
+                request = request.set(name, value);
+            }
+            match request.call() {
+                Ok(r) | Err(ureq::Error::Status(_, r)) => Ok(r),
+                Err(e) => Err(invalid(format!("GET {path}: {e}"))),
+            }
+        };
+        let wrong = "0".repeat(64);
+        for (path, header) in [
+            ("/".to_string(), None),
+            (format!("/simulations/{sim}"), None),
+            ("/api/simulations".to_string(), None),
+            (format!("/?token={wrong}"), None),
+            ("/api/simulations".to_string(), Some(("Authorization", format!("Bearer {wrong}")))),
+            ("/".to_string(), Some(("Cookie", format!("simdb_token={wrong}")))),
+        ] {
+            let answer = call(&path, header)?;
+            assert_eq!(answer.status(), 401, "{path}");
+            assert_eq!(answer.header("x-content-type-options"), Some("nosniff"));
+            let body = answer.into_string().map_err(|e| io(&path, e))?;
+            assert!(!body.contains(sim.as_str()) && !body.contains("&lt;") && !body.contains(&token), "{path}: {body}");
+        }
+        // The token in the address: a session cookie, and the same address without it.
+        let answer = call(&format!("/experiments?x=1&token={token}"), None)?;
+        assert_eq!(answer.status(), 303);
+        assert_eq!(answer.header("location"), Some("/experiments?x=1"));
+        let cookie = answer.header("set-cookie").unwrap_or_default().to_string();
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+        let session = cookie.split(';').next().unwrap_or_default().to_string();
+        let page = call("/", Some(("Cookie", session.clone())))?;
+        assert_eq!(page.status(), 200);
+        let page = page.into_string().map_err(|e| io("/", e))?;
+        assert!(page.contains("&lt;script&gt;"), "the list is not there");
+        let chart = call(&format!("/charts/{sim}/reward"), Some(("Cookie", session)))?;
+        assert_eq!(chart.status(), 200);
+        let api = call("/api/simulations", Some(("Authorization", format!("Bearer {token}"))))?;
+        assert_eq!(api.status(), 200);
+        drop(server);
+        let logged = std::fs::read_to_string(&log).map_err(|e| io("log", e))?;
+        let _ = std::fs::remove_file(&log);
+        assert!(!logged.contains(&token), "the token reached the log");
+
+        // A token of the user's: required on loopback too, never printed.
+        let file = std::env::temp_dir().join(format!("simdb-token-{}-{}", std::process::id(), sim));
+        std::fs::write(&file, "my-own-token-0123456789\n").map_err(|e| io("token file", e))?;
+        let path = file.display().to_string();
+        let (server, line) = Server::start_with(db, &["--bind", "127.0.0.1:0", "--token-file", &path], Stdio::inherit())?;
+        let _ = std::fs::remove_file(&file);
+        assert!(!line.contains("token"), "{line}");
+        assert_eq!(server.get("/")?.0, 401);
+        let agent = ureq::AgentBuilder::new().redirects(0).build();
+        let answer = agent.get(&server.url("/?token=my-own-token-0123456789")).call().map_err(|e| invalid(e.to_string()))?;
+        assert_eq!(answer.status(), 303);
+        let page = ureq::get(&server.url("/")).set("Authorization", "Bearer my-own-token-0123456789").call();
+        assert!(matches!(page, Ok(ref r) if r.status() == 200), "{page:?}");
+        // A token file that cannot be read is an error, never an open door.
+        let refused = Command::new(env!("CARGO_BIN_EXE_simdb"))
+            .args(["serve", "--bind", "0.0.0.0:0", "--token-file", "/nonexistent/simdb-token"])
+            .env("SIMDB_DATABASE_URL", db.url())
+            .output()
+            .map_err(|e| io("simdb serve", e))?;
+        assert!(!refused.status.success());
+        // The library serves an address others can reach only with a token.
+        let open = simdb::serve::serve_with(svc.clone(), "0.0.0.0:0".parse().map_err(|_| invalid("addr".into()))?, None, |_| {});
+        assert!(matches!(open, Err(Error::InvalidInput { field: "bind", .. })), "{open:?}");
         Ok(())
     }
 

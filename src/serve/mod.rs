@@ -13,6 +13,9 @@ mod api;
 mod chart;
 mod chart_cache;
 mod pages;
+mod token;
+
+pub use token::AccessToken;
 
 use std::net::SocketAddr;
 
@@ -33,9 +36,17 @@ pub(crate) struct AppState {
 }
 
 /// The dashboard's routes over `svc`, to serve as is or to nest in a host
-/// application's own axum router.
+/// application's own axum router. No access token: for this machine only,
+/// or behind the host's own authentication.
 pub fn router(svc: SimulationService) -> Router {
-    Router::new()
+    router_with(svc, None)
+}
+
+/// As [`router`], every request required to carry `token` when one is
+/// given ([`AccessToken`]: `?token=`, then a session cookie, or
+/// `Authorization: Bearer`); without it, 401.
+pub fn router_with(svc: SimulationService, token: Option<AccessToken>) -> Router {
+    let routes = Router::new()
         .route("/", get(pages::index))
         .route("/simulations/{id}", get(pages::simulation))
         .route("/experiments/{id}", get(pages::experiment))
@@ -53,8 +64,15 @@ pub fn router(svc: SimulationService) -> Router {
         .with_state(AppState {
             svc,
             charts: std::sync::Arc::default(),
-        })
-        .layer(axum::middleware::map_response(security_headers))
+        });
+    let routes = match token {
+        Some(token) => routes.layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::new(token),
+            token::require,
+        )),
+        None => routes,
+    };
+    routes.layer(axum::middleware::map_response(security_headers))
 }
 
 /// Every response — pages, the API, charts, the script, errors and paths
@@ -71,16 +89,39 @@ async fn security_headers(mut response: Response) -> Response {
     response
 }
 
-/// Serves the dashboard on `addr` until the process is interrupted
-/// (Ctrl-C); `ready` is told the bound address first (port 0 picks one).
+/// Serves the dashboard on `addr`, a loopback address, without an access
+/// token; see [`serve_with`].
 ///
 /// # Errors
-/// [`Error::Io`] if the address cannot be bound or serving fails.
+/// As [`serve_with`].
 pub fn serve(
     svc: SimulationService,
     addr: SocketAddr,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<()> {
+    serve_with(svc, addr, None, ready)
+}
+
+/// Serves the dashboard on `addr` until the process is interrupted
+/// (Ctrl-C), every request required to carry `token` if one is given;
+/// `ready` is told the bound address first (port 0 picks one).
+///
+/// # Errors
+/// [`Error::InvalidInput`] for an address other machines can reach
+/// without a token; [`Error::Io`] if the address cannot be bound or
+/// serving fails.
+pub fn serve_with(
+    svc: SimulationService,
+    addr: SocketAddr,
+    token: Option<AccessToken>,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<()> {
+    if token.is_none() && !addr.ip().is_loopback() {
+        return Err(Error::invalid(
+            "bind",
+            format!("{addr} can be reached from other machines: the dashboard needs an access token there"),
+        ));
+    }
     let io = |e: std::io::Error| Error::Io {
         path: addr.to_string(),
         source: e,
@@ -93,7 +134,7 @@ pub fn serve(
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(io)?;
         ready(listener.local_addr().map_err(io)?);
-        axum::serve(listener, router(svc))
+        axum::serve(listener, router_with(svc, token))
             .with_graceful_shutdown(async {
                 // No signal handler means no graceful stop: serve until killed.
                 if tokio::signal::ctrl_c().await.is_err() {
