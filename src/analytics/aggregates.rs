@@ -2,6 +2,8 @@
 //! agents, per step bucket.
 
 use diesel::dsl::{count_star, max, min, sum};
+use std::ops::RangeBounds;
+
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +15,7 @@ use crate::ids::SimulationId;
 use crate::schema::step_metrics;
 use crate::store::for_each_backend;
 use crate::store::prelude::*;
+use crate::store::step_bounds;
 use crate::with_connection;
 
 /// Count / sum / mean / min / max / standard deviation of a field across
@@ -95,22 +98,24 @@ pub(super) fn to_aggregates(rows: Vec<AggRow>) -> Vec<StepAggregate> {
 pub(super) trait AggregateStore {
     /// The first and last step with a value of the source.
     fn step_span(&mut self, sim_key: i32, source: &Source) -> Result<Option<(i64, i64)>>;
-    /// Aggregates of the rows from step `lo` on, in buckets of `width` steps.
+    /// Aggregates of the rows of steps `lo..=hi`, in buckets of `width`
+    /// steps from `lo`.
     fn aggregate(
         &mut self,
         sim_key: i32,
         source: &Source,
         lo: i64,
+        hi: i64,
         width: i64,
     ) -> Result<Vec<StepAggregate>>;
 }
 
 /// Groups a numeric column of a per-step table into step buckets.
 macro_rules! bucketed {
-    ($conn:expr, $table:ident, $value:ident, $lo:expr, $width:expr, $($filter:expr),*) => {
+    ($conn:expr, $table:ident, $value:ident, $lo:expr, $hi:expr, $width:expr, $($filter:expr),*) => {
         $table::table
             $(.filter($filter))*
-            .filter($table::step.ge($lo))
+            .filter($table::step.between($lo, $hi))
             .group_by(($table::step - $lo) / $width)
             .select((
                 min($table::step),
@@ -144,24 +149,32 @@ for_each_backend! {
             }
         }
 
-        fn aggregate(&mut self, sim_key: i32, source: &Source, lo: i64, width: i64) -> Result<Vec<StepAggregate>> {
+        fn aggregate(&mut self, sim_key: i32, source: &Source, lo: i64, hi: i64, width: i64) -> Result<Vec<StepAggregate>> {
             let rows = match source {
-                Source::Reward => self.rolled(sim_key, REWARD_FIELD, lo, width)?,
-                Source::AgentMetric(metric) => self.rolled(sim_key, *metric, lo, width)?,
+                Source::Reward => self.rolled(sim_key, REWARD_FIELD, lo, hi, width)?,
+                Source::AgentMetric(metric) => self.rolled(sim_key, *metric, lo, hi, width)?,
                 Source::StepMetric(metric) => bucketed!(
                     self,
                     step_metrics,
                     value,
                     lo,
+                    hi,
                     width,
                     step_metrics::sim_key.eq(sim_key),
                     step_metrics::metric_id.eq(*metric)
                 ),
-                Source::State(keys) => return self.state_aggregate(sim_key, keys, lo, width),
+                Source::State(keys) => return self.state_aggregate(sim_key, keys, lo, hi, width),
             };
             Ok(to_aggregates(rows))
         }
     }
+}
+
+/// The steps of `span` (a field's first and last step) inside `window`
+/// (inclusive bounds), if any.
+pub(super) fn clamp_span(span: (i64, i64), window: (i64, i64)) -> Option<(i64, i64)> {
+    let (lo, hi) = (span.0.max(window.0), span.1.min(window.1));
+    (lo <= hi).then_some((lo, hi))
 }
 
 impl Analytics {
@@ -184,17 +197,37 @@ impl Analytics {
         field: impl Into<Field>,
         buckets: usize,
     ) -> Result<Vec<StepAggregate>> {
+        self.step_aggregates_within(id, field, .., buckets)
+    }
+
+    /// As [`Analytics::step_aggregates`] over the steps of `steps` only (a
+    /// zoom): `lo..=hi` are then the steps that have the field inside
+    /// `steps`, and the buckets are laid over them.
+    ///
+    /// # Errors
+    /// As [`Analytics::step_aggregates`].
+    pub fn step_aggregates_within(
+        &self,
+        id: &SimulationId,
+        field: impl Into<Field>,
+        steps: impl RangeBounds<i64>,
+        buckets: usize,
+    ) -> Result<Vec<StepAggregate>> {
         let field = field.into();
+        let window = step_bounds(&steps);
         with_connection!(self.db.connection()?, |c| {
             let sim = c.find_simulation(id)?;
             let source = c.resolve(sim.sim_key, &field)?;
-            let Some((lo, hi)) = c.step_span(sim.sim_key, &source)? else {
+            let Some(span) = c.step_span(sim.sim_key, &source)? else {
                 return match source {
                     Source::State(_) => Err(super::source::state_not_recorded(&field)),
                     _ => Ok(Vec::new()),
                 };
             };
-            c.aggregate(sim.sim_key, &source, lo, bucket_width(lo, hi, buckets))
+            let Some((lo, hi)) = clamp_span(span, window) else {
+                return Ok(Vec::new());
+            };
+            c.aggregate(sim.sim_key, &source, lo, hi, bucket_width(lo, hi, buckets))
         })
     }
 }

@@ -23,6 +23,7 @@ fn state_by_kind<C: StatePathStore + AgentStore>(
     sim_key: i32,
     keys: &[String],
     lo: i64,
+    hi: i64,
     width: i64,
 ) -> Result<Vec<KindRow>> {
     let kinds: std::collections::HashMap<i32, Option<String>> = c
@@ -32,6 +33,9 @@ fn state_by_kind<C: StatePathStore + AgentStore>(
         .collect();
     let mut buckets: BTreeMap<(Option<String>, i64), BucketSum> = BTreeMap::new();
     c.state_numbers(sim_key, keys, lo, &mut |agent, step, v| {
+        if step > hi {
+            return true;
+        }
         let kind = kinds.get(&agent).cloned().flatten();
         buckets
             .entry((kind, bucket_of(step, lo, width)))
@@ -59,22 +63,47 @@ impl Analytics {
         field: impl Into<Field>,
         buckets: usize,
     ) -> Result<BTreeMap<String, Vec<StepAggregate>>> {
+        self.step_aggregates_by_kind_within(id, field, .., buckets)
+    }
+
+    /// As [`Analytics::step_aggregates_by_kind`] over the steps of `steps`
+    /// only, bucketed as [`Analytics::step_aggregates_within`] does.
+    ///
+    /// # Errors
+    /// As [`Analytics::step_aggregates_by_kind`].
+    pub fn step_aggregates_by_kind_within(
+        &self,
+        id: &SimulationId,
+        field: impl Into<Field>,
+        steps: impl std::ops::RangeBounds<i64>,
+        buckets: usize,
+    ) -> Result<BTreeMap<String, Vec<StepAggregate>>> {
         let field = field.into();
+        let window = crate::store::step_bounds(&steps);
         with_connection!(self.db.connection()?, |c| {
             let sim = c.find_simulation(id)?;
             let source = c.resolve(sim.sim_key, &field)?;
-            let Some((lo, hi)) = c.step_span(sim.sim_key, &source)? else {
+            let Some(span) = c.step_span(sim.sim_key, &source)? else {
                 return match source {
                     Source::State(_) => Err(super::source::state_not_recorded(&field)),
                     _ => Ok(BTreeMap::new()),
                 };
             };
+            if let Source::StepMetric(_) = source {
+                return Err(Error::invalid(
+                    "field",
+                    "a simulation-level metric belongs to no agent kind",
+                ));
+            }
+            let Some((lo, hi)) = super::aggregates::clamp_span(span, window) else {
+                return Ok(BTreeMap::new());
+            };
             let width = super::aggregates::bucket_width(lo, hi, buckets);
             let mut grouped: BTreeMap<String, Vec<AggRow>> = BTreeMap::new();
             let rows = match &source {
-                Source::Reward => c.rolled_by_kind(sim.sim_key, REWARD_FIELD, lo, width)?,
-                Source::AgentMetric(metric) => c.rolled_by_kind(sim.sim_key, *metric, lo, width)?,
-                Source::State(keys) => state_by_kind(c, sim.sim_key, keys, lo, width)?,
+                Source::Reward => c.rolled_by_kind(sim.sim_key, REWARD_FIELD, lo, hi, width)?,
+                Source::AgentMetric(metric) => c.rolled_by_kind(sim.sim_key, *metric, lo, hi, width)?,
+                Source::State(keys) => state_by_kind(c, sim.sim_key, keys, lo, hi, width)?,
                 Source::StepMetric(_) => {
                     return Err(Error::invalid(
                         "field",

@@ -210,8 +210,8 @@ impl Analytics {
                 });
             };
             // Buckets start at their origin: from `hi`, one bucket of the last step.
-            let last = c.aggregate(sim.sim_key, &source, hi, 1)?;
-            let all = c.aggregate(sim.sim_key, &source, lo, hi - lo + 1)?;
+            let last = c.aggregate(sim.sim_key, &source, hi, hi, 1)?;
+            let all = c.aggregate(sim.sim_key, &source, lo, hi, hi - lo + 1)?;
             let final_mean = last.first().map(|a| a.mean);
             let count: i64 = all.iter().map(|a| a.count).sum();
             let total: f64 = all.iter().map(|a| a.sum).sum();

@@ -32,7 +32,7 @@ fn buckets_sql(p: char, by_kind: bool) -> String {
         "SELECT {select}MIN(step) AS first, MAX(step) AS last, CAST(SUM(n) AS BIGINT) AS n, \
          SUM(total) AS total, MIN(lo) AS lo, MAX(hi) AS hi, SUM(total_sq) AS total_sq \
          FROM simdb_step_rollups \
-         WHERE sim_key = {p}1 AND field_id = {p}2 AND {kinds} AND step >= {p}3 \
+         WHERE sim_key = {p}1 AND field_id = {p}2 AND {kinds} AND step >= {p}3 AND step <= {p}5 \
          GROUP BY {group}(step - {p}3) / {p}4"
     )
 }
@@ -95,14 +95,16 @@ pub(super) trait RollupReadStore {
     fn rolled_rows(&mut self, sim_key: i32, after: i64, upto: i64) -> Result<(i64, Option<i64>)>;
     /// First and last step of a rolled-up field.
     fn rolled_span(&mut self, sim_key: i32, field: i32) -> Result<Option<(i64, i64)>>;
-    /// A rolled-up field's buckets from `lo`, `width` steps wide.
-    fn rolled(&mut self, sim_key: i32, field: i32, lo: i64, width: i64) -> Result<Vec<AggRow>>;
+    /// A rolled-up field's buckets over `lo..=hi`, `width` steps wide
+    /// from `lo`.
+    fn rolled(&mut self, sim_key: i32, field: i32, lo: i64, hi: i64, width: i64) -> Result<Vec<AggRow>>;
     /// The same per agent kind.
     fn rolled_by_kind(
         &mut self,
         sim_key: i32,
         field: i32,
         lo: i64,
+        hi: i64,
         width: i64,
     ) -> Result<Vec<(Option<String>, AggRow)>>;
 }
@@ -142,12 +144,13 @@ for_each_backend! {
             Ok(span.lo.zip(span.hi))
         }
 
-        fn rolled(&mut self, sim_key: i32, field: i32, lo: i64, width: i64) -> Result<Vec<AggRow>> {
+        fn rolled(&mut self, sim_key: i32, field: i32, lo: i64, hi: i64, width: i64) -> Result<Vec<AggRow>> {
             let buckets: Vec<Bucket> = diesel::sql_query(buckets_sql(Self::P, false))
                 .bind::<Integer, _>(sim_key)
                 .bind::<Integer, _>(field)
                 .bind::<BigInt, _>(lo)
                 .bind::<BigInt, _>(width)
+                .bind::<BigInt, _>(hi)
                 .load(self)?;
             Ok(buckets.into_iter().map(Bucket::row).collect())
         }
@@ -157,6 +160,7 @@ for_each_backend! {
             sim_key: i32,
             field: i32,
             lo: i64,
+            hi: i64,
             width: i64,
         ) -> Result<Vec<(Option<String>, AggRow)>> {
             let buckets: Vec<KindBucket> = diesel::sql_query(buckets_sql(Self::P, true))
@@ -164,6 +168,7 @@ for_each_backend! {
                 .bind::<Integer, _>(field)
                 .bind::<BigInt, _>(lo)
                 .bind::<BigInt, _>(width)
+                .bind::<BigInt, _>(hi)
                 .load(self)?;
             Ok(buckets
                 .into_iter()

@@ -89,12 +89,14 @@ pub(crate) trait StatePathStore {
         lo: i64,
         hi: i64,
     ) -> Result<Vec<(i64, f64)>>;
-    /// Aggregates of a state field across agents, from `lo` in buckets of `width`.
+    /// Aggregates of a state field across agents over steps `lo..=hi`, in
+    /// buckets of `width` from `lo`.
     fn state_aggregate(
         &mut self,
         sim_key: i32,
         keys: &[String],
         lo: i64,
+        hi: i64,
         width: i64,
     ) -> Result<Vec<StepAggregate>>;
     /// The first and last step at which any agent's state has a number at
@@ -238,11 +240,14 @@ for_each_backend! {
             sim_key: i32,
             keys: &[String],
             lo: i64,
+            hi: i64,
             width: i64,
         ) -> Result<Vec<StepAggregate>> {
             let mut buckets: BTreeMap<i64, BucketSum> = BTreeMap::new();
             self.state_numbers(sim_key, keys, lo, &mut |_, step, v| {
-                buckets.entry(bucket_of(step, lo, width)).or_default().add(step, v);
+                if step <= hi {
+                    buckets.entry(bucket_of(step, lo, width)).or_default().add(step, v);
+                }
                 true
             })?;
             Ok(super::aggregates::to_aggregates(

@@ -168,11 +168,13 @@ pub(crate) async fn progress(
     ))
 }
 
-/// `?field=reward&buckets=200`.
+/// `?field=reward&buckets=200&from=&to=`.
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct AggregatesQuery {
     pub(crate) field: Option<String>,
     pub(crate) buckets: Option<usize>,
+    pub(crate) from: Option<i64>,
+    pub(crate) to: Option<i64>,
 }
 
 /// A field over steps: across all agents, and per agent kind (absent for a
@@ -193,10 +195,11 @@ pub(crate) fn field_series(
     id: &SimulationId,
     field: &str,
     buckets: usize,
+    steps: std::ops::RangeInclusive<i64>,
 ) -> Result<FieldSeries> {
     let analytics = svc.analytics();
-    let all = analytics.step_aggregates(id, field, buckets)?;
-    let (by_kind, per_agent) = match analytics.step_aggregates_by_kind(id, field, buckets) {
+    let all = analytics.step_aggregates_within(id, field, steps.clone(), buckets)?;
+    let (by_kind, per_agent) = match analytics.step_aggregates_by_kind_within(id, field, steps, buckets) {
         Ok(by_kind) => (by_kind, true),
         // A simulation-level metric belongs to no kind.
         Err(Error::InvalidInput { .. }) => (BTreeMap::new(), false),
@@ -217,8 +220,10 @@ pub(crate) async fn aggregates(
 ) -> Answer<FieldSeries> {
     let field = q.field.unwrap_or_else(|| "reward".into());
     let buckets = q.buckets.unwrap_or(200).clamp(1, 2000);
+    let steps = q.from.unwrap_or(i64::MIN)..=q.to.unwrap_or(i64::MAX);
     Ok(Json(
-        blocking(move || field_series(&app.svc, &SimulationId::new(&id)?, &field, buckets)).await?,
+        blocking(move || field_series(&app.svc, &SimulationId::new(&id)?, &field, buckets, steps))
+            .await?,
     ))
 }
 

@@ -21,11 +21,12 @@ pub(crate) const CHART_TTL: Duration = Duration::from_secs(2);
 /// At most this many drawings are kept (expired ones go first).
 const CAPACITY: usize = 256;
 
-/// Simulation id, field, buckets, watermark, status.
+/// Simulation id, what is drawn (the field and the view's options),
+/// buckets, watermark, status.
 pub(crate) type ChartKey = (String, String, usize, Option<i64>, SimulationStatus);
 
-/// A drawn chart: the SVG and its number of points.
-pub(crate) type Drawing = Arc<(String, usize)>;
+/// A drawn chart and its data.
+pub(crate) type Drawing = Arc<super::chart::Drawn>;
 
 /// The shared drawings.
 #[derive(Default)]
@@ -76,8 +77,14 @@ mod tests {
                 SimulationStatus::Running,
             )
         };
-        cache.put(key(Some(4)), Arc::new(("<svg/>".into(), 5)));
-        assert_eq!(cache.get(&key(Some(4))).map(|d| d.1), Some(5));
+        let drawn = super::super::chart::Drawn {
+            svg: "<svg/>".into(),
+            points: 5,
+            frame: Default::default(),
+            figure: Default::default(),
+        };
+        cache.put(key(Some(4)), Arc::new(drawn));
+        assert_eq!(cache.get(&key(Some(4))).map(|d| d.points), Some(5));
         assert!(cache.get(&key(Some(5))).is_none());
         let done = (
             "sim".to_string(),

@@ -40,11 +40,22 @@
     const list = await json("/api/simulations" + (body.dataset.query || ""));
     const tbody = document.getElementById("simulations");
     if (!tbody) { return; }
+    // Runs ticked for comparison stay ticked across refreshes.
+    const ticked = new Set(Array.from(tbody.querySelectorAll("input[name=sim]:checked")).map((i) => i.value));
     const rows = [];
     for (const item of list) {
       const sim = item.simulation;
       const tr = document.createElement("tr");
       tr.dataset.id = sim.id;
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.name = "sim";
+      box.value = sim.id;
+      box.setAttribute("form", "compare-form");
+      box.checked = ticked.has(sim.id);
+      const pick = document.createElement("td");
+      pick.appendChild(box);
+      tr.appendChild(pick);
       const link = document.createElement("a");
       link.href = "/simulations/" + encodeURIComponent(sim.id);
       link.textContent = sim.name || sim.id;
@@ -85,7 +96,10 @@
       const totals = await json("/api/simulations/" + encodeURIComponent(id) + "/agents");
       agents.replaceChildren(...totals.map((a) => {
         const tr = document.createElement("tr");
-        cell(tr, String(a.agent));
+        const link = document.createElement("a");
+        link.href = "/simulations/" + encodeURIComponent(id) + "/agents/" + a.agent;
+        link.textContent = String(a.agent);
+        cell(tr, "").appendChild(link);
         cell(tr, a.kind || "");
         cell(tr, String(a.rows));
         cell(tr, num(a.total_reward, 4));
@@ -97,7 +111,7 @@
       const field = figure.dataset.field;
       const img = figure.querySelector("img");
       // One request per chart: the image, and its point count in a header.
-      const answer = await fetch("/charts/" + encodeURIComponent(id) + "/" + encodeURIComponent(field), { cache: "no-store" });
+      const answer = await fetch(figure.dataset.src, { cache: "no-store" });
       if (!answer.ok) { throw new Error(field + ": " + answer.status); }
       const points = answer.headers.get("x-simdb-points") || "0";
       const old = img.src;
@@ -105,7 +119,82 @@
       if (old.startsWith("blob:")) { URL.revokeObjectURL(old); }
       figure.dataset.points = points;
       text(figure.querySelector(".points"), points + " points");
+      chartData.delete(figure);
     }
+  }
+
+  // Every chart: the step and values under the mouse (from the chart's
+  // JSON twin, which says where the plot sits in the image), and a drag
+  // across it zooms to those steps (?from=&to=, so the view can be shared).
+  const chartData = new Map();
+  async function dataOf(figure) {
+    if (!chartData.has(figure)) {
+      const src = figure.dataset.src;
+      chartData.set(figure, json(src + (src.includes("?") ? "&" : "?") + "format=json"));
+    }
+    return chartData.get(figure);
+  }
+  function nearest(points, x) {
+    let lo = 0, hi = points.length - 1;
+    if (hi < 0) { return null; }
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (points[mid][0] < x) { lo = mid + 1; } else { hi = mid; }
+    }
+    if (lo > 0 && Math.abs(points[lo - 1][0] - x) < Math.abs(points[lo][0] - x)) { lo -= 1; }
+    return points[lo];
+  }
+  const value = (v) => Number(v).toPrecision(4);
+  function stepAt(data, img, event) {
+    const f = data.frame;
+    const px = event.offsetX * f.width / (img.clientWidth || f.width);
+    if (px < f.left || px > f.right || f.right <= f.left) { return null; }
+    return f.x0 + (px - f.left) / (f.right - f.left) * (f.x1 - f.x0);
+  }
+  function zoom(from, to) {
+    const q = new URLSearchParams(location.search);
+    q.set("from", String(from));
+    q.set("to", String(to));
+    location.search = q.toString();
+  }
+  for (const figure of document.querySelectorAll("figure[data-src]")) {
+    const img = figure.querySelector("img");
+    const out = figure.querySelector(".hover");
+    let start = null;
+    img.addEventListener("mousemove", async (event) => {
+      const data = await dataOf(figure).catch(() => null);
+      const at = data && stepAt(data, img, event);
+      if (at === null || at === undefined) { return; }
+      const parts = ["step " + Math.round(at)];
+      for (const line of data.figure.lines) {
+        const p = nearest(line.points, at);
+        if (p) { parts.push(line.label + " " + value(p[1])); }
+      }
+      figure.dataset.hover = String(Math.round(at));
+      text(out, parts.join(" · "));
+    });
+    img.addEventListener("mouseleave", () => { text(out, ""); });
+    img.addEventListener("mousedown", async (event) => {
+      event.preventDefault();
+      const data = await dataOf(figure).catch(() => null);
+      start = data && stepAt(data, img, event);
+    });
+    img.addEventListener("mouseup", async (event) => {
+      const data = await dataOf(figure).catch(() => null);
+      const end = data && stepAt(data, img, event);
+      if (start !== null && start !== undefined && end !== null && end !== undefined && Math.abs(end - start) >= 1) {
+        zoom(Math.floor(Math.min(start, end)), Math.ceil(Math.max(start, end)));
+      }
+      start = null;
+    });
+  }
+
+  // The step inspector's slider moves the step box and shows that step.
+  for (const slider of document.querySelectorAll("input[data-step-slider]")) {
+    slider.addEventListener("change", () => {
+      const box = document.getElementById(slider.dataset.stepSlider);
+      if (box) { box.value = slider.value; box.form.submit(); }
+    });
   }
 
   const poll = page === "list" ? pollList : page === "simulation" ? pollSimulation : null;

@@ -9,10 +9,13 @@
 //! pool, on the connections of the given [`SimulationService`] — open it
 //! read-only (as `simdb serve` does) and the dashboard cannot write.
 
+mod agent;
 mod api;
 mod chart;
 mod chart_cache;
+mod compare;
 mod pages;
+mod step;
 mod token;
 
 pub use token::AccessToken;
@@ -50,7 +53,13 @@ pub fn router_with(svc: SimulationService, token: Option<AccessToken>) -> Router
         .route("/", get(pages::index))
         .route("/simulations/{id}", get(pages::simulation))
         .route("/experiments/{id}", get(pages::experiment))
+        .route("/simulations/{id}/agents/{agent}", get(agent::page))
+        .route("/simulations/{id}/steps", get(step::page))
+        .route("/compare", get(compare::page))
         .route("/charts/{id}/{field}", get(chart::chart))
+        .route("/charts/{id}/agents/{agent}/{field}", get(agent::chart))
+        .route("/charts/{id}/steps/{step}/scatter", get(step::scatter))
+        .route("/compare/charts/{field}", get(compare::chart))
         .route("/live.js", get(pages::live_script))
         .route("/api/experiments", get(api::experiments))
         .route("/api/simulations", get(api::simulations))

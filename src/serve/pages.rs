@@ -9,12 +9,13 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::api::{self, ListQuery};
+use super::chart::View;
 use super::{blocking, AppState, Failure};
 use crate::analytics::{Comparison, ComparisonRow, LeaderboardRow};
 use crate::ids::{ExperimentId, SimulationId};
 use crate::models::Experiment;
 
-type Page = std::result::Result<Html<String>, Failure>;
+pub(crate) type Page = std::result::Result<Html<String>, Failure>;
 
 /// What a page may load: its own script, images and API, and nothing
 /// else (no inline script, no other origin); chart images the live script
@@ -28,19 +29,77 @@ const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:1.5em;color:#222
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border-bottom:1px solid #ddd;\
 padding:.25em .6em;text-align:left;vertical-align:top}th a{color:inherit}\
 .status-running{color:#1565c0}.status-completed{color:#2e7d32}.status-failed{color:#c62828}\
-figure{display:inline-block;margin:0 1em 1em 0}code{font-size:12px}form *{margin-right:.5em}";
+figure{display:inline-block;margin:0 1em 1em 0}code{font-size:12px}form *{margin-right:.5em}\
+.hover{font-family:monospace;color:#444}.swatch{display:inline-block;width:12px;height:12px;\
+border-radius:2px;margin-right:.4em;vertical-align:middle}img.chart{cursor:crosshair}";
+
+/// The view form of a page of charts: a step range, smoothing, log scale,
+/// the band; `hidden` carries the page's own parameters.
+pub(crate) fn view_form(action: &str, hidden: &[(&str, String)], view: &View) -> Markup {
+    let value = |v: &Option<String>| v.clone().unwrap_or_default();
+    html! {
+        form method="get" action=(action) id="view" {
+            @for (name, v) in hidden {
+                input type="hidden" name=(name) value=(v);
+            }
+            label { "steps from " input name="from" size="7" value=(value(&view.from)); }
+            label { "to " input name="to" size="7" value=(value(&view.to)); }
+            label { "smoothing " input name="smooth" size="4" placeholder="0–0.99" value=(value(&view.smooth)); }
+            label { input type="checkbox" name="log" value="1" checked[view.log.as_deref() == Some("1")]; " log scale" }
+            label { "band " select name="band" {
+                option value="" { "auto" }
+                option value="1" selected[view.band.as_deref() == Some("1")] { "on" }
+                option value="0" selected[view.band.as_deref() == Some("0")] { "off" }
+            } }
+            button type="submit" { "apply" }
+            " "
+            a href=(action_without_view(action, hidden)) { "reset" }
+            " · drag across a chart to zoom"
+        }
+    }
+}
+
+fn action_without_view(action: &str, hidden: &[(&str, String)]) -> String {
+    if hidden.is_empty() {
+        return action.to_string();
+    }
+    let query: Vec<String> = hidden
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect();
+    format!("{action}?{}", query.join("&"))
+}
+
+/// A chart of the page: the image (its data in `data-src`, for the live
+/// script's values under the mouse and zoom), its point count, and links
+/// that download its data.
+pub(crate) fn chart_figure(field: &str, src: &str, version: Option<i64>) -> Markup {
+    let sep = if src.contains('?') { "&" } else { "?" };
+    html! {
+        figure data-field=(field) data-src=(src) {
+            img class="chart" width="900" height="300" alt={ "chart of " (field) }
+                src={ (src) (sep) "v=" (version.unwrap_or(-1)) };
+            figcaption {
+                (field) " · " span class="points" { } " · "
+                a class="csv" href={ (src) (sep) "format=csv" } download { "CSV" } " · "
+                a class="json" href={ (src) (sep) "format=json" } download { "JSON" } " "
+                span class="hover" { }
+            }
+        }
+    }
+}
 
 /// What the live script reads from `<body>`'s `data-*` attributes.
 #[derive(Default)]
-struct Live {
-    page: &'static str,
-    query: Option<String>,
-    sim: Option<String>,
-    committed_step: Option<i64>,
+pub(crate) struct Live {
+    pub(crate) page: &'static str,
+    pub(crate) query: Option<String>,
+    pub(crate) sim: Option<String>,
+    pub(crate) committed_step: Option<i64>,
 }
 
 /// The page frame.
-fn frame(title: &str, live: Live, content: Markup) -> Html<String> {
+pub(crate) fn frame(title: &str, live: Live, content: Markup) -> Html<String> {
     Html(
         html! {
             (DOCTYPE)
@@ -62,11 +121,26 @@ fn frame(title: &str, live: Live, content: Markup) -> Html<String> {
     )
 }
 
-fn compact(v: &Value) -> String {
+pub(crate) fn compact(v: &Value) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
-fn number(v: Option<f64>) -> String {
+/// A measured number for a table: six significant digits at most,
+/// trailing zeros dropped (`1068.0000000000384` reads `1068`).
+pub(crate) fn significant(v: f64) -> String {
+    if !v.is_finite() || v == 0.0 {
+        return format!("{v}");
+    }
+    let decimals = (5.0 - v.abs().log10().floor()).clamp(0.0, 12.0) as usize;
+    let text = format!("{v:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+pub(crate) fn number(v: Option<f64>) -> String {
     v.map_or_else(String::new, |v| format!("{v:.4}"))
 }
 
@@ -105,11 +179,17 @@ pub(crate) async fn index(State(app): State<AppState>, Query(q): Query<ListQuery
             label { "parameter " input name="param" placeholder="opt.lr=0.01" value=(form.param.clone().unwrap_or_default()); }
             button type="submit" { "filter" }
         }
+        form id="compare-form" method="get" action="/compare" {
+            button type="submit" { "compare selected" }
+            " runs on one chart per field, or "
+            a href={ "/compare" (query_string) } { "compare every run listed" }
+        }
         table {
-            thead { tr { th { "simulation" } th { "status" } th { "steps" } th { "rows" } th { "rows/s" } th { "heartbeat age" } th { "tags" } th { "parameters" } } }
+            thead { tr { th { "" } th { "simulation" } th { "status" } th { "steps" } th { "rows" } th { "rows/s" } th { "heartbeat age" } th { "tags" } th { "parameters" } } }
             tbody id="simulations" {
                 @for item in &sims {
                     tr data-id=(item.simulation.id.as_str()) {
+                        td { input type="checkbox" name="sim" form="compare-form" value=(item.simulation.id.as_str()); }
                         td { a href=(link("simulations", item.simulation.id.as_str())) { (item.simulation.name.clone().unwrap_or_else(|| item.simulation.id.to_string())) } }
                         td class={ "status-" (item.simulation.status) } { (item.simulation.status) }
                         td { (item.progress.latest_step.map_or(0, |s| s + 1)) }
@@ -152,7 +232,7 @@ fn experiment_row(e: &Experiment) -> Markup {
 }
 
 /// Percent-encodes a query value (everything but unreserved characters).
-fn encode(v: &str) -> String {
+pub(crate) fn encode(v: &str) -> String {
     percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
@@ -169,11 +249,16 @@ fn liveness(p: &crate::analytics::Progress) -> String {
 /// The path of a page of `kind` (`simulations`, `experiments`) for a
 /// user-given id, the id percent-encoded as one path segment: an id such
 /// as `a/b?c#d` links to its own page, never to another path or query.
-fn link(kind: &str, id: &str) -> String {
+pub(crate) fn link(kind: &str, id: &str) -> String {
     format!("/{kind}/{}", encode(id))
 }
 
-pub(crate) async fn simulation(State(app): State<AppState>, Path(id): Path<String>) -> Page {
+pub(crate) async fn simulation(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(view): Query<View>,
+) -> Page {
+    view.options()?;
     let (detail, events, experiment) = blocking(move || {
         let id = SimulationId::new(&id)?;
         let detail = api::detail(&app.svc, &id)?;
@@ -204,13 +289,12 @@ pub(crate) async fn simulation(State(app): State<AppState>, Path(id): Path<Strin
         }
         p { "tags: " (detail.tags.join(", ")) }
         p { "parameters: " code { (compact(&sim.parameters)) } }
+        p { a id="inspect" href={ (link("simulations", &id)) "/steps" } { "inspect a step: every agent" } }
         h2 { "Charts" }
+        (view_form(&link("simulations", &id), &[], &view))
         div id="charts" {
             @for f in &fields {
-                figure data-field=(f) {
-                    img width="720" height="300" alt={ "chart of " (f) } src={ "/charts/" (encode(&id)) "/" (encode(f)) "?v=" (p.cursor.step) };
-                    figcaption { (f) " · " span class="points" { } }
-                }
+                (chart_figure(f, &format!("/charts/{}/{}?{}", encode(&id), encode(f), view.query()), Some(p.cursor.step)))
             }
         }
         h2 { "Agents" }
@@ -218,7 +302,7 @@ pub(crate) async fn simulation(State(app): State<AppState>, Path(id): Path<Strin
             thead { tr { th { "agent" } th { "kind" } th { "rows" } th { "total reward" } th { "mean reward" } } }
             tbody id="agents" {
                 @for a in &detail.summary.per_agent {
-                    tr { td { (a.agent.0) } td { (a.kind.clone().unwrap_or_default()) } td { (a.rows) } td { (format!("{:.4}", a.total_reward)) } td { (number(a.mean_reward)) } }
+                    tr { td { a href={ (link("simulations", &id)) "/agents/" (a.agent.0) } { (a.agent.0) } } td { (a.kind.clone().unwrap_or_default()) } td { (a.rows) } td { (format!("{:.4}", a.total_reward)) } td { (number(a.mean_reward)) } }
                 }
             }
         }
@@ -340,8 +424,13 @@ pub(crate) async fn experiment(
         h1 { (exp.name) }
         p { (exp.description) }
         h2 { "Parameters against results" }
+        form id="compare-form" method="get" action="/compare" {
+            button type="submit" { "compare selected" } " or "
+            a href={ "/compare?experiment=" (encode(exp.id.as_str())) } { "compare every run" }
+        }
         table id="compare" {
             thead { tr {
+                th { "" }
                 @for (key, label) in &columns {
                     th { a href={ (base) "?sort=" (encode(key)) "&desc=" (if key == &column && !desc { "1" } else { "0" }) } { (label) } }
                 }
@@ -349,6 +438,7 @@ pub(crate) async fn experiment(
             tbody {
                 @for row in &cmp.rows {
                     tr {
+                        td { input type="checkbox" name="sim" form="compare-form" value=(row.simulation.as_str()); }
                         @for (key, _) in &columns {
                             @if key == "simulation" {
                                 td { a href=(link("simulations", row.simulation.as_str())) { (row.simulation.as_str()) } }
