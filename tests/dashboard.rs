@@ -419,6 +419,284 @@ backend_tests! {
         Ok(())
     }
 
+    /// Issue 23: the comparison view, its charts' data, the view's options
+    /// and the agent and step pages escape every user string too.
+    fn the_new_pages_escape_every_user_string(db) {
+        let svc = service(db);
+        let (exp, sim) = hostile(&svc)?;
+        let server = Server::start(db)?;
+        let xss = "%3Cscript%3Ealert(1)%3C%2Fscript%3E";
+        for path in [
+            format!("/compare?sim={sim}"),
+            format!("/compare?sim={sim}&group={xss}"),
+            format!("/compare?experiment={exp}&group={xss}"),
+            format!("/simulations/{sim}/agents/0"),
+            format!("/simulations/{sim}/agents/0?step=3&from={xss}"),
+            format!("/simulations/{sim}/steps?step=3"),
+            format!("/simulations/{sim}/steps?step=3&sort={xss}"),
+        ] {
+            let answer = match ureq::get(&server.url(&path)).call() {
+                Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+                Err(e) => return Err(invalid(format!("GET {path}: {e}"))),
+            };
+            let (status, kind) = (answer.status(), answer.content_type().to_string());
+            let page = answer.into_string().map_err(|e| io(&path, e))?;
+            if status == 200 {
+                assert!(!page.contains(XSS), "{path} holds a raw <script>");
+                assert!(!page.contains("<b>"), "{path} holds a raw <b>");
+                assert_eq!(page.matches("<script").count(), 1, "{path}");
+            } else {
+                // A bad view is a plain-text 400 (never read as HTML: nosniff).
+                assert_eq!((status, kind.as_str()), (400, "text/plain"), "{path}: {page}");
+            }
+        }
+        for path in [
+            format!("/compare/charts/reward?sim={sim}"),
+            format!("/compare/charts/reward?sim={sim}&group={xss}"),
+            format!("/charts/{sim}/agents/0/{xss}"),
+            format!("/charts/{sim}/steps/3/scatter?x={xss}&y={xss}"),
+        ] {
+            let (status, svg) = server.get(&path)?;
+            assert_eq!(status, 200, "{path}: {svg}");
+            assert!(!svg.contains(XSS), "{path} holds a raw <script>");
+        }
+        Ok(())
+    }
+
+    /// Issue 23: runs side by side. Four runs of a sweep (lr 0.1 twice,
+    /// 0.2, 0.3): a line per selected run in the run's own colour whatever
+    /// else is selected, named by the parameters that differ; grouped by
+    /// `lr`, a line per value with the mean of its runs and their spread.
+    fn the_comparison_view_overlays_runs_and_groups_them_by_a_parameter(db) {
+        let svc = service(db);
+        let exp = svc.create_experiment(NewExperiment::new("sweep"))?;
+        let mut ids = Vec::new();
+        for (lr, seed) in [(0.1, 1), (0.1, 2), (0.2, 3), (0.3, 4)] {
+            let sim = svc.create_simulation(NewSimulation::new(json!({"lr": lr, "seed": seed, "agents": 2})).experiment(&exp.id))?;
+            svc.register_agents(&sim.id, &[NewAgent::new(0), NewAgent::new(1)])?;
+            svc.start_simulation(&sim.id)?;
+            let mut rec = svc.recorder(&sim.id)?;
+            for step in 0..30i64 {
+                for agent in 0..2 {
+                    // The run's mean at a step: lr * step + seed / 100.
+                    let reward = lr * step as f64 + f64::from(seed) / 100.0 + if agent == 0 { -1.0 } else { 1.0 };
+                    rec.agent_state(step, agent, reward, &json!({}))?;
+                }
+                rec.metric(step, "loss", 1.0 / (step as f64 + 1.0))?;
+                rec.end_step(step)?;
+            }
+            rec.close()?;
+            svc.complete_simulation(&sim.id, json!({}))?;
+            ids.push(sim.id);
+        }
+        let server = Server::start(db)?;
+        let get_json = |path: &str| -> Result<Value> {
+            let (status, body) = server.get(path)?;
+            assert_eq!(status, 200, "{path}: {body}");
+            serde_json::from_str(&body).map_err(|e| invalid(format!("{path}: {e}")))
+        };
+        let three = format!("sim={}&sim={}&sim={}", ids[0], ids[2], ids[3]);
+        let (status, page) = server.get(&format!("/compare?{three}"))?;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page.matches("<tr data-id=").count(), 3, "{page}");
+        for field in ["reward", "loss"] {
+            assert!(page.contains(&format!("data-field=\"{field}\"")), "no {field} chart");
+        }
+        // One line per run, per step (30 buckets for 30 steps).
+        let data = get_json(&format!("/compare/charts/reward?{three}&buckets=30&format=json"))?;
+        let lines = data["figure"]["lines"].as_array().cloned().unwrap_or_default();
+        let labels: Vec<&str> = lines.iter().filter_map(|l| l["label"].as_str()).collect();
+        assert_eq!(labels, vec!["lr=0.1, seed=1", "lr=0.2, seed=3", "lr=0.3, seed=4"]);
+        for (line, (lr, seed)) in lines.iter().zip([(0.1, 1.0), (0.2, 3.0), (0.3, 4.0)]) {
+            let points = line["points"].as_array().cloned().unwrap_or_default();
+            assert_eq!(points.len(), 30);
+            for p in &points {
+                let (step, mean) = (p[0].as_f64().unwrap_or(-1.0), p[1].as_f64().unwrap_or(f64::NAN));
+                assert!((mean - (lr * step + seed / 100.0)).abs() < 1e-9, "{line}");
+            }
+        }
+        // A run keeps its colour in another selection.
+        let colour = |data: &Value, label: &str| {
+            data["figure"]["lines"].as_array().and_then(|ls| ls.iter().find(|l| l["label"] == label)).map(|l| l["color"].clone())
+        };
+        let two = get_json(&format!("/compare/charts/reward?sim={}&sim={}&format=json", ids[3], ids[0]))?;
+        assert_eq!(colour(&two, "lr=0.3, seed=4"), colour(&data, "lr=0.3, seed=4"));
+        assert_ne!(colour(&data, "lr=0.3, seed=4"), colour(&data, "lr=0.2, seed=3"));
+        // Grouped by lr: three groups over the four runs, the mean of the
+        // runs' means and their spread (the lr=0.1 runs differ by seed).
+        let all = format!("sim={}&sim={}&sim={}&sim={}", ids[0], ids[1], ids[2], ids[3]);
+        let grouped = get_json(&format!("/compare/charts/reward?{all}&group=lr&buckets=30&format=json"))?;
+        let lines = grouped["figure"]["lines"].as_array().cloned().unwrap_or_default();
+        let labels: Vec<&str> = lines.iter().filter_map(|l| l["label"].as_str()).collect();
+        assert_eq!(labels, vec!["lr=0.1 (2 runs)", "lr=0.2 (1 run)", "lr=0.3 (1 run)"]);
+        let bands = grouped["figure"]["bands"].as_array().cloned().unwrap_or_default();
+        assert_eq!(bands.len(), 3);
+        let step10 = |points: &Value| points.as_array().and_then(|ps| ps.iter().find(|p| p[0] == 10.0)).cloned();
+        let mean = step10(&lines[0]["points"]).ok_or_else(|| invalid("no step 10".into()))?;
+        assert!((mean[1].as_f64().unwrap_or(0.0) - (1.0 + 0.015)).abs() < 1e-9, "{mean}");
+        let spread = step10(&bands[0]["points"]).ok_or_else(|| invalid("no step 10".into()))?;
+        assert!((spread[1].as_f64().unwrap_or(0.0) - 1.01).abs() < 1e-9, "{spread}");
+        assert!((spread[2].as_f64().unwrap_or(0.0) - 1.02).abs() < 1e-9, "{spread}");
+        // The page offers the parameters to group by, and a filter selects
+        // the runs as ticking them does.
+        let (_, page) = server.get(&format!("/compare?experiment={}&group=lr", exp.id))?;
+        assert_eq!(page.matches("<tr data-id=").count(), 4, "{page}");
+        assert!(page.contains("<option value=\"lr\" selected>lr (differs)</option>"), "{page}");
+        // Bad selections are 400 or 404, never a chart of something else.
+        for (path, want) in [
+            ("/compare/charts/reward".to_string(), 400),
+            (format!("/compare/charts/reward?sim={}&sim={}", ids[0], "sim-nope"), 404),
+            (format!("/compare/charts/reward?{three}&smooth=2"), 400),
+            (format!("/compare/charts/reward?{three}&from=9&to=3"), 400),
+        ] {
+            let (status, body) = server.get(&path)?;
+            assert_eq!(status, want, "{path}: {body}");
+        }
+        Ok(())
+    }
+
+    /// Issue 23: every chart's view — a step range, smoothing, a log scale
+    /// — and its data as CSV and JSON, as drawn.
+    fn charts_zoom_smooth_and_download_their_data(db) {
+        let svc = service(db);
+        let sim = running_sim(&svc, 2)?;
+        let mut rec = svc.recorder(&sim.id)?;
+        for step in 0..100i64 {
+            for agent in 0..2 {
+                rec.agent_state(step, agent, step as f64 - 10.0, &json!({}))?;
+            }
+            rec.end_step(step)?;
+        }
+        rec.close()?;
+        let server = Server::start(db)?;
+        let points = |body: &str| -> Result<Vec<(f64, f64)>> {
+            let v: Value = serde_json::from_str(body).map_err(|e| invalid(e.to_string()))?;
+            Ok(v["figure"]["lines"][0]["points"].as_array().cloned().unwrap_or_default().iter()
+                .map(|p| (p[0].as_f64().unwrap_or(f64::NAN), p[1].as_f64().unwrap_or(f64::NAN))).collect())
+        };
+        let base = format!("/charts/{}/reward", sim.id);
+        // Zoom: steps 20..=39 only, one bucket per step.
+        let (status, body) = server.get(&format!("{base}?from=20&to=39&buckets=100&format=json"))?;
+        assert_eq!(status, 200, "{body}");
+        let zoomed = points(&body)?;
+        assert_eq!(zoomed.iter().map(|p| p.0).collect::<Vec<_>>(), (20..40).map(f64::from).collect::<Vec<_>>());
+        let frame: Value = serde_json::from_str::<Value>(&body).map_err(|e| invalid(e.to_string()))?["frame"].clone();
+        assert!(frame["left"].as_i64() < frame["right"].as_i64() && frame["x0"] == 20.0 && frame["x1"] == 39.0, "{frame}");
+        // Smoothing: an exponential moving average of the means.
+        let (_, body) = server.get(&format!("{base}?from=20&to=39&buckets=100&smooth=0.5&format=json"))?;
+        let smoothed = points(&body)?;
+        let mut expected = zoomed[0].1;
+        for (i, p) in smoothed.iter().enumerate() {
+            if i > 0 {
+                expected = 0.5 * expected + 0.5 * zoomed[i].1;
+            }
+            assert!((p.1 - expected).abs() < 1e-9, "{p:?} against {expected}");
+        }
+        // Log scale: drawn, values <= 0 left out of the drawing.
+        let (status, svg) = server.get(&format!("{base}?log=1"))?;
+        assert_eq!(status, 200, "{svg}");
+        // CSV: a header and one row per point of each line and band.
+        let (status, csv) = server.get(&format!("{base}?from=20&to=39&buckets=100&format=csv"))?;
+        assert_eq!(status, 200, "{csv}");
+        let mut lines = csv.lines();
+        assert_eq!(lines.next(), Some("series,step,value,low,high"));
+        assert!(csv.contains("\"mean, all agents\",20,10,,"), "{csv}");
+        // Three lines of 20 points: all agents and each of the two kinds (no
+        // band beside kind lines unless asked for).
+        assert_eq!(csv.lines().count(), 1 + 20 * 3);
+        // The page carries the view into its charts and download links.
+        let (_, page) = server.get(&format!("/simulations/{}?from=20&to=39&smooth=0.5", sim.id))?;
+        assert!(page.contains("/reward?from=20&amp;to=39&amp;smooth=0%2E5&amp;format=csv"), "{page}");
+        for bad in ["?from=x", "?smooth=1.5", "?log=maybe", "?format=xml"] {
+            let (status, _) = server.get(&format!("{base}{bad}"))?;
+            assert_eq!(status, 400, "{bad}");
+        }
+        Ok(())
+    }
+
+    /// Issue 23: an agent up close: kind and policy, its state at a chosen
+    /// step, its memory snapshots, and every field of it over steps.
+    fn the_agent_page_shows_one_agent_up_close(db) {
+        let svc = service(db);
+        let sim = svc.create_simulation(NewSimulation::new(json!({})))?;
+        svc.register_agents(&sim.id, &[NewAgent::new(0).kind("greedy").policy("ppo", 3), NewAgent::new(1).kind("random")])?;
+        svc.start_simulation(&sim.id)?;
+        let mut rec = svc.recorder(&sim.id)?;
+        for step in 0..20i64 {
+            for agent in 0..2 {
+                rec.agent_state(step, agent, step as f64 * 0.5 + f64::from(agent), &state(step, agent))?;
+                rec.agent_metric(step, agent, "speed", f64::from(agent) + 2.0)?;
+            }
+            rec.end_step(step)?;
+        }
+        rec.close()?;
+        svc.record_memory(&sim.id, 7, 1, &simdb::NewAgentMemory { dtype: "f32".into(), shape: vec![2, 3], data: vec![0; 24] })?;
+        let server = Server::start(db)?;
+        let (status, page) = server.get(&format!("/simulations/{}/agents/1?step=7", sim.id))?;
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("<b id=\"kind\">random</b>"), "{page}");
+        assert!(page.contains("&quot;energy&quot;: 2.75"), "state at step 7 as formatted JSON: {page}");
+        assert!(page.contains("<td>7</td><td>f32</td><td><code>[2,3]</code></td><td>24</td>"), "{page}");
+        for field in ["reward", "speed", "state.energy", "state.inventory.ore"] {
+            assert!(page.contains(&format!("data-field=\"{field}\"")), "no chart of {field}");
+        }
+        let (_, page) = server.get(&format!("/simulations/{}/agents/0", sim.id))?;
+        assert!(page.contains("ppo v3") && page.contains("State at step 19"), "default step is the watermark: {page}");
+        // The agent's chart is its own values.
+        let (status, body) = server.get(&format!("/charts/{}/agents/1/reward?format=json", sim.id))?;
+        assert_eq!(status, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).map_err(|e| invalid(e.to_string()))?;
+        let got: Vec<f64> = v["figure"]["lines"][0]["points"].as_array().cloned().unwrap_or_default().iter().filter_map(|p| p[1].as_f64()).collect();
+        assert_eq!(got, (0..20).map(|s| f64::from(s) * 0.5 + 1.0).collect::<Vec<_>>());
+        for (path, want) in [
+            (format!("/simulations/{}/agents/9", sim.id), 404),
+            (format!("/simulations/{}/agents/1?step=-2", sim.id), 400),
+            (format!("/charts/{}/agents/9/reward", sim.id), 404),
+        ] {
+            let (status, body) = server.get(&path)?;
+            assert_eq!(status, want, "{path}: {body}");
+        }
+        Ok(())
+    }
+
+    /// Issue 23: the step inspector: every agent at one step (by default the
+    /// watermark), sortable by any numeric state field, and a scatter of two
+    /// of them with one dot per agent.
+    fn the_step_inspector_shows_every_agent_at_a_step(db) {
+        let svc = service(db);
+        let sim = running_sim(&svc, 5)?;
+        let mut rec = svc.recorder(&sim.id)?;
+        for step in 0..12i64 {
+            for agent in 0..5 {
+                rec.agent_state(step, agent, f64::from(4 - agent), &json!({"pos": [agent, step], "energy": f64::from(agent * 7 % 5)}))?;
+            }
+            rec.end_step(step)?;
+        }
+        rec.close()?;
+        let server = Server::start(db)?;
+        let (status, page) = server.get(&format!("/simulations/{}/steps", sim.id))?;
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("<h1>Step 11 of"), "default is the watermark: {page}");
+        assert_eq!(page.matches("<tr data-agent=").count(), 5);
+        // Sorted by energy (0, 7%5=2, 14%5=4, 21%5=1, 28%5=3): agents 0 3 1 4 2.
+        let (_, page) = server.get(&format!("/simulations/{}/steps?step=4&sort=energy", sim.id))?;
+        let order: Vec<&str> = page.split("<tr data-agent=\"").skip(1).filter_map(|t| t.split('"').next()).collect();
+        assert_eq!(order, vec!["0", "3", "1", "4", "2"]);
+        let (_, page) = server.get(&format!("/simulations/{}/steps?step=4&sort=energy&desc=1", sim.id))?;
+        let order: Vec<&str> = page.split("<tr data-agent=\"").skip(1).filter_map(|t| t.split('"').next()).collect();
+        assert_eq!(order, vec!["2", "4", "1", "3", "0"]);
+        assert!(page.contains("scatter?x=energy&amp;y=pos%2E0"), "{page}");
+        // The scatter: a dot per agent, and one per kind in the legend.
+        let (status, svg) = server.get(&format!("/charts/{}/steps/4/scatter?x=pos.0&y=pos.1", sim.id))?;
+        assert_eq!(status, 200, "{svg}");
+        assert_eq!(svg.matches("<circle").count(), 5 + 2, "{svg}");
+        let (_, page) = server.get(&format!("/simulations/{}/steps?step=50", sim.id))?;
+        assert!(page.contains("No agent has a state at step 50"), "{page}");
+        let (status, _) = server.get(&format!("/simulations/{}/steps?step=x", sim.id))?;
+        assert_eq!(status, 400);
+        Ok(())
+    }
+
     fn live_in_a_real_browser(db) {
         let svc = service(db);
         let server = Server::start(db)?;
