@@ -529,8 +529,10 @@ backend_tests! {
         let lines = grouped["figure"]["lines"].as_array().cloned().unwrap_or_default();
         let labels: Vec<&str> = lines.iter().filter_map(|l| l["label"].as_str()).collect();
         assert_eq!(labels, vec!["lr=0.1 (2 runs)", "lr=0.2 (1 run)", "lr=0.3 (1 run)"]);
+        // A spread where a group has more than one run.
         let bands = grouped["figure"]["bands"].as_array().cloned().unwrap_or_default();
-        assert_eq!(bands.len(), 3);
+        assert_eq!(bands.len(), 1);
+        assert_eq!(bands[0]["label"], "lr=0.1 (2 runs) spread");
         let step10 = |points: &Value| points.as_array().and_then(|ps| ps.iter().find(|p| p[0] == 10.0)).cloned();
         let mean = step10(&lines[0]["points"]).ok_or_else(|| invalid("no step 10".into()))?;
         assert!((mean[1].as_f64().unwrap_or(0.0) - (1.0 + 0.015)).abs() < 1e-9, "{mean}");
@@ -754,6 +756,137 @@ backend_tests! {
     }
 }
 
+
+backend_tests! {
+    /// Issue 23, in a real browser while a recorder writes: tick three runs
+    /// (one with reserved characters in its id) on the list, open the
+    /// comparison, group it by a parameter, read values under the mouse,
+    /// zoom by dragging; open an agent page and the step inspector of the
+    /// running simulation; click through ids with reserved characters.
+    /// Screenshots under `target/`.
+    fn compare_and_inspect_in_a_real_browser(db) {
+        let svc = service(db);
+        let exp = svc.create_experiment(NewExperiment::new("sweep"))?;
+        let ids = ["sim-a/b?c#d é", "sim-lr-2", "sim-lr-3", "sim-100% & +"];
+        for (i, (id, lr)) in ids.iter().zip([0.1, 0.2, 0.3, 0.1]).enumerate() {
+            let sim = svc.create_simulation(
+                NewSimulation::new(json!({"lr": lr, "seed": i})).id(SimulationId::new(*id)?).experiment(&exp.id).name(format!("run {i}")),
+            )?;
+            svc.register_agents(&sim.id, &[NewAgent::new(0).kind("a"), NewAgent::new(1).kind("b")])?;
+            svc.start_simulation(&sim.id)?;
+            let mut rec = svc.recorder(&sim.id)?;
+            for step in 0..200i64 {
+                for agent in 0..2 {
+                    let reward = lr * (step as f64).sqrt() + f64::from(agent) * 0.1 + i as f64 * 0.01;
+                    rec.agent_state(step, agent, reward, &state(step, agent))?;
+                }
+                rec.metric(step, "food", 100.0 / (1.0 + step as f64 * lr))?;
+                rec.end_step(step)?;
+            }
+            rec.close()?;
+            svc.complete_simulation(&sim.id, json!({}))?;
+        }
+        // A run that records while the browser looks.
+        let live = running_sim(&svc, 4)?;
+        let options = RecorderOptions::default().flush_interval(Duration::from_millis(50));
+        let mut rec = svc.recorder_with(&live.id, options)?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let writer = std::thread::spawn(move || -> Result<i64> {
+            let mut step = 0;
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) && step < 2000 {
+                for agent in 0..4 {
+                    rec.agent_state(step, agent, (step + i64::from(agent)) as f64, &state(step, agent))?;
+                }
+                rec.end_step(step)?;
+                step += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            rec.close()?;
+            Ok(step)
+        });
+        let server = Server::start(db)?;
+        let browser = Browser::start()?;
+        let backend = match db.backend() {
+            simdb::Backend::Sqlite => "sqlite",
+            simdb::Backend::Postgres => "postgres",
+        };
+        let images_loaded = "Array.from(document.images).length > 0 && Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)";
+
+        // 1. Tick three runs on the list (the live refresh keeps them
+        //    ticked) and compare them.
+        browser.go(&server.url("/"))?;
+        let chosen = [ids[0], ids[1], ids[2]];
+        let list = serde_json::to_string(&chosen).map_err(|e| invalid(e.to_string()))?;
+        browser.wait_for(&format!("document.querySelectorAll('input[name=sim]').length >= 5"))?;
+        browser.eval(&format!("Array.from(document.querySelectorAll('input[name=sim]')).filter(i => {list}.includes(i.value)).forEach(i => i.click()) || true"))?;
+        // Survives a refresh of the list.
+        std::thread::sleep(Duration::from_millis(1500));
+        browser.wait_for("document.querySelectorAll('input[name=sim]:checked').length === 3")?;
+        browser.click("#compare-form button")?;
+        browser.wait_for("location.pathname === '/compare' && document.querySelectorAll('#runs tbody tr').length === 3")?;
+        let shown = browser.eval("Array.from(document.querySelectorAll('#runs tbody tr')).map(tr => tr.dataset.id).sort()")?;
+        let mut sorted = chosen;
+        sorted.sort_unstable();
+        assert_eq!(shown, json!(sorted));
+        browser.wait_for(images_loaded)?;
+        browser.screenshot(&format!("compare-{backend}.png"))?;
+
+        // 2. Group by lr: a line per value.
+        browser.eval("(document.querySelector('select[name=group]').value = 'lr', document.getElementById('group').submit(), true)")?;
+        browser.wait_for("location.search.includes('group=lr')")?;
+        browser.wait_for(images_loaded)?;
+        let src = browser.eval("document.querySelector('figure[data-field=reward]').dataset.src")?;
+        let (status, body) = server.get(&format!("{}&format=json", src.as_str().unwrap_or_default()))?;
+        assert_eq!(status, 200, "{body}");
+        let grouped: Value = serde_json::from_str(&body).map_err(|e| invalid(e.to_string()))?;
+        let labels: Vec<&str> = grouped["figure"]["lines"].as_array().into_iter().flatten().filter_map(|l| l["label"].as_str()).collect();
+        assert_eq!(labels, vec!["lr=0.1 (1 run)", "lr=0.2 (1 run)", "lr=0.3 (1 run)"]);
+        browser.screenshot(&format!("compare-grouped-{backend}.png"))?;
+
+        // 3. Values under the mouse, then a drag that zooms.
+        let chart = browser.find("figure[data-field=reward] img")?;
+        browser.pointer(&chart, &[("move", 100), ("pause", 0)])?;
+        browser.wait_for("(document.querySelector('figure[data-field=reward] .hover').textContent || '').startsWith('step ')")?;
+        let hover = browser.eval("document.querySelector('figure[data-field=reward] .hover').textContent")?;
+        assert!(hover.as_str().unwrap_or_default().contains("lr=0.2 (1 run)"), "{hover}");
+        browser.pointer(&chart, &[("move", -250), ("down", 0), ("move", -50), ("up", 0)])?;
+        browser.wait_for("location.search.includes('from=') && location.search.includes('group=lr')")?;
+        let from = browser.number("Number(new URLSearchParams(location.search).get('from'))")?;
+        let to = browser.number("Number(new URLSearchParams(location.search).get('to'))")?;
+        assert!(0.0 < from && from < to && to < 199.0, "zoomed to {from}..{to}");
+        browser.wait_for(images_loaded)?;
+
+        // 4. The running simulation's agent page and step inspector.
+        browser.go(&server.url(&format!("/simulations/{}/agents/1", live.id)))?;
+        browser.wait_for("document.getElementById('kind').textContent === 'b' && document.getElementById('state').textContent.includes('energy')")?;
+        browser.wait_for(images_loaded)?;
+        browser.screenshot(&format!("agent-{backend}.png"))?;
+        browser.go(&server.url(&format!("/simulations/{}/steps", live.id)))?;
+        browser.wait_for("document.querySelectorAll('#agents-at-step tbody tr').length === 4")?;
+        let step = browser.number("Number(document.getElementById('step-box').value)")?;
+        let watermark = browser.number("Number(document.getElementById('watermark').textContent)")?;
+        assert_eq!(step, watermark, "the inspector opens at the watermark");
+        browser.click("a[href*='sort=energy']")?;
+        browser.wait_for("location.search.includes('sort=energy')")?;
+        browser.wait_for(images_loaded)?;
+        browser.screenshot(&format!("step-{backend}.png"))?;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.join().map_err(|_| Error::RecorderClosed)??;
+
+        // 5. Ids with reserved characters: click through from the list.
+        for (i, id) in [(0, ids[0]), (3, ids[3])] {
+            browser.go(&server.url("/"))?;
+            browser.wait_for(&format!("!!Array.from(document.querySelectorAll('#simulations a')).find(a => a.textContent === 'run {i}')"))?;
+            browser.eval(&format!("Array.from(document.querySelectorAll('#simulations a')).find(a => a.textContent === 'run {i}').click() || true"))?;
+            browser.wait_for(&format!("document.querySelector('h1').textContent === 'run {i}'"))?;
+            let code = browser.eval("document.querySelector('p code').textContent")?;
+            assert_eq!(code, json!(id));
+        }
+        Ok(())
+    }
+}
+
 /// Headless Chromium through chromedriver's W3C WebDriver API.
 struct Browser {
     driver: Child,
@@ -879,6 +1012,35 @@ impl Browser {
             .ok_or_else(|| invalid(format!("no element {selector}")))?
             .to_string();
         self.command(&format!("element/{element}/click"), json!({}))?;
+        Ok(())
+    }
+
+    /// The WebDriver reference of the first element `selector` finds.
+    fn find(&self, selector: &str) -> Result<Value> {
+        let found = self.command("element", json!({"using": "css selector", "value": selector}))?;
+        if found.as_object().is_some_and(|o| o.keys().any(|k| k.starts_with("element-"))) {
+            Ok(found)
+        } else {
+            Err(invalid(format!("no element {selector}: {found}")))
+        }
+    }
+
+    /// Mouse actions over `element`: ("move", x offset from its centre),
+    /// ("down", _), ("up", _), ("pause", _).
+    fn pointer(&self, element: &Value, steps: &[(&str, i64)]) -> Result<()> {
+        let actions: Vec<Value> = steps
+            .iter()
+            .map(|(kind, x)| match *kind {
+                "move" => json!({"type": "pointerMove", "duration": 50, "origin": element, "x": x, "y": 0}),
+                "down" => json!({"type": "pointerDown", "button": 0}),
+                "up" => json!({"type": "pointerUp", "button": 0}),
+                _ => json!({"type": "pause", "duration": 100}),
+            })
+            .collect();
+        self.command(
+            "actions",
+            json!({"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}, "actions": actions}]}),
+        )?;
         Ok(())
     }
 

@@ -204,7 +204,7 @@ pub(crate) async fn page(
         (view_form(&page_path, &[("step", step.to_string())], &view))
         div id="charts" {
             @for f in &charted {
-                (chart_figure(f, &format!("/charts/{}/agents/{agent}/{}?{}", encode(&id), encode(f), view.query()), sim.committed_step))
+                (chart_figure(f, &format!("/charts/{}/agents/{agent}/{}?{}", encode(&id), encode(f), view.query()), None))
             }
         }
     };

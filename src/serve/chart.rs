@@ -377,7 +377,12 @@ pub(crate) fn render(figure: Figure, view: &ViewOptions) -> Result<Drawn> {
         (a.min(y), b.max(y))
     });
     let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
-    let pad = ((hi - lo).abs() * 0.05).max(1e-9);
+    // A constant series gets a visible range around its value.
+    let pad = if hi - lo > 1e-12 {
+        (hi - lo) * 0.05
+    } else {
+        (hi.abs() * 0.1).max(1.0)
+    };
     let x1 = x1.max(x0 + 1.0);
     let mut svg = String::new();
     let frame = {
@@ -391,7 +396,7 @@ pub(crate) fn render(figure: Figure, view: &ViewOptions) -> Result<Drawn> {
             .y_label_area_size(56)
             .build_cartesian_2d(x0..x1, (lo - pad)..(hi + pad))
             .map_err(drawing)?;
-        let decimals = label_decimals(hi - lo);
+        let decimals = label_decimals(hi - lo + 2.0 * pad);
         let log = view.log;
         let y_label = move |v: &f64| {
             if log {

@@ -229,7 +229,8 @@ pub(crate) fn overlay_figure(
                     if g.simulations.len() == 1 { "" } else { "s" }
                 );
                 let middle = |p: &crate::analytics::GroupPoint| (p.first_step + p.last_step) as f64 / 2.0;
-                if view.band != Some(false) {
+                // One run has no spread to show.
+                if view.band.unwrap_or(g.simulations.len() > 1) {
                     figure.bands.push(Band {
                         label: format!("{label} spread"),
                         color,

@@ -71,8 +71,9 @@ fn action_without_view(action: &str, hidden: &[(&str, String)]) -> String {
 }
 
 /// A chart of the page: the image (its data in `data-src`, for the live
-/// script's values under the mouse and zoom), its point count, and links
-/// that download its data.
+/// script's values under the mouse and zoom), its point count on a live
+/// page (`version`: the watermark it was drawn at), and links that download
+/// its data.
 pub(crate) fn chart_figure(field: &str, src: &str, version: Option<i64>) -> Markup {
     let sep = if src.contains('?') { "&" } else { "?" };
     html! {
@@ -80,7 +81,8 @@ pub(crate) fn chart_figure(field: &str, src: &str, version: Option<i64>) -> Mark
             img class="chart" width="900" height="300" alt={ "chart of " (field) }
                 src={ (src) (sep) "v=" (version.unwrap_or(-1)) };
             figcaption {
-                (field) " · " span class="points" { } " · "
+                (field) " · "
+                @if version.is_some() { span class="points" { } " · " }
                 a class="csv" href={ (src) (sep) "format=csv" } download { "CSV" } " · "
                 a class="json" href={ (src) (sep) "format=json" } download { "JSON" } " "
                 span class="hover" { }
