@@ -5,6 +5,9 @@
 //! - the simulations list (`/api/simulations`) over 200 runs of 4 agents x
 //!   500 steps, against the same answer computed the way the previous
 //!   release did (each run's progress and tags on their own);
+//! - a sweep on one chart (issue 23): 50 runs of 10,000 steps overlaid
+//!   from the rollups, a line per run and grouped by a parameter (target
+//!   <= 150 ms per chart);
 //! - what 20 viewers cost a recorder: the canonical workload's ingest rate
 //!   alone, then with 20 threads each doing what an open simulation page
 //!   does (poll progress once a second; when the watermark moved, fetch the
@@ -13,7 +16,7 @@
 //!
 //! `cargo bench --bench dashboard --features serve`; `SIMDB_BENCH_BACKENDS=sqlite`
 //! skips PostgreSQL. Prints `RESULT backend=... first_page_ms=... chart_ms=... chart_shared_ms=...
-//! list_ms=... list_per_run_ms=... recorder_alone=... recorder_watched=... cost=...`.
+//! overlay_ms=... overlay_grouped_ms=... list_ms=... list_per_run_ms=... recorder_alone=... recorder_watched=... cost=...`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +28,9 @@ use simdb::test_support::TestDatabase;
 use simdb::{NewAgent, NewSimulation, Simulation, SimulationFilter, SimulationService};
 
 const AGENTS: i32 = 100;
+/// The sweep overlaid on one chart: runs, and steps of each.
+const OVERLAY_RUNS: i64 = 50;
+const OVERLAY_STEPS: i64 = 10_000;
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -163,6 +169,39 @@ fn main() -> BenchResult<()> {
         let cost = 1.0 - watched / alone;
         println!("{name}: recorder alone {alone:.0} rows/s, with 20 viewers {watched:.0} rows/s: {:.1}% slower (target <= 10%)", cost * 100.0);
 
+        // A sweep overlaid: 50 runs of 10,000 steps (4 agents each) on one
+        // chart per request, a line per run, then grouped by a parameter
+        // (5 values). Each request its own bucket count: nothing is reused.
+        let mut sweep = Vec::new();
+        for run in 0..OVERLAY_RUNS {
+            let sim = svc.create_simulation(NewSimulation::new(json!({"lr": run % 5, "seed": run})))?;
+            svc.register_agents(&sim.id, &(0..4).map(NewAgent::new).collect::<Vec<_>>())?;
+            svc.start_simulation(&sim.id)?;
+            let mut rec = svc.recorder(&sim.id)?;
+            for step in 0..OVERLAY_STEPS {
+                for agent in 0..4 {
+                    let reward = ((step * 7 + i64::from(agent) + run) % 1000) as f64 / 1000.0;
+                    rec.agent_state(step, agent, reward, &json!({"hp": 97}))?;
+                }
+                rec.end_step(step)?;
+            }
+            rec.close()?;
+            sweep.push(format!("sim={}", sim.id));
+        }
+        let selection = sweep.join("&");
+        let mut buckets = 195;
+        let overlay = median_ms(5, || {
+            buckets += 1;
+            get(&format!("{base}/compare/charts/reward?{selection}&buckets={buckets}"))?;
+            Ok(())
+        })?;
+        let grouped = median_ms(5, || {
+            buckets += 1;
+            get(&format!("{base}/compare/charts/reward?{selection}&group=lr&buckets={buckets}"))?;
+            Ok(())
+        })?;
+        println!("{name}: {OVERLAY_RUNS} runs of {OVERLAY_STEPS} steps on one chart: {overlay:.1} ms a line per run, {grouped:.1} ms grouped by a parameter (target 150 ms)");
+
         // The list over 200 small runs (after the ingest runs: its load
         // would leave autovacuum work behind for them).
         for run in 0..200 {
@@ -196,7 +235,7 @@ fn main() -> BenchResult<()> {
         })?;
         println!("{name}: list of 200 simulations: {list:.1} ms over HTTP; each run's progress and tags on their own (the previous release's way, no HTTP): {list_per_run:.1} ms");
 
-        println!("RESULT backend={name} rows={rows} first_page_ms={first_page:.1} chart_ms={chart:.1} chart_shared_ms={chart_shared:.1} list_ms={list:.1} list_per_run_ms={list_per_run:.1} recorder_alone={alone:.0} recorder_watched={watched:.0} cost={cost:.3}");
+        println!("RESULT backend={name} rows={rows} first_page_ms={first_page:.1} chart_ms={chart:.1} chart_shared_ms={chart_shared:.1} overlay_ms={overlay:.1} overlay_grouped_ms={grouped:.1} list_ms={list:.1} list_per_run_ms={list_per_run:.1} recorder_alone={alone:.0} recorder_watched={watched:.0} cost={cost:.3}");
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::aggregates::{bucket_width, clamp_span, AggregateStore, StepAggregate};
 use super::compare::flatten_json;
-use super::source::SourceStore;
+use super::source::{Source, SourceStore};
 use super::{Analytics, Field};
 use crate::error::{Error, Result};
 use crate::ids::SimulationId;
@@ -215,13 +215,60 @@ impl Analytics {
                 Some((lo, hi)) => (lo, bucket_width(lo, hi, buckets)),
                 None => (window.0.max(0), 1),
             };
-            let mut runs = Vec::with_capacity(found.len());
-            for (sim, source, span) in found {
+            Ok((found, origin, width))
+        })
+        .and_then(|(found, origin, width)| {
+            let runs = self.aggregate_runs(found, origin, width)?;
+            Ok(Overlay {
+                field: field.name(),
+                origin,
+                width,
+                runs,
+            })
+        })
+    }
+
+    /// Each found run's aggregates from the shared `origin` (so bucket k is
+    /// the same steps in every run; rows before a run's first step are
+    /// none), on up to [`READERS`] connections at once: reading the
+    /// rollups of many runs is the chart's cost.
+    fn aggregate_runs(&self, found: Vec<Found>, origin: i64, width: i64) -> Result<Vec<RunSeries>> {
+        let readers = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .clamp(1, READERS);
+        let per_reader = found.len().div_ceil(readers).max(1);
+        let mut parts: Vec<Vec<Found>> = Vec::new();
+        let mut rest = found.into_iter().peekable();
+        while rest.peek().is_some() {
+            parts.push(rest.by_ref().take(per_reader).collect());
+        }
+        let answers: Vec<Result<Vec<RunSeries>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = parts
+                .into_iter()
+                .map(|part| scope.spawn(move || self.aggregate_part(part, origin, width)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::invalid("overlay", "a reader thread panicked"))
+                    })
+                })
+                .collect()
+        });
+        let mut runs = Vec::new();
+        for answer in answers {
+            runs.extend(answer?);
+        }
+        Ok(runs)
+    }
+
+    fn aggregate_part(&self, part: Vec<Found>, origin: i64, width: i64) -> Result<Vec<RunSeries>> {
+        with_connection!(self.db.connection()?, |c| {
+            let mut runs = Vec::with_capacity(part.len());
+            for (sim, source, span) in part {
                 let points = match (source, span) {
                     (Some(source), Some((_, run_hi))) => {
-                        // From the shared origin, so bucket k is the same
-                        // steps in every run (the rows before this run's
-                        // first step are none).
                         c.aggregate(sim.sim_key, &source, origin, run_hi, width)?
                     }
                     _ => Vec::new(),
@@ -231,12 +278,14 @@ impl Analytics {
                     points,
                 });
             }
-            Ok(Overlay {
-                field: field.name(),
-                origin,
-                width,
-                runs,
-            })
+            Ok(runs)
         })
     }
 }
+
+/// A run of an overlay: the simulation, the source of the field in it (if
+/// it recorded the field) and its steps in the window.
+type Found = (Simulation, Option<Source>, Option<(i64, i64)>);
+
+/// Connections an overlay reads on at most at once.
+const READERS: usize = 4;

@@ -135,8 +135,12 @@ for_each_backend! {
         fn rolled_span(&mut self, sim_key: i32, field: i32) -> Result<Option<(i64, i64)>> {
             let p = Self::P;
             let span: StepSpan = diesel::sql_query(format!(
-                "SELECT MIN(step) AS lo, MAX(step) AS hi FROM simdb_step_rollups \
-                 WHERE sim_key = {p}1 AND field_id = {p}2 AND kind = ''"
+                // Two subqueries: SQLite answers a lone MIN or MAX from the
+                // index's ends, but scans every row for both in one SELECT.
+                "SELECT (SELECT MIN(step) FROM simdb_step_rollups \
+                 WHERE sim_key = {p}1 AND field_id = {p}2 AND kind = '') AS lo, \
+                 (SELECT MAX(step) FROM simdb_step_rollups \
+                 WHERE sim_key = {p}1 AND field_id = {p}2 AND kind = '') AS hi"
             ))
             .bind::<Integer, _>(sim_key)
             .bind::<Integer, _>(field)
