@@ -135,12 +135,13 @@ for_each_backend! {
         fn rolled_span(&mut self, sim_key: i32, field: i32) -> Result<Option<(i64, i64)>> {
             let p = Self::P;
             let span: StepSpan = diesel::sql_query(format!(
-                // Two subqueries: SQLite answers a lone MIN or MAX from the
-                // index's ends, but scans every row for both in one SELECT.
-                "SELECT (SELECT MIN(step) FROM simdb_step_rollups \
-                 WHERE sim_key = {p}1 AND field_id = {p}2 AND kind = '') AS lo, \
-                 (SELECT MAX(step) FROM simdb_step_rollups \
-                 WHERE sim_key = {p}1 AND field_id = {p}2 AND kind = '') AS hi"
+                // Each end from the index (ORDER BY … LIMIT 1): SQLite
+                // scans every row for MIN and MAX in one SELECT, and
+                // PostgreSQL does too while the table has no statistics.
+                "SELECT (SELECT step FROM simdb_step_rollups \
+                 WHERE sim_key = {p}1 AND field_id = {p}2 AND kind = '' ORDER BY step LIMIT 1) AS lo, \
+                 (SELECT step FROM simdb_step_rollups \
+                 WHERE sim_key = {p}1 AND field_id = {p}2 AND kind = '' ORDER BY step DESC LIMIT 1) AS hi"
             ))
             .bind::<Integer, _>(sim_key)
             .bind::<Integer, _>(field)
