@@ -748,4 +748,68 @@ backend_tests! {
         assert!(matches!(a.find_simulations(&by.order_by_final("nope", true)), Err(Error::NotFound { .. })));
         Ok(())
     }
+
+    /// Issue 23: several runs on shared step buckets (runs of different
+    /// spans line up bucket by bucket), a zoomed window, a run without the
+    /// field, and the runs grouped by a parameter — against sums in Rust.
+    fn overlays_share_step_buckets_across_runs(db) {
+        let svc = service(db);
+        let mut ids = Vec::new();
+        for (lr, first) in [(0.1, 0i64), (0.2, 50), (0.1, 20)] {
+            let sim = svc.create_simulation(NewSimulation::new(json!({"lr": lr, "first": first})))?;
+            svc.register_agents(&sim.id, &[NewAgent::new(0), NewAgent::new(1)])?;
+            svc.start_simulation(&sim.id)?;
+            let mut rec = svc.recorder(&sim.id)?;
+            for step in first..first + 100 {
+                for agent in 0..2 {
+                    rec.agent_state(step, agent, lr * step as f64 + f64::from(agent), &json!({}))?;
+                }
+                if first == 0 {
+                    rec.agent_metric(step, 0, "only_here", 1.0)?;
+                }
+                rec.end_step(step)?;
+            }
+            rec.close()?;
+            ids.push(sim.id);
+        }
+        let analytics = svc.analytics();
+        // Steps 0..=149 in at most 15 buckets: 10 steps each from step 0.
+        let overlay = analytics.overlay(&ids, "reward", .., 15)?;
+        assert_eq!((overlay.origin, overlay.width), (0, 10));
+        for (run, (lr, first)) in overlay.runs.iter().zip([(0.1, 0i64), (0.2, 50), (0.1, 20)]) {
+            assert_eq!(run.points.len(), 10, "{}", run.simulation.id);
+            for p in &run.points {
+                assert_eq!(p.first_step % 10, 0, "buckets start on multiples of 10");
+                let steps: Vec<i64> = (p.first_step..=p.last_step).collect();
+                assert!(steps.iter().all(|s| (first..first + 100).contains(s)));
+                let mean = steps.iter().map(|s| lr * *s as f64 + 0.5).sum::<f64>() / steps.len() as f64;
+                assert!(close(p.mean, mean), "{p:?} against {mean}");
+                assert_eq!(p.count, 2 * steps.len() as i64);
+            }
+        }
+        // A window: steps 60..=89 in 3 buckets from step 60.
+        let zoomed = analytics.overlay(&ids, "reward", 60..=89, 3)?;
+        assert_eq!((zoomed.origin, zoomed.width), (60, 10));
+        assert!(zoomed.runs.iter().all(|r| r.points.len() == 3 && r.points.iter().all(|p| (60..=89).contains(&p.first_step) && (60..=89).contains(&p.last_step))));
+        // A field only the first run recorded: the others have no line.
+        let only = analytics.overlay(&ids, "only_here", .., 10)?;
+        assert_eq!(only.runs.iter().map(|r| r.points.len()).collect::<Vec<_>>(), vec![10, 0, 0]);
+        // Grouped by lr: runs 1 and 3 share 0.1; their buckets' means are
+        // averaged where both have data, and spread between them.
+        let groups = overlay.group_by("lr");
+        assert_eq!(groups.iter().map(|g| g.simulations.len()).collect::<Vec<_>>(), vec![2, 1]);
+        let both = groups[0].points.iter().find(|p| p.first_step == 20).ok_or(Error::RecorderClosed)?;
+        let (a, b) = (
+            overlay.runs[0].points.iter().find(|p| p.first_step == 20).map(|p| p.mean).unwrap_or(f64::NAN),
+            overlay.runs[2].points.iter().find(|p| p.first_step == 20).map(|p| p.mean).unwrap_or(f64::NAN),
+        );
+        assert_eq!(both.runs, 2);
+        assert!(close(both.mean, (a + b) / 2.0) && close(both.min, a.min(b)) && close(both.max, a.max(b)));
+        // Bad selections.
+        assert!(matches!(analytics.overlay(&[], "reward", .., 10), Err(Error::InvalidInput { .. })));
+        assert!(matches!(analytics.overlay(&[ids[0].clone(), ids[0].clone()], "reward", .., 10), Err(Error::InvalidInput { .. })));
+        assert!(matches!(analytics.overlay(&[SimulationId::new("sim-nope")?], "reward", .., 10), Err(Error::NotFound { .. })));
+        Ok(())
+    }
+
 }
