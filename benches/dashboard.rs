@@ -174,7 +174,8 @@ fn main() -> BenchResult<()> {
         // (5 values). Each request its own bucket count: nothing is reused.
         let mut sweep = Vec::new();
         for run in 0..OVERLAY_RUNS {
-            let sim = svc.create_simulation(NewSimulation::new(json!({"lr": run % 5, "seed": run})))?;
+            let sim =
+                svc.create_simulation(NewSimulation::new(json!({"lr": run % 5, "seed": run})))?;
             svc.register_agents(&sim.id, &(0..4).map(NewAgent::new).collect::<Vec<_>>())?;
             svc.start_simulation(&sim.id)?;
             let mut rec = svc.recorder(&sim.id)?;
@@ -192,12 +193,16 @@ fn main() -> BenchResult<()> {
         let mut buckets = 195;
         let overlay = median_ms(5, || {
             buckets += 1;
-            get(&format!("{base}/compare/charts/reward?{selection}&buckets={buckets}"))?;
+            get(&format!(
+                "{base}/compare/charts/reward?{selection}&buckets={buckets}"
+            ))?;
             Ok(())
         })?;
         let grouped = median_ms(5, || {
             buckets += 1;
-            get(&format!("{base}/compare/charts/reward?{selection}&group=lr&buckets={buckets}"))?;
+            get(&format!(
+                "{base}/compare/charts/reward?{selection}&group=lr&buckets={buckets}"
+            ))?;
             Ok(())
         })?;
         println!("{name}: {OVERLAY_RUNS} runs of {OVERLAY_STEPS} steps on one chart: {overlay:.1} ms a line per run, {grouped:.1} ms grouped by a parameter (target 150 ms)");

@@ -65,8 +65,8 @@ mod validate;
 
 pub use analytics::{
     flatten_json, AgentSummary, Analytics, Comparison, ComparisonRow, Cursor, Field, GroupBy,
-    GroupPoint, LeaderboardRow, Overlay, ParameterGroup, ParameterQuery, Progress,
-    RecordedFields, RunSeries, StepAggregate, Summary, MAX_OVERLAY_RUNS,
+    GroupPoint, LeaderboardRow, Overlay, ParameterGroup, ParameterQuery, Progress, RecordedFields,
+    RunSeries, StepAggregate, Summary, MAX_OVERLAY_RUNS,
 };
 pub use database::{Backend, Database, DatabaseBuilder, DbConnection, Durability};
 pub use error::{Error, Result};

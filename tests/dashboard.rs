@@ -756,7 +756,6 @@ backend_tests! {
     }
 }
 
-
 backend_tests! {
     /// Issue 23, in a real browser while a recorder writes: tick three runs
     /// (one with reserved characters in its id) on the list, open the
@@ -818,7 +817,7 @@ backend_tests! {
         browser.go(&server.url("/"))?;
         let chosen = [ids[0], ids[1], ids[2]];
         let list = serde_json::to_string(&chosen).map_err(|e| invalid(e.to_string()))?;
-        browser.wait_for(&format!("document.querySelectorAll('input[name=sim]').length >= 5"))?;
+        browser.wait_for("document.querySelectorAll('input[name=sim]').length >= 5")?;
         browser.eval(&format!("Array.from(document.querySelectorAll('input[name=sim]')).filter(i => {list}.includes(i.value)).forEach(i => i.click()) || true"))?;
         // Survives a refresh of the list.
         std::thread::sleep(Duration::from_millis(1500));
@@ -1017,8 +1016,14 @@ impl Browser {
 
     /// The WebDriver reference of the first element `selector` finds.
     fn find(&self, selector: &str) -> Result<Value> {
-        let found = self.command("element", json!({"using": "css selector", "value": selector}))?;
-        if found.as_object().is_some_and(|o| o.keys().any(|k| k.starts_with("element-"))) {
+        let found = self.command(
+            "element",
+            json!({"using": "css selector", "value": selector}),
+        )?;
+        if found
+            .as_object()
+            .is_some_and(|o| o.keys().any(|k| k.starts_with("element-")))
+        {
             Ok(found)
         } else {
             Err(invalid(format!("no element {selector}: {found}")))

@@ -102,7 +102,9 @@ impl Analytics {
             let mut grouped: BTreeMap<String, Vec<AggRow>> = BTreeMap::new();
             let rows = match &source {
                 Source::Reward => c.rolled_by_kind(sim.sim_key, REWARD_FIELD, lo, hi, width)?,
-                Source::AgentMetric(metric) => c.rolled_by_kind(sim.sim_key, *metric, lo, hi, width)?,
+                Source::AgentMetric(metric) => {
+                    c.rolled_by_kind(sim.sim_key, *metric, lo, hi, width)?
+                }
                 Source::State(keys) => state_by_kind(c, sim.sim_key, keys, lo, hi, width)?,
                 Source::StepMetric(_) => {
                     return Err(Error::invalid(

@@ -176,10 +176,7 @@ impl Analytics {
         if ids.is_empty() || ids.len() > MAX_OVERLAY_RUNS {
             return Err(Error::invalid(
                 "simulations",
-                format!(
-                    "compare 1 to {MAX_OVERLAY_RUNS} runs, not {}",
-                    ids.len()
-                ),
+                format!("compare 1 to {MAX_OVERLAY_RUNS} runs, not {}", ids.len()),
             ));
         }
         let mut seen = std::collections::HashSet::new();

@@ -97,7 +97,14 @@ pub(super) trait RollupReadStore {
     fn rolled_span(&mut self, sim_key: i32, field: i32) -> Result<Option<(i64, i64)>>;
     /// A rolled-up field's buckets over `lo..=hi`, `width` steps wide
     /// from `lo`.
-    fn rolled(&mut self, sim_key: i32, field: i32, lo: i64, hi: i64, width: i64) -> Result<Vec<AggRow>>;
+    fn rolled(
+        &mut self,
+        sim_key: i32,
+        field: i32,
+        lo: i64,
+        hi: i64,
+        width: i64,
+    ) -> Result<Vec<AggRow>>;
     /// The same per agent kind.
     fn rolled_by_kind(
         &mut self,

@@ -98,7 +98,11 @@ fn agent_figure(agent: i32, field: &str, points: &[(i64, f64)], view: &ViewOptio
             &buckets,
         ));
     }
-    let label = if several { format!("agent {agent}, bucket mean") } else { format!("agent {agent}") };
+    let label = if several {
+        format!("agent {agent}, bucket mean")
+    } else {
+        format!("agent {agent}")
+    };
     figure
         .lines
         .push(chart::mean_line(label, chart::PALETTE[0], 2, &buckets));
@@ -115,10 +119,12 @@ pub(crate) async fn chart(
     let name = format!("{field}-agent-{agent}");
     let drawn = blocking(move || {
         let id = SimulationId::new(&id)?;
-        let points = app
-            .svc
-            .analytics()
-            .agent_series(&id, AgentIndex(agent), field.as_str(), options.steps())?;
+        let points = app.svc.analytics().agent_series(
+            &id,
+            AgentIndex(agent),
+            field.as_str(),
+            options.steps(),
+        )?;
         chart::render(agent_figure(agent, &field, &points, &options), &options)
     })
     .await?;
@@ -145,9 +151,7 @@ pub(crate) async fn page(
         let fields = svc.analytics().recorded_fields(&id)?;
         let default = sim.committed_step.unwrap_or(0).max(0);
         let step = chosen_step(&at, default)?;
-        let state = svc
-            .agent_states(&id, AgentIndex(agent), step..=step)?
-            .pop();
+        let state = svc.agent_states(&id, AgentIndex(agent), step..=step)?.pop();
         let memories = svc.memories(&id, AgentIndex(agent))?;
         Ok((sim, registered, fields, step, state, memories))
     })

@@ -199,12 +199,13 @@ pub(crate) fn field_series(
 ) -> Result<FieldSeries> {
     let analytics = svc.analytics();
     let all = analytics.step_aggregates_within(id, field, steps.clone(), buckets)?;
-    let (by_kind, per_agent) = match analytics.step_aggregates_by_kind_within(id, field, steps, buckets) {
-        Ok(by_kind) => (by_kind, true),
-        // A simulation-level metric belongs to no kind.
-        Err(Error::InvalidInput { .. }) => (BTreeMap::new(), false),
-        Err(e) => return Err(e),
-    };
+    let (by_kind, per_agent) =
+        match analytics.step_aggregates_by_kind_within(id, field, steps, buckets) {
+            Ok(by_kind) => (by_kind, true),
+            // A simulation-level metric belongs to no kind.
+            Err(Error::InvalidInput { .. }) => (BTreeMap::new(), false),
+            Err(e) => return Err(e),
+        };
     Ok(FieldSeries {
         field: field.to_string(),
         all,

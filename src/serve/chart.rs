@@ -127,7 +127,12 @@ impl View {
         if from > to {
             return Err(Error::invalid("to", format!("{to} is before {from}")));
         }
-        let smooth = match self.smooth.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let smooth = match self
+            .smooth
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             None => 0.0,
             Some(text) => match text.parse::<f64>() {
                 Ok(s) if (0.0..1.0).contains(&s) => s,
@@ -266,7 +271,12 @@ fn middle(a: &StepAggregate) -> f64 {
 }
 
 /// A line of bucket means.
-pub(crate) fn mean_line(label: String, color: RGBColor, width: u32, points: &[StepAggregate]) -> Line {
+pub(crate) fn mean_line(
+    label: String,
+    color: RGBColor,
+    width: u32,
+    points: &[StepAggregate],
+) -> Line {
     Line {
         label,
         color,
@@ -357,7 +367,12 @@ pub(crate) fn render(figure: Figure, view: &ViewOptions) -> Result<Drawn> {
         .lines
         .iter()
         .flat_map(|l| l.points.iter().map(|p| p.0))
-        .chain(shown.bands.iter().flat_map(|b| b.points.iter().map(|p| p.0)));
+        .chain(
+            shown
+                .bands
+                .iter()
+                .flat_map(|b| b.points.iter().map(|p| p.0)),
+        );
     let (x0, x1) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
         (a.min(x), b.max(x))
     });
@@ -458,14 +473,22 @@ pub(crate) fn render(figure: Figure, view: &ViewOptions) -> Result<Drawn> {
 }
 
 /// The legend, beside the plot: one entry per band and line.
-fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::Shift>, figure: &Figure) -> Result<()> {
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    figure: &Figure,
+) -> Result<()> {
     let font = ("sans-serif", 12).into_font().color(&BLACK);
     let mut entries: Vec<(String, RGBColor, bool)> = figure
         .bands
         .iter()
         .map(|b| (b.label.clone(), b.color, true))
         .collect();
-    entries.extend(figure.lines.iter().map(|l| (l.label.clone(), l.color, false)));
+    entries.extend(
+        figure
+            .lines
+            .iter()
+            .map(|l| (l.label.clone(), l.color, false)),
+    );
     const ROWS: usize = 16;
     let hidden = entries.len().saturating_sub(ROWS);
     for (i, (label, color, band)) in entries.iter().take(ROWS).enumerate() {
@@ -496,7 +519,13 @@ pub(crate) fn respond(drawn: &Drawn, format: Format, name: &str) -> Result<Respo
     let file = |ext: &str| {
         let safe: String = name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         format!("attachment; filename=\"{safe}.{ext}\"")
     };
@@ -550,8 +579,14 @@ fn to_csv(figure: &Figure) -> Result<String> {
     }
     for band in &figure.bands {
         for (x, lo, hi) in &band.points {
-            out.write_record([band.label.as_str(), &x.to_string(), "", &lo.to_string(), &hi.to_string()])
-                .map_err(io)?;
+            out.write_record([
+                band.label.as_str(),
+                &x.to_string(),
+                "",
+                &lo.to_string(),
+                &hi.to_string(),
+            ])
+            .map_err(io)?;
         }
     }
     let bytes = out

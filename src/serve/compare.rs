@@ -41,11 +41,8 @@ impl Selection {
             let v = v.into_owned();
             let set = |slot: &mut Option<String>| *slot = Some(v.clone());
             match k.as_ref() {
-                "sim" => {
-                    if !s.sims.contains(&v) {
-                        s.sims.push(v);
-                    }
-                }
+                "sim" if !s.sims.contains(&v) => s.sims.push(v),
+                "sim" => {}
                 "group" => set(&mut s.group),
                 "experiment" => set(&mut s.filter.experiment),
                 "tag" => set(&mut s.filter.tag),
@@ -58,9 +55,10 @@ impl Selection {
                 "band" => set(&mut s.view.band),
                 "format" => set(&mut s.view.format),
                 "buckets" => {
-                    s.view.buckets = Some(v.parse().map_err(|_| {
-                        Error::invalid("buckets", format!("`{v}` is not a count"))
-                    })?)
+                    s.view.buckets =
+                        Some(v.parse().map_err(|_| {
+                            Error::invalid("buckets", format!("`{v}` is not a count"))
+                        })?)
                 }
                 _ => {}
             }
@@ -117,9 +115,9 @@ fn query_text(parts: &[(&str, String)]) -> String {
 /// A run's colour: a hue drawn from its id (FNV-1a), the same on every
 /// chart and page.
 pub(crate) fn run_color(id: &str) -> RGBColor {
-    let hash = id
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     let hue = (hash % 360) as f64;
     // HSL with saturation 0.65 and lightness 0.42, to RGB.
     let (s, l) = (0.65, 0.42);
@@ -194,11 +192,7 @@ fn run_labels(runs: &[Simulation]) -> Vec<String> {
 /// mean across agents; its min–max band when `band=1`), or, grouped, a line
 /// per parameter value (the mean of its runs' means; their spread as the
 /// band unless `band=0`).
-pub(crate) fn overlay_figure(
-    overlay: &Overlay,
-    group: Option<&str>,
-    view: &ViewOptions,
-) -> Figure {
+pub(crate) fn overlay_figure(overlay: &Overlay, group: Option<&str>, view: &ViewOptions) -> Figure {
     let mut figure = Figure {
         title: overlay.field.clone(),
         x_label: "step".into(),
@@ -210,9 +204,11 @@ pub(crate) fn overlay_figure(
             for (run, label) in overlay.runs.iter().zip(run_labels(&runs)) {
                 let color = run_color(run.simulation.id.as_str());
                 if view.band == Some(true) {
-                    figure
-                        .bands
-                        .push(chart::min_max_band(format!("{label} min–max"), color, &run.points));
+                    figure.bands.push(chart::min_max_band(
+                        format!("{label} min–max"),
+                        color,
+                        &run.points,
+                    ));
                 }
                 figure
                     .lines
@@ -224,11 +220,16 @@ pub(crate) fn overlay_figure(
                 let color = chart::PALETTE[i % chart::PALETTE.len()];
                 let label = format!(
                     "{path}={} ({} run{})",
-                    if g.value.is_null() { "none".into() } else { value_text(&g.value) },
+                    if g.value.is_null() {
+                        "none".into()
+                    } else {
+                        value_text(&g.value)
+                    },
                     g.simulations.len(),
                     if g.simulations.len() == 1 { "" } else { "s" }
                 );
-                let middle = |p: &crate::analytics::GroupPoint| (p.first_step + p.last_step) as f64 / 2.0;
+                let middle =
+                    |p: &crate::analytics::GroupPoint| (p.first_step + p.last_step) as f64 / 2.0;
                 // One run has no spread to show.
                 if view.band.unwrap_or(g.simulations.len() > 1) {
                     figure.bands.push(Band {
@@ -280,21 +281,26 @@ pub(crate) async fn page(State(app): State<AppState>, RawQuery(raw): RawQuery) -
     let parameters: BTreeSet<&String> = flat.iter().flat_map(|f| f.keys()).collect();
     // The charts name their runs explicitly: a filter's answer may change
     // while the page is open.
-    let mut chart_selection: Vec<(&str, String)> = runs
-        .iter()
-        .map(|r| ("sim", r.id.to_string()))
-        .collect();
+    let mut chart_selection: Vec<(&str, String)> =
+        runs.iter().map(|r| ("sim", r.id.to_string())).collect();
     if let Some(g) = &selection.group {
         chart_selection.push(("group", g.clone()));
     }
     let chart_query = {
         let view = selection.view.query();
         let base = query_text(&chart_selection);
-        if view.is_empty() { base } else { format!("{base}&{view}") }
+        if view.is_empty() {
+            base
+        } else {
+            format!("{base}&{view}")
+        }
     };
     let hidden = selection.selection_query();
-    let hidden_without_group: Vec<(&str, String)> =
-        hidden.iter().filter(|(k, _)| *k != "group").cloned().collect();
+    let hidden_without_group: Vec<(&str, String)> = hidden
+        .iter()
+        .filter(|(k, _)| *k != "group")
+        .cloned()
+        .collect();
     let content = html! {
         h1 { "Comparing " (runs.len()) " run" (if runs.len() == 1 { "" } else { "s" }) }
         @if runs.is_empty() {
@@ -367,10 +373,10 @@ pub(crate) async fn chart(
             .iter()
             .map(SimulationId::new)
             .collect::<Result<Vec<_>>>()?;
-        let overlay = app
-            .svc
-            .analytics()
-            .overlay(&ids, field.as_str(), options.steps(), options.buckets)?;
+        let overlay =
+            app.svc
+                .analytics()
+                .overlay(&ids, field.as_str(), options.steps(), options.buckets)?;
         chart::render(
             overlay_figure(&overlay, selection.group.as_deref(), &options),
             &options,

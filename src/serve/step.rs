@@ -114,7 +114,10 @@ pub(crate) async fn page(
     let desc = q.desc.as_deref() == Some("1");
     sort_rows(&mut rows, &column, desc);
     let x = q.x.clone().or_else(|| columns.first().cloned());
-    let y = q.y.clone().or_else(|| columns.get(1).cloned()).or_else(|| x.clone());
+    let y =
+        q.y.clone()
+            .or_else(|| columns.get(1).cloned())
+            .or_else(|| x.clone());
     let base = format!("{}/steps", link("simulations", &id));
     let keep = |extra: &str| {
         let mut parts = vec![format!("step={step}")];
@@ -216,7 +219,9 @@ fn scatter_svg(rows: &[AgentRow], x: &str, y: &str, step: i64) -> Result<String>
         .filter_map(|r| Some((*r.fields.get(x)?, *r.fields.get(y)?, color_of(&r.kind))))
         .collect();
     let range = |vs: &mut dyn Iterator<Item = f64>| {
-        let (lo, hi) = vs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+        let (lo, hi) = vs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
         if !lo.is_finite() {
             return (0.0, 1.0);
         }
@@ -279,7 +284,10 @@ pub(crate) async fn scatter(
     Ok((
         [
             (header::CONTENT_TYPE, "image/svg+xml"),
-            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'",
+            ),
             (header::CACHE_CONTROL, "no-store"),
         ],
         svg,
@@ -299,12 +307,25 @@ mod tests {
             reward,
             fields: e.map(|e| ("energy".to_string(), e)).into_iter().collect(),
         };
-        let mut rows = vec![row(0, 0.5, Some(3.0)), row(1, 0.1, None), row(2, 0.9, Some(1.0))];
+        let mut rows = vec![
+            row(0, 0.5, Some(3.0)),
+            row(1, 0.1, None),
+            row(2, 0.9, Some(1.0)),
+        ];
         sort_rows(&mut rows, "energy", false);
-        assert_eq!(rows.iter().map(|r| r.agent).collect::<Vec<_>>(), vec![2, 0, 1]);
+        assert_eq!(
+            rows.iter().map(|r| r.agent).collect::<Vec<_>>(),
+            vec![2, 0, 1]
+        );
         sort_rows(&mut rows, "reward", true);
-        assert_eq!(rows.iter().map(|r| r.agent).collect::<Vec<_>>(), vec![2, 0, 1]);
+        assert_eq!(
+            rows.iter().map(|r| r.agent).collect::<Vec<_>>(),
+            vec![2, 0, 1]
+        );
         sort_rows(&mut rows, "agent", false);
-        assert_eq!(rows.iter().map(|r| r.agent).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert_eq!(
+            rows.iter().map(|r| r.agent).collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
     }
 }
