@@ -533,6 +533,38 @@ diesel::table! {
     }
 }
 
+// Rollups per 64-step block (migration 2026-12-06-000002_block_rollups).
+diesel::table! {
+    use diesel::sql_types::*;
+
+    /// Per simulation, field and 64-step block (`step / 64`), across every
+    /// agent: the first and last step with values, count, sum, min, max,
+    /// sum of squares.
+    #[sql_name = "simdb_block_rollups"]
+    block_rollups (sim_key, field_id, block) {
+        /// The simulation.
+        sim_key -> Int4,
+        /// 0 for the reward, else `metric_names.metric_id`.
+        field_id -> Int4,
+        /// `step / 64`.
+        block -> Int8,
+        /// The first step in the block with values.
+        first_step -> Int8,
+        /// The last such step.
+        last_step -> Int8,
+        /// Values.
+        n -> Int8,
+        /// Their sum.
+        total -> Float8,
+        /// Their minimum.
+        lo -> Float8,
+        /// Their maximum.
+        hi -> Float8,
+        /// The sum of their squares.
+        total_sq -> Float8,
+    }
+}
+
 diesel::table! {
     use diesel::sql_types::*;
 
@@ -563,6 +595,7 @@ diesel::joinable!(step_metrics -> simulations (sim_key));
 
 diesel::allow_tables_to_appear_in_same_query!(
     agent_totals,
+    block_rollups,
     step_rollups,
     agent_memories,
     agent_metric_chunks,

@@ -17,7 +17,7 @@ use simdb::diesel::prelude::*;
 use simdb::diesel::sql_types::{Array, Text};
 
 /// Tables sharded by `sim_key` (README, "Scaling out").
-const DISTRIBUTED: [&str; 10] = [
+const DISTRIBUTED: [&str; 11] = [
     "simdb_agent_memories",
     "simdb_agent_metric_chunks",
     "simdb_agent_state_chunks",
@@ -28,6 +28,7 @@ const DISTRIBUTED: [&str; 10] = [
     "simdb_simulation_tags",
     "simdb_step_metrics",
     "simdb_step_rollups",
+    "simdb_block_rollups",
 ];
 
 /// Tables every node holds whole.

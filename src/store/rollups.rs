@@ -10,9 +10,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use diesel::prelude::*;
 
-use super::prelude::{AgentKeyStore, StateChunkStore};
+use super::prelude::{AgentKeyStore, Dialect, StateChunkStore};
 use crate::error::Result;
-use crate::schema::{agent_totals, agents, step_rollups};
+use crate::schema::{agent_totals, agents, block_rollups, step_rollups};
 
 /// `field_id` of the reward.
 pub(crate) const REWARD_FIELD: i32 = 0;
@@ -20,6 +20,66 @@ pub(crate) const REWARD_FIELD: i32 = 0;
 pub(crate) const ALL_KINDS: &str = "";
 /// `kind` of agents registered without one.
 pub(crate) const NO_KIND: &str = "(none)";
+/// Steps per row of `block_rollups` (an agent-state chunk's span).
+pub(crate) const BLOCK_STEPS: i64 = 64;
+
+/// One row of `block_rollups`: a field across every agent over the steps
+/// `block * BLOCK_STEPS ..` of one block.
+#[derive(Debug, Clone, PartialEq, Insertable, Queryable, Selectable)]
+#[diesel(table_name = block_rollups, treat_none_as_default_value = false)]
+pub(crate) struct BlockRollup {
+    pub(crate) sim_key: i32,
+    pub(crate) field_id: i32,
+    pub(crate) block: i64,
+    pub(crate) first_step: i64,
+    pub(crate) last_step: i64,
+    pub(crate) n: i64,
+    pub(crate) total: f64,
+    pub(crate) lo: f64,
+    pub(crate) hi: f64,
+    pub(crate) total_sq: f64,
+}
+
+impl BlockRollup {
+    fn of(r: &Rollup) -> BlockRollup {
+        BlockRollup {
+            sim_key: r.sim_key,
+            field_id: r.field_id,
+            block: r.step.div_euclid(BLOCK_STEPS),
+            first_step: r.step,
+            last_step: r.step,
+            n: r.n,
+            total: r.total,
+            lo: r.lo,
+            hi: r.hi,
+            total_sq: r.total_sq,
+        }
+    }
+
+    fn merge(&mut self, other: &BlockRollup) {
+        self.first_step = self.first_step.min(other.first_step);
+        self.last_step = self.last_step.max(other.last_step);
+        self.n += other.n;
+        self.total += other.total;
+        self.lo = self.lo.min(other.lo);
+        self.hi = self.hi.max(other.hi);
+        self.total_sq += other.total_sq;
+    }
+}
+
+/// A batch's new values per (field, block), from its step rollups across
+/// every agent (before they are merged with stored ones: each value is
+/// added to its block once, by the batch that wrote it).
+fn block_deltas(rollups: &BTreeMap<(i32, String, i64), Rollup>) -> BTreeMap<(i32, i64), BlockRollup> {
+    let mut out: BTreeMap<(i32, i64), BlockRollup> = BTreeMap::new();
+    for r in rollups.values().filter(|r| r.kind == ALL_KINDS) {
+        let block = BlockRollup::of(r);
+        out.entry((block.field_id, block.block))
+            .and_modify(|b| b.merge(&block))
+            .or_insert(block);
+    }
+    out
+}
 
 /// One row of `step_rollups`.
 #[derive(Debug, Clone, PartialEq, Insertable, Queryable, Selectable)]
@@ -189,6 +249,7 @@ const CHUNK: usize = 1000;
 /// PostgreSQL (no statement to parse per batch size).
 pub(crate) trait RollupInsert {
     fn insert_rollups(&mut self, rows: &[Rollup]) -> Result<()>;
+    fn insert_blocks(&mut self, rows: &[BlockRollup]) -> Result<()>;
     fn insert_totals(&mut self, rows: &[AgentTotal]) -> Result<()>;
 }
 
@@ -197,6 +258,14 @@ impl RollupInsert for diesel::sqlite::SqliteConnection {
     fn insert_rollups(&mut self, rows: &[Rollup]) -> Result<()> {
         for chunk in rows.chunks(CHUNK) {
             diesel::insert_into(step_rollups::table)
+                .values(chunk)
+                .execute(self)?;
+        }
+        Ok(())
+    }
+    fn insert_blocks(&mut self, rows: &[BlockRollup]) -> Result<()> {
+        for chunk in rows.chunks(CHUNK) {
+            diesel::insert_into(block_rollups::table)
                 .values(chunk)
                 .execute(self)?;
         }
@@ -217,6 +286,14 @@ impl RollupInsert for diesel::pg::PgConnection {
     fn insert_rollups(&mut self, rows: &[Rollup]) -> Result<()> {
         if !rows.is_empty() {
             diesel::copy_from(step_rollups::table)
+                .from_insertable(rows)
+                .execute(self)?;
+        }
+        Ok(())
+    }
+    fn insert_blocks(&mut self, rows: &[BlockRollup]) -> Result<()> {
+        if !rows.is_empty() {
+            diesel::copy_from(block_rollups::table)
                 .from_insertable(rows)
                 .execute(self)?;
         }
@@ -260,6 +337,7 @@ super::for_each_backend! {
             }
             let sim_key = batch.sim_key;
             let mut rollups = batch.rows();
+            let mut blocks = block_deltas(&rollups);
             // The stored rows of the batch's fields and kinds over its step
             // range (a step split across batches), taken out in one
             // statement, merged here, and written back with the new ones.
@@ -286,6 +364,30 @@ super::for_each_backend! {
             }
             let rows: Vec<Rollup> = rollups.into_values().collect();
             self.insert_rollups(&rows)?;
+            // The blocks likewise: the batch's values added to what the
+            // blocks it touches hold.
+            if !blocks.is_empty() {
+                let (lo, hi) = blocks.keys().fold((i64::MAX, i64::MIN), |(a, b), k| (a.min(k.1), b.max(k.1)));
+                let fields: Vec<i32> = blocks.keys().map(|k| k.0).collect::<BTreeSet<_>>().into_iter().collect();
+                let stored: Vec<BlockRollup> = diesel::delete(
+                    block_rollups::table
+                        .filter(block_rollups::sim_key.eq(sim_key))
+                        .filter(block_rollups::field_id.eq_any(fields))
+                        .filter(block_rollups::block.between(lo, hi)),
+                )
+                .returning(BlockRollup::as_returning())
+                .get_results(self)?;
+                for old in stored {
+                    match blocks.get_mut(&(old.field_id, old.block)) {
+                        Some(new) => new.merge(&old),
+                        None => {
+                            blocks.insert((old.field_id, old.block), old);
+                        }
+                    }
+                }
+                let rows: Vec<BlockRollup> = blocks.into_values().collect();
+                self.insert_blocks(&rows)?;
+            }
             // Agent totals likewise.
             let agents: Vec<i32> = batch.totals.keys().copied().collect();
             let stored: HashMap<i32, (i64, f64)> = diesel::delete(
@@ -321,6 +423,31 @@ super::for_each_backend! {
                     .filter(step_rollups::step.gt(step)),
             )
             .execute(self)?;
+            // The blocks from the one holding `step` on; that one is summed
+            // again from the step rollups that remain.
+            let block = step.div_euclid(BLOCK_STEPS);
+            diesel::delete(
+                block_rollups::table
+                    .filter(block_rollups::sim_key.eq(sim_key))
+                    .filter(block_rollups::block.ge(block)),
+            )
+            .execute(self)?;
+            if step >= 0 {
+                let p = Self::P;
+                diesel::sql_query(format!(
+                    "INSERT INTO simdb_block_rollups \
+                     (sim_key, field_id, block, first_step, last_step, n, total, lo, hi, total_sq) \
+                     SELECT sim_key, field_id, {p}2, MIN(step), MAX(step), CAST(SUM(n) AS BIGINT), \
+                     SUM(total), MIN(lo), MAX(hi), SUM(total_sq) FROM simdb_step_rollups \
+                     WHERE sim_key = {p}1 AND kind = '' AND step >= {p}3 AND step <= {p}4 \
+                     GROUP BY sim_key, field_id"
+                ))
+                .bind::<diesel::sql_types::Integer, _>(sim_key)
+                .bind::<diesel::sql_types::BigInt, _>(block)
+                .bind::<diesel::sql_types::BigInt, _>(block * BLOCK_STEPS)
+                .bind::<diesel::sql_types::BigInt, _>(step)
+                .execute(self)?;
+            }
             diesel::delete(agent_totals::table.filter(agent_totals::sim_key.eq(sim_key)))
                 .execute(self)?;
             // Per agent: what is left of its states, summed in step order.

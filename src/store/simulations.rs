@@ -14,7 +14,7 @@ use crate::ids::{ExperimentId, SimulationId};
 use crate::models::{NewSimulation, Simulation, SimulationStatus};
 use crate::schema::{
     agent_memories, agent_metric_chunks, agent_state_chunks, agent_totals, simulation_tags,
-    simulations, step_rollups,
+    simulations, step_rollups, block_rollups,
 };
 use crate::sql_types::{JsonParam, TimeParam};
 
@@ -235,6 +235,8 @@ for_each_backend! {
                 // The rollups have no foreign key either (migration
                 // 2026-12-02-000003).
                 diesel::delete(step_rollups::table.filter(step_rollups::sim_key.eq(sim_key)))
+                    .execute(c)?;
+                diesel::delete(block_rollups::table.filter(block_rollups::sim_key.eq(sim_key)))
                     .execute(c)?;
                 diesel::delete(agent_totals::table.filter(agent_totals::sim_key.eq(sim_key)))
                     .execute(c)?;
