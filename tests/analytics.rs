@@ -812,4 +812,50 @@ backend_tests! {
         Ok(())
     }
 
+
+    /// Issue 23: overlay buckets of 64 steps or more are whole 64-step
+    /// blocks read from the block rollups (and the steps after the last
+    /// whole block from the step rollups): they equal sums over the rows,
+    /// for the reward and an agent metric, written in batches that split
+    /// steps, over the whole run and over a window that ends inside a block.
+    fn overlays_of_long_runs_read_whole_blocks(db) {
+        let svc = service(db);
+        let sim = running_sim(&svc, 3)?;
+        let mut rec = svc.recorder_with(&sim.id, RecorderOptions::default().batch_rows(7))?;
+        let value = |step: i64, agent: i32| ((step * 13 + i64::from(agent) * 5) % 17) as f64 * 0.1 - 0.8;
+        for step in 0..1000i64 {
+            for agent in 0..3 {
+                rec.agent_state(step, agent, value(step, agent), &json!({}))?;
+                rec.agent_metric(step, agent, "speed", value(step, agent) * 3.0)?;
+            }
+        }
+        rec.close()?;
+        let analytics = svc.analytics();
+        let ids = [sim.id.clone()];
+        for (field, scale) in [("reward", 1.0), ("speed", 3.0)] {
+            for (window, origin, width) in [((0i64, 999i64), 0i64, 256i64), ((100, 700), 64, 128)] {
+                let overlay = analytics.overlay(&ids, field, window.0..=window.1, 5)?;
+                assert_eq!((overlay.origin, overlay.width), (origin, width), "{field} {window:?}");
+                let mut want: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+                for step in window.0.max(0)..=window.1 {
+                    for agent in 0..3 {
+                        want.entry((step - origin) / width).or_default().push(value(step, agent) * scale);
+                    }
+                }
+                let points = &overlay.runs[0].points;
+                assert_eq!(points.len(), want.len(), "{field} {window:?}");
+                for (p, (bucket, values)) in points.iter().zip(&want) {
+                    let first = (origin + bucket * width).max(window.0);
+                    let last = (origin + (bucket + 1) * width - 1).min(window.1);
+                    assert_eq!((p.first_step, p.last_step, p.count), (first, last, values.len() as i64), "{field} {window:?}");
+                    let sum: f64 = values.iter().sum();
+                    assert!(close(p.sum, sum), "{field} {window:?} bucket {bucket}: {} vs {sum}", p.sum);
+                    assert_eq!(p.min, values.iter().copied().fold(f64::INFINITY, f64::min));
+                    assert_eq!(p.max, values.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+                }
+            }
+        }
+        Ok(())
+    }
+
 }

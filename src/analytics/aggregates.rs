@@ -107,16 +107,45 @@ pub(super) trait AggregateStore {
         lo: i64,
         hi: i64,
         width: i64,
+    ) -> Result<Vec<StepAggregate>> {
+        self.aggregate_from(
+            sim_key,
+            source,
+            Buckets {
+                origin: lo,
+                from: lo,
+                hi,
+                width,
+            },
+        )
+    }
+    /// Aggregates of the rows of steps `from..=hi`, in buckets of `width`
+    /// steps from `origin` (at or before `from`).
+    fn aggregate_from(
+        &mut self,
+        sim_key: i32,
+        source: &Source,
+        buckets: Buckets,
     ) -> Result<Vec<StepAggregate>>;
+}
+
+/// Step buckets over a range: bucket `k` holds steps `origin + k*width ..
+/// origin + (k+1)*width - 1`, of which those in `from..=hi` count.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Buckets {
+    pub(super) origin: i64,
+    pub(super) from: i64,
+    pub(super) hi: i64,
+    pub(super) width: i64,
 }
 
 /// Groups a numeric column of a per-step table into step buckets.
 macro_rules! bucketed {
-    ($conn:expr, $table:ident, $value:ident, $lo:expr, $hi:expr, $width:expr, $($filter:expr),*) => {
+    ($conn:expr, $table:ident, $value:ident, $b:expr, $($filter:expr),*) => {
         $table::table
             $(.filter($filter))*
-            .filter($table::step.between($lo, $hi))
-            .group_by(($table::step - $lo) / $width)
+            .filter($table::step.between($b.from, $b.hi))
+            .group_by(($table::step - $b.origin) / $b.width)
             .select((
                 min($table::step),
                 max($table::step),
@@ -149,21 +178,19 @@ for_each_backend! {
             }
         }
 
-        fn aggregate(&mut self, sim_key: i32, source: &Source, lo: i64, hi: i64, width: i64) -> Result<Vec<StepAggregate>> {
+        fn aggregate_from(&mut self, sim_key: i32, source: &Source, b: Buckets) -> Result<Vec<StepAggregate>> {
             let rows = match source {
-                Source::Reward => self.rolled(sim_key, REWARD_FIELD, lo, hi, width)?,
-                Source::AgentMetric(metric) => self.rolled(sim_key, *metric, lo, hi, width)?,
+                Source::Reward => self.rolled(sim_key, REWARD_FIELD, b)?,
+                Source::AgentMetric(metric) => self.rolled(sim_key, *metric, b)?,
                 Source::StepMetric(metric) => bucketed!(
                     self,
                     step_metrics,
                     value,
-                    lo,
-                    hi,
-                    width,
+                    b,
                     step_metrics::sim_key.eq(sim_key),
                     step_metrics::metric_id.eq(*metric)
                 ),
-                Source::State(keys) => return self.state_aggregate(sim_key, keys, lo, hi, width),
+                Source::State(keys) => return self.state_aggregate(sim_key, keys, b),
             };
             Ok(to_aggregates(rows))
         }

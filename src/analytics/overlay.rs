@@ -8,7 +8,7 @@ use std::ops::RangeBounds;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::aggregates::{bucket_width, clamp_span, AggregateStore, StepAggregate};
+use super::aggregates::{bucket_width, clamp_span, AggregateStore, Buckets, StepAggregate};
 use super::compare::flatten_json;
 use super::source::{Source, SourceStore};
 use super::{Analytics, Field};
@@ -158,8 +158,11 @@ impl Analytics {
     /// `field` (see [`Field`]) of each run in `ids`, aggregated across its
     /// agents in step buckets shared by every run: the buckets are laid over
     /// the steps any run has the field in `steps`, at most `buckets` of them
-    /// (as [`Analytics::step_aggregates`] lays them over one run). A run
-    /// that never recorded the field gets no points.
+    /// (as [`Analytics::step_aggregates`] lays them over one run, except
+    /// that buckets of 64 steps or more are whole 64-step blocks: origin and
+    /// width multiples of 64, so that the reward and agent metrics are read
+    /// from a row per block). A run that never recorded the field gets no
+    /// points.
     ///
     /// # Errors
     /// [`Error::NotFound`] for an unknown simulation;
@@ -209,7 +212,7 @@ impl Analytics {
             let lo = found.iter().filter_map(|f| f.2).map(|s| s.0).min();
             let hi = found.iter().filter_map(|f| f.2).map(|s| s.1).max();
             let (origin, width) = match lo.zip(hi) {
-                Some((lo, hi)) => (lo, bucket_width(lo, hi, buckets)),
+                Some((lo, hi)) => aligned(lo, hi, buckets),
                 None => (window.0.max(0), 1),
             };
             Ok((found, origin, width))
@@ -265,9 +268,16 @@ impl Analytics {
             let mut runs = Vec::with_capacity(part.len());
             for (sim, source, span) in part {
                 let points = match (source, span) {
-                    (Some(source), Some((_, run_hi))) => {
-                        c.aggregate(sim.sim_key, &source, origin, run_hi, width)?
-                    }
+                    (Some(source), Some((run_lo, run_hi))) => c.aggregate_from(
+                        sim.sim_key,
+                        &source,
+                        Buckets {
+                            origin,
+                            from: run_lo,
+                            hi: run_hi,
+                            width,
+                        },
+                    )?,
                     _ => Vec::new(),
                 };
                 runs.push(RunSeries {
@@ -278,6 +288,23 @@ impl Analytics {
             Ok(runs)
         })
     }
+}
+
+/// The origin and width of at most `buckets` buckets over `lo..=hi`: as
+/// [`Analytics::step_aggregates`] lays them, except that buckets of 64
+/// steps or more are whole 64-step blocks (the origin a multiple of 64,
+/// the width too), read from the block rollups.
+fn aligned(lo: i64, hi: i64, buckets: usize) -> (i64, i64) {
+    let width = bucket_width(lo, hi, buckets);
+    if width < BLOCK_STEPS {
+        return (lo, width);
+    }
+    let origin = lo - lo.rem_euclid(BLOCK_STEPS);
+    let width = bucket_width(origin, hi, buckets);
+    (
+        origin,
+        (width + BLOCK_STEPS - 1) / BLOCK_STEPS * BLOCK_STEPS,
+    )
 }
 
 /// A run of an overlay: the simulation, the source of the field in it (if

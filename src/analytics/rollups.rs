@@ -6,7 +6,7 @@
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 
-use super::aggregates::AggRow;
+use super::aggregates::{AggRow, Buckets};
 use super::source::Bucket;
 use crate::error::Result;
 use crate::store::for_each_backend;
@@ -21,7 +21,37 @@ struct KindBucket {
 }
 
 /// Buckets of `(step - {p}3) / {p}4` over one field (`{p}2`) of one
-/// simulation (`{p}1`): across agents, or per kind.
+/// simulation (`{p}1`), steps `{p}6..={p}5`: across agents, or per kind.
+
+/// Rows of the same bucket (from blocks and from steps) merged into one,
+/// by bucket.
+fn merge_buckets(rows: Vec<AggRow>, lo: i64, width: i64) -> Vec<AggRow> {
+    let mut merged: std::collections::BTreeMap<i64, AggRow> = std::collections::BTreeMap::new();
+    for row in rows {
+        let Some(first) = row.0 else { continue };
+        let bucket = (first - lo).div_euclid(width.max(1));
+        merged
+            .entry(bucket)
+            .and_modify(|m| {
+                let add = |a: Option<f64>, b: Option<f64>| Some(a? + b?);
+                let pick = |a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64| match (a, b) {
+                    (Some(a), Some(b)) => Some(f(a, b)),
+                    (a, b) => a.or(b),
+                };
+                *m = (
+                    m.0.min(row.0),
+                    m.1.max(row.1),
+                    m.2 + row.2,
+                    add(m.3, row.3),
+                    pick(m.4, row.4, f64::min),
+                    pick(m.5, row.5, f64::max),
+                    add(m.6, row.6),
+                );
+            })
+            .or_insert(row);
+    }
+    merged.into_values().collect()
+}
 fn buckets_sql(p: char, by_kind: bool) -> String {
     let (select, kinds, group) = if by_kind {
         ("kind, ", "kind <> ''", "kind, ")
@@ -32,7 +62,7 @@ fn buckets_sql(p: char, by_kind: bool) -> String {
         "SELECT {select}MIN(step) AS first, MAX(step) AS last, CAST(SUM(n) AS BIGINT) AS n, \
          SUM(total) AS total, MIN(lo) AS lo, MAX(hi) AS hi, SUM(total_sq) AS total_sq \
          FROM simdb_step_rollups \
-         WHERE sim_key = {p}1 AND field_id = {p}2 AND {kinds} AND step >= {p}3 AND step <= {p}5 \
+         WHERE sim_key = {p}1 AND field_id = {p}2 AND {kinds} AND step >= {p}6 AND step <= {p}5 \
          GROUP BY {group}(step - {p}3) / {p}4"
     )
 }
@@ -95,16 +125,8 @@ pub(super) trait RollupReadStore {
     fn rolled_rows(&mut self, sim_key: i32, after: i64, upto: i64) -> Result<(i64, Option<i64>)>;
     /// First and last step of a rolled-up field.
     fn rolled_span(&mut self, sim_key: i32, field: i32) -> Result<Option<(i64, i64)>>;
-    /// A rolled-up field's buckets over `lo..=hi`, `width` steps wide
-    /// from `lo`.
-    fn rolled(
-        &mut self,
-        sim_key: i32,
-        field: i32,
-        lo: i64,
-        hi: i64,
-        width: i64,
-    ) -> Result<Vec<AggRow>>;
+    /// A rolled-up field's buckets.
+    fn rolled(&mut self, sim_key: i32, field: i32, buckets: Buckets) -> Result<Vec<AggRow>>;
     /// The same per agent kind.
     fn rolled_by_kind(
         &mut self,
@@ -156,15 +178,50 @@ for_each_backend! {
             Ok(span.lo.zip(span.hi))
         }
 
-        fn rolled(&mut self, sim_key: i32, field: i32, lo: i64, hi: i64, width: i64) -> Result<Vec<AggRow>> {
-            let buckets: Vec<Bucket> = diesel::sql_query(buckets_sql(Self::P, false))
-                .bind::<Integer, _>(sim_key)
-                .bind::<Integer, _>(field)
-                .bind::<BigInt, _>(lo)
-                .bind::<BigInt, _>(width)
-                .bind::<BigInt, _>(hi)
-                .load(self)?;
-            Ok(buckets.into_iter().map(Bucket::row).collect())
+        fn rolled(&mut self, sim_key: i32, field: i32, b: Buckets) -> Result<Vec<AggRow>> {
+            // Buckets of whole 64-step blocks read the blocks inside the
+            // range (a row per 64 steps); the steps before the first and
+            // after the last whole block read their own rows.
+            let p = Self::P;
+            let steps = |c: &mut Self, from: i64, to: i64| -> Result<Vec<AggRow>> {
+                let rows: Vec<Bucket> = diesel::sql_query(buckets_sql(p, false))
+                    .bind::<Integer, _>(sim_key)
+                    .bind::<Integer, _>(field)
+                    .bind::<BigInt, _>(b.origin)
+                    .bind::<BigInt, _>(b.width)
+                    .bind::<BigInt, _>(to)
+                    .bind::<BigInt, _>(from)
+                    .load(c)?;
+                Ok(rows.into_iter().map(Bucket::row).collect())
+            };
+            let aligned = b.origin.rem_euclid(BLOCK_STEPS) == 0 && b.width % BLOCK_STEPS == 0;
+            let start = b.from.max(0).div_euclid(BLOCK_STEPS) * BLOCK_STEPS
+                + if b.from.max(0) % BLOCK_STEPS == 0 { 0 } else { BLOCK_STEPS };
+            let whole = if aligned && b.hi >= start { (b.hi + 1 - start) / BLOCK_STEPS } else { 0 };
+            if whole == 0 {
+                return Ok(merge_buckets(steps(self, b.from, b.hi)?, b.origin, b.width));
+            }
+            let mut out = if b.from < start { steps(self, b.from, start - 1)? } else { Vec::new() };
+            let blocks: Vec<Bucket> = diesel::sql_query(format!(
+                "SELECT MIN(first_step) AS first, MAX(last_step) AS last, CAST(SUM(n) AS BIGINT) AS n, \
+                 SUM(total) AS total, MIN(lo) AS lo, MAX(hi) AS hi, SUM(total_sq) AS total_sq \
+                 FROM simdb_block_rollups \
+                 WHERE sim_key = {p}1 AND field_id = {p}2 AND block >= {p}3 AND block < {p}4 \
+                 GROUP BY (block - {p}5) / {p}6"
+            ))
+            .bind::<Integer, _>(sim_key)
+            .bind::<Integer, _>(field)
+            .bind::<BigInt, _>(start / BLOCK_STEPS)
+            .bind::<BigInt, _>(start / BLOCK_STEPS + whole)
+            .bind::<BigInt, _>(b.origin / BLOCK_STEPS)
+            .bind::<BigInt, _>(b.width / BLOCK_STEPS)
+            .load(self)?;
+            out.extend(blocks.into_iter().map(Bucket::row));
+            let tail = start + whole * BLOCK_STEPS;
+            if tail <= b.hi {
+                out.extend(steps(self, tail, b.hi)?);
+            }
+            Ok(merge_buckets(out, b.origin, b.width))
         }
 
         fn rolled_by_kind(
@@ -181,6 +238,7 @@ for_each_backend! {
                 .bind::<BigInt, _>(lo)
                 .bind::<BigInt, _>(width)
                 .bind::<BigInt, _>(hi)
+                .bind::<BigInt, _>(lo)
                 .load(self)?;
             Ok(buckets
                 .into_iter()

@@ -89,15 +89,12 @@ pub(crate) trait StatePathStore {
         lo: i64,
         hi: i64,
     ) -> Result<Vec<(i64, f64)>>;
-    /// Aggregates of a state field across agents over steps `lo..=hi`, in
-    /// buckets of `width` from `lo`.
+    /// Aggregates of a state field across agents in `buckets`.
     fn state_aggregate(
         &mut self,
         sim_key: i32,
         keys: &[String],
-        lo: i64,
-        hi: i64,
-        width: i64,
+        buckets: super::aggregates::Buckets,
     ) -> Result<Vec<StepAggregate>>;
     /// The first and last step at which any agent's state has a number at
     /// the path: the span a state field's buckets are laid over.
@@ -239,14 +236,12 @@ for_each_backend! {
             &mut self,
             sim_key: i32,
             keys: &[String],
-            lo: i64,
-            hi: i64,
-            width: i64,
+            b: super::aggregates::Buckets,
         ) -> Result<Vec<StepAggregate>> {
             let mut buckets: BTreeMap<i64, BucketSum> = BTreeMap::new();
-            self.state_numbers(sim_key, keys, lo, &mut |_, step, v| {
-                if step <= hi {
-                    buckets.entry(bucket_of(step, lo, width)).or_default().add(step, v);
+            self.state_numbers(sim_key, keys, b.from, &mut |_, step, v| {
+                if step <= b.hi {
+                    buckets.entry(bucket_of(step, b.origin, b.width)).or_default().add(step, v);
                 }
                 true
             })?;

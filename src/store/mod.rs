@@ -79,7 +79,9 @@ pub(crate) mod prelude {
     pub(crate) use super::metrics::MetricStore;
     pub(crate) use super::pages::PageStore;
     pub(crate) use super::recovery::RecoveryStore;
-    pub(crate) use super::rollups::{RollupBuilder, RollupStore, NO_KIND, REWARD_FIELD};
+    pub(crate) use super::rollups::{
+        RollupBuilder, RollupStore, BLOCK_STEPS, NO_KIND, REWARD_FIELD,
+    };
     pub(crate) use super::row_lock::RowLock;
     pub(crate) use super::simulations::SimulationStore;
     pub(crate) use super::state_chunks::{StateChunkStore, StateInput};

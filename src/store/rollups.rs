@@ -70,7 +70,9 @@ impl BlockRollup {
 /// A batch's new values per (field, block), from its step rollups across
 /// every agent (before they are merged with stored ones: each value is
 /// added to its block once, by the batch that wrote it).
-fn block_deltas(rollups: &BTreeMap<(i32, String, i64), Rollup>) -> BTreeMap<(i32, i64), BlockRollup> {
+fn block_deltas(
+    rollups: &BTreeMap<(i32, String, i64), Rollup>,
+) -> BTreeMap<(i32, i64), BlockRollup> {
     let mut out: BTreeMap<(i32, i64), BlockRollup> = BTreeMap::new();
     for r in rollups.values().filter(|r| r.kind == ALL_KINDS) {
         let block = BlockRollup::of(r);

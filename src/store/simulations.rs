@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 use crate::ids::{ExperimentId, SimulationId};
 use crate::models::{NewSimulation, Simulation, SimulationStatus};
 use crate::schema::{
-    agent_memories, agent_metric_chunks, agent_state_chunks, agent_totals, simulation_tags,
-    simulations, step_rollups, block_rollups,
+    agent_memories, agent_metric_chunks, agent_state_chunks, agent_totals, block_rollups,
+    simulation_tags, simulations, step_rollups,
 };
 use crate::sql_types::{JsonParam, TimeParam};
 

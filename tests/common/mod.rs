@@ -169,22 +169,54 @@ pub fn assert_rollups_match_rows(svc: &SimulationService, id: &SimulationId) -> 
         use simdb::diesel::prelude::*;
         use simdb::schema::block_rollups as b;
         let sim_key = svc.simulation(id)?.sim_key;
-        let blocks: Vec<(i64, i64, i64, i64, f64, f64, f64)> = simdb::with_connection!(svc.database().connection()?, |c| b::table
-            .filter(b::sim_key.eq(sim_key))
-            .filter(b::field_id.eq(0))
-            .select((b::block, b::first_step, b::last_step, b::n, b::total, b::lo, b::hi))
-            .order(b::block)
-            .load(c)?);
-        let mut want: std::collections::BTreeMap<i64, (i64, i64, i64, f64, f64, f64)> = std::collections::BTreeMap::new();
+        let blocks: Vec<(i64, i64, i64, i64, f64, f64, f64)> =
+            simdb::with_connection!(svc.database().connection()?, |c| b::table
+                .filter(b::sim_key.eq(sim_key))
+                .filter(b::field_id.eq(0))
+                .select((
+                    b::block,
+                    b::first_step,
+                    b::last_step,
+                    b::n,
+                    b::total,
+                    b::lo,
+                    b::hi
+                ))
+                .order(b::block)
+                .load(c)?);
+        let mut want: std::collections::BTreeMap<i64, (i64, i64, i64, f64, f64, f64)> =
+            std::collections::BTreeMap::new();
         for (&step, &(n, sum, lo, hi)) in &raw {
-            let e = want.entry(step.div_euclid(64)).or_insert((step, step, 0, 0.0, f64::INFINITY, f64::NEG_INFINITY));
-            *e = (e.0.min(step), e.1.max(step), e.2 + n, e.3 + sum, e.4.min(lo), e.5.max(hi));
+            let e = want.entry(step.div_euclid(64)).or_insert((
+                step,
+                step,
+                0,
+                0.0,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+            ));
+            *e = (
+                e.0.min(step),
+                e.1.max(step),
+                e.2 + n,
+                e.3 + sum,
+                e.4.min(lo),
+                e.5.max(hi),
+            );
         }
         assert_eq!(blocks.len(), want.len(), "blocks with a reward: {blocks:?}");
         for (block, first, last, n, total, lo, hi) in blocks {
             let w = want[&block];
-            assert_eq!((first, last, n, lo, hi), (w.0, w.1, w.2, w.4, w.5), "block {block}");
-            assert!((total - w.3).abs() <= 1e-9 * w.3.abs().max(1.0), "block {block}: {total} vs {}", w.3);
+            assert_eq!(
+                (first, last, n, lo, hi),
+                (w.0, w.1, w.2, w.4, w.5),
+                "block {block}"
+            );
+            assert!(
+                (total - w.3).abs() <= 1e-9 * w.3.abs().max(1.0),
+                "block {block}: {total} vs {}",
+                w.3
+            );
         }
     }
     let rolled = svc.analytics().step_aggregates(id, "reward", 0)?;
