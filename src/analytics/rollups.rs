@@ -20,9 +20,6 @@ struct KindBucket {
     bucket: Bucket,
 }
 
-/// Buckets of `(step - {p}3) / {p}4` over one field (`{p}2`) of one
-/// simulation (`{p}1`), steps `{p}6..={p}5`: across agents, or per kind.
-
 /// Rows of the same bucket (from blocks and from steps) merged into one,
 /// by bucket.
 fn merge_buckets(rows: Vec<AggRow>, lo: i64, width: i64) -> Vec<AggRow> {
@@ -52,6 +49,8 @@ fn merge_buckets(rows: Vec<AggRow>, lo: i64, width: i64) -> Vec<AggRow> {
     }
     merged.into_values().collect()
 }
+/// Buckets of `(step - {p}3) / {p}4` over one field (`{p}2`) of one
+/// simulation (`{p}1`), steps `{p}6..={p}5`: across agents, or per kind.
 fn buckets_sql(p: char, by_kind: bool) -> String {
     let (select, kinds, group) = if by_kind {
         ("kind, ", "kind <> ''", "kind, ")
