@@ -159,9 +159,9 @@ impl Analytics {
     /// agents in step buckets shared by every run: the buckets are laid over
     /// the steps any run has the field in `steps`, at most `buckets` of them
     /// (as [`Analytics::step_aggregates`] lays them over one run, except
-    /// that buckets of 64 steps or more are whole 64-step blocks: origin and
-    /// width multiples of 64, so that the reward and agent metrics are read
-    /// from a row per block). A run that never recorded the field gets no
+    /// that buckets of 32 steps or more become whole 64-step blocks: origin
+    /// and width multiples of 64, so that the reward and agent metrics are
+    /// read from a row per block). A run that never recorded the field gets no
     /// points.
     ///
     /// # Errors
@@ -291,12 +291,13 @@ impl Analytics {
 }
 
 /// The origin and width of at most `buckets` buckets over `lo..=hi`: as
-/// [`Analytics::step_aggregates`] lays them, except that buckets of 64
-/// steps or more are whole 64-step blocks (the origin a multiple of 64,
-/// the width too), read from the block rollups.
+/// [`Analytics::step_aggregates`] lays them, except that buckets of 32
+/// steps or more become whole 64-step blocks (the origin a multiple of 64,
+/// the width too; at most half the buckets asked for), read from the
+/// block rollups.
 fn aligned(lo: i64, hi: i64, buckets: usize) -> (i64, i64) {
     let width = bucket_width(lo, hi, buckets);
-    if width < BLOCK_STEPS {
+    if width < BLOCK_STEPS / 2 {
         return (lo, width);
     }
     let origin = lo - lo.rem_euclid(BLOCK_STEPS);
