@@ -34,6 +34,10 @@ pub struct SynthArgs {
     /// Leave the simulation running (do not complete it).
     #[arg(long)]
     pub no_complete: bool,
+    /// Rows per Recorder batch (small by default: crash drills see many
+    /// commits; a load test wants the Recorder's own default, 65,536).
+    #[arg(long, default_value_t = 2_000)]
+    pub batch_rows: usize,
 }
 
 /// Record a synthetic simulation: for trying simdb, load tests and crash drills.
@@ -45,16 +49,20 @@ pub fn synth_command(url: &Option<String>, _json_out: bool, args: SynthArgs) -> 
         flush_every,
         step_delay_ms,
         no_complete,
+        batch_rows,
     } = args;
     let svc = open(url)?;
     synth(
         &svc,
-        agents,
-        steps,
-        &exp_name,
-        flush_every,
-        step_delay_ms,
-        !no_complete,
+        Synth {
+            agents,
+            steps,
+            exp_name: &exp_name,
+            flush_every,
+            delay_ms: step_delay_ms,
+            complete: !no_complete,
+            batch_rows,
+        },
     )?;
     Ok(ExitCode::SUCCESS)
 }
@@ -62,15 +70,27 @@ pub fn synth_command(url: &Option<String>, _json_out: bool, args: SynthArgs) -> 
 /// Deterministic pseudo-random walk per agent; prints the id, then
 /// `flushed STEP` after every acknowledged flush, STEP being the commit
 /// watermark it returned.
-fn synth(
-    svc: &SimulationService,
+/// What `synth` records.
+struct Synth<'a> {
     agents: i32,
     steps: i64,
-    exp_name: &str,
+    exp_name: &'a str,
     flush_every: Option<i64>,
     delay_ms: u64,
     complete: bool,
-) -> Result<()> {
+    batch_rows: usize,
+}
+
+fn synth(svc: &SimulationService, run: Synth<'_>) -> Result<()> {
+    let Synth {
+        agents,
+        steps,
+        exp_name,
+        flush_every,
+        delay_ms,
+        complete,
+        batch_rows,
+    } = run;
     let exp = match svc.experiment_by_name(exp_name) {
         Ok(e) => e,
         Err(Error::NotFound { .. }) => match svc.create_experiment(NewExperiment::new(exp_name)) {
@@ -93,7 +113,7 @@ fn synth(
     svc.start_simulation(&sim.id)?;
     println!("{}", sim.id);
     let _ = std::io::stdout().flush();
-    let mut rec = svc.recorder_with(&sim.id, RecorderOptions::default().batch_rows(2_000))?;
+    let mut rec = svc.recorder_with(&sim.id, RecorderOptions::default().batch_rows(batch_rows))?;
     let mut x = vec![0.0f64; agents.max(0) as usize];
     for step in 0..steps {
         for (agent, pos) in x.iter_mut().enumerate() {
