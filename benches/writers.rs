@@ -1,5 +1,5 @@
 //! Many writers at once (issue 24): 1, 4 and 16 `simdb synth` processes,
-//! each recording its own run of 100 agents x 2,000 steps (a reward and a
+//! each recording its own run of 100 agents x 10,000 steps (a reward and a
 //! small JSON state per agent-step, the Recorder's default batches) into
 //! one database at the same moment. Prints the aggregate rows/s of each
 //! count (all rows over the wall time from the first spawn to the last
@@ -27,7 +27,7 @@ fn main() -> BenchResult<()> {
     let steps: i64 = std::env::var("SIMDB_BENCH_STEPS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2_000);
+        .unwrap_or(10_000);
     for (backend, name) in selected_backends("postgres") {
         let mut single = None;
         for writers in [1usize, 4, 16] {
