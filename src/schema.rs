@@ -565,6 +565,18 @@ diesel::table! {
     }
 }
 
+// Runs being deleted (migration 2026-12-06-000003_pending_deletes).
+diesel::table! {
+    use diesel::sql_types::*;
+
+    /// The key of a run whose rows are still being removed.
+    #[sql_name = "simdb_pending_deletes"]
+    pending_deletes (sim_key) {
+        /// The deleted simulation's key.
+        sim_key -> Int4,
+    }
+}
+
 diesel::table! {
     use diesel::sql_types::*;
 
@@ -595,6 +607,7 @@ diesel::joinable!(step_metrics -> simulations (sim_key));
 
 diesel::allow_tables_to_appear_in_same_query!(
     agent_totals,
+    pending_deletes,
     block_rollups,
     step_rollups,
     agent_memories,

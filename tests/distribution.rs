@@ -32,10 +32,11 @@ const DISTRIBUTED: [&str; 11] = [
 ];
 
 /// Tables every node holds whole.
-const REFERENCE: [&str; 4] = [
+const REFERENCE: [&str; 5] = [
     "simdb_experiments",
     "simdb_metric_names",
     "simdb_migrations",
+    "simdb_pending_deletes",
     "simdb_simulations",
 ];
 

@@ -29,6 +29,10 @@ fn rows_left(db: &TestDatabase, sim_key: i32) -> Result<i64> {
         "simdb_events",
         "simdb_simulation_tags",
         "simdb_simulations",
+        "simdb_step_rollups",
+        "simdb_block_rollups",
+        "simdb_agent_totals",
+        "simdb_pending_deletes",
     ];
     // Agent states and agent metric values are counted inside their chunks.
     let (states, metrics) = chunked_counts(db, Some(sim_key))?;
@@ -157,6 +161,53 @@ backend_tests! {
         assert!(rows_left(db, sim.sim_key)? > 300);
         svc.delete_simulation(&sim.id)?;
         assert_eq!(rows_left(db, sim.sim_key)?, 0, "rows of the deleted run remain");
+        assert_eq!(table_counts(db, keep.sim_key)?, kept, "another run lost rows");
+        Ok(())
+    }
+
+    /// Issue 24: a delete removes a run's chunks, memories and rollups in
+    /// bounded transactions (other writers go on between them). Cut short
+    /// after two of them, as a crash would: the run is gone at once, its
+    /// key waits in `pending_deletes` with some rows, and the next delete
+    /// (of another run) removes them; no other run loses a row.
+    fn a_delete_cut_short_is_finished_by_the_next_one(db) {
+        let svc = service(db);
+        let keep = running_sim(&svc, 2)?;
+        let big = running_sim(&svc, 50)?;
+        let other = running_sim(&svc, 2)?;
+        // 50 agents x 4,000 steps: 3,150 state chunk rows and 12,000 step
+        // rollups, more than one transaction's worth of each.
+        let mut rec = svc.recorder(&big.id)?;
+        for step in 0..4000 {
+            for agent in 0..50 {
+                rec.agent_state(step, agent, 0.25, &json!({"e": step}))?;
+            }
+            if step == 10 {
+                rec.memory(10, 1, NewAgentMemory::from_f32(vec![1], &[1.0]))?;
+            }
+            rec.end_step(step)?;
+        }
+        rec.close()?;
+        for s in [&keep, &other] {
+            let mut rec = svc.recorder(&s.id)?;
+            for step in 0..20 {
+                for agent in 0..2 {
+                    rec.agent_state(step, agent, 0.5, &state(step, agent))?;
+                    rec.agent_metric(step, agent, "energy", 1.0)?;
+                }
+            }
+            rec.close()?;
+        }
+        let kept = table_counts(db, keep.sim_key)?;
+        let before = rows_left(db, big.sim_key)?;
+        svc.delete_simulation_cut_short_for_tests(&big.id, 2)?;
+        assert!(matches!(svc.simulation(&big.id), Err(Error::NotFound { entity: "simulation", .. })), "the run is gone at once");
+        let left = rows_left(db, big.sim_key)?;
+        assert!(left > 0 && left < before, "{left} of {before} rows left");
+        // The next delete finishes it first.
+        svc.delete_simulation(&other.id)?;
+        assert_eq!(rows_left(db, big.sim_key)?, 0, "rows of the deleted run remain");
+        assert_eq!(rows_left(db, other.sim_key)?, 0);
         assert_eq!(table_counts(db, keep.sim_key)?, kept, "another run lost rows");
         Ok(())
     }

@@ -157,7 +157,24 @@ impl SimulationService {
     /// # Errors
     /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
     pub fn delete_simulation(&self, id: &SimulationId) -> Result<()> {
-        with_connection!(self.db.writer()?, |c| c.delete_simulation(id))
+        with_connection!(self.db.writer()?, |c| c.delete_simulation(id, None))
+    }
+
+    /// As [`SimulationService::delete_simulation`], stopped after
+    /// `transactions` of the bounded transactions that remove the run's
+    /// chunks, memories and rollups, as a crash would stop it: the run is
+    /// gone, some of its rows are left for the next delete to remove.
+    ///
+    /// # Errors
+    /// As [`SimulationService::delete_simulation`].
+    #[cfg(feature = "test-support")]
+    pub fn delete_simulation_cut_short_for_tests(
+        &self,
+        id: &SimulationId,
+        transactions: usize,
+    ) -> Result<()> {
+        with_connection!(self.db.writer()?, |c| c
+            .delete_simulation(id, Some(transactions)))
     }
 
     // ----- agents ------------------------------------------------------

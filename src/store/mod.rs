@@ -44,6 +44,7 @@ pub(crate) use sqlite_insert_rows;
 mod agent_keys;
 mod agents;
 mod clock;
+mod deletion;
 mod events;
 mod experiments;
 mod filter;
@@ -71,6 +72,7 @@ pub(crate) use state_chunks::write_states;
 pub(crate) mod prelude {
     pub(crate) use super::agent_keys::{AgentKeyStore, Dialect, StepSpan, AGENT_CHUNK};
     pub(crate) use super::agents::AgentStore;
+    pub(crate) use super::deletion::RunDeletion;
     pub(crate) use super::events::EventStore;
     pub(crate) use super::experiments::ExperimentStore;
     pub(crate) use super::leases::LeaseStore;

@@ -12,10 +12,7 @@ use super::{event, SimulationFilter};
 use crate::error::{Error, Result};
 use crate::ids::{ExperimentId, SimulationId};
 use crate::models::{NewSimulation, Simulation, SimulationStatus};
-use crate::schema::{
-    agent_memories, agent_metric_chunks, agent_state_chunks, agent_totals, block_rollups,
-    simulation_tags, simulations, step_rollups,
-};
+use crate::schema::{pending_deletes, simulation_tags, simulations};
 use crate::sql_types::{JsonParam, TimeParam};
 
 /// A simulation row with every column, for imports.
@@ -55,7 +52,10 @@ pub(crate) trait SimulationStore {
     fn tags(&mut self, sim_key: i32) -> Result<Vec<String>>;
     /// `(sim_key, tag)` of many simulations, by key then tag.
     fn tags_of(&mut self, sim_keys: &[i32]) -> Result<Vec<(i32, String)>>;
-    fn delete_simulation(&mut self, id: &SimulationId) -> Result<()>;
+    /// Deletes a run: its row and what cascades from it at once, then its
+    /// other rows in bounded transactions (at most `budget` of them if
+    /// given: a delete cut short, as a crash would, for tests).
+    fn delete_simulation(&mut self, id: &SimulationId, budget: Option<usize>) -> Result<()>;
     fn transition(
         &mut self,
         id: &SimulationId,
@@ -191,7 +191,7 @@ for_each_backend! {
                 .load(self)?)
         }
 
-        fn delete_simulation(&mut self, id: &SimulationId) -> Result<()> {
+        fn delete_simulation(&mut self, id: &SimulationId, budget: Option<usize>) -> Result<()> {
             let refused = |e: &diesel::result::Error| {
                 // A row of the host application points at this run.
                 let table = match e {
@@ -206,13 +206,15 @@ for_each_backend! {
                     ),
                 )
             };
+            // A delete an earlier call left unfinished goes first.
+            self.finish_deletes()?;
             let outcome = self.write(|c| {
                 // The simulation's row goes first: deleting it locks it, so
                 // a recorder's batch (whose ownership check updates that
                 // row) or a one-row write (which holds it) either commits
                 // before and is deleted below, or waits and then finds the
-                // run gone. Its other tables follow by cascade; the hot
-                // tables have no foreign key and are deleted explicitly.
+                // run gone. What has a foreign key to it follows by cascade
+                // in this transaction; its key is recorded as being deleted.
                 let deleted = diesel::delete(simulations::table.filter(simulations::id.eq(id)))
                     .returning(simulations::sim_key)
                     .get_results::<i32>(c)
@@ -226,29 +228,22 @@ for_each_backend! {
                 let Some(&sim_key) = deleted.first() else {
                     return Err(Error::not_found("simulation", id));
                 };
-                diesel::delete(agent_state_chunks::table.filter(agent_state_chunks::sim_key.eq(sim_key)))
+                diesel::insert_into(pending_deletes::table)
+                    .values(pending_deletes::sim_key.eq(sim_key))
                     .execute(c)?;
-                diesel::delete(agent_metric_chunks::table.filter(agent_metric_chunks::sim_key.eq(sim_key)))
-                    .execute(c)?;
-                diesel::delete(agent_memories::table.filter(agent_memories::sim_key.eq(sim_key)))
-                    .execute(c)?;
-                // The rollups have no foreign key either (migration
-                // 2026-12-02-000003).
-                diesel::delete(step_rollups::table.filter(step_rollups::sim_key.eq(sim_key)))
-                    .execute(c)?;
-                diesel::delete(block_rollups::table.filter(block_rollups::sim_key.eq(sim_key)))
-                    .execute(c)?;
-                diesel::delete(agent_totals::table.filter(agent_totals::sim_key.eq(sim_key)))
-                    .execute(c)?;
-                Ok(())
+                Ok(sim_key)
             });
-            match outcome {
+            let sim_key = match outcome {
                 // A deferred foreign key of the host's is checked at COMMIT.
                 Err(Error::Database(e)) if crate::error::is_foreign_key_violation(&e) => {
-                    Err(refused(&e))
+                    return Err(refused(&e))
                 }
-                other => other,
-            }
+                other => other?,
+            };
+            // The tables without a foreign key (chunks, memories, rollups,
+            // totals), in bounded transactions (store/deletion.rs).
+            self.clear_run(sim_key, budget)?;
+            Ok(())
         }
 
         fn transition(

@@ -1,0 +1,1 @@
+DROP TABLE simdb_pending_deletes;

@@ -1,0 +1,83 @@
+//! Deleting a run's rows in bounded transactions: the tables without a
+//! foreign key to the simulation (chunks, memories, rollups, totals) are
+//! emptied of a deleted run's rows a few thousand rows per transaction, so
+//! that other writers — on SQLite, every other writer — wait for one small
+//! transaction at a time, never for the whole delete. The run's key stays
+//! in `pending_deletes` until its last row is gone; a delete cut short is
+//! finished by the next one.
+
+use diesel::prelude::*;
+use diesel::sql_types::Integer;
+
+use super::prelude::*;
+use crate::error::Result;
+use crate::schema::pending_deletes;
+
+/// Rows removed per transaction (a state chunk row holds up to 64 steps of
+/// one agent: at most 128,000 agent states per transaction).
+pub(crate) const DELETE_BATCH: usize = 2_000;
+
+/// Each table a run's rows are removed from in batches, and the columns
+/// after `sim_key` of its primary key.
+const TABLES: [(&str, &str); 6] = [
+    ("simdb_agent_state_chunks", "agent_index, chunk"),
+    ("simdb_agent_metric_chunks", "metric_id, agent_index, chunk"),
+    ("simdb_agent_memories", "agent_index, step"),
+    ("simdb_step_rollups", "field_id, kind, step"),
+    ("simdb_block_rollups", "field_id, block"),
+    ("simdb_agent_totals", "agent_index"),
+];
+
+pub(crate) trait RunDeletion {
+    /// Removes the rows of run `sim_key` (already in `pending_deletes`),
+    /// at most `budget` transactions of them if given; at the end, its
+    /// `pending_deletes` row. True once every row is gone.
+    fn clear_run(&mut self, sim_key: i32, budget: Option<usize>) -> Result<bool>;
+    /// Finishes every delete cut short.
+    fn finish_deletes(&mut self) -> Result<()>;
+}
+
+super::for_each_backend! {
+    impl RunDeletion {
+        fn clear_run(&mut self, sim_key: i32, budget: Option<usize>) -> Result<bool> {
+            let p = Self::P;
+            let mut left = budget;
+            for (table, key) in TABLES {
+                loop {
+                    if left == Some(0) {
+                        return Ok(false);
+                    }
+                    let removed = self.write(|c| {
+                        Ok(diesel::sql_query(format!(
+                            "DELETE FROM {table} WHERE sim_key = {p}1 AND ({key}) IN \
+                             (SELECT {key} FROM {table} WHERE sim_key = {p}1 LIMIT {DELETE_BATCH})"
+                        ))
+                        .bind::<Integer, _>(sim_key)
+                        .execute(c)?)
+                    })?;
+                    left = left.map(|n| n - 1);
+                    if removed < DELETE_BATCH {
+                        break;
+                    }
+                }
+            }
+            self.write(|c| {
+                diesel::delete(pending_deletes::table.filter(pending_deletes::sim_key.eq(sim_key)))
+                    .execute(c)?;
+                Ok(())
+            })?;
+            Ok(true)
+        }
+
+        fn finish_deletes(&mut self) -> Result<()> {
+            let keys: Vec<i32> = pending_deletes::table
+                .select(pending_deletes::sim_key)
+                .order(pending_deletes::sim_key)
+                .load(self)?;
+            for key in keys {
+                self.clear_run(key, None)?;
+            }
+            Ok(())
+        }
+    }
+}
