@@ -154,34 +154,10 @@ fn pack(
     Ok(out)
 }
 
-/// Bytes on disk of `table` (its primary key's index included: SQLite's
-/// autoindex of a rowid table, PostgreSQL's `pg_total_relation_size`),
-/// over the `values` it holds.
+/// Bytes on disk of `table` over the `values` it holds
+/// (`common::table_bytes`).
 fn bytes_per(db: &TestDatabase, table: &str, values: i64) -> BenchResult<f64> {
-    let bytes: i64 = match db.backend() {
-        Backend::Sqlite => {
-            let path = db
-                .database()
-                .path()
-                .ok_or("not a file database")?
-                .to_path_buf();
-            let conn = rusqlite::Connection::open(path)?;
-            conn.query_row(
-                "SELECT SUM(pgsize) FROM dbstat WHERE name = ?1 OR name = 'sqlite_autoindex_' || ?1 || '_1'",
-                [table],
-                |r| r.get(0),
-            )?
-        }
-        Backend::Postgres => {
-            let mut client = postgres::Client::connect(db.url(), postgres::NoTls)?;
-            client.batch_execute("SET search_path TO simdb, public")?;
-            client.batch_execute("VACUUM")?;
-            client
-                .query_one(&format!("SELECT pg_total_relation_size('{table}')"), &[])?
-                .get(0)
-        }
-    };
-    Ok(bytes as f64 / values as f64)
+    Ok(common::table_bytes(db, table)? as f64 / values as f64)
 }
 
 /// Bytes on disk per agent-state of the table holding the states.

@@ -46,3 +46,32 @@ pub fn status_mib(field: &str) -> Option<f64> {
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
 }
+
+/// Bytes on disk of `table`, its primary key's index included (SQLite's
+/// `dbstat`, with the autoindex of a rowid table; PostgreSQL's
+/// `pg_total_relation_size` after a plain `VACUUM`).
+pub fn table_bytes(db: &simdb::test_support::TestDatabase, table: &str) -> BenchResult<i64> {
+    Ok(match db.backend() {
+        Backend::Sqlite => {
+            let path = db
+                .database()
+                .path()
+                .ok_or("not a file database")?
+                .to_path_buf();
+            let conn = rusqlite::Connection::open(path)?;
+            conn.query_row(
+                "SELECT SUM(pgsize) FROM dbstat WHERE name = ?1 OR name = 'sqlite_autoindex_' || ?1 || '_1'",
+                [table],
+                |r| r.get(0),
+            )?
+        }
+        Backend::Postgres => {
+            let mut client = postgres::Client::connect(db.url(), postgres::NoTls)?;
+            client.batch_execute("SET search_path TO simdb, public")?;
+            client.batch_execute("VACUUM")?;
+            client
+                .query_one(&format!("SELECT pg_total_relation_size('{table}')"), &[])?
+                .get(0)
+        }
+    })
+}
