@@ -2,6 +2,7 @@
 //! methods are grouped by file: entities here, then [`lifecycle`],
 //! [`recording`] and [`reading`].
 
+mod deleting;
 mod lifecycle;
 mod reading;
 mod recording;
@@ -152,12 +153,13 @@ impl SimulationService {
     }
 
     /// Deletes a simulation and every row that belongs to it (agents,
-    /// states, steps, metrics, memories, events, tags).
+    /// states, steps, metrics, memories, events, tags): the run is gone at
+    /// once, then its rows go in bounded transactions (`deleting.rs`).
     ///
     /// # Errors
     /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation.
     pub fn delete_simulation(&self, id: &SimulationId) -> Result<()> {
-        with_connection!(self.db.writer()?, |c| c.delete_simulation(id, None))
+        self.delete_cut_after(id, None)
     }
 
     /// As [`SimulationService::delete_simulation`], stopped after
@@ -173,8 +175,7 @@ impl SimulationService {
         id: &SimulationId,
         transactions: usize,
     ) -> Result<()> {
-        with_connection!(self.db.writer()?, |c| c
-            .delete_simulation(id, Some(transactions)))
+        self.delete_cut_after(id, Some(transactions))
     }
 
     // ----- agents ------------------------------------------------------

@@ -29,55 +29,54 @@ const TABLES: [(&str, &str); 6] = [
 ];
 
 pub(crate) trait RunDeletion {
-    /// Removes the rows of run `sim_key` (already in `pending_deletes`),
-    /// at most `budget` transactions of them if given; at the end, its
-    /// `pending_deletes` row. True once every row is gone.
-    fn clear_run(&mut self, sim_key: i32, budget: Option<usize>) -> Result<bool>;
-    /// Finishes every delete cut short.
-    fn finish_deletes(&mut self) -> Result<()>;
+    /// The keys of runs whose deletion is not finished.
+    fn pending_deletes(&mut self) -> Result<Vec<i32>>;
+    /// One bounded transaction of a deleted run's removal: up to
+    /// [`DELETE_BATCH`] rows of the first table that still holds some; once
+    /// none does, its `pending_deletes` row. True once every row is gone.
+    fn clear_batch(&mut self, sim_key: i32) -> Result<bool>;
+    /// Every row of a deleted run, on this connection (inside a caller's
+    /// transaction, as an import's replace: all or nothing).
+    fn clear_run(&mut self, sim_key: i32) -> Result<()> {
+        while !self.clear_batch(sim_key)? {}
+        Ok(())
+    }
+    /// Finishes every delete cut short, on this connection.
+    fn finish_deletes(&mut self) -> Result<()> {
+        for key in self.pending_deletes()? {
+            self.clear_run(key)?;
+        }
+        Ok(())
+    }
 }
 
 super::for_each_backend! {
     impl RunDeletion {
-        fn clear_run(&mut self, sim_key: i32, budget: Option<usize>) -> Result<bool> {
-            let p = Self::P;
-            let mut left = budget;
-            for (table, key) in TABLES {
-                loop {
-                    if left == Some(0) {
-                        return Ok(false);
-                    }
-                    let removed = self.write(|c| {
-                        Ok(diesel::sql_query(format!(
-                            "DELETE FROM {table} WHERE sim_key = {p}1 AND ({key}) IN \
-                             (SELECT {key} FROM {table} WHERE sim_key = {p}1 LIMIT {DELETE_BATCH})"
-                        ))
-                        .bind::<Integer, _>(sim_key)
-                        .execute(c)?)
-                    })?;
-                    left = left.map(|n| n - 1);
-                    if removed < DELETE_BATCH {
-                        break;
-                    }
-                }
-            }
-            self.write(|c| {
-                diesel::delete(pending_deletes::table.filter(pending_deletes::sim_key.eq(sim_key)))
-                    .execute(c)?;
-                Ok(())
-            })?;
-            Ok(true)
-        }
-
-        fn finish_deletes(&mut self) -> Result<()> {
-            let keys: Vec<i32> = pending_deletes::table
+        fn pending_deletes(&mut self) -> Result<Vec<i32>> {
+            Ok(pending_deletes::table
                 .select(pending_deletes::sim_key)
                 .order(pending_deletes::sim_key)
-                .load(self)?;
-            for key in keys {
-                self.clear_run(key, None)?;
-            }
-            Ok(())
+                .load(self)?)
+        }
+
+        fn clear_batch(&mut self, sim_key: i32) -> Result<bool> {
+            let p = Self::P;
+            self.write(|c| {
+                for (table, key) in TABLES {
+                    let removed = diesel::sql_query(format!(
+                        "DELETE FROM {table} WHERE sim_key = {p}1 AND ({key}) IN \
+                         (SELECT {key} FROM {table} WHERE sim_key = {p}1 LIMIT {DELETE_BATCH})"
+                    ))
+                    .bind::<Integer, _>(sim_key)
+                    .execute(c)?;
+                    if removed > 0 {
+                        return Ok(false);
+                    }
+                }
+                diesel::delete(pending_deletes::table.filter(pending_deletes::sim_key.eq(sim_key)))
+                    .execute(c)?;
+                Ok(true)
+            })
         }
     }
 }

@@ -45,17 +45,25 @@ pub(crate) struct StatusChange {
     pub error_message: Option<String>,
 }
 
-pub(crate) trait SimulationStore {
+pub(crate) trait SimulationStore: RunDeletion {
     fn find_simulation(&mut self, id: &SimulationId) -> Result<Simulation>;
     fn insert_simulation(&mut self, new: &NewSimulation) -> Result<Simulation>;
     fn list_simulations(&mut self, filter: &SimulationFilter) -> Result<Vec<Simulation>>;
     fn tags(&mut self, sim_key: i32) -> Result<Vec<String>>;
     /// `(sim_key, tag)` of many simulations, by key then tag.
     fn tags_of(&mut self, sim_keys: &[i32]) -> Result<Vec<(i32, String)>>;
-    /// Deletes a run: its row and what cascades from it at once, then its
-    /// other rows in bounded transactions (at most `budget` of them if
-    /// given: a delete cut short, as a crash would, for tests).
-    fn delete_simulation(&mut self, id: &SimulationId, budget: Option<usize>) -> Result<()>;
+    /// Deletes a run's row and what cascades from it, and records its key
+    /// in `pending_deletes` (its other rows go in bounded transactions:
+    /// `RunDeletion`); the key.
+    fn begin_delete(&mut self, id: &SimulationId) -> Result<i32>;
+    /// Deletes a run and every row of it on this connection (inside a
+    /// caller's transaction: an import's replace), after any delete cut
+    /// short.
+    fn delete_simulation(&mut self, id: &SimulationId) -> Result<()> {
+        self.finish_deletes()?;
+        let sim_key = self.begin_delete(id)?;
+        self.clear_run(sim_key)
+    }
     fn transition(
         &mut self,
         id: &SimulationId,
@@ -191,7 +199,7 @@ for_each_backend! {
                 .load(self)?)
         }
 
-        fn delete_simulation(&mut self, id: &SimulationId, budget: Option<usize>) -> Result<()> {
+        fn begin_delete(&mut self, id: &SimulationId) -> Result<i32> {
             let refused = |e: &diesel::result::Error| {
                 // A row of the host application points at this run.
                 let table = match e {
@@ -206,8 +214,6 @@ for_each_backend! {
                     ),
                 )
             };
-            // A delete an earlier call left unfinished goes first.
-            self.finish_deletes()?;
             let outcome = self.write(|c| {
                 // The simulation's row goes first: deleting it locks it, so
                 // a recorder's batch (whose ownership check updates that
@@ -233,17 +239,13 @@ for_each_backend! {
                     .execute(c)?;
                 Ok(sim_key)
             });
-            let sim_key = match outcome {
+            match outcome {
                 // A deferred foreign key of the host's is checked at COMMIT.
                 Err(Error::Database(e)) if crate::error::is_foreign_key_violation(&e) => {
-                    return Err(refused(&e))
+                    Err(refused(&e))
                 }
-                other => other?,
-            };
-            // The tables without a foreign key (chunks, memories, rollups,
-            // totals), in bounded transactions (store/deletion.rs).
-            self.clear_run(sim_key, budget)?;
-            Ok(())
+                other => other,
+            }
         }
 
         fn transition(

@@ -70,7 +70,7 @@ impl SimulationService {
         let replace = exists && on_conflict == OnConflict::Replace;
         with_connection!(self.database().writer()?, |c| c.write(|c| {
             if replace {
-                c.delete_simulation(&header_sim, None)?;
+                c.delete_simulation(&header_sim)?;
             }
             import_lines(c, path, &mut progress)
         }))?;
