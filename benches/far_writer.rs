@@ -30,7 +30,11 @@ fn pump(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
         while let Ok(n) = from.read(&mut buf) {
-            if n == 0 || tx.send((Instant::now() + delay, buf[..n].to_vec())).is_err() {
+            if n == 0
+                || tx
+                    .send((Instant::now() + delay, buf[..n].to_vec()))
+                    .is_err()
+            {
                 break;
             }
         }
@@ -55,10 +59,14 @@ fn latency_proxy(upstream: SocketAddr, rtt: Duration) -> BenchResult<SocketAddr>
     let addr = listener.local_addr()?;
     std::thread::spawn(move || {
         for client in listener.incoming().flatten() {
-            let Ok(server) = TcpStream::connect(upstream) else { continue };
+            let Ok(server) = TcpStream::connect(upstream) else {
+                continue;
+            };
             let _ = client.set_nodelay(true);
             let _ = server.set_nodelay(true);
-            let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else { continue };
+            let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
+                continue;
+            };
             pump(client, s2, rtt / 2);
             pump(server, c2, rtt / 2);
         }
@@ -76,7 +84,12 @@ fn record(svc: &SimulationService, steps: i64, batch_rows: usize) -> BenchResult
     for step in 0..steps {
         for agent in 0..AGENTS {
             let reward = ((step * 7 + i64::from(agent)) % 1000) as f64 / 1000.0;
-            rec.agent_state(step, agent, reward, &json!({"energy": 12.34, "inventory": {"ore": 3, "battery": 1}, "hp": 97}))?;
+            rec.agent_state(
+                step,
+                agent,
+                reward,
+                &json!({"energy": 12.34, "inventory": {"ore": 3, "battery": 1}, "hp": 97}),
+            )?;
         }
         rec.step(step, &json!({"alive": AGENTS}))?;
         rec.end_step(step)?;
@@ -112,7 +125,10 @@ fn main() -> BenchResult<()> {
         for batch_rows in [default_batch, default_batch * 4] {
             let rate = record(&svc, steps, batch_rows)?;
             let base = *local.entry(batch_rows).or_insert(rate);
-            println!("| {rtt_ms} ms | {batch_rows} | {rate:.0} | {:.0}% |", rate / base * 100.0);
+            println!(
+                "| {rtt_ms} ms | {batch_rows} | {rate:.0} | {:.0}% |",
+                rate / base * 100.0
+            );
             println!("RESULT rtt_ms={rtt_ms} batch_rows={batch_rows} rows_per_sec={rate:.0} of_local={:.3}", rate / base);
         }
     }

@@ -60,6 +60,69 @@ fn integrity_ok(db: &TestDatabase) -> Result<()> {
 }
 
 backend_tests! {
+    /// Issue 24: sixteen processes, each recording its own run, meet the
+    /// same 50 new metric names at the same moment (each starting at
+    /// another name). Every process finishes, every value lands in its own
+    /// run under its name, and every name gets exactly one id.
+    fn sixteen_processes_intern_the_same_new_names_at_once(db) {
+        use std::io::Write;
+        use simdb::diesel::prelude::*;
+        use simdb::schema::metric_names;
+        const WRITERS: usize = 16;
+        const NAMES: usize = 50;
+        let mut children: Vec<Child> = (0..WRITERS)
+            .map(|w| {
+                let offset = (w * 3).to_string();
+                let mut child = Command::new(env!("CARGO_BIN_EXE_simdb"))
+                    .args(["synth", "--agents", "2", "--steps", "6", "--batch-rows", "40", "--metrics", "50"])
+                    .args(["--metric-offset", offset.as_str(), "--wait-for-go", "--experiment", "interning"])
+                    .env("SIMDB_DATABASE_URL", db.url())
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .map_err(io)?;
+                // Its run's id: it is ready.
+                let mut line = String::new();
+                BufReader::new(child.stdout.as_mut().ok_or(Error::RecorderClosed)?)
+                    .read_line(&mut line)
+                    .map_err(io)?;
+                Ok(child)
+            })
+            .collect::<Result<_>>()?;
+        // Go, all at once.
+        for child in &mut children {
+            child.stdin.as_mut().ok_or(Error::RecorderClosed)?.write_all(b"go\n").map_err(io)?;
+        }
+        for child in children {
+            let out = child.wait_with_output().map_err(io)?;
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        let svc = service(db);
+        let names: Vec<(i32, String)> = simdb::with_connection!(db.database().connection()?, |c| metric_names::table
+            .filter(metric_names::name.like("synth-m-%"))
+            .select((metric_names::metric_id, metric_names::name))
+            .load(c)?);
+        assert_eq!(names.len(), NAMES, "{names:?}");
+        let distinct: std::collections::BTreeSet<&String> = names.iter().map(|n| &n.1).collect();
+        assert_eq!(distinct.len(), NAMES);
+        let sims = svc.list_simulations(&SimulationFilter::new())?;
+        assert_eq!(sims.len(), WRITERS);
+        let a = svc.analytics();
+        for sim in &sims {
+            let (_, values) = chunked_counts(db, Some(sim.sim_key))?;
+            assert_eq!(values, (NAMES * 6 * 2) as i64, "{}", sim.id);
+            for k in [0, 17, NAMES - 1] {
+                for agent in 0..2 {
+                    let got = a.agent_series(&sim.id, agent, format!("synth-m-{k}").as_str(), ..)?;
+                    let want: Vec<(i64, f64)> = (0..6).map(|step| (step, k as f64 * 100.0 + step as f64 + f64::from(agent) / 10.0)).collect();
+                    assert_eq!(got, want, "{} synth-m-{k} agent {agent}", sim.id);
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn sigkill_loses_nothing_acknowledged(db) {
         let agents = 5;
         let mut child = spawn(db.url(), &["synth", "--agents", "5", "--steps", "1000000", "--flush-every", "10", "--no-complete"])?;

@@ -38,6 +38,18 @@ pub struct SynthArgs {
     /// commits; a load test wants the Recorder's own default, 65,536).
     #[arg(long, default_value_t = 2_000)]
     pub batch_rows: usize,
+    /// Agent metrics per agent-step, named `synth-m-0`, `synth-m-1`, …
+    /// (value: 100 × its number + the step + the agent / 10).
+    #[arg(long, default_value_t = 0)]
+    pub metrics: usize,
+    /// Record the metrics from this one on (`(j + offset) % metrics`): many
+    /// processes meet the same new names in different orders.
+    #[arg(long, default_value_t = 0)]
+    pub metric_offset: usize,
+    /// After printing the id, wait for a line on standard input before
+    /// recording: start many processes at one moment.
+    #[arg(long)]
+    pub wait_for_go: bool,
 }
 
 /// Record a synthetic simulation: for trying simdb, load tests and crash drills.
@@ -50,6 +62,9 @@ pub fn synth_command(url: &Option<String>, _json_out: bool, args: SynthArgs) -> 
         step_delay_ms,
         no_complete,
         batch_rows,
+        metrics,
+        metric_offset,
+        wait_for_go,
     } = args;
     let svc = open(url)?;
     synth(
@@ -62,6 +77,9 @@ pub fn synth_command(url: &Option<String>, _json_out: bool, args: SynthArgs) -> 
             delay_ms: step_delay_ms,
             complete: !no_complete,
             batch_rows,
+            metrics,
+            metric_offset,
+            wait_for_go,
         },
     )?;
     Ok(ExitCode::SUCCESS)
@@ -79,6 +97,9 @@ struct Synth<'a> {
     delay_ms: u64,
     complete: bool,
     batch_rows: usize,
+    metrics: usize,
+    metric_offset: usize,
+    wait_for_go: bool,
 }
 
 fn synth(svc: &SimulationService, run: Synth<'_>) -> Result<()> {
@@ -90,6 +111,9 @@ fn synth(svc: &SimulationService, run: Synth<'_>) -> Result<()> {
         delay_ms,
         complete,
         batch_rows,
+        metrics,
+        metric_offset,
+        wait_for_go,
     } = run;
     let exp = match svc.experiment_by_name(exp_name) {
         Ok(e) => e,
@@ -113,6 +137,16 @@ fn synth(svc: &SimulationService, run: Synth<'_>) -> Result<()> {
     svc.start_simulation(&sim.id)?;
     println!("{}", sim.id);
     let _ = std::io::stdout().flush();
+    if wait_for_go {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| Error::Io {
+                path: "standard input".into(),
+                source: e,
+            })?;
+    }
+    let names: Vec<String> = (0..metrics).map(|k| format!("synth-m-{k}")).collect();
     let mut rec = svc.recorder_with(&sim.id, RecorderOptions::default().batch_rows(batch_rows))?;
     let mut x = vec![0.0f64; agents.max(0) as usize];
     for step in 0..steps {
@@ -124,6 +158,11 @@ fn synth(svc: &SimulationService, run: Synth<'_>) -> Result<()> {
                 - 0.5;
             *pos += noise;
             rec.agent_state(step, agent as i32, -pos.abs() / 10.0, &json!({"x": *pos}))?;
+            for j in 0..metrics {
+                let k = (j + metric_offset) % metrics;
+                let value = k as f64 * 100.0 + step as f64 + agent as f64 / 10.0;
+                rec.agent_metric(step, agent as i32, names[k].as_str(), value)?;
+            }
         }
         rec.step(
             step,
