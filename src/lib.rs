@@ -72,9 +72,9 @@ pub use database::{Backend, Database, DatabaseBuilder, DbConnection, Durability}
 pub use error::{Error, Result};
 pub use ids::{AgentIndex, ExperimentId, SimulationId, MAX_ID_LEN};
 pub use models::{
-    Agent, AgentMemory, AgentMetric, AgentState, Event, Experiment, MetricName, NewAgent,
-    NewAgentMemory, NewExperiment, NewSimulation, Simulation, SimulationStatus, SimulationStep,
-    StepMetric,
+    Agent, AgentMemory, AgentMetric, AgentState, Event, Experiment, MemorySummary, MetricName,
+    NewAgent, NewAgentMemory, NewExperiment, NewSimulation, Simulation, SimulationStatus,
+    SimulationStep, StepMetric,
 };
 pub use recorder::{Recorder, RecorderLane, RecorderOptions};
 pub use recovery::ResumePoint;

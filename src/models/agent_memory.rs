@@ -34,6 +34,20 @@ pub struct AgentMemory {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// What a memory snapshot holds, without its bytes: for listing many
+/// (the dashboard's agent page) without reading every tensor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Queryable)]
+pub struct MemorySummary {
+    /// Step the snapshot belongs to.
+    pub step: i64,
+    /// Element type, e.g. `f32`.
+    pub dtype: String,
+    /// Dimensions, a JSON array of non-negative integers.
+    pub shape: Value,
+    /// Size of its raw bytes.
+    pub bytes: i64,
+}
+
 /// A memory snapshot to record: element type, shape and raw bytes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewAgentMemory {

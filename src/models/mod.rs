@@ -15,7 +15,7 @@ mod simulation;
 mod simulation_step;
 
 pub use agent::{Agent, NewAgent};
-pub use agent_memory::{AgentMemory, NewAgentMemory};
+pub use agent_memory::{AgentMemory, MemorySummary, NewAgentMemory};
 pub use agent_state::AgentState;
 pub use agent_state_chunk::AgentStateChunk;
 pub use event::Event;

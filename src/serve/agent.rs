@@ -152,7 +152,7 @@ pub(crate) async fn page(
         let default = sim.committed_step.unwrap_or(0).max(0);
         let step = chosen_step(&at, default)?;
         let state = svc.agent_states(&id, AgentIndex(agent), step..=step)?.pop();
-        let memories = svc.memories(&id, AgentIndex(agent))?;
+        let memories = svc.memory_summaries(&id, AgentIndex(agent))?;
         Ok((sim, registered, fields, step, state, memories))
     })
     .await?;
@@ -199,7 +199,7 @@ pub(crate) async fn page(
                 thead { tr { th { "step" } th { "dtype" } th { "shape" } th { "bytes" } } }
                 tbody {
                     @for m in &memories {
-                        tr { td { (m.step) } td { (m.dtype) } td { code { (super::pages::compact(&m.shape)) } } td { (m.data.len()) } }
+                        tr { td { (m.step) } td { (m.dtype) } td { code { (super::pages::compact(&m.shape)) } } td { (m.bytes) } }
                     }
                 }
             }

@@ -76,6 +76,25 @@ impl SimulationService {
         })
     }
 
+    /// What an agent's memory snapshots hold (step, dtype, shape, size),
+    /// by step, without reading their bytes.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown simulation or an agent it never
+    /// registered.
+    pub fn memory_summaries(
+        &self,
+        sim: &SimulationId,
+        agent: impl Into<AgentIndex>,
+    ) -> Result<Vec<MemorySummary>> {
+        let agent = agent.into();
+        with_connection!(self.db.connection()?, |c| {
+            let sim = c.find_simulation(sim)?;
+            c.require_agent(sim.sim_key, sim.id.as_str(), agent.0)?;
+            c.memory_summaries(sim.sim_key, agent.0)
+        })
+    }
+
     /// An agent's latest memory snapshot, if any.
     ///
     /// # Errors

@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::models::AgentMemory;
+use crate::models::{AgentMemory, MemorySummary};
 use crate::schema::agent_memories;
 
 pub(crate) trait MemoryStore {
@@ -11,6 +11,7 @@ pub(crate) trait MemoryStore {
     /// An agent's latest memory snapshot at or before step `at`.
     fn latest_memory(&mut self, sim_key: i32, agent: i32, at: i64) -> Result<Option<AgentMemory>>;
     fn memories(&mut self, sim_key: i32, agent: i32) -> Result<Vec<AgentMemory>>;
+    fn memory_summaries(&mut self, sim_key: i32, agent: i32) -> Result<Vec<MemorySummary>>;
 }
 
 for_each_backend! {
@@ -44,6 +45,20 @@ for_each_backend! {
                 .order(agent_memories::step.desc())
                 .first(self)
                 .optional()?)
+        }
+
+        fn memory_summaries(&mut self, sim_key: i32, agent: i32) -> Result<Vec<MemorySummary>> {
+            Ok(agent_memories::table
+                .filter(agent_memories::sim_key.eq(sim_key))
+                .filter(agent_memories::agent_index.eq(agent))
+                .select((
+                    agent_memories::step,
+                    agent_memories::dtype,
+                    agent_memories::shape,
+                    diesel::dsl::sql::<diesel::sql_types::BigInt>("CAST(length(data) AS BIGINT)"),
+                ))
+                .order(agent_memories::step)
+                .load(self)?)
         }
 
         fn memories(&mut self, sim_key: i32, agent: i32) -> Result<Vec<AgentMemory>> {
