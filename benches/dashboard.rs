@@ -51,15 +51,7 @@ fn record(svc: &SimulationService, sim: &Simulation, steps: i64) -> BenchResult<
     let start = Instant::now();
     let mut rec = svc.recorder(&sim.id)?;
     for step in 0..steps {
-        for agent in 0..AGENTS {
-            let reward = ((step * 7 + i64::from(agent)) % 1000) as f64 / 1000.0;
-            rec.agent_state(
-                step,
-                agent,
-                reward,
-                &json!({"energy": 12.34, "inventory": {"ore": 3, "battery": 1}, "hp": 97}),
-            )?;
-        }
+        common::canonical_step(&mut rec, step, AGENTS)?;
         rec.end_step(step)?;
     }
     rec.close()?;

@@ -21,6 +21,8 @@ use simdb::{Backend, Database, NewAgent, NewSimulation, RecorderOptions, Simulat
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
+mod common;
+
 const AGENTS: i32 = 100;
 
 /// Copies `from` to `to`, each chunk delivered `delay` after it was read
@@ -82,15 +84,7 @@ fn record(svc: &SimulationService, steps: i64, batch_rows: usize) -> BenchResult
     let start = Instant::now();
     let mut rec = svc.recorder_with(&sim.id, RecorderOptions::default().batch_rows(batch_rows))?;
     for step in 0..steps {
-        for agent in 0..AGENTS {
-            let reward = ((step * 7 + i64::from(agent)) % 1000) as f64 / 1000.0;
-            rec.agent_state(
-                step,
-                agent,
-                reward,
-                &json!({"energy": 12.34, "inventory": {"ore": 3, "battery": 1}, "hp": 97}),
-            )?;
-        }
+        common::canonical_step(&mut rec, step, AGENTS)?;
         rec.step(step, &json!({"alive": AGENTS}))?;
         rec.end_step(step)?;
     }

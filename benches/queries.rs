@@ -41,15 +41,7 @@ fn load(svc: &SimulationService) -> BenchResult<Simulation> {
     let sim = svc.start_simulation(&sim.id)?;
     let mut rec = svc.recorder(&sim.id)?;
     for step in 0..STEPS {
-        for agent in 0..AGENTS {
-            let reward = ((step * 7 + agent as i64) % 1000) as f64 / 1000.0;
-            rec.agent_state(
-                step,
-                agent,
-                reward,
-                &json!({"energy": 12.34, "inventory": {"ore": 3, "battery": 1}, "hp": 97}),
-            )?;
-        }
+        common::canonical_step(&mut rec, step, AGENTS)?;
         rec.step(step, &json!({"alive": AGENTS}))?;
     }
     rec.close()?;

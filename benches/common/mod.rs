@@ -75,3 +75,18 @@ pub fn table_bytes(db: &simdb::test_support::TestDatabase, table: &str) -> Bench
         }
     })
 }
+
+/// One step of the canonical workload (DESIGN.md): each of `agents` agents'
+/// reward (`((step·7 + agent) mod 1000) / 1000`) and ~60-byte JSON state.
+pub fn canonical_step(rec: &mut simdb::Recorder, step: i64, agents: i32) -> simdb::Result<()> {
+    for agent in 0..agents {
+        let reward = ((step * 7 + i64::from(agent)) % 1000) as f64 / 1000.0;
+        rec.agent_state(
+            step,
+            agent,
+            reward,
+            &serde_json::json!({"energy": 12.34, "inventory": {"ore": 3, "battery": 1}, "hp": 97}),
+        )?;
+    }
+    Ok(())
+}
