@@ -2,12 +2,12 @@
 //! `SIMDB_BENCH_TOTAL_ROWS` agent states (default 40M: runs of 100 agents),
 //! one of its runs holding `SIMDB_BENCH_DELETE_ROWS` (default 10M), deleted
 //! while another recorder commits a step of 100 agents and flushes, over
-//! and over. Prints how long the delete took and the longest flush the
+//! and over — one in this process, one in another (`simdb synth`). Prints how long the delete took and the longest flush the
 //! recorder saw during it, next to the longest it saw for as many flushes
 //! before (target: no stall over 100 ms), and the state table's size before
 //! and after.
 //!
-//! `cargo bench --bench big_delete`; PostgreSQL by default
+//! `cargo bench --bench big_delete --features cli`; PostgreSQL by default
 //! (`SIMDB_BENCH_BACKENDS=sqlite,postgres` adds SQLite). Prints
 //! `RESULT backend=... total_rows=... deleted_rows=... delete_s=...
 //! longest_flush_ms=... longest_flush_before_ms=...`.
@@ -99,6 +99,39 @@ fn main() -> BenchResult<()> {
         };
         let before_mb = size()?;
 
+        // A recorder in another process: `simdb synth` flushing every step
+        // (5 ms apart); the gaps between its `flushed` lines.
+        let mut other = std::process::Command::new(env!("CARGO_BIN_EXE_simdb"))
+            .args([
+                "synth",
+                "--agents",
+                "100",
+                "--steps",
+                "100000000",
+                "--flush-every",
+                "1",
+            ])
+            .args([
+                "--step-delay-ms",
+                "5",
+                "--no-complete",
+                "--experiment",
+                "watcher",
+            ])
+            .env("SIMDB_DATABASE_URL", db.url())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let lines = other.stdout.take().ok_or("no stdout")?;
+        let flushed = std::thread::spawn(move || {
+            use std::io::BufRead;
+            std::io::BufReader::new(lines)
+                .lines()
+                .map_while(std::result::Result::ok)
+                .filter(|l| l.starts_with("flushed"))
+                .map(|_| Instant::now())
+                .collect::<Vec<Instant>>()
+        });
         let stop = Arc::new(AtomicBool::new(false));
         let watcher = {
             let (svc, stop) = (svc.clone(), stop.clone());
@@ -112,6 +145,28 @@ fn main() -> BenchResult<()> {
         std::thread::sleep(Duration::from_millis(500));
         stop.store(true, Ordering::Relaxed);
         let seen = watcher.join().map_err(|_| "the watcher panicked")??;
+        other.kill()?;
+        other.wait()?;
+        let marks = flushed.join().map_err(|_| "the reader panicked")?;
+        let gaps: Vec<(Instant, Duration)> =
+            marks.windows(2).map(|w| (w[0], w[1] - w[0])).collect();
+        let gap_during = gaps
+            .iter()
+            .filter(|(at, d)| *at + *d >= start && *at <= end)
+            .map(|g| g.1)
+            .max()
+            .unwrap_or_default()
+            .as_secs_f64()
+            * 1e3;
+        let gap_before = gaps
+            .iter()
+            .filter(|(at, d)| *at + *d < start)
+            .map(|g| g.1)
+            .max()
+            .unwrap_or_default()
+            .as_secs_f64()
+            * 1e3;
+        println!("{name}: a recorder in another process (a step and a flush every 5 ms): longest gap between two flushes {gap_during:.1} ms during the delete, {gap_before:.1} ms before");
         let during: Vec<Duration> = seen
             .iter()
             .filter(|(at, d)| *at + *d >= start && *at <= end)
@@ -149,7 +204,7 @@ fn main() -> BenchResult<()> {
             }
         );
         println!(
-            "RESULT backend={name} total_rows={total} deleted_rows={deleted} delete_s={:.2} longest_flush_ms={longest:.1} longest_flush_before_ms={longest_before:.1} flushes_during={}",
+            "RESULT backend={name} total_rows={total} deleted_rows={deleted} delete_s={:.2} longest_flush_ms={longest:.1} longest_flush_before_ms={longest_before:.1} flushes_during={} other_process_gap_ms={gap_during:.1} other_process_gap_before_ms={gap_before:.1}",
             delete_time.as_secs_f64(),
             during.len()
         );
