@@ -2,9 +2,9 @@
 //! cascades from it) goes in one short transaction, then its chunks,
 //! memories, rollups and totals a bounded transaction at a time
 //! (`store/deletion.rs`), the writer connection given back between them
-//! and a pause as long as the transaction took, so that a recorder — in
-//! this process, waiting for SQLite's one writer connection, or in
-//! another, polling the lock — gets its turn. A delete cut short (a crash)
+//! and a pause twice as long as the transaction took, so that a recorder —
+//! in this process, waiting for SQLite's one writer connection, or in
+//! another, polling the lock through SQLite's busy handler — gets its turn. A delete cut short (a crash)
 //! leaves the run's key in `pending_deletes`; the next delete finishes it
 //! first.
 
@@ -16,8 +16,10 @@ use crate::ids::SimulationId;
 use crate::store::prelude::*;
 use crate::with_connection;
 
-/// The longest pause between two transactions of a delete.
-const MAX_PAUSE: Duration = Duration::from_millis(50);
+/// The pause between two transactions of a delete: twice as long as the
+/// last one took, within these bounds.
+const MIN_PAUSE: Duration = Duration::from_millis(10);
+const MAX_PAUSE: Duration = Duration::from_millis(100);
 
 impl SimulationService {
     /// Deletes `id`, stopping after `budget` bounded transactions if given.
@@ -43,7 +45,7 @@ impl SimulationService {
             if with_connection!(self.db.writer()?, |c| c.clear_batch(sim_key))? {
                 return Ok(());
             }
-            std::thread::sleep(started.elapsed().min(MAX_PAUSE));
+            std::thread::sleep((started.elapsed() * 2).max(MIN_PAUSE).min(MAX_PAUSE));
         }
     }
 }
