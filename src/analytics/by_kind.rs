@@ -49,6 +49,14 @@ fn state_by_kind<C: StatePathStore + AgentStore>(
         .collect())
 }
 
+/// A simulation-level metric asked for by kind.
+fn no_kind() -> Error {
+    Error::invalid(
+        "field",
+        "a simulation-level metric belongs to no agent kind",
+    )
+}
+
 impl Analytics {
     /// As [`Analytics::step_aggregates`], one series per agent kind (agents
     /// without a kind are `(none)`): compares strategies over time on any
@@ -89,11 +97,10 @@ impl Analytics {
                     _ => Ok(BTreeMap::new()),
                 };
             };
+            // Before any window: whatever the steps asked, such a field
+            // has no kinds.
             if let Source::StepMetric(_) = source {
-                return Err(Error::invalid(
-                    "field",
-                    "a simulation-level metric belongs to no agent kind",
-                ));
+                return Err(no_kind());
             }
             let Some((lo, hi)) = super::aggregates::clamp_span(span, window) else {
                 return Ok(BTreeMap::new());
@@ -106,12 +113,7 @@ impl Analytics {
                     c.rolled_by_kind(sim.sim_key, *metric, lo, hi, width)?
                 }
                 Source::State(keys) => state_by_kind(c, sim.sim_key, keys, lo, hi, width)?,
-                Source::StepMetric(_) => {
-                    return Err(Error::invalid(
-                        "field",
-                        "a simulation-level metric belongs to no agent kind",
-                    ))
-                }
+                Source::StepMetric(_) => return Err(no_kind()),
             };
             for (kind, row) in rows {
                 grouped

@@ -194,8 +194,8 @@ for_each_backend! {
                 Ok(rows.into_iter().map(Bucket::row).collect())
             };
             let aligned = b.origin.rem_euclid(BLOCK_STEPS) == 0 && b.width % BLOCK_STEPS == 0;
-            let start = b.from.max(0).div_euclid(BLOCK_STEPS) * BLOCK_STEPS
-                + if b.from.max(0) % BLOCK_STEPS == 0 { 0 } else { BLOCK_STEPS };
+            // The first block boundary at or after `from`.
+            let start = (b.from.max(0) + BLOCK_STEPS - 1) / BLOCK_STEPS * BLOCK_STEPS;
             let whole = if aligned && b.hi >= start { (b.hi + 1 - start) / BLOCK_STEPS } else { 0 };
             if whole == 0 {
                 return Ok(merge_buckets(steps(self, b.from, b.hi)?, b.origin, b.width));

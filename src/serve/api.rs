@@ -46,8 +46,27 @@ fn not_empty(v: &Option<String>) -> Option<&str> {
 }
 
 /// The simulations a list query selects, newest first (at most 200 unless
-/// `limit` says otherwise).
+/// `limit` says otherwise), with their tags and progress.
 pub(crate) fn list(svc: &SimulationService, q: &ListQuery) -> Result<Vec<ListedSimulation>> {
+    let sims = select(svc, q)?;
+    // Tags and progress in a fixed number of statements, whatever the
+    // length of the list (tags in chunks of 10,000 simulations).
+    let tags = svc.tags_of(&sims)?;
+    let progress = svc.analytics().progress_of(&sims)?;
+    Ok(sims
+        .into_iter()
+        .zip(tags)
+        .zip(progress)
+        .map(|((simulation, tags), progress)| ListedSimulation {
+            simulation,
+            tags,
+            progress,
+        })
+        .collect())
+}
+
+/// The simulations a list query selects, newest first, alone.
+pub(crate) fn select(svc: &SimulationService, q: &ListQuery) -> Result<Vec<Simulation>> {
     let mut filter = SimulationFilter::new().limit(q.limit.unwrap_or(200));
     if let Some(status) = not_empty(&q.status) {
         filter.status = Some(status.parse::<SimulationStatus>()?);
@@ -68,22 +87,7 @@ pub(crate) fn list(svc: &SimulationService, q: &ListQuery) -> Result<Vec<ListedS
             serde_json::from_str::<Value>(value).unwrap_or_else(|_| Value::String(value.into()));
         query = query.equals(path.trim(), value);
     }
-    // Tags and progress in a fixed number of statements, whatever the
-    // length of the list (tags in chunks of 10,000 simulations).
-    let analytics = svc.analytics();
-    let sims = analytics.find_simulations(&query)?;
-    let tags = svc.tags_of(&sims)?;
-    let progress = analytics.progress_of(&sims)?;
-    Ok(sims
-        .into_iter()
-        .zip(tags)
-        .zip(progress)
-        .map(|((simulation, tags), progress)| ListedSimulation {
-            simulation,
-            tags,
-            progress,
-        })
-        .collect())
+    svc.analytics().find_simulations(&query)
 }
 
 pub(crate) async fn experiments(State(app): State<AppState>) -> Answer<Vec<Experiment>> {

@@ -335,25 +335,20 @@ fn short(label: &str) -> String {
     }
 }
 
-/// Applies the view to a figure: smooths its lines; on a log scale keeps
-/// the positive values as their log10.
-fn as_drawn(figure: &Figure, view: &ViewOptions) -> Figure {
+/// A figure on a log scale: its positive values as their log10 (values
+/// <= 0 left out).
+fn log_scaled(figure: &Figure) -> Figure {
     let mut out = figure.clone();
     for line in &mut out.lines {
-        smooth(&mut line.points, view.smooth);
-    }
-    if view.log {
-        for line in &mut out.lines {
-            line.points.retain(|p| p.1 > 0.0);
-            for p in &mut line.points {
-                p.1 = p.1.log10();
-            }
+        line.points.retain(|p| p.1 > 0.0);
+        for p in &mut line.points {
+            p.1 = p.1.log10();
         }
-        for band in &mut out.bands {
-            band.points.retain(|p| p.1 > 0.0);
-            for p in &mut band.points {
-                (p.1, p.2) = (p.1.log10(), p.2.log10());
-            }
+    }
+    for band in &mut out.bands {
+        band.points.retain(|p| p.1 > 0.0);
+        for p in &mut band.points {
+            (p.1, p.2) = (p.1.log10(), p.2.log10());
         }
     }
     out
@@ -361,8 +356,19 @@ fn as_drawn(figure: &Figure, view: &ViewOptions) -> Figure {
 
 /// Draws `figure` as `view` says: the SVG text (plotters escapes every
 /// label), where the plot sits, and the data as drawn.
-pub(crate) fn render(figure: Figure, view: &ViewOptions) -> Result<Drawn> {
-    let shown = as_drawn(&figure, view);
+pub(crate) fn render(mut figure: Figure, view: &ViewOptions) -> Result<Drawn> {
+    // The data as drawn: its lines smoothed once; on a log scale drawn
+    // as their log10.
+    for line in &mut figure.lines {
+        smooth(&mut line.points, view.smooth);
+    }
+    let logged;
+    let shown = if view.log {
+        logged = log_scaled(&figure);
+        &logged
+    } else {
+        &figure
+    };
     let xs = shown
         .lines
         .iter()
@@ -445,7 +451,7 @@ pub(crate) fn render(figure: Figure, view: &ViewOptions) -> Result<Drawn> {
                 ))
                 .map_err(drawing)?;
         }
-        draw_legend(&legend, &shown)?;
+        draw_legend(&legend, shown)?;
         let (xs, ys) = chart.plotting_area().get_pixel_range();
         root.present().map_err(drawing)?;
         Frame {
@@ -460,15 +466,11 @@ pub(crate) fn render(figure: Figure, view: &ViewOptions) -> Result<Drawn> {
             log,
         }
     };
-    let mut data = figure;
-    for line in &mut data.lines {
-        smooth(&mut line.points, view.smooth);
-    }
     Ok(Drawn {
         svg,
-        points: data.lines.first().map_or(0, |l| l.points.len()),
+        points: figure.lines.first().map_or(0, |l| l.points.len()),
         frame,
-        figure: data,
+        figure,
     })
 }
 

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::api::{self, ListQuery};
 use super::chart::{self, Band, Figure, Line, View, ViewOptions};
-use super::pages::{chart_figure, compact, encode, frame, link, view_form, Live, Page};
+use super::pages::{chart_figure, compact, encode, frame, link, query_text, view_form, Live, Page};
 use super::{blocking, AppState, Failure};
 use crate::analytics::{flatten_json, Overlay};
 use crate::error::{Error, Result};
@@ -70,10 +70,7 @@ impl Selection {
     /// The selected runs, in the order given (or the filter's order).
     fn runs(&self, svc: &SimulationService) -> Result<Vec<Simulation>> {
         if self.sims.is_empty() {
-            return Ok(api::list(svc, &self.filter)?
-                .into_iter()
-                .map(|l| l.simulation)
-                .collect());
+            return api::select(svc, &self.filter);
         }
         self.sims
             .iter()
@@ -102,14 +99,6 @@ impl Selection {
         }
         out
     }
-}
-
-fn query_text(parts: &[(&str, String)]) -> String {
-    parts
-        .iter()
-        .map(|(k, v)| format!("{k}={}", encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 /// A run's colour: a hue drawn from its id (FNV-1a), the same on every

@@ -63,11 +63,16 @@ fn action_without_view(action: &str, hidden: &[(&str, String)]) -> String {
     if hidden.is_empty() {
         return action.to_string();
     }
-    let query: Vec<String> = hidden
+    format!("{action}?{}", query_text(hidden))
+}
+
+/// `k=v&k=v`, each value percent-encoded.
+pub(crate) fn query_text(parts: &[(&str, String)]) -> String {
+    parts
         .iter()
         .map(|(k, v)| format!("{k}={}", encode(v)))
-        .collect();
-    format!("{action}?{}", query.join("&"))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// A chart of the page: the image (its data in `data-src`, for the live

@@ -67,6 +67,24 @@ impl BlockRollup {
     }
 }
 
+/// Merges rows taken out of the database into a batch's new rows of the
+/// same key (or keeps them as they were).
+fn merge_stored<K: Ord, V>(
+    new: &mut BTreeMap<K, V>,
+    stored: Vec<V>,
+    key: impl Fn(&V) -> K,
+    merge: impl Fn(&mut V, &V),
+) {
+    for old in stored {
+        match new.entry(key(&old)) {
+            std::collections::btree_map::Entry::Occupied(mut e) => merge(e.get_mut(), &old),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(old);
+            }
+        }
+    }
+}
+
 /// A batch's new values per (field, block), from its step rollups across
 /// every agent (before they are merged with stored ones: each value is
 /// added to its block once, by the batch that wrote it).
@@ -355,15 +373,7 @@ super::for_each_backend! {
             )
             .returning(Rollup::as_returning())
             .get_results(self)?;
-            for old in stored {
-                let key = (old.field_id, old.kind.clone(), old.step);
-                match rollups.get_mut(&key) {
-                    Some(new) => new.merge(&old),
-                    None => {
-                        rollups.insert(key, old);
-                    }
-                }
-            }
+            merge_stored(&mut rollups, stored, |r| (r.field_id, r.kind.clone(), r.step), Rollup::merge);
             let rows: Vec<Rollup> = rollups.into_values().collect();
             self.insert_rollups(&rows)?;
             // The blocks likewise: the batch's values added to what the
@@ -379,14 +389,7 @@ super::for_each_backend! {
                 )
                 .returning(BlockRollup::as_returning())
                 .get_results(self)?;
-                for old in stored {
-                    match blocks.get_mut(&(old.field_id, old.block)) {
-                        Some(new) => new.merge(&old),
-                        None => {
-                            blocks.insert((old.field_id, old.block), old);
-                        }
-                    }
-                }
+                merge_stored(&mut blocks, stored, |b| (b.field_id, b.block), BlockRollup::merge);
                 let rows: Vec<BlockRollup> = blocks.into_values().collect();
                 self.insert_blocks(&rows)?;
             }
