@@ -488,6 +488,43 @@ fn lost_commit_reply_is_settled_not_resent() -> Result<()> {
     Ok(())
 }
 
+/// The same for a batch written in a transaction (a memory snapshot keeps
+/// it off the one-statement path): the lost reply is COMMIT's.
+#[test]
+fn lost_commit_reply_of_a_transaction_is_settled_not_resent() -> Result<()> {
+    let db = TestDatabase::postgres()?;
+    let upstream = proxy::upstream_of(db.url()).ok_or(Error::RecorderClosed)?;
+    let proxy =
+        proxy::Proxy::start(upstream).map_err(|e| Error::invalid_for_tests(e.to_string()))?;
+    let svc = SimulationService::new(Database::open(&proxy.url_for(db.url()))?);
+    let sim = running_sim(&svc, 2)?;
+    let mut rec = svc.recorder_with(&sim.id, no_timer())?;
+    for step in 0..100 {
+        for agent in 0..2 {
+            rec.agent_state(step, agent, 1.0, &json!({"s": step}))?;
+        }
+        if step == 49 {
+            let bytes = 0.5f32.to_le_bytes().to_vec();
+            rec.memory(49, 0, NewAgentMemory::new("float32", vec![1], bytes))?;
+        }
+        rec.end_step(step)?;
+        if step == 49 {
+            proxy.cut_next_commit();
+            assert_eq!(rec.flush()?, Some(49));
+            assert_eq!(proxy.commits_cut(), 1, "the proxy did not cut the COMMIT");
+        }
+    }
+    rec.close()?;
+    assert_eq!(
+        table_counts(&db, sim.sim_key)?.0,
+        200,
+        "rows lost or doubled"
+    );
+    assert_eq!(svc.memories(&sim.id, 0)?.len(), 1);
+    assert_eq!(service(&db).simulation(&sim.id)?.committed_step, Some(99));
+    Ok(())
+}
+
 /// Dropping a recorder whose database stopped answering returns within
 /// `drop_timeout` (plus the time to notice), instead of blocking for minutes.
 #[test]

@@ -200,6 +200,24 @@ impl Batch {
         }
     }
 
+    /// Takes in `later`, a whole batch handed off after this one, so that
+    /// both are held and retried as one.
+    pub(crate) fn absorb(&mut self, mut later: Batch) {
+        let shift = self.json.len() as u32;
+        for mut rec in later.steps.drain(..) {
+            rec.metrics = Span(
+                rec.metrics.0.saturating_add(shift),
+                rec.metrics.1.saturating_add(shift),
+            );
+            self.steps.push(rec);
+        }
+        self.append(&mut later);
+        self.memories.append(&mut later.memories);
+        self.memory_bytes += later.memory_bytes;
+        self.new_metric_names.append(&mut later.new_metric_names);
+        self.ended = later.ended.or(self.ended);
+    }
+
     /// Where the batch ends now, to take back what one call appended.
     pub(crate) fn mark(&self) -> Mark {
         Mark {

@@ -1,8 +1,11 @@
 //! Writing a batch: agent states merged into their chunks
 //! (`store/state_chunks.rs`), the other rows in primary-key order, as
 //! multi-row prepared INSERTs on SQLite and binary `COPY` on PostgreSQL
-//! (import reuses it).
+//! inside the writer's transaction (import reuses it); or, on PostgreSQL
+//! when the writer knows all the batch meets, the whole batch as one
+//! statement (`store/batch_statement.rs`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use diesel::prelude::*;
@@ -15,35 +18,70 @@ use crate::ids::AgentIndex;
 use crate::models::{AgentMemory, AgentMetric, AgentMetricChunk, AgentStateChunk, StepMetric};
 use crate::schema::{simulation_steps, step_metrics};
 use crate::sql_types::{RawJson, TimeParam};
+use crate::store::batch_statement::{BatchLease, BatchStatement, BatchWrite};
 use crate::store::known_chunks::KnownChunks;
+use crate::store::known_rollups::KnownRollups;
+use crate::store::metric_chunks::{metrics_known, plan_metrics};
 use crate::store::prelude::*;
+use crate::store::rollups::{AgentTotal, RollupRows};
+use crate::store::state_chunks::{plan_states, states_known};
 
-/// What writing a batch learned: the metric ids it had to intern, and the
-/// state and metric chunks as it wrote them.
-pub(crate) type Written = (
-    Vec<(usize, i32)>,
-    Vec<AgentStateChunk>,
-    Vec<AgentMetricChunk>,
-);
+/// What writing a batch learned: the metric ids it had to intern, the
+/// state and metric chunks as it wrote them, the highest step and block it
+/// wrote rollups for, and the agent totals as it stored them.
+#[derive(Debug, Default)]
+pub(crate) struct Written {
+    pub(crate) interned: Vec<(usize, i32)>,
+    pub(crate) states: Vec<AgentStateChunk>,
+    pub(crate) metrics: Vec<AgentMetricChunk>,
+    pub(crate) highest: (Option<i64>, Option<i64>),
+    pub(crate) totals: Vec<AgentTotal>,
+}
 
-/// Inserts every row of `batch` for simulation `sim_key` (inside the
-/// caller's transaction), using what `known` says of the stored chunks.
-pub(crate) fn write_batch<C: Store + Bulk>(
-    c: &mut C,
+impl Written {
+    /// Adds what a later write in the same transaction learned.
+    pub(crate) fn absorb(&mut self, later: Written) {
+        self.interned.extend(later.interned);
+        self.states.extend(later.states);
+        self.metrics.extend(later.metrics);
+        self.highest = (
+            self.highest.0.max(later.highest.0),
+            self.highest.1.max(later.highest.1),
+        );
+        self.totals.extend(later.totals);
+    }
+}
+
+/// The batch's JSON text, checked as UTF-8 once; rows share it by `Arc`.
+fn batch_text(batch: &Batch) -> Result<Arc<str>> {
+    Ok(std::str::from_utf8(&batch.json)
+        .map_err(|_| Error::invalid("state", "recorder buffer holds invalid UTF-8"))?
+        .into())
+}
+
+/// Batches as the rows of each table.
+#[derive(Default)]
+struct Rows<'a> {
+    states: Vec<StateInput<'a>>,
+    steps: Vec<StepRow>,
+    step_metrics: Vec<StepMetric>,
+    agent_metrics: Vec<AgentMetric>,
+}
+
+/// Turns `batch` into rows, with metric ids from `id_of`, adding them to
+/// `rows`.
+fn add_rows<'a>(
+    rows: &mut Rows<'a>,
     sim_key: i32,
     batch: &Batch,
-    cache: &MetricCache,
-    known: Option<&KnownChunks>,
-) -> Result<Written> {
-    // One UTF-8 check and copy per batch; rows share the text by Arc.
-    let text: Arc<str> = std::str::from_utf8(&batch.json)
-        .map_err(|_| Error::invalid("state", "recorder buffer holds invalid UTF-8"))?
-        .into();
+    text: &'a Arc<str>,
+    id_of: impl Fn(u32) -> Result<i32>,
+) -> Result<()> {
     let raw = |span: Span| {
-        RawJson::new(&text, span.0 as usize, span.1 as usize)
+        RawJson::new(text, span.0 as usize, span.1 as usize)
             .ok_or_else(|| Error::invalid("state", "recorder span out of bounds"))
     };
-    let mut states: Vec<StateInput<'_>> = batch
+    let states = batch
         .states
         .iter()
         .map(|r| {
@@ -52,8 +90,8 @@ pub(crate) fn write_batch<C: Store + Bulk>(
                 .ok_or_else(|| Error::invalid("state", "recorder span out of bounds"))?;
             Ok((r.agent, r.step, r.reward, state))
         })
-        .collect::<Result<_>>()?;
-    let steps: Vec<StepRow> = batch
+        .collect::<Result<Vec<_>>>()?;
+    let steps = batch
         .steps
         .iter()
         .map(|r| {
@@ -64,38 +102,8 @@ pub(crate) fn write_batch<C: Store + Bulk>(
                 metrics: raw(r.metrics)?,
             })
         })
-        .collect::<Result<_>>()?;
-    let mut interned = Vec::new();
-    let mut ids = cache.ids.clone();
-    // New names are interned in name order: two writers inserting the same
-    // new names wait for each other in one order, never in a cycle (on
-    // PostgreSQL an insert waits on the other's uncommitted equal key).
-    let mut missing: Vec<(&str, usize)> = batch
-        .metrics
-        .iter()
-        .map(|rec| rec.metric as usize)
-        .filter(|&i| ids.get(i).copied().flatten().is_none())
-        .map(|i| (cache.names.get(i).map(String::as_str).unwrap_or(""), i))
-        .collect();
-    missing.sort_unstable();
-    missing.dedup();
-    for (name, i) in missing {
-        let id = c.metric_id(name)?;
-        if ids.len() <= i {
-            ids.resize(i + 1, None);
-        }
-        ids[i] = Some(id);
-        interned.push((i, id));
-    }
-    // Every id was interned just above; no foreign key backs this up any
-    // more, so a missing one is an error, never a made-up id.
-    let id_of = |m: u32| {
-        ids.get(m as usize)
-            .copied()
-            .flatten()
-            .ok_or_else(|| Error::invalid("metric", "recorder metric id not interned"))
-    };
-    let step_metrics: Vec<StepMetric> = batch
+        .collect::<Result<Vec<_>>>()?;
+    let step_metrics = batch
         .metrics
         .iter()
         .filter(|m| m.agent.is_none())
@@ -107,8 +115,8 @@ pub(crate) fn write_batch<C: Store + Bulk>(
                 value: m.value,
             })
         })
-        .collect::<Result<_>>()?;
-    let mut agent_metrics: Vec<AgentMetric> = batch
+        .collect::<Result<Vec<_>>>()?;
+    let agent_metrics = batch
         .metrics
         .iter()
         .filter_map(|m| {
@@ -122,26 +130,93 @@ pub(crate) fn write_batch<C: Store + Bulk>(
                 })
             })
         })
-        .collect::<Result<_>>()?;
+        .collect::<Result<Vec<_>>>()?;
+    rows.states.extend(states);
+    rows.steps.extend(steps);
+    rows.step_metrics.extend(step_metrics);
+    rows.agent_metrics.extend(agent_metrics);
+    Ok(())
+}
+
+impl Rows<'_> {
+    /// The rollups of these rows.
+    fn rollups(&self, sim_key: i32, kinds: HashMap<i32, String>) -> RollupRows {
+        let mut rollups = RollupBuilder::new(sim_key, kinds);
+        for r in &self.states {
+            rollups.reward(r.0, r.1, r.2);
+        }
+        for m in &self.agent_metrics {
+            rollups.metric(m.agent_index.0, m.metric_id, m.step, m.value);
+        }
+        rollups.finish()
+    }
+}
+
+/// A write's database error as the typed error of a batch's row.
+fn batch_error(sim_key: i32) -> impl Fn(Error) -> Error {
+    move |e| match e {
+        Error::Database(err) => Error::from_write(
+            err,
+            "row in batch",
+            "(simulation, agent, step) already recorded",
+            Some(("simulation or agent", format!("sim_key {sim_key}"))),
+        ),
+        other => other,
+    }
+}
+
+/// Every agent `batch` records for.
+pub(crate) fn agents_of(batch: &Batch) -> impl Iterator<Item = i32> + '_ {
+    batch
+        .states
+        .iter()
+        .map(|r| r.agent)
+        .chain(batch.metrics.iter().filter_map(|m| m.agent))
+}
+
+/// Inserts every row of `batch` for simulation `sim_key` (inside the
+/// caller's transaction), using what `known` says of the stored chunks and
+/// the agents' `kinds` (read when not given).
+pub(crate) fn write_batch<C: Store + Bulk>(
+    c: &mut C,
+    sim_key: i32,
+    batch: &Batch,
+    cache: &MetricCache,
+    known: Option<&KnownChunks>,
+    kinds: Option<&HashMap<i32, String>>,
+) -> Result<Written> {
+    let text = batch_text(batch)?;
+    let interned = intern_missing(c, std::slice::from_ref(batch), cache)?;
+    let mut ids = cache.ids.clone();
+    for &(i, id) in &interned {
+        if ids.len() <= i {
+            ids.resize(i + 1, None);
+        }
+        ids[i] = Some(id);
+    }
+    // Every id was interned just above; no foreign key backs this up any
+    // more, so a missing one is an error, never a made-up id.
+    let mut rows = Rows::default();
+    add_rows(&mut rows, sim_key, batch, &text, |m| interned_id(&ids, m))?;
+    let kinds = match kinds {
+        Some(k) => k.clone(),
+        None => c.agent_kinds(sim_key)?,
+    };
     // The rollups of these rows, written in the same transaction.
-    let mut rollups = RollupBuilder::new(sim_key, c.agent_kinds(sim_key)?);
-    for r in &states {
-        rollups.reward(r.0, r.1, r.2);
-    }
-    for m in &agent_metrics {
-        rollups.metric(m.agent_index.0, m.metric_id, m.step, m.value);
-    }
-    let written = (|| -> Result<(Vec<AgentStateChunk>, Vec<AgentMetricChunk>)> {
-        let chunks = crate::store::write_states(c, sim_key, &mut states, known.map(|k| &k.states))?;
-        c.copy_steps(&steps)?;
-        c.copy_step_metrics(&step_metrics)?;
-        let metric_chunks = crate::store::metric_chunks::write_metrics(
+    let rollups = rows.rollups(sim_key, kinds);
+    let highest = rollups.highest();
+    let written = (|| -> Result<Written> {
+        let states =
+            crate::store::write_states(c, sim_key, &mut rows.states, known.map(|k| &k.states))?;
+        c.copy_steps(&rows.steps)?;
+        c.copy_step_metrics(&rows.step_metrics)?;
+        let metrics = crate::store::metric_chunks::write_metrics(
             c,
             sim_key,
-            &mut agent_metrics,
+            &mut rows.agent_metrics,
             known.map(|k| &k.metrics),
         )?;
-        c.add_rollups(rollups)?;
+        let totals = c.add_rollups(rollups)?;
         for m in &batch.memories {
             c.insert_memory(&AgentMemory {
                 sim_key,
@@ -153,27 +228,131 @@ pub(crate) fn write_batch<C: Store + Bulk>(
                 recorded_at: m.at,
             })?;
         }
-        Ok((chunks, metric_chunks))
+        Ok(Written {
+            interned: Vec::new(),
+            states,
+            metrics,
+            highest,
+            totals,
+        })
     })();
-    let (chunks, metric_chunks) = written.map_err(|e| match e {
-        Error::Database(err) => Error::from_write(
-            err,
-            "row in batch",
-            "(simulation, agent, step) already recorded",
-            Some(("simulation or agent", format!("sim_key {sim_key}"))),
-        ),
-        other => other,
-    })?;
-    Ok((interned, chunks, metric_chunks))
+    let mut written = written.map_err(batch_error(sim_key))?;
+    written.interned = interned;
+    Ok(written)
+}
+
+/// Interns the metric names `group` uses that `cache` has no id for, in
+/// name order: two writers inserting the same new names wait for each
+/// other in one order, never in a cycle (on PostgreSQL an insert waits on
+/// the other's uncommitted equal key). Returns (local id, database id).
+pub(crate) fn intern_missing<C: Store>(
+    c: &mut C,
+    group: &[Batch],
+    cache: &MetricCache,
+) -> Result<Vec<(usize, i32)>> {
+    let mut missing: Vec<(&str, usize)> = group
+        .iter()
+        .flat_map(|b| &b.metrics)
+        .map(|rec| rec.metric as usize)
+        .filter(|&i| cache.ids.get(i).copied().flatten().is_none())
+        .map(|i| (cache.names.get(i).map(String::as_str).unwrap_or(""), i))
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    missing
+        .into_iter()
+        .map(|(name, i)| Ok((i, c.metric_id(name)?)))
+        .collect()
+}
+
+/// The database id of recorder-local metric `m`.
+fn interned_id(ids: &[Option<i32>], m: u32) -> Result<i32> {
+    ids.get(m as usize)
+        .copied()
+        .flatten()
+        .ok_or_else(|| Error::invalid("metric", "recorder metric id not interned"))
+}
+
+/// Writes `group` (consecutive batches) as one statement that commits on
+/// its own (one round trip to the server), when the backend has such a
+/// statement and the writer knows everything the rows meet in the
+/// database: every metric name interned, every agent's kind, what is
+/// stored of every chunk the rows fall in, and that no stored rollup
+/// shares a step or block with them. `Ok(None)`: not so, nothing was sent
+/// (write them the usual way).
+pub(crate) fn write_batch_at_once<C: Store + BatchStatement>(
+    c: &mut C,
+    lease: &BatchLease<'_>,
+    group: &[Batch],
+    cache: &MetricCache,
+    known: &KnownChunks,
+    rollups: &KnownRollups,
+) -> Result<Option<Written>> {
+    if !C::AT_ONCE || group.iter().any(|b| !b.memories.is_empty()) {
+        return Ok(None);
+    }
+    let sim_key = lease.sim_key;
+    let metrics = || group.iter().flat_map(|b| &b.metrics);
+    if metrics().any(|m| interned_id(&cache.ids, m.metric).is_err()) {
+        return Ok(None);
+    }
+    let Some(kinds) = rollups.kinds_for(group.iter().flat_map(agents_of)) else {
+        return Ok(None);
+    };
+    let Some(min_step) = group.iter().filter_map(|b| b.min_step).min() else {
+        return Ok(None);
+    };
+    if !rollups.all_new_from(min_step) {
+        return Ok(None);
+    }
+    let texts = group.iter().map(batch_text).collect::<Result<Vec<_>>>()?;
+    let mut rows = Rows::default();
+    for (batch, text) in group.iter().zip(&texts) {
+        add_rows(&mut rows, sim_key, batch, text, |m| {
+            interned_id(&cache.ids, m)
+        })?;
+    }
+    if !states_known(&rows.states, &known.states)
+        || !metrics_known(&rows.agent_metrics, &known.metrics)
+    {
+        return Ok(None);
+    }
+    let rollup_rows = rows.rollups(sim_key, kinds.clone());
+    let Some(totals) = rollups.totals_after(&rollup_rows) else {
+        return Ok(None);
+    };
+    let states = plan_states(c, sim_key, &mut rows.states, Some(&known.states))?;
+    let metrics = plan_metrics(c, sim_key, &mut rows.agent_metrics, Some(&known.metrics))?;
+    let owned = c
+        .batch_statement(&BatchWrite {
+            lease,
+            states: &states,
+            metrics: &metrics,
+            steps: &rows.steps,
+            step_metrics: &rows.step_metrics,
+            rollups: &rollup_rows,
+            totals: &totals,
+        })
+        .map_err(batch_error(sim_key))?;
+    if !owned {
+        return Err(c.ownership_error(sim_key, lease.sim));
+    }
+    Ok(Some(Written {
+        interned: Vec::new(),
+        states: states.chunks,
+        metrics: metrics.chunks,
+        highest: rollup_rows.highest(),
+        totals,
+    }))
 }
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = simulation_steps, treat_none_as_default_value = false)]
 pub(crate) struct StepRow {
-    sim_key: i32,
-    step: i64,
-    recorded_at: TimeParam,
-    metrics: RawJson,
+    pub(crate) sim_key: i32,
+    pub(crate) step: i64,
+    pub(crate) recorded_at: TimeParam,
+    pub(crate) metrics: RawJson,
 }
 
 /// Bulk inserts of the recorder's row kinds other than states (which go

@@ -26,7 +26,7 @@ use chrono::Utc;
 use serde::Serialize;
 
 pub(crate) use batch::Batch;
-pub(crate) use bulk::{write_batch, Bulk};
+pub(crate) use bulk::{write_batch, Bulk, StepRow};
 pub use lane::RecorderLane;
 pub(crate) use metric_names::MetricCache;
 pub use options::RecorderOptions;

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::ids::SimulationId;
 use crate::service::SimulationService;
 use crate::store::known_chunks::KnownChunks;
+use crate::store::known_rollups::KnownRollups;
 use crate::store::prelude::*;
 use crate::validate::check_running;
 use crate::with_connection;
@@ -57,12 +58,6 @@ impl SimulationService {
             token,
             options.lease_timeout
         ))?;
-        // Held by this lease from here on: no one else adds chunks, so what
-        // is above the highest one now is known to be free.
-        let highest = with_connection!(self.database().writer()?, |c| Ok::<_, Error>((
-            c.highest_state_chunk(simulation.sim_key)?,
-            c.highest_metric_chunk(simulation.sim_key)?
-        )))?;
         let (sender, receiver) = sync_channel(options.max_pending_batches);
         let shared = Arc::new(Shared::default());
         shared.lock().committed_step = simulation.committed_step;
@@ -81,9 +76,12 @@ impl SimulationService {
             last_seq: 0,
             committed: simulation.committed_step,
             cap: None,
-            known: KnownChunks::starting_at(highest.0, highest.1),
+            // Read by the writer before its first batch.
+            known: KnownChunks::unknown(),
+            rollups: KnownRollups::default(),
             last_commit: now,
             last_beat: now,
+            stash: None,
         };
         let spawned = spawn_writer(writer, receiver, simulation.sim_key);
         let handle = match spawned {

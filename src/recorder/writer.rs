@@ -12,15 +12,25 @@ use std::sync::TryLockError;
 use std::time::{Duration, Instant};
 
 use super::batch::Batch;
-use super::bulk::{write_batch, Written};
+use super::bulk::{agents_of, intern_missing, write_batch, write_batch_at_once, Bulk, Written};
 use super::metric_names::MetricCache;
 use super::shared::{Msg, Shared};
 use crate::database::Database;
 use crate::error::{Error, Result};
 use crate::ids::SimulationId;
+use crate::store::batch_statement::{BatchLease, BatchStatement};
 use crate::store::known_chunks::KnownChunks;
+use crate::store::known_rollups::KnownRollups;
 use crate::store::prelude::*;
 use crate::with_connection;
+
+/// Why a write failed, and whether it is known that nothing of it is
+/// stored (`settled`) or it may have committed.
+#[derive(Debug)]
+struct Failure {
+    error: Error,
+    settled: bool,
+}
 
 /// The writer thread's side.
 pub(crate) struct Writer {
@@ -44,17 +54,25 @@ pub(crate) struct Writer {
     /// After rows were discarded, the watermark may never pass the step
     /// before the first of them.
     pub(crate) cap: Option<i64>,
-    /// What this writer's commits left in the state chunks.
+    /// What this writer's commits left in the chunks.
     pub(crate) known: KnownChunks,
+    /// What is stored of the rollups.
+    pub(crate) rollups: KnownRollups,
     pub(crate) last_commit: Instant,
     pub(crate) last_beat: Instant,
+    /// A message taken off the queue while gathering batches, handled next.
+    pub(crate) stash: Option<Msg>,
 }
 
 impl Writer {
     pub(crate) fn run(mut self, receiver: Receiver<Msg>) {
         loop {
             let wait = self.tick.saturating_sub(self.last_beat.elapsed());
-            match receiver.recv_timeout(wait) {
+            let next = match self.stash.take() {
+                Some(msg) => Ok(msg),
+                None => receiver.recv_timeout(wait),
+            };
+            match next {
                 Ok(Msg::Close(ack)) => {
                     self.release();
                     let _ = ack.send(());
@@ -64,7 +82,7 @@ impl Writer {
                     let _ = ack.send(());
                     return;
                 }
-                Ok(msg) => self.handle(msg),
+                Ok(msg) => self.handle(msg, &receiver),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     self.release();
@@ -88,9 +106,9 @@ impl Writer {
         }
     }
 
-    fn handle(&mut self, msg: Msg) {
+    fn handle(&mut self, msg: Msg, receiver: &Receiver<Msg>) {
         match msg {
-            Msg::Batch(batch) => self.take(batch),
+            Msg::Batch(batch) => self.take(batch, receiver),
             Msg::Flush(ack) => {
                 let _ = ack.send(());
             }
@@ -122,13 +140,17 @@ impl Writer {
             };
             // Under the lock nothing new can be queued: whatever is queued
             // is older than the current batch and goes first.
-            match receiver.try_recv() {
+            let queued = match self.stash.take() {
+                Some(msg) => Ok(msg),
+                None => receiver.try_recv(),
+            };
+            match queued {
                 Ok(msg) => {
                     drop(current);
                     return match msg {
                         Msg::Close(_) | Msg::Abandon(_) => Some(msg),
                         other => {
-                            self.handle(other);
+                            self.handle(other, receiver);
                             None
                         }
                     };
@@ -141,7 +163,7 @@ impl Writer {
             None
         };
         match taken {
-            Some(batch) => self.take(batch),
+            Some(batch) => self.take(batch, receiver),
             None => self.heartbeat(),
         }
         None
@@ -180,79 +202,137 @@ impl Writer {
         self.shared.lock().held_rows = self.held.iter().map(|b| b.rows() as u64).sum();
     }
 
-    /// Writes a batch, or holds it behind an earlier failure.
-    fn take(&mut self, batch: Batch) {
-        for (id, name) in &batch.new_metric_names {
-            self.metrics.register(*id, name);
+    /// Writes a batch together with the batches queued behind it, or
+    /// holds them behind an earlier failure. Written together, queued
+    /// batches cost one write: a writer slower than its recorder (one far
+    /// from its server) writes bigger batches in as many round trips.
+    fn take(&mut self, batch: Batch, receiver: &Receiver<Msg>) {
+        let mut group = vec![batch];
+        while !self.shared.failed.load(Ordering::Acquire) && self.stash.is_none() {
+            match receiver.try_recv() {
+                Ok(Msg::Batch(next)) => group.push(next),
+                Ok(other) => self.stash = Some(other),
+                Err(_) => break,
+            }
+        }
+        for batch in &group {
+            for (id, name) in &batch.new_metric_names {
+                self.metrics.register(*id, name);
+            }
         }
         if self.shared.failed.load(Ordering::Acquire) {
-            self.held.push_back(batch);
+            self.held.extend(group);
             self.publish_held();
             return;
         }
-        let mut batch = batch;
-        if let Err(e) = self.write_with_retries(&mut batch) {
-            tracing::error!(simulation = %self.sim, error = %e, rows = batch.rows(), "simdb batch failed");
-            self.held.push_back(batch);
-            self.publish_held();
-            self.fail(e);
+        if group.len() > 1 {
+            match self.write_with_retries(&mut group) {
+                Ok(()) => return,
+                Err(failure) if failure.settled => {
+                    // Nothing of them is stored: each goes on its own, so
+                    // that a bad row holds back only its own batch.
+                    for batch in &mut group {
+                        batch.seq = None;
+                    }
+                }
+                Err(failure) => {
+                    // They may have committed: held as one batch, settled
+                    // by its sequence number when retried.
+                    let mut merged = group.remove(0);
+                    for batch in group {
+                        merged.absorb(batch);
+                    }
+                    self.hold(merged, failure.error);
+                    return;
+                }
+            }
+        }
+        let mut rest = group.into_iter();
+        while let Some(batch) = rest.next() {
+            let mut one = [batch];
+            if let Err(failure) = self.write_with_retries(&mut one) {
+                let [batch] = one;
+                self.hold(batch, failure.error);
+                self.held.extend(rest);
+                self.publish_held();
+                return;
+            }
         }
     }
 
-    /// The watermark this batch carries, never above the cap.
-    fn watermark(&self, batch: &Batch) -> Option<i64> {
-        let w = batch.ended.max(self.committed)?;
+    /// Holds a batch that failed, and the error for the recorder's next call.
+    fn hold(&mut self, batch: Batch, e: Error) {
+        tracing::error!(simulation = %self.sim, error = %e, rows = batch.rows(), "simdb batch failed");
+        self.held.push_back(batch);
+        self.publish_held();
+        self.fail(e);
+    }
+
+    /// The watermark these batches carry, never above the cap.
+    fn watermark(&self, group: &[Batch]) -> Option<i64> {
+        let ended = group.iter().filter_map(|b| b.ended).max();
+        let w = ended.max(self.committed)?;
         match self.cap {
             Some(cap) if w > cap => (cap > self.committed.unwrap_or(-1)).then_some(cap),
             _ => Some(w),
         }
     }
 
-    fn write_with_retries(&mut self, batch: &mut Batch) -> Result<()> {
+    /// Writes `group` (consecutive batches) in one write, under the first
+    /// one's sequence number, retrying transient failures.
+    fn write_with_retries(&mut self, group: &mut [Batch]) -> std::result::Result<(), Failure> {
+        let Some(first) = group.first_mut() else {
+            return Ok(());
+        };
         // A batch that was tried before may have committed although its
         // COMMIT's reply never arrived: that is settled before it is sent
         // again, as after every transient failure below.
-        let mut outcome_unknown = batch.seq.is_some();
-        let seq = match batch.seq {
+        let mut outcome_unknown = first.seq.is_some();
+        let seq = match first.seq {
             Some(seq) => seq,
             None => {
                 self.last_seq += 1;
-                batch.seq = Some(self.last_seq);
+                first.seq = Some(self.last_seq);
                 self.last_seq
             }
         };
-        let mark = self.watermark(batch);
+        let mark = self.watermark(group);
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let mut settling = false;
             let result = if outcome_unknown {
-                // Whatever happened, the chunks are read back from now on.
+                // Whatever happened, what is stored is read again.
                 self.known.forget();
-                self.committed_already(seq).and_then(|done| {
-                    if done {
-                        Ok((Vec::new(), Vec::new(), Vec::new()))
-                    } else {
-                        self.write(batch, seq, mark)
+                self.rollups.forget();
+                match self.committed_already(seq) {
+                    Ok(true) => Ok(Written::default()),
+                    Ok(false) => self.write(group, seq, mark),
+                    Err(e) => {
+                        settling = true;
+                        Err(e)
                     }
-                })
+                }
             } else {
-                self.write(batch, seq, mark)
+                self.write(group, seq, mark)
             };
             match result {
-                Ok((interned, states, metrics)) => {
-                    self.metrics.learned(interned);
-                    self.known.learn(states, metrics);
+                Ok(written) => {
+                    self.metrics.learned(written.interned);
+                    self.known.learn(written.states, written.metrics);
+                    self.rollups.learn(written.highest, &written.totals);
                     self.committed = mark.or(self.committed);
                     let now = Instant::now();
                     self.last_commit = now;
                     self.last_beat = now;
                     let mut state = self.shared.lock();
-                    state.rows_written += batch.rows() as u64;
+                    state.rows_written += group.iter().map(|b| b.rows() as u64).sum::<u64>();
                     state.committed_step = self.committed;
                     return Ok(());
                 }
                 Err(e) if attempt < self.max_attempts && e.is_transient() => {
                     self.known.forget();
+                    self.rollups.forget();
                     outcome_unknown = true;
                     self.shared.lock().transient_retries += 1;
                     let backoff = Duration::from_millis(50 << attempt.min(7));
@@ -261,7 +341,11 @@ impl Writer {
                 }
                 Err(e) => {
                     self.known.forget();
-                    return Err(e);
+                    self.rollups.forget();
+                    // A write that failed for good rolled back; one whose
+                    // outcome is still unknown may have committed.
+                    let settled = !settling && !e.is_transient();
+                    return Err(Failure { error: e, settled });
                 }
             }
         }
@@ -278,14 +362,65 @@ impl Writer {
         }
     }
 
-    /// Writes one batch in one transaction; returns what it learned.
-    fn write(&self, batch: &Batch, seq: i64, mark: Option<i64>) -> Result<Written> {
-        with_connection!(self.db.writer()?, |c| c.write(|c| {
+    /// Writes consecutive batches: as one statement where the backend has
+    /// it and the writer knows all they meet, else in one transaction;
+    /// returns what it learned.
+    fn write(&mut self, group: &[Batch], seq: i64, mark: Option<i64>) -> Result<Written> {
+        let conn = self.db.writer()?;
+        with_connection!(conn, |c| self.write_on(c, group, seq, mark))
+    }
+
+    fn write_on<C: Store + Bulk + BatchStatement>(
+        &mut self,
+        c: &mut C,
+        group: &[Batch],
+        seq: i64,
+        mark: Option<i64>,
+    ) -> Result<Written> {
+        // Held by this lease: no one else writes rows of this run, so what
+        // is stored now plus what this writer commits is all there is.
+        if !self.known.is_known() || !self.rollups.is_known() {
+            let stored = c.stored_frontier(self.sim_key)?;
+            self.known = KnownChunks::starting_at(stored.state_chunk, stored.metric_chunk);
+            self.rollups.read(stored);
+        }
+        let agents = || group.iter().flat_map(agents_of);
+        if self.rollups.kinds_for(agents()).is_none() {
+            self.rollups.set_kinds(c.agent_kinds(self.sim_key)?);
+        }
+        let lease = BatchLease {
+            sim_key: self.sim_key,
+            sim: &self.sim,
+            token: self.token,
+            seq,
+            mark,
+        };
+        if let Some(written) =
+            write_batch_at_once(c, &lease, group, &self.metrics, &self.known, &self.rollups)?
+        {
+            return Ok(written);
+        }
+        let kinds = self.rollups.kinds_for(agents());
+        c.write(|c| {
             // First: the run exists, runs and is ours. Its row stays locked
             // (PostgreSQL) or the database stays locked (SQLite) until COMMIT.
             c.mark_batch(self.sim_key, &self.sim, self.token, seq, mark)?;
-            write_batch(c, self.sim_key, batch, &self.metrics, Some(&self.known))
-        }))
+            // Every new name of every batch first, in one name order.
+            let interned = intern_missing(c, group, &self.metrics)?;
+            let mut names = self.metrics.clone();
+            names.learned(interned.clone());
+            let mut all = Written {
+                interned,
+                ..Written::default()
+            };
+            for (i, batch) in group.iter().enumerate() {
+                // What is known holds for the first batch only: the others
+                // read what the ones before them wrote in this transaction.
+                let known = (i == 0).then_some(&self.known);
+                all.absorb(write_batch(c, self.sim_key, batch, &names, known, kinds)?);
+            }
+            Ok(all)
+        })
     }
 
     fn retry(&mut self) {
@@ -294,11 +429,13 @@ impl Writer {
             state.error = None;
         }
         self.shared.failed.store(false, Ordering::Release);
-        while let Some(mut batch) = self.held.pop_front() {
-            if let Err(e) = self.write_with_retries(&mut batch) {
+        while let Some(batch) = self.held.pop_front() {
+            let mut one = [batch];
+            if let Err(failure) = self.write_with_retries(&mut one) {
+                let [batch] = one;
                 self.held.push_front(batch);
                 self.publish_held();
-                self.fail(e);
+                self.fail(failure.error);
                 return;
             }
             self.publish_held();

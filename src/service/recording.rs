@@ -45,7 +45,7 @@ impl SimulationService {
             })?;
             let mut rollups = RollupBuilder::new(sim.sim_key, c.agent_kinds(sim.sim_key)?);
             rollups.reward(agent.0, step, reward);
-            c.add_rollups(rollups)
+            c.add_rollups(rollups.finish()).map(drop)
         }))
     }
 
@@ -111,7 +111,7 @@ impl SimulationService {
                     })?;
                     let mut rollups = RollupBuilder::new(sim.sim_key, c.agent_kinds(sim.sim_key)?);
                     rollups.metric(agent_index.0, metric_id, step, value);
-                    c.add_rollups(rollups)
+                    c.add_rollups(rollups.finish()).map(drop)
                 }
                 None => c.insert_step_metric(&StepMetric {
                     sim_key: sim.sim_key,

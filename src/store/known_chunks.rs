@@ -50,6 +50,12 @@ impl<K: Hash + Eq + Copy, T: ChunkRow<Key = K>> Known<K, T> {
         }
     }
 
+    /// Whether anything is known (else the highest stored chunk must be
+    /// read first).
+    pub(crate) fn is_known(&self) -> bool {
+        self.fresh_from.is_some()
+    }
+
     /// After a failure, or a commit whose chunks are not known.
     pub(crate) fn forget(&mut self) {
         self.fresh_from = None;
@@ -85,6 +91,18 @@ impl KnownChunks {
             states: Known::starting_at(states),
             metrics: Known::starting_at(metrics),
         }
+    }
+
+    /// Knowing nothing yet.
+    pub(crate) fn unknown() -> Self {
+        let mut known = KnownChunks::starting_at(None, None);
+        known.forget();
+        known
+    }
+
+    /// Whether both tables' highest chunks are known.
+    pub(crate) fn is_known(&self) -> bool {
+        self.states.is_known() && self.metrics.is_known()
     }
 
     /// After a commit: what it wrote.

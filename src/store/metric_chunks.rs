@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 
 use super::known_chunks::{ChunkRow, Known};
+use super::state_chunks::Planned;
 use crate::chunk::{self, values};
 use crate::error::{Error, Result};
 use crate::models::{AgentMetric, AgentMetricChunk};
@@ -56,8 +57,6 @@ pub(crate) trait MetricChunkStore {
     fn delete_metric_chunks_from(&mut self, sim_key: i32, chunk: i64) -> Result<usize>;
     /// Inserts whole chunks (none of their keys stored).
     fn insert_metric_chunks(&mut self, rows: &[AgentMetricChunk]) -> Result<()>;
-    /// The simulation's highest metric chunk number, if any.
-    fn highest_metric_chunk(&mut self, sim_key: i32) -> Result<Option<i64>>;
     /// True if metric `metric` has a chunk in the simulation.
     fn has_metric_chunk(&mut self, sim_key: i32, metric: i32) -> Result<bool>;
 }
@@ -169,13 +168,6 @@ macro_rules! common_statements {
             .execute(self)?)
         }
 
-        fn highest_metric_chunk(&mut self, sim_key: i32) -> Result<Option<i64>> {
-            Ok(c::table
-                .filter(c::sim_key.eq(sim_key))
-                .select(diesel::dsl::max(c::chunk))
-                .first::<Option<i64>>(self)?)
-        }
-
         fn has_metric_chunk(&mut self, sim_key: i32, metric: i32) -> Result<bool> {
             Ok(c::table
                 .filter(c::sim_key.eq(sim_key))
@@ -251,6 +243,47 @@ pub(crate) fn write_metrics<C: MetricChunkStore>(
     rows: &mut [AgentMetric],
     known: Option<&Known<(i32, i32), AgentMetricChunk>>,
 ) -> Result<Vec<AgentMetricChunk>> {
+    let planned = plan_metrics(c, sim_key, rows, known)?;
+    let mut had: HashMap<(i32, i64), Vec<i32>> = HashMap::new();
+    for (chunk, _) in planned
+        .chunks
+        .iter()
+        .zip(&planned.stored)
+        .filter(|(_, s)| **s)
+    {
+        had.entry((chunk.metric_id, chunk.chunk))
+            .or_default()
+            .push(chunk.agent_index);
+    }
+    for ((metric, number), agents) in &had {
+        c.delete_metric_chunks(sim_key, *metric, agents, *number)?;
+    }
+    c.insert_metric_chunks(&planned.chunks)?;
+    Ok(planned.chunks)
+}
+
+/// True if `known` says what is stored of every chunk `rows` fall in (so
+/// that [`plan_metrics`] reads nothing).
+pub(crate) fn metrics_known(
+    rows: &[AgentMetric],
+    known: &Known<(i32, i32), AgentMetricChunk>,
+) -> bool {
+    rows.iter().all(|r| {
+        known
+            .lookup((r.metric_id, r.agent_index.0), chunk::chunk_of(r.step))
+            .is_some()
+    })
+}
+
+/// The chunks agent metric `rows` make, merged with what those chunks
+/// already hold (known from `known` or read); a step stored twice is
+/// [`Error::Duplicate`]. Sorts `rows`.
+pub(crate) fn plan_metrics<C: MetricChunkStore>(
+    c: &mut C,
+    sim_key: i32,
+    rows: &mut [AgentMetric],
+    known: Option<&Known<(i32, i32), AgentMetricChunk>>,
+) -> Result<Planned<AgentMetricChunk>> {
     rows.sort_unstable_by_key(|r| (r.metric_id, r.agent_index, r.step));
     // Runs of one (metric, agent)'s rows in one chunk.
     let mut groups: Vec<((i32, i32), i64, std::ops::Range<usize>)> = Vec::new();
@@ -277,11 +310,15 @@ pub(crate) fn write_metrics<C: MetricChunkStore>(
             stored.insert((chunk.key(), chunk.chunk), Cow::Owned(chunk));
         }
     }
-    let mut out = Vec::with_capacity(groups.len());
+    let mut out = Planned {
+        chunks: Vec::with_capacity(groups.len()),
+        stored: Vec::with_capacity(groups.len()),
+    };
     let mut merged: Vec<(i64, f64)> = Vec::with_capacity(chunk::STEPS as usize);
     for ((metric, agent), number, range) in &groups {
         merged.clear();
-        if let Some(old) = stored.get(&((*metric, *agent), *number)) {
+        let old = stored.get(&((*metric, *agent), *number));
+        if let Some(old) = old {
             merged.extend(old.points()?);
         }
         let had = merged.len();
@@ -295,16 +332,10 @@ pub(crate) fn write_metrics<C: MetricChunkStore>(
                 id: format!("metric {metric} agent {agent} step {}", w[0].0),
             });
         }
-        out.push(encode(sim_key, *metric, *agent, *number, &merged));
+        out.chunks
+            .push(encode(sim_key, *metric, *agent, *number, &merged));
+        out.stored.push(old.is_some());
     }
-    let mut had: HashMap<(i32, i64), Vec<i32>> = HashMap::new();
-    for ((metric, agent), number) in stored.keys() {
-        had.entry((*metric, *number)).or_default().push(*agent);
-    }
-    for ((metric, number), agents) in &had {
-        c.delete_metric_chunks(sim_key, *metric, agents, *number)?;
-    }
-    c.insert_metric_chunks(&out)?;
     Ok(out)
 }
 

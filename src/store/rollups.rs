@@ -101,6 +101,35 @@ fn block_deltas(
     out
 }
 
+/// The highest keys of [`RollupFrontier`], as one row.
+#[derive(diesel::QueryableByName)]
+struct Highest {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    state_chunk: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    metric_chunk: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    step: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    block: Option<i64>,
+}
+
+/// What is stored of one simulation's per-agent data, read when a writer
+/// starts (or after a failure made it forget).
+#[derive(Debug)]
+pub(crate) struct RollupFrontier {
+    /// The highest state chunk number.
+    pub(crate) state_chunk: Option<i64>,
+    /// The highest agent metric chunk number.
+    pub(crate) metric_chunk: Option<i64>,
+    /// The highest step of any step rollup.
+    pub(crate) step: Option<i64>,
+    /// The highest block of any block rollup.
+    pub(crate) block: Option<i64>,
+    /// Every agent's reward rows and their sum.
+    pub(crate) totals: HashMap<i32, (i64, f64)>,
+}
+
 /// One row of `step_rollups`.
 #[derive(Debug, Clone, PartialEq, Insertable, Queryable, Selectable)]
 #[diesel(table_name = step_rollups, treat_none_as_default_value = false)]
@@ -214,8 +243,16 @@ impl RollupBuilder {
         self.add(metric, agent, step, value);
     }
 
-    fn is_empty(&self) -> bool {
-        self.sums.is_empty()
+    /// The batch's rows, before they meet what is stored.
+    pub(crate) fn finish(self) -> RollupRows {
+        let steps = self.rows();
+        let blocks = block_deltas(&steps);
+        RollupRows {
+            sim_key: self.sim_key,
+            steps,
+            blocks,
+            totals: self.totals,
+        }
     }
 
     /// The rollup rows, per kind and across kinds, keyed by
@@ -251,14 +288,36 @@ impl RollupBuilder {
     }
 }
 
+/// A batch's rollups, summed over its own rows only.
+#[derive(Debug)]
+pub(crate) struct RollupRows {
+    pub(crate) sim_key: i32,
+    /// Per (field, kind, step).
+    pub(crate) steps: BTreeMap<(i32, String, i64), Rollup>,
+    /// Per (field, block): what the batch adds to each block.
+    pub(crate) blocks: BTreeMap<(i32, i64), BlockRollup>,
+    /// Per agent: reward rows and their sum.
+    pub(crate) totals: BTreeMap<i32, (i64, f64)>,
+}
+
+impl RollupRows {
+    /// The highest step and block the rows touch.
+    pub(crate) fn highest(&self) -> (Option<i64>, Option<i64>) {
+        (
+            self.steps.keys().map(|k| k.2).max(),
+            self.blocks.keys().map(|k| k.1).max(),
+        )
+    }
+}
+
 /// One row of `agent_totals`.
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = agent_totals, treat_none_as_default_value = false)]
 pub(crate) struct AgentTotal {
-    sim_key: i32,
-    agent_index: i32,
-    n: i64,
-    total: f64,
+    pub(crate) sim_key: i32,
+    pub(crate) agent_index: i32,
+    pub(crate) n: i64,
+    pub(crate) total: f64,
 }
 
 /// Rows per INSERT on SQLite (9 columns: far below its bind limit).
@@ -332,8 +391,13 @@ impl RollupInsert for diesel::pg::PgConnection {
 pub(crate) trait RollupStore: RollupInsert {
     /// Each registered agent's kind (`(none)` without one).
     fn agent_kinds(&mut self, sim_key: i32) -> Result<HashMap<i32, String>>;
-    /// Merges a batch's rollups and agent totals into the stored ones.
-    fn add_rollups(&mut self, batch: RollupBuilder) -> Result<()>;
+    /// Merges a batch's rollups and agent totals into the stored ones;
+    /// returns the agent totals as now stored.
+    fn add_rollups(&mut self, batch: RollupRows) -> Result<Vec<AgentTotal>>;
+    /// What is stored of one simulation's per-agent data: its highest
+    /// state and metric chunks, rollup step and block, and every agent's
+    /// total (two statements).
+    fn stored_frontier(&mut self, sim_key: i32) -> Result<RollupFrontier>;
     /// After rows above `step` were cut: drops their rollups and recounts
     /// the agent totals from the rows that remain.
     fn cut_rollups(&mut self, sim_key: i32, step: i64) -> Result<()>;
@@ -351,13 +415,40 @@ super::for_each_backend! {
                 .collect())
         }
 
-        fn add_rollups(&mut self, batch: RollupBuilder) -> Result<()> {
-            if batch.is_empty() {
-                return Ok(());
+        fn stored_frontier(&mut self, sim_key: i32) -> Result<RollupFrontier> {
+            let p = Self::P;
+            let highest: Highest = diesel::sql_query(format!(
+                "SELECT \
+                 (SELECT MAX(chunk) FROM simdb_agent_state_chunks WHERE sim_key = {p}1) AS state_chunk, \
+                 (SELECT MAX(chunk) FROM simdb_agent_metric_chunks WHERE sim_key = {p}1) AS metric_chunk, \
+                 (SELECT MAX(step) FROM simdb_step_rollups WHERE sim_key = {p}1) AS step, \
+                 (SELECT MAX(block) FROM simdb_block_rollups WHERE sim_key = {p}1) AS block"
+            ))
+            .bind::<diesel::sql_types::Integer, _>(sim_key)
+            .get_result(self)?;
+            let totals = agent_totals::table
+                .filter(agent_totals::sim_key.eq(sim_key))
+                .select((agent_totals::agent_index, agent_totals::n, agent_totals::total))
+                .load::<(i32, i64, f64)>(self)?
+                .into_iter()
+                .map(|(a, n, t)| (a, (n, t)))
+                .collect();
+            Ok(RollupFrontier {
+                state_chunk: highest.state_chunk,
+                metric_chunk: highest.metric_chunk,
+                step: highest.step,
+                block: highest.block,
+                totals,
+            })
+        }
+
+        fn add_rollups(&mut self, batch: RollupRows) -> Result<Vec<AgentTotal>> {
+            if batch.steps.is_empty() {
+                return Ok(Vec::new());
             }
             let sim_key = batch.sim_key;
-            let mut rollups = batch.rows();
-            let mut blocks = block_deltas(&rollups);
+            let mut rollups = batch.steps;
+            let mut blocks = batch.blocks;
             // The stored rows of the batch's fields and kinds over its step
             // range (a step split across batches), taken out in one
             // statement, merged here, and written back with the new ones.
@@ -418,7 +509,8 @@ super::for_each_backend! {
                     }
                 })
                 .collect();
-            self.insert_totals(&totals)
+            self.insert_totals(&totals)?;
+            Ok(totals)
         }
 
         fn cut_rollups(&mut self, sim_key: i32, step: i64) -> Result<()> {

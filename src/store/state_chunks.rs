@@ -62,8 +62,6 @@ pub(crate) trait StateChunkStore {
     fn delete_state_chunks_after(&mut self, sim_key: i32, agent: i32, chunk: i64) -> Result<usize>;
     /// Inserts whole chunks (none of their keys stored).
     fn insert_state_chunks(&mut self, rows: &[AgentStateChunk]) -> Result<()>;
-    /// The simulation's highest chunk number, if it has any chunk.
-    fn highest_state_chunk(&mut self, sim_key: i32) -> Result<Option<i64>>;
 }
 
 /// Rows per multi-row INSERT on SQLite (6 columns; a fixed array gives
@@ -192,13 +190,6 @@ macro_rules! common_statements {
             )
             .execute(self)?)
         }
-
-        fn highest_state_chunk(&mut self, sim_key: i32) -> Result<Option<i64>> {
-            Ok(c::table
-                .filter(c::sim_key.eq(sim_key))
-                .select(diesel::dsl::max(c::chunk))
-                .first::<Option<i64>>(self)?)
-        }
     };
 }
 
@@ -282,6 +273,26 @@ fn duplicate(agent: i32, step: i64) -> Error {
 /// A stored chunk, decoded: its steps, rewards and state texts.
 type Decoded = (Vec<i64>, Vec<f64>, states::Texts);
 
+/// Chunks a batch writes, each whole as it will be stored, and which of
+/// them are written over a stored row.
+#[derive(Debug)]
+pub(crate) struct Planned<T> {
+    pub(crate) chunks: Vec<T>,
+    /// Per chunk of `chunks`: a row is stored under its key.
+    pub(crate) stored: Vec<bool>,
+}
+
+impl<T: ChunkRow> Planned<T> {
+    /// The stored ones' keys by chunk number.
+    fn stored_by_number(&self) -> HashMap<i64, Vec<T::Key>> {
+        let mut had: HashMap<i64, Vec<T::Key>> = HashMap::new();
+        for (chunk, _) in self.chunks.iter().zip(&self.stored).filter(|(_, s)| **s) {
+            had.entry(chunk.number()).or_default().push(chunk.key());
+        }
+        had
+    }
+}
+
 /// Writes `rows` of simulation `sim_key` into their chunks, merged with
 /// what those chunks already hold (known from `known` or read); a step
 /// stored twice is [`Error::Duplicate`] and writes nothing. Sorts `rows` by
@@ -292,8 +303,17 @@ pub(crate) fn write_states<C: StateChunkStore>(
     rows: &mut [StateInput<'_>],
     known: Option<&Known<i32, AgentStateChunk>>,
 ) -> Result<Vec<AgentStateChunk>> {
-    rows.sort_unstable_by_key(|r| (r.0, r.1));
-    // Runs of one agent's rows in one chunk.
+    let planned = plan_states(c, sim_key, rows, known)?;
+    for (number, agents) in &planned.stored_by_number() {
+        c.delete_state_chunks(sim_key, agents, *number)?;
+    }
+    c.insert_state_chunks(&planned.chunks)?;
+    Ok(planned.chunks)
+}
+
+/// Runs of one agent's rows in one chunk: (agent, chunk, rows), of `rows`
+/// sorted by agent and step.
+fn state_groups(rows: &[StateInput<'_>]) -> Vec<(i32, i64, std::ops::Range<usize>)> {
     let mut groups: Vec<(i32, i64, std::ops::Range<usize>)> = Vec::new();
     for (i, r) in rows.iter().enumerate() {
         let key = (r.0, chunk::chunk_of(r.1));
@@ -302,6 +322,27 @@ pub(crate) fn write_states<C: StateChunkStore>(
             _ => groups.push((key.0, key.1, i..i + 1)),
         }
     }
+    groups
+}
+
+/// True if `known` says what is stored of every chunk `rows` fall in (so
+/// that [`plan_states`] reads nothing).
+pub(crate) fn states_known(rows: &[StateInput<'_>], known: &Known<i32, AgentStateChunk>) -> bool {
+    rows.iter()
+        .all(|r| known.lookup(r.0, chunk::chunk_of(r.1)).is_some())
+}
+
+/// The chunks `rows` make, merged with what those chunks already hold
+/// (known from `known` or read); a step stored twice is
+/// [`Error::Duplicate`]. Sorts `rows` by agent and step.
+pub(crate) fn plan_states<C: StateChunkStore>(
+    c: &mut C,
+    sim_key: i32,
+    rows: &mut [StateInput<'_>],
+    known: Option<&Known<i32, AgentStateChunk>>,
+) -> Result<Planned<AgentStateChunk>> {
+    rows.sort_unstable_by_key(|r| (r.0, r.1));
+    let groups = state_groups(rows);
     // What is stored of those chunks: known, or one lookup per distinct
     // chunk number of the rest.
     let mut stored: HashMap<(i32, i64), std::borrow::Cow<'_, AgentStateChunk>> = HashMap::new();
@@ -325,10 +366,14 @@ pub(crate) fn write_states<C: StateChunkStore>(
     }
     // Each stored chunk is decoded only while its group is merged, so
     // that a batch touching many agents holds one decoded chunk at a time.
-    let mut out = Vec::with_capacity(groups.len());
+    let mut out = Planned {
+        chunks: Vec::with_capacity(groups.len()),
+        stored: Vec::with_capacity(groups.len()),
+    };
     for (agent, number, range) in &groups {
         let new = &rows[range.clone()];
-        let decoded: Option<Decoded> = match stored.get(&(*agent, *number)) {
+        let old = stored.get(&(*agent, *number));
+        let decoded: Option<Decoded> = match old {
             None => None,
             Some(chunk) => {
                 let n = chunk.len();
@@ -357,16 +402,9 @@ pub(crate) fn write_states<C: StateChunkStore>(
         if let Some(w) = merged.windows(2).find(|w| w[0].0 == w[1].0) {
             return Err(duplicate(*agent, w[0].0));
         }
-        out.push(encode(sim_key, *agent, *number, &merged)?);
+        out.chunks.push(encode(sim_key, *agent, *number, &merged)?);
+        out.stored.push(old.is_some());
     }
-    let mut had: HashMap<i64, Vec<i32>> = HashMap::new();
-    for (agent, number) in stored.keys() {
-        had.entry(*number).or_default().push(*agent);
-    }
-    for (number, agents) in &had {
-        c.delete_state_chunks(sim_key, agents, *number)?;
-    }
-    c.insert_state_chunks(&out)?;
     Ok(out)
 }
 

@@ -94,7 +94,7 @@ fn import_lines<C: Store + Bulk>(
     let mut batch = Batch::default();
     let mut cache = MetricCache::default();
     let flush = |c: &mut C, batch: &mut Batch, cache: &mut MetricCache, key: i32| -> Result<()> {
-        let (interned, _, _) = write_batch(c, key, batch, cache, None)?;
+        let interned = write_batch(c, key, batch, cache, None, None)?.interned;
         cache.learned(interned);
         *batch = Batch::default();
         Ok(())

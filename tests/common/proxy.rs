@@ -1,6 +1,7 @@
 //! A TCP proxy in front of PostgreSQL that injects network faults for real:
-//! it can cut a connection right after forwarding a COMMIT (so the server
-//! commits and the client never hears back), or swallow all traffic.
+//! it can cut a connection right after forwarding a COMMIT, or a recorder's
+//! one-statement batch, which commits on its own (so the server commits and
+//! the client never hears back), or swallow all traffic.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -91,11 +92,15 @@ pub fn upstream_of(url: &str) -> Option<SocketAddr> {
     with_port.to_socket_addrs().ok()?.next()
 }
 
-/// True if `chunk` holds a simple-protocol Query message whose text is COMMIT.
+/// True if `chunk` holds a simple-protocol Query message whose text is
+/// COMMIT, or the start of a recorder's one-statement batch (marked by its
+/// leading comment), which commits on its own.
 fn holds_commit(chunk: &[u8]) -> bool {
+    const BATCH: &[u8] = b"-- simdb: one-statement batch";
     chunk
         .windows(7)
         .any(|w| w.eq_ignore_ascii_case(b"COMMIT\0"))
+        || chunk.windows(BATCH.len()).any(|w| w == BATCH)
 }
 
 fn relay(client: TcpStream, server: TcpStream, faults: Arc<Faults>) {
