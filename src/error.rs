@@ -111,6 +111,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// No read replica answered, and reads were configured not to fall
+    /// back to the primary ([`ReplicaFallback::Fail`](crate::ReplicaFallback::Fail)).
+    #[error("no read replica answers (last tried {url}: {message})")]
+    ReplicaUnavailable {
+        /// The last replica tried, with any password replaced by `***`.
+        url: String,
+        /// Why it could not be used.
+        message: String,
+    },
+
     /// The database could not be reached or opened.
     #[error("cannot connect to {url}: {message}")]
     Connection {
@@ -298,7 +308,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         use diesel::result::{DatabaseErrorKind as Kind, Error as D};
         match self {
-            Error::Connection { .. } => true,
+            Error::Connection { .. } | Error::ReplicaUnavailable { .. } => true,
             Error::Database(D::BrokenTransactionManager) => true,
             Error::Database(D::DatabaseError(kind, info)) => match kind {
                 Kind::ClosedConnection | Kind::UnableToSendCommand | Kind::SerializationFailure => {

@@ -68,7 +68,9 @@ pub use analytics::{
     GroupPoint, LeaderboardRow, Overlay, ParameterGroup, ParameterQuery, Progress, RecordedFields,
     RunSeries, StepAggregate, Summary, MAX_OVERLAY_RUNS,
 };
-pub use database::{Backend, Database, DatabaseBuilder, DbConnection, Durability};
+pub use database::{
+    Backend, Database, DatabaseBuilder, DbConnection, Durability, ReplicaFallback, ReplicaStatus,
+};
 pub use error::{Error, Result};
 pub use ids::{AgentIndex, ExperimentId, SimulationId, MAX_ID_LEN};
 pub use models::{

@@ -30,10 +30,15 @@ impl Server {
     /// `simdb serve ARGS`, and the first line it printed. The server is
     /// reached on loopback whatever address it bound.
     fn start_with(db: &TestDatabase, args: &[&str], stderr: Stdio) -> Result<(Server, String)> {
+        Server::start_on(db.url(), args, stderr)
+    }
+
+    /// `simdb serve ARGS` over the database at `url`.
+    fn start_on(url: &str, args: &[&str], stderr: Stdio) -> Result<(Server, String)> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_simdb"))
             .arg("serve")
             .args(args)
-            .env("SIMDB_DATABASE_URL", db.url())
+            .env("SIMDB_DATABASE_URL", url)
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
@@ -90,6 +95,59 @@ fn invalid(reason: String) -> Error {
         field: "dashboard test",
         reason,
     }
+}
+
+/// `simdb serve --read-replica` (issue 24): the pages are read from a hot
+/// standby, the list page and `/api/replicas` say how far behind it is, and
+/// with the standby stopped the dashboard reads the primary and says so.
+#[test]
+fn a_dashboard_on_a_replica_shows_its_lag() -> Result<()> {
+    use common::cluster::Cluster;
+    let primary = Cluster::start(&[], &[])?;
+    let replica = Cluster::replica_of(&primary)?;
+    let db = Database::builder(primary.url("postgres"))
+        .read_replica(replica.url("postgres"))
+        .open()?;
+    let svc = SimulationService::new(db.clone());
+    let sim = running_sim(&svc, 2)?;
+    let mut rec = svc.recorder(&sim.id)?;
+    for step in 0..10 {
+        for agent in 0..2 {
+            rec.agent_state(step, agent, 1.0, &json!({"x": step}))?;
+        }
+        rec.end_step(step)?;
+    }
+    rec.close()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while db.replica_status()[0].lag_bytes != Some(0) {
+        assert!(Instant::now() < deadline, "the replica never caught up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (server, _) = Server::start_on(
+        &primary.url("postgres"),
+        &[
+            "--bind",
+            "127.0.0.1:0",
+            "--read-replica",
+            &replica.url("postgres"),
+        ],
+        Stdio::inherit(),
+    )?;
+    let (status, page) = server.get("/")?;
+    assert_eq!(status, 200);
+    assert!(page.contains("is up to date"), "{page}");
+    assert!(page.contains(sim.id.as_str()));
+    let (_, api) = server.get("/api/replicas")?;
+    let statuses: Value = serde_json::from_str(&api).map_err(|e| invalid(e.to_string()))?;
+    assert_eq!(statuses[0]["lag_bytes"], json!(0), "{api}");
+    assert_eq!(statuses[0]["error"], Value::Null, "{api}");
+    // The standby stops: the pages come from the primary, and say why.
+    replica.stop()?;
+    let (status, page) = server.get("/")?;
+    assert_eq!(status, 200);
+    assert!(page.contains("does not answer"), "{page}");
+    assert!(page.contains(sim.id.as_str()));
+    Ok(())
 }
 
 /// An experiment and a finished simulation with `XSS` in every string a

@@ -18,6 +18,7 @@ mod pg_ledger;
 mod prefix;
 #[cfg(feature = "postgres")]
 mod privileges;
+mod replicas;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod upgrade_guard;
@@ -35,6 +36,7 @@ use diesel::sqlite::SqliteConnection;
 
 pub use connection::DbConnection;
 pub use options::{DatabaseBuilder, Durability};
+pub use replicas::{ReplicaFallback, ReplicaStatus};
 pub(crate) use url::check_url_invariants;
 #[cfg(all(feature = "test-support", feature = "postgres"))]
 pub(crate) use url::redact;
@@ -72,6 +74,8 @@ struct Inner {
     read_only: bool,
     /// PostgreSQL: the schema of simdb's tables.
     schema: Option<String>,
+    /// PostgreSQL: hot standbys the reading view reads from.
+    replicas: replicas::Replicas,
     /// Holds an in-memory database open.
     #[cfg(feature = "sqlite")]
     _keeper: Option<sqlite::MemoryKeeper>,
@@ -84,6 +88,9 @@ struct Inner {
 #[derive(Debug, Clone)]
 pub struct Database {
     inner: Arc<Inner>,
+    /// This handle's reads come from the read replicas
+    /// ([`Database::for_reading`]).
+    replica_reads: bool,
 }
 
 impl Database {
@@ -142,7 +149,17 @@ impl Database {
     ///
     /// # Errors
     /// [`Error::Connection`](crate::Error::Connection) if no connection could be had in time.
+    ///
+    /// On the [reading view](Database::for_reading) of a database opened
+    /// with [read replicas](DatabaseBuilder::read_replica), a connection to
+    /// a replica (read-only), or as [`ReplicaFallback`] says when none
+    /// answers: then also [`Error::ReplicaUnavailable`](crate::Error::ReplicaUnavailable).
     pub fn connection(&self) -> Result<DbConnection> {
+        if self.replica_reads {
+            if let Some(conn) = self.inner.replicas.connection()? {
+                return Ok(conn);
+            }
+        }
         match &self.inner.pools {
             #[cfg(feature = "sqlite")]
             Pools::Sqlite { reader, .. } => reader
@@ -155,6 +172,62 @@ impl Database {
                 .map(DbConnection::Postgres)
                 .map_err(|e| self.pool_error(e)),
         }
+    }
+
+    /// This database with its reads from its read replicas
+    /// ([`DatabaseBuilder::read_replica`]): [`Database::connection`], and so
+    /// every read of a [`SimulationService`](crate::SimulationService) made
+    /// from it, goes to a replica; writes still go to the primary. Reads
+    /// there may be behind the primary (by [`Database::replica_status`]),
+    /// never inconsistent: rows below a run's commit watermark are complete
+    /// wherever the watermark is seen. [`SimulationService::analytics`](crate::SimulationService::analytics)
+    /// always reads through this view. Without replicas, the same database.
+    pub fn for_reading(&self) -> Database {
+        Database {
+            inner: Arc::clone(&self.inner),
+            replica_reads: true,
+        }
+    }
+
+    /// True if reads through this handle go to read replicas.
+    pub fn reads_from_replicas(&self) -> bool {
+        self.replica_reads && !self.inner.replicas.is_empty()
+    }
+
+    /// Each read replica's lag behind the primary (empty without replicas).
+    /// A replica that cannot be reached, or is not a standby, says why in
+    /// [`ReplicaStatus::error`].
+    pub fn replica_status(&self) -> Vec<ReplicaStatus> {
+        if self.inner.replicas.is_empty() {
+            return Vec::new();
+        }
+        let primary_lsn = self.primary_lsn();
+        self.inner
+            .replicas
+            .list
+            .iter()
+            .map(|r| r.status(primary_lsn.as_deref()))
+            .collect()
+    }
+
+    /// The primary's current write-ahead log position, as text.
+    fn primary_lsn(&self) -> Option<String> {
+        #[cfg(feature = "postgres")]
+        {
+            use diesel::RunQueryDsl;
+            #[derive(diesel::QueryableByName)]
+            struct Lsn {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                lsn: String,
+            }
+            if let Ok(DbConnection::Postgres(mut conn)) = self.writer() {
+                return diesel::sql_query("SELECT pg_current_wal_lsn()::text AS lsn")
+                    .get_result::<Lsn>(&mut *conn)
+                    .ok()
+                    .map(|l| l.lsn);
+            }
+        }
+        None
     }
 
     /// The writer connection (the only one on SQLite).

@@ -27,6 +27,16 @@ use crate::error::{Error, Result};
 pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
     let url = options.url.as_str();
     let target = parse_url(url)?;
+    #[cfg(feature = "postgres")]
+    let postgres = matches!(target, Target::Postgres(_));
+    #[cfg(not(feature = "postgres"))]
+    let postgres = false;
+    if !options.read_replicas.is_empty() && !postgres {
+        return Err(Error::invalid(
+            "read replica",
+            "read replicas are PostgreSQL standbys of a PostgreSQL primary",
+        ));
+    }
     let redacted = redact(url);
     let connection_error = |message: String| Error::Connection {
         url: redacted.clone(),
@@ -56,6 +66,7 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
                 .connection_customizer(Box::new(settings))
                 .build_unchecked(ConnectionManager::<SqliteConnection>::new(uri));
             Inner {
+                replicas: Default::default(),
                 schema: None,
                 pools: Pools::Sqlite {
                     writer: pool.clone(),
@@ -131,6 +142,7 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
                 .connection_customizer(Box::new(settings))
                 .build_unchecked(manager());
             Inner {
+                replicas: Default::default(),
                 schema: None,
                 pools: Pools::Sqlite { writer, reader },
                 url: redacted,
@@ -195,7 +207,13 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
                     schema: schema.clone(),
                 }))
                 .build_unchecked(ConnectionManager::<PgConnection>::new(url));
+            let replicas = options
+                .read_replicas
+                .iter()
+                .map(|r| replica(&options, r, &schema))
+                .collect::<Result<Vec<_>>>()?;
             Inner {
+                replicas: super::replicas::Replicas::new(replicas, options.replica_fallback),
                 schema: Some(schema),
                 pools: Pools::Postgres(pool),
                 url: redacted,
@@ -215,6 +233,43 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
     };
     Ok(Database {
         inner: std::sync::Arc::new(inner),
+        replica_reads: false,
+    })
+}
+
+/// A read replica's pool: read-only connections with the primary's
+/// settings, opened lazily (a replica down at open is used once it answers).
+#[cfg(feature = "postgres")]
+fn replica(options: &DatabaseBuilder, url: &str, schema: &str) -> Result<super::replicas::Replica> {
+    let redacted = redact(url);
+    let Target::Postgres(url) = parse_url(url)? else {
+        return Err(Error::InvalidUrl {
+            url: redacted,
+            reason: "a read replica is a postgres:// URL".into(),
+        });
+    };
+    let mut info = super::conninfo::ConnInfo::parse(&url)?;
+    with_connect_timeout(&mut info, options.connect_timeout_secs());
+    if let Some(name) = &options.application_name {
+        info.set_default("application_name", name);
+    }
+    // Checked on check-out (one `SELECT 1`): a replica that went away
+    // must fail here, where reads can still go elsewhere.
+    let pool = Pool::builder()
+        .max_size(options.pool_size)
+        .min_idle(Some(0))
+        .test_on_check_out(true)
+        .connection_timeout(super::replicas::WAIT)
+        .connection_customizer(Box::new(PgSettings {
+            durability: options.durability,
+            read_only: true,
+            schema: schema.to_string(),
+        }))
+        .build_unchecked(ConnectionManager::<PgConnection>::new(info.to_libpq()));
+    Ok(super::replicas::Replica {
+        url: redacted,
+        pool,
+        down_until: std::sync::Mutex::new(None),
     })
 }
 

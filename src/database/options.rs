@@ -47,6 +47,8 @@ pub struct DatabaseBuilder {
     pub(super) pool_size: u32,
     pub(super) application_name: Option<String>,
     pub(super) schema: String,
+    pub(super) read_replicas: Vec<String>,
+    pub(super) replica_fallback: super::ReplicaFallback,
 }
 
 impl Database {
@@ -62,6 +64,8 @@ impl Database {
             pool_size: 8,
             application_name: None,
             schema: "simdb".into(),
+            read_replicas: Vec::new(),
+            replica_fallback: super::ReplicaFallback::default(),
         }
     }
 }
@@ -135,6 +139,25 @@ impl DatabaseBuilder {
     /// named `simdb_<name>` there (as on PostgreSQL, inside the schema).
     pub fn schema(mut self, schema: impl Into<String>) -> Self {
         self.schema = schema.into();
+        self
+    }
+
+    /// PostgreSQL: a hot standby of this database (a streaming replica,
+    /// `postgres://…`) that the [reading view](crate::Database::for_reading)
+    /// reads from; repeat for several (reads take them in turn). Connections
+    /// to it are read-only and use this builder's timeouts, schema and
+    /// application name; it is not checked at open, so a replica that is
+    /// down then is used once it answers. See
+    /// [`DatabaseBuilder::replica_fallback`] for reads while none answers.
+    pub fn read_replica(mut self, url: impl Into<String>) -> Self {
+        self.read_replicas.push(url.into());
+        self
+    }
+
+    /// What reads do while no read replica answers: go to the primary
+    /// (the default) or fail with [`Error::ReplicaUnavailable`](crate::Error::ReplicaUnavailable).
+    pub fn replica_fallback(mut self, fallback: super::ReplicaFallback) -> Self {
+        self.replica_fallback = fallback;
         self
     }
 

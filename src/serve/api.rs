@@ -94,6 +94,13 @@ pub(crate) async fn experiments(State(app): State<AppState>) -> Answer<Vec<Exper
     Ok(Json(blocking(move || app.svc.list_experiments()).await?))
 }
 
+/// Each read replica's lag behind the primary (empty without replicas).
+pub(crate) async fn replicas(State(app): State<AppState>) -> Answer<Vec<crate::ReplicaStatus>> {
+    Ok(Json(
+        blocking(move || Ok(app.svc.database().replica_status())).await?,
+    ))
+}
+
 pub(crate) async fn simulations(
     State(app): State<AppState>,
     Query(q): Query<ListQuery>,

@@ -62,6 +62,7 @@ pub fn router_with(svc: SimulationService, token: Option<AccessToken>) -> Router
         .route("/compare/charts/{field}", get(compare::chart))
         .route("/live.js", get(pages::live_script))
         .route("/api/experiments", get(api::experiments))
+        .route("/api/replicas", get(api::replicas))
         .route("/api/simulations", get(api::simulations))
         .route("/api/simulations/{id}", get(api::simulation))
         .route("/api/simulations/{id}/progress", get(api::progress))

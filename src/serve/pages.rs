@@ -128,6 +128,20 @@ pub(crate) fn frame(title: &str, live: Live, content: Markup) -> Html<String> {
     )
 }
 
+/// A read replica's lag, as the list page says it.
+fn replica_line(r: &crate::ReplicaStatus) -> String {
+    match (&r.error, r.lag_bytes, r.lag_seconds) {
+        (Some(e), _, _) => format!("{} does not answer ({e})", r.url),
+        (None, Some(0), _) => format!("{} is up to date", r.url),
+        (None, bytes, secs) => format!(
+            "{} is {} bytes, {} s behind",
+            r.url,
+            bytes.map_or("?".into(), |b| b.to_string()),
+            secs.map_or("?".into(), |s| format!("{s:.1}"))
+        ),
+    }
+}
+
 pub(crate) fn compact(v: &Value) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
@@ -171,10 +185,25 @@ pub(crate) async fn index(State(app): State<AppState>, Query(q): Query<ListQuery
         }
     };
     let form = q.clone();
-    let (experiments, sims) =
-        blocking(move || Ok((app.svc.list_experiments()?, api::list(&app.svc, &q)?))).await?;
+    let (experiments, sims, replicas) = blocking(move || {
+        Ok((
+            app.svc.list_experiments()?,
+            api::list(&app.svc, &q)?,
+            app.svc.database().replica_status(),
+        ))
+    })
+    .await?;
     let content = html! {
         h1 { "Simulations" }
+        @if !replicas.is_empty() {
+            p class="replicas" {
+                "Read from replicas: "
+                @for (i, r) in replicas.iter().enumerate() {
+                    @if i > 0 { "; " }
+                    (replica_line(r))
+                }
+            }
+        }
         form method="get" action="/" {
             label { "status " select name="status" {
                 option value="" { "any" }

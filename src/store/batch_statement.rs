@@ -19,6 +19,7 @@ use crate::store::state_chunks::Planned;
 /// Whose batch it is: the run, the lease, the batch's sequence number and
 /// the watermark it carries.
 #[derive(Debug)]
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) struct BatchLease<'a> {
     pub(crate) sim_key: i32,
     pub(crate) sim: &'a SimulationId,
@@ -29,6 +30,7 @@ pub(crate) struct BatchLease<'a> {
 
 /// Everything one batch stores, ready to write.
 #[derive(Debug)]
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) struct BatchWrite<'a> {
     pub(crate) lease: &'a BatchLease<'a>,
     pub(crate) states: &'a Planned<AgentStateChunk>,

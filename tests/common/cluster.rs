@@ -74,27 +74,94 @@ fn free_port() -> Result<u16> {
     Ok(listener.local_addr().map_err(io("a free port"))?.port())
 }
 
+/// A fresh directory for a cluster, owned by the server's user.
+fn cluster_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "simdb-cluster-{}-{}",
+        std::process::id(),
+        free_port()?
+    ));
+    std::fs::create_dir_all(&dir).map_err(io("cluster dir"))?;
+    if is_root() {
+        let out = Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(&dir)
+            .output()
+            .map_err(io("chown"))?;
+        if !out.status.success() {
+            return Err(failed("chown", &out));
+        }
+    }
+    Ok(dir)
+}
+
+/// Appends server settings: its own port and socket directory, then `settings`.
+fn configure(data: &Path, dir: &Path, port: u16, settings: &[&str]) -> Result<()> {
+    let mut conf = format!(
+        "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nfsync = off\n",
+        dir.display()
+    );
+    for s in settings {
+        conf.push_str(s);
+        conf.push('\n');
+    }
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(data.join("postgresql.conf"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, conf.as_bytes()))
+        .map_err(io("postgresql.conf"))
+}
+
 impl Cluster {
+    /// A hot standby of `primary`: `pg_basebackup -R` (streaming, with the
+    /// standby signal and the primary's address written for it) into a
+    /// directory of its own, started on another free loopback port.
+    pub fn replica_of(primary: &Cluster) -> Result<Cluster> {
+        let bin = server_bin()?;
+        let dir = cluster_dir()?;
+        let data = dir.join("data");
+        let out = as_server_user(&bin.join("pg_basebackup"))
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+            ])
+            .args(["-p", &primary.port.to_string()])
+            .output()
+            .map_err(io("pg_basebackup"))?;
+        if !out.status.success() {
+            return Err(failed("pg_basebackup", &out));
+        }
+        let port = free_port()?;
+        configure(&data, &dir, port, &["hot_standby = on"])?;
+        let cluster = Cluster { bin, dir, port };
+        cluster.pg_ctl(&["start"])?;
+        Ok(cluster)
+    }
+
+    /// Stops the server (fast); its directory stays until the drop.
+    pub fn stop(&self) -> Result<()> {
+        self.pg_ctl(&["stop"])
+    }
+
+    /// Starts a stopped server again.
+    pub fn start_again(&self) -> Result<()> {
+        self.pg_ctl(&["start"])
+    }
+
     /// initdb (trust authentication, superuser `postgres`, `initdb_args`
     /// added) and start on a free loopback port with `settings` (`name=value`).
     pub fn start(initdb_args: &[&str], settings: &[&str]) -> Result<Cluster> {
         let bin = server_bin()?;
-        let dir = std::env::temp_dir().join(format!(
-            "simdb-cluster-{}-{}",
-            std::process::id(),
-            free_port()?
-        ));
-        std::fs::create_dir_all(&dir).map_err(io("cluster dir"))?;
-        if is_root() {
-            let out = Command::new("chown")
-                .args(["postgres:postgres"])
-                .arg(&dir)
-                .output()
-                .map_err(io("chown"))?;
-            if !out.status.success() {
-                return Err(failed("chown", &out));
-            }
-        }
+        let dir = cluster_dir()?;
         let data = dir.join("data");
         let out = as_server_user(&bin.join("initdb"))
             .arg("-D")
@@ -107,19 +174,7 @@ impl Cluster {
             return Err(failed("initdb", &out));
         }
         let port = free_port()?;
-        let mut conf = format!(
-            "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nfsync = off\n",
-            dir.display()
-        );
-        for s in settings {
-            conf.push_str(s);
-            conf.push('\n');
-        }
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(data.join("postgresql.conf"))
-            .and_then(|mut f| std::io::Write::write_all(&mut f, conf.as_bytes()))
-            .map_err(io("postgresql.conf"))?;
+        configure(&data, &dir, port, settings)?;
         let cluster = Cluster { bin, dir, port };
         cluster.pg_ctl(&["start"])?;
         Ok(cluster)

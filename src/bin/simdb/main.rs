@@ -37,6 +37,16 @@ struct Cli {
         hide_env_values = true
     )]
     database_url: Option<String>,
+    /// PostgreSQL: a hot standby of the database that the reading commands
+    /// (sims, show, compare, leaderboard, watch, plot, export, serve) read
+    /// from; repeat for several. When none answers they read the primary.
+    #[arg(
+        long,
+        global = true,
+        env = "SIMDB_READ_REPLICA",
+        hide_env_values = true
+    )]
+    read_replica: Vec<String>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -95,6 +105,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let (url, json) = (&cli.database_url, cli.json);
+    resolve::read_replicas(cli.read_replica);
     match cli.command {
         Command::Migrate(args) => migrate::migrate(url, json, args),
         Command::Experiments(args) => browse::experiments(url, json, args),

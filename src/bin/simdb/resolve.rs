@@ -25,14 +25,24 @@ pub fn open_read(url: &Option<String>) -> Result<SimulationService> {
     read_only(given(url)?)
 }
 
-/// Opens `url` for reading (see [`open_read`]).
+/// The read replicas given by `--read-replica`, for every read-only open.
+static REPLICAS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// Keeps `--read-replica`'s URLs for the reading opens of this run.
+pub fn read_replicas(urls: Vec<String>) {
+    let _ = REPLICAS.set(urls.into_iter().filter(|u| !u.trim().is_empty()).collect());
+}
+
+/// Opens `url` for reading (see [`open_read`]), its reads from the read
+/// replicas when `--read-replica` gave any.
 pub fn read_only(url: &str) -> Result<SimulationService> {
-    Ok(SimulationService::new(
-        Database::builder(url)
-            .create_if_missing(false)
-            .read_only(true)
-            .open()?,
-    ))
+    let mut builder = Database::builder(url)
+        .create_if_missing(false)
+        .read_only(true);
+    for replica in REPLICAS.get().into_iter().flatten() {
+        builder = builder.read_replica(replica);
+    }
+    Ok(SimulationService::new(builder.open()?.for_reading()))
 }
 
 /// A simulation id from text.
