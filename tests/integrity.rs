@@ -267,6 +267,40 @@ backend_tests! {
         Ok(())
     }
 
+    fn a_lapsed_recorder_cannot_write_over_a_one_row_write(db) {
+        use simdb::diesel::prelude::*;
+        let svc = service(db);
+        let sim = running_sim(&svc, 1)?;
+        let mut rec = svc.recorder_with(&sim.id, no_timer())?;
+        for step in 0..3 {
+            rec.agent_state(step, 0, 1.0, &json!({}))?;
+            rec.end_step(step)?;
+        }
+        assert_eq!(rec.flush()?, Some(2));
+        // The recorder stalls past its lease (its heartbeat an hour old)...
+        let hour_ago = match db.backend() {
+            simdb::Backend::Sqlite => "strftime('%Y-%m-%d %H:%M:%f', 'now', '-3600 seconds') || '000+00:00'",
+            simdb::Backend::Postgres => "now() - interval '1 hour'",
+        };
+        simdb::with_connection!(db.database().writer()?, |c| {
+            simdb::diesel::sql_query(format!("UPDATE simdb_simulations SET heartbeat_at = {hour_ago} WHERE sim_key = {}", sim.sim_key)).execute(c)?;
+        });
+        // ...so another caller may write a row into the chunk it wrote...
+        svc.record_agent_state(&sim.id, 3, 0, 10.0, &json!({"other": true}))?;
+        // ...and when it comes back, its batch is refused: it would have
+        // merged its rows into the chunk and totals as it last knew them.
+        rec.agent_state(4, 0, 1.0, &json!({}))?;
+        rec.end_step(4)?;
+        let err = rec.flush().err().ok_or(Error::RecorderClosed)?;
+        assert!(matches!(source_of(&err), Some(Error::LeaseLost { .. })), "{err}");
+        let steps: Vec<i64> = svc.agent_states(&sim.id, 0, ..)?.iter().map(|s| s.step).collect();
+        assert_eq!(steps, vec![0, 1, 2, 3]);
+        let totals = svc.analytics().agent_totals(&sim.id)?;
+        assert_eq!((totals[0].rows, totals[0].total_reward), (4, 13.0), "{totals:?}");
+        assert_rollups_match_rows(&svc, &sim.id)?;
+        Ok(())
+    }
+
     fn retry_and_discard_travel_in_order(db) {
         use simdb::diesel::prelude::*;
         use simdb::schema::agent_state_chunks;

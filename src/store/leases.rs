@@ -25,7 +25,8 @@ pub(crate) trait LeaseStore {
     fn acquire_lease(&mut self, sim: &Simulation, token: i64, timeout: Duration) -> Result<()>;
     /// For a one-row write (a call that holds no lease): the run, locked,
     /// if it is running and no live recorder holds it (one that heartbeated
-    /// within the default lease timeout); otherwise the typed refusal.
+    /// within the default lease timeout), a lapsed holder's lease taken
+    /// away; otherwise the typed refusal.
     fn lock_for_one_row_write(&mut self, id: &SimulationId) -> Result<Simulation>;
     /// Refuses with [`Error::LeaseHeld`] while a live holder has the run.
     fn check_no_live_lease(&mut self, sim: &Simulation, timeout: Duration) -> Result<()>;
@@ -94,6 +95,16 @@ for_each_backend! {
             let sim = self.lock_simulation(id)?;
             crate::validate::check_running(&sim)?;
             self.check_no_live_lease(&sim, crate::recorder::RecorderOptions::default().lease_timeout)?;
+            // A lapsed recorder's lease ends here: were it to come back, its
+            // batches would build on what it last knew of the run and could
+            // write over this row; its ownership proof now fails instead.
+            diesel::update(
+                simulations::table
+                    .find(sim.sim_key)
+                    .filter(simulations::lease_token.is_not_null()),
+            )
+            .set(simulations::lease_token.eq(None::<i64>))
+            .execute(self)?;
             Ok(sim)
         }
 
