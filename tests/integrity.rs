@@ -522,6 +522,72 @@ fn lost_commit_reply_is_settled_not_resent() -> Result<()> {
     Ok(())
 }
 
+/// Batches that queued up behind a blocked writer are written together
+/// (PostgreSQL, one statement); when that write fails for good, they are
+/// written again one by one, so that a bad row in the second holds back
+/// only its own batch: the first commits and the watermark covers it.
+#[test]
+fn batches_written_together_fail_one_by_one() -> Result<()> {
+    use simdb::diesel::connection::{Connection, SimpleConnection};
+    let db = TestDatabase::postgres()?;
+    let svc = service(&db);
+    let sim = running_sim(&svc, 1)?;
+    // Two rows a step: batches of one 64-step chunk, room for three in flight.
+    let options = no_timer().batch_rows(128).max_pending_batches(3);
+    let mut rec = svc.recorder_with(&sim.id, options)?;
+    let record = |rec: &mut Recorder, steps: std::ops::Range<i64>| -> Result<()> {
+        for step in steps {
+            rec.agent_state(step, 0, 1.0, &json!({}))?;
+            rec.step(step, &json!({}))?;
+            rec.end_step(step)?;
+        }
+        Ok(())
+    };
+    record(&mut rec, 0..64)?;
+    assert_eq!(rec.flush()?, Some(63));
+    // Another session holds the run's row, so the writer's next write
+    // waits; it also stores step 200's step row, which the recorder will
+    // collide with.
+    let mut blocker = simdb::diesel::PgConnection::establish(db.url())
+        .map_err(|e| Error::invalid_for_tests(e.to_string()))?;
+    blocker.batch_execute(&format!(
+        "SET search_path TO simdb; BEGIN; \
+         SELECT 1 FROM simdb_simulations WHERE sim_key = {0} FOR UPDATE; \
+         INSERT INTO simdb_simulation_steps (sim_key, step, recorded_at, metrics) \
+         VALUES ({0}, 200, now(), '{{}}')",
+        sim.sim_key
+    ))?;
+    // Steps 64..=127 go to the writer (when full), which blocks...
+    record(&mut rec, 64..127)?;
+    rec.agent_state(127, 0, 1.0, &json!({}))?;
+    rec.step(127, &json!({}))?;
+    std::thread::sleep(Duration::from_millis(300));
+    rec.end_step(127)?;
+    // ...while steps 128..=191 and 192..=255 queue up behind it.
+    record(&mut rec, 128..256)?;
+    blocker.batch_execute("COMMIT")?;
+    let err = rec.flush().err().ok_or(Error::RecorderClosed)?;
+    assert!(
+        matches!(source_of(&err), Some(Error::Duplicate { .. })),
+        "{err}"
+    );
+    // Steps 128..=191 committed (a batch goes as soon as it is full, before
+    // its last step is ended: the watermark is 190); written together with
+    // the bad batch and not split, it would be 126.
+    assert_eq!(
+        rec.committed_step(),
+        Some(190),
+        "the batch before the bad one was held back too"
+    );
+    let steps: Vec<i64> = svc
+        .agent_states(&sim.id, 0, ..)?
+        .iter()
+        .map(|s| s.step)
+        .collect();
+    assert_eq!(steps, (0..192).collect::<Vec<_>>());
+    Ok(())
+}
+
 /// The same for a batch written in a transaction (a memory snapshot keeps
 /// it off the one-statement path): the lost reply is COMMIT's.
 #[test]

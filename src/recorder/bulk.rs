@@ -36,6 +36,8 @@ pub(crate) struct Written {
     pub(crate) metrics: Vec<AgentMetricChunk>,
     pub(crate) highest: (Option<i64>, Option<i64>),
     pub(crate) totals: Vec<AgentTotal>,
+    /// Every agent's kind, where the write had to read them again.
+    pub(crate) kinds: Option<HashMap<i32, String>>,
 }
 
 impl Written {
@@ -49,6 +51,9 @@ impl Written {
             self.highest.1.max(later.highest.1),
         );
         self.totals.extend(later.totals);
+        if later.kinds.is_some() {
+            self.kinds = later.kinds;
+        }
     }
 }
 
@@ -139,8 +144,8 @@ fn add_rows<'a>(
 }
 
 impl Rows<'_> {
-    /// The rollups of these rows.
-    fn rollups(&self, sim_key: i32, kinds: HashMap<i32, String>) -> RollupRows {
+    /// The rollups of these rows, if every agent's kind is in `kinds`.
+    fn rollups(&self, sim_key: i32, kinds: &HashMap<i32, String>) -> Option<RollupRows> {
         let mut rollups = RollupBuilder::new(sim_key, kinds);
         for r in &self.states {
             rollups.reward(r.0, r.1, r.2);
@@ -148,7 +153,7 @@ impl Rows<'_> {
         for m in &self.agent_metrics {
             rollups.metric(m.agent_index.0, m.metric_id, m.step, m.value);
         }
-        rollups.finish()
+        rollups.knew_every_agent().then(|| rollups.finish())
     }
 }
 
@@ -163,15 +168,6 @@ fn batch_error(sim_key: i32) -> impl Fn(Error) -> Error {
         ),
         other => other,
     }
-}
-
-/// Every agent `batch` records for.
-pub(crate) fn agents_of(batch: &Batch) -> impl Iterator<Item = i32> + '_ {
-    batch
-        .states
-        .iter()
-        .map(|r| r.agent)
-        .chain(batch.metrics.iter().filter_map(|m| m.agent))
 }
 
 /// Inserts every row of `batch` for simulation `sim_key` (inside the
@@ -198,12 +194,20 @@ pub(crate) fn write_batch<C: Store + Bulk>(
     // more, so a missing one is an error, never a made-up id.
     let mut rows = Rows::default();
     add_rows(&mut rows, sim_key, batch, &text, |m| interned_id(&ids, m))?;
-    let kinds = match kinds {
-        Some(k) => k.clone(),
-        None => c.agent_kinds(sim_key)?,
+    // The rollups of these rows, written in the same transaction (the
+    // kinds read again if an agent is new to those given).
+    let mut kinds_read = None;
+    let rollups = match kinds.and_then(|k| rows.rollups(sim_key, k)) {
+        Some(rollups) => rollups,
+        None => {
+            let read = c.agent_kinds(sim_key)?;
+            let rollups = rows
+                .rollups(sim_key, &read)
+                .ok_or_else(|| Error::invalid("agent", "a recorded agent is not registered"))?;
+            kinds_read = Some(read);
+            rollups
+        }
     };
-    // The rollups of these rows, written in the same transaction.
-    let rollups = rows.rollups(sim_key, kinds);
     let highest = rollups.highest();
     let written = (|| -> Result<Written> {
         let states =
@@ -234,10 +238,12 @@ pub(crate) fn write_batch<C: Store + Bulk>(
             metrics,
             highest,
             totals,
+            kinds: None,
         })
     })();
     let mut written = written.map_err(batch_error(sim_key))?;
     written.interned = interned;
+    written.kinds = kinds_read;
     Ok(written)
 }
 
@@ -296,7 +302,7 @@ pub(crate) fn write_batch_at_once<C: Store + BatchStatement>(
     if metrics().any(|m| interned_id(&cache.ids, m.metric).is_err()) {
         return Ok(None);
     }
-    let Some(kinds) = rollups.kinds_for(group.iter().flat_map(agents_of)) else {
+    let Some(kinds) = rollups.kinds() else {
         return Ok(None);
     };
     let Some(min_step) = group.iter().filter_map(|b| b.min_step).min() else {
@@ -317,7 +323,10 @@ pub(crate) fn write_batch_at_once<C: Store + BatchStatement>(
     {
         return Ok(None);
     }
-    let rollup_rows = rows.rollups(sim_key, kinds.clone());
+    // An agent registered since the kinds were read: the usual way.
+    let Some(rollup_rows) = rows.rollups(sim_key, kinds) else {
+        return Ok(None);
+    };
     let Some(totals) = rollups.totals_after(&rollup_rows) else {
         return Ok(None);
     };
@@ -343,6 +352,7 @@ pub(crate) fn write_batch_at_once<C: Store + BatchStatement>(
         metrics: metrics.chunks,
         highest: rollup_rows.highest(),
         totals,
+        kinds: None,
     }))
 }
 

@@ -82,6 +82,7 @@ impl SimulationService {
             last_commit: now,
             last_beat: now,
             stash: None,
+            at_once: false,
         };
         let spawned = spawn_writer(writer, receiver, simulation.sim_key);
         let handle = match spawned {

@@ -12,7 +12,7 @@ use std::sync::TryLockError;
 use std::time::{Duration, Instant};
 
 use super::batch::Batch;
-use super::bulk::{agents_of, intern_missing, write_batch, write_batch_at_once, Bulk, Written};
+use super::bulk::{intern_missing, write_batch, write_batch_at_once, Bulk, Written};
 use super::metric_names::MetricCache;
 use super::shared::{Msg, Shared};
 use crate::database::Database;
@@ -23,6 +23,13 @@ use crate::store::known_chunks::KnownChunks;
 use crate::store::known_rollups::KnownRollups;
 use crate::store::prelude::*;
 use crate::with_connection;
+
+/// The most batches written together: the one taken and one queued behind
+/// it. Each one taken off the queue lets the recorder fill another, so a
+/// group adds a batch to what is in memory; it is only formed while batches
+/// go to the server as one statement (PostgreSQL, where a write's round
+/// trip is what grouping saves), never on SQLite.
+const MAX_GROUP: usize = 2;
 
 /// Why a write failed, and whether it is known that nothing of it is
 /// stored (`settled`) or it may have committed.
@@ -62,6 +69,9 @@ pub(crate) struct Writer {
     pub(crate) last_beat: Instant,
     /// A message taken off the queue while gathering batches, handled next.
     pub(crate) stash: Option<Msg>,
+    /// The last write went to the server as one statement: queued batches
+    /// are written together.
+    pub(crate) at_once: bool,
 }
 
 impl Writer {
@@ -208,7 +218,11 @@ impl Writer {
     /// from its server) writes bigger batches in as many round trips.
     fn take(&mut self, batch: Batch, receiver: &Receiver<Msg>) {
         let mut group = vec![batch];
-        while !self.shared.failed.load(Ordering::Acquire) && self.stash.is_none() {
+        while self.at_once
+            && group.len() < MAX_GROUP
+            && !self.shared.failed.load(Ordering::Acquire)
+            && self.stash.is_none()
+        {
             match receiver.try_recv() {
                 Ok(Msg::Batch(next)) => group.push(next),
                 Ok(other) => self.stash = Some(other),
@@ -318,6 +332,9 @@ impl Writer {
             };
             match result {
                 Ok(written) => {
+                    if let Some(kinds) = written.kinds {
+                        self.rollups.set_kinds(kinds);
+                    }
                     self.metrics.learned(written.interned);
                     self.known.learn(written.states, written.metrics);
                     self.rollups.learn(written.highest, &written.totals);
@@ -384,8 +401,7 @@ impl Writer {
             self.known = KnownChunks::starting_at(stored.state_chunk, stored.metric_chunk);
             self.rollups.read(stored);
         }
-        let agents = || group.iter().flat_map(agents_of);
-        if self.rollups.kinds_for(agents()).is_none() {
+        if self.rollups.kinds().is_none() {
             self.rollups.set_kinds(c.agent_kinds(self.sim_key)?);
         }
         let lease = BatchLease {
@@ -398,9 +414,11 @@ impl Writer {
         if let Some(written) =
             write_batch_at_once(c, &lease, group, &self.metrics, &self.known, &self.rollups)?
         {
+            self.at_once = true;
             return Ok(written);
         }
-        let kinds = self.rollups.kinds_for(agents());
+        self.at_once = false;
+        let kinds = self.rollups.kinds();
         c.write(|c| {
             // First: the run exists, runs and is ours. Its row stays locked
             // (PostgreSQL) or the database stays locked (SQLite) until COMMIT.

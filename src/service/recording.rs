@@ -43,7 +43,7 @@ impl SimulationService {
                 reward,
                 state: state.clone(),
             })?;
-            let mut rollups = RollupBuilder::new(sim.sim_key, c.agent_kinds(sim.sim_key)?);
+            let mut rollups = RollupBuilder::new(sim.sim_key, &c.agent_kinds(sim.sim_key)?);
             rollups.reward(agent.0, step, reward);
             c.add_rollups(rollups.finish()).map(drop)
         }))
@@ -109,7 +109,7 @@ impl SimulationService {
                         step,
                         value,
                     })?;
-                    let mut rollups = RollupBuilder::new(sim.sim_key, c.agent_kinds(sim.sim_key)?);
+                    let mut rollups = RollupBuilder::new(sim.sim_key, &c.agent_kinds(sim.sim_key)?);
                     rollups.metric(agent_index.0, metric_id, step, value);
                     c.add_rollups(rollups.finish()).map(drop)
                 }

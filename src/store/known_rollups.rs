@@ -35,13 +35,10 @@ impl KnownRollups {
         self.totals = Some(frontier.totals);
     }
 
-    /// The agents' kinds, if every agent in `agents` is among them.
-    pub(crate) fn kinds_for(
-        &self,
-        mut agents: impl Iterator<Item = i32>,
-    ) -> Option<&HashMap<i32, String>> {
-        let kinds = self.kinds.as_ref()?;
-        agents.all(|a| kinds.contains_key(&a)).then_some(kinds)
+    /// The agents' kinds, as last read (agents registered since are
+    /// missing: a batch meeting one reads them again).
+    pub(crate) fn kinds(&self) -> Option<&HashMap<i32, String>> {
+        self.kinds.as_ref()
     }
 
     /// After reading every registered agent's kind.
