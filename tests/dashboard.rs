@@ -102,12 +102,7 @@ fn invalid(reason: String) -> Error {
 /// with the standby stopped the dashboard reads the primary and says so.
 #[test]
 fn a_dashboard_on_a_replica_shows_its_lag() -> Result<()> {
-    use common::cluster::Cluster;
-    let primary = Cluster::start(&[], &[])?;
-    let replica = Cluster::replica_of(&primary)?;
-    let db = Database::builder(primary.url("postgres"))
-        .read_replica(replica.url("postgres"))
-        .open()?;
+    let (primary, replica, db) = common::cluster::primary_and_replica()?;
     let svc = SimulationService::new(db.clone());
     let sim = running_sim(&svc, 2)?;
     let mut rec = svc.recorder(&sim.id)?;
@@ -118,11 +113,7 @@ fn a_dashboard_on_a_replica_shows_its_lag() -> Result<()> {
         rec.end_step(step)?;
     }
     rec.close()?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while db.replica_status()[0].lag_bytes != Some(0) {
-        assert!(Instant::now() < deadline, "the replica never caught up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::cluster::wait_until_replayed(&db)?;
     let (server, _) = Server::start_on(
         &primary.url("postgres"),
         &[

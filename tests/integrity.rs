@@ -492,8 +492,24 @@ fn contents(svc: &SimulationService, sim: &SimulationId, agents: i32) -> Result<
 /// A COMMIT whose reply is lost (a proxy cuts the connection right after
 /// forwarding it): the writer finds its batch sequence number stored and
 /// moves on — never stuck on `Duplicate`, never writing the batch twice.
+/// Here the batch goes as one statement, which commits on its own: the
+/// proxy cuts the reply to that.
 #[test]
 fn lost_commit_reply_is_settled_not_resent() -> Result<()> {
+    lost_reply_at_step_49(false)
+}
+
+/// The same for a batch written in a transaction (a memory snapshot keeps
+/// it off the one-statement path): the lost reply is COMMIT's.
+#[test]
+fn lost_commit_reply_of_a_transaction_is_settled_not_resent() -> Result<()> {
+    lost_reply_at_step_49(true)
+}
+
+/// Records 100 steps of 2 agents through a proxy that cuts the reply to
+/// the write committing the batch that ends at step 49 (which holds a
+/// memory snapshot when `memory`); nothing may be lost or doubled.
+fn lost_reply_at_step_49(memory: bool) -> Result<()> {
     let db = TestDatabase::postgres()?;
     let upstream = proxy::upstream_of(db.url()).ok_or(Error::RecorderClosed)?;
     let proxy =
@@ -504,6 +520,10 @@ fn lost_commit_reply_is_settled_not_resent() -> Result<()> {
     for step in 0..100 {
         for agent in 0..2 {
             rec.agent_state(step, agent, 1.0, &json!({"s": step}))?;
+        }
+        if memory && step == 49 {
+            let bytes = 0.5f32.to_le_bytes().to_vec();
+            rec.memory(49, 0, NewAgentMemory::new("float32", vec![1], bytes))?;
         }
         rec.end_step(step)?;
         if step == 49 {
@@ -518,6 +538,7 @@ fn lost_commit_reply_is_settled_not_resent() -> Result<()> {
         200,
         "rows lost or doubled"
     );
+    assert_eq!(svc.memories(&sim.id, 0)?.len(), usize::from(memory));
     assert_eq!(service(&db).simulation(&sim.id)?.committed_step, Some(99));
     Ok(())
 }
@@ -585,43 +606,6 @@ fn batches_written_together_fail_one_by_one() -> Result<()> {
         .map(|s| s.step)
         .collect();
     assert_eq!(steps, (0..192).collect::<Vec<_>>());
-    Ok(())
-}
-
-/// The same for a batch written in a transaction (a memory snapshot keeps
-/// it off the one-statement path): the lost reply is COMMIT's.
-#[test]
-fn lost_commit_reply_of_a_transaction_is_settled_not_resent() -> Result<()> {
-    let db = TestDatabase::postgres()?;
-    let upstream = proxy::upstream_of(db.url()).ok_or(Error::RecorderClosed)?;
-    let proxy =
-        proxy::Proxy::start(upstream).map_err(|e| Error::invalid_for_tests(e.to_string()))?;
-    let svc = SimulationService::new(Database::open(&proxy.url_for(db.url()))?);
-    let sim = running_sim(&svc, 2)?;
-    let mut rec = svc.recorder_with(&sim.id, no_timer())?;
-    for step in 0..100 {
-        for agent in 0..2 {
-            rec.agent_state(step, agent, 1.0, &json!({"s": step}))?;
-        }
-        if step == 49 {
-            let bytes = 0.5f32.to_le_bytes().to_vec();
-            rec.memory(49, 0, NewAgentMemory::new("float32", vec![1], bytes))?;
-        }
-        rec.end_step(step)?;
-        if step == 49 {
-            proxy.cut_next_commit();
-            assert_eq!(rec.flush()?, Some(49));
-            assert_eq!(proxy.commits_cut(), 1, "the proxy did not cut the COMMIT");
-        }
-    }
-    rec.close()?;
-    assert_eq!(
-        table_counts(&db, sim.sim_key)?.0,
-        200,
-        "rows lost or doubled"
-    );
-    assert_eq!(svc.memories(&sim.id, 0)?.len(), 1);
-    assert_eq!(service(&db).simulation(&sim.id)?.committed_step, Some(99));
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 //! loopback port), recorded into on the primary and read on the replica.
 
 mod common;
-use common::cluster::Cluster;
+use common::cluster::{primary_and_replica, wait_until_replayed};
 use common::*;
 
 use std::time::{Duration, Instant};
@@ -28,30 +28,9 @@ fn reads_on_a_standby(db: &Database) -> Result<bool> {
     Ok(row.standby)
 }
 
-/// Waits until the (only) replica has replayed all the primary wrote.
-fn wait_until_replayed(db: &Database) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let status = &db.replica_status()[0];
-        if status.lag_bytes == Some(0) {
-            assert_eq!(status.lag_seconds, Some(0.0));
-            return Ok(());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the replica never caught up: {status:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn a_replica_serves_consistent_reads_while_the_primary_records() -> Result<()> {
-    let primary = Cluster::start(&[], &[])?;
-    let replica = Cluster::replica_of(&primary)?;
-    let db = Database::builder(primary.url("postgres"))
-        .read_replica(replica.url("postgres"))
-        .open()?;
+    let (primary, replica, db) = primary_and_replica()?;
     let svc = SimulationService::new(db.clone());
     let reader = SimulationService::new(db.for_reading());
     assert!(reader.database().reads_from_replicas());

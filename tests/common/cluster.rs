@@ -208,6 +208,35 @@ impl Cluster {
     }
 }
 
+/// A private primary, a hot standby of it, and a database opened on the
+/// primary that reads from the standby (migrated; the standby may still be
+/// replaying that: see [`wait_until_replayed`]).
+pub fn primary_and_replica() -> Result<(Cluster, Cluster, simdb::Database)> {
+    let primary = Cluster::start(&[], &[])?;
+    let replica = Cluster::replica_of(&primary)?;
+    let db = simdb::Database::builder(primary.url("postgres"))
+        .read_replica(replica.url("postgres"))
+        .open()?;
+    Ok((primary, replica, db))
+}
+
+/// Waits until `db`'s (only) replica has replayed all its primary wrote.
+pub fn wait_until_replayed(db: &simdb::Database) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let status = &db.replica_status()[0];
+        if status.lag_bytes == Some(0) {
+            assert_eq!(status.lag_seconds, Some(0.0));
+            return Ok(());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica never caught up: {status:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = self.pg_ctl(&["stop", "-m", "immediate"]);
