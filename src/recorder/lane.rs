@@ -31,7 +31,7 @@ const LANE_ROWS: usize = 1024;
 pub struct RecorderLane<'r> {
     rec: &'r Recorder,
     local: Batch,
-    agents: Arc<HashSet<i32>>,
+    agents: Arc<foldhash::HashSet<i32>>,
     /// Agents found registered after the recorder's snapshot was taken.
     late_agents: HashSet<i32>,
     rows: u64,

@@ -16,7 +16,6 @@ mod shared;
 mod start;
 mod writer;
 
-use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
@@ -78,9 +77,9 @@ pub struct Recorder {
     options: RecorderOptions,
     /// Recorder-local metric ids by name (locked only by lanes; the
     /// recorder's own calls hold `&mut self`).
-    metric_ids: Mutex<HashMap<String, u32>>,
+    metric_ids: Mutex<foldhash::HashMap<String, u32>>,
     /// The registered agents, as last read (lanes share the snapshot).
-    known_agents: Arc<HashSet<i32>>,
+    known_agents: Arc<foldhash::HashSet<i32>>,
     service: SimulationService,
     shared: Arc<Shared>,
     sender: Option<SyncSender<Msg>>,
@@ -272,7 +271,7 @@ impl Recorder {
 
     /// Checks that agents `0..n` are all registered (one query at most).
     fn check_agents(&mut self, n: usize) -> Result<()> {
-        let all = |known: &HashSet<i32>| {
+        let all = |known: &foldhash::HashSet<i32>| {
             (0..n).all(|i| i32::try_from(i).is_ok_and(|i| known.contains(&i)))
         };
         if all(&self.known_agents) {

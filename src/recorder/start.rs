@@ -1,6 +1,6 @@
 //! Starting a recorder: taking the run's lease and spawning its writer.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
@@ -96,8 +96,8 @@ impl SimulationService {
         let mut recorder = Recorder {
             sim: simulation.id,
             options,
-            metric_ids: Mutex::new(HashMap::new()),
-            known_agents: Arc::new(HashSet::new()),
+            metric_ids: Mutex::new(foldhash::HashMap::default()),
+            known_agents: Arc::new(foldhash::HashSet::default()),
             service: self.clone(),
             shared,
             sender: Some(sender),
