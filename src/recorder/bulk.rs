@@ -21,10 +21,10 @@ use crate::sql_types::{RawJson, TimeParam};
 use crate::store::batch_statement::{BatchLease, BatchStatement, BatchWrite};
 use crate::store::known_chunks::KnownChunks;
 use crate::store::known_rollups::KnownRollups;
-use crate::store::metric_chunks::{metrics_known, plan_metrics};
+use crate::store::metric_chunks::plan_metrics;
 use crate::store::prelude::*;
 use crate::store::rollups::{AgentTotal, RollupRows};
-use crate::store::state_chunks::{plan_states, states_known};
+use crate::store::state_chunks::plan_states;
 
 /// What writing a batch learned: the metric ids it had to intern, the
 /// state and metric chunks as it wrote them, the highest step and block it
@@ -183,17 +183,13 @@ pub(crate) fn write_batch<C: Store + Bulk>(
 ) -> Result<Written> {
     let text = batch_text(batch)?;
     let interned = intern_missing(c, std::slice::from_ref(batch), cache)?;
-    let mut ids = cache.ids.clone();
-    for &(i, id) in &interned {
-        if ids.len() <= i {
-            ids.resize(i + 1, None);
-        }
-        ids[i] = Some(id);
-    }
+    let ids = cache.with_learned(&interned);
     // Every id was interned just above; no foreign key backs this up any
     // more, so a missing one is an error, never a made-up id.
     let mut rows = Rows::default();
-    add_rows(&mut rows, sim_key, batch, &text, |m| interned_id(&ids, m))?;
+    add_rows(&mut rows, sim_key, batch, &text, |m| {
+        interned_id(&ids.ids, m)
+    })?;
     // The rollups of these rows, written in the same transaction (the
     // kinds read again if an agent is new to those given).
     let mut kinds_read = None;
@@ -281,11 +277,11 @@ fn interned_id(ids: &[Option<i32>], m: u32) -> Result<i32> {
 
 /// Writes `group` (consecutive batches) as one statement that commits on
 /// its own (one round trip to the server), when the backend has such a
-/// statement and the writer knows everything the rows meet in the
-/// database: every metric name interned, every agent's kind, what is
-/// stored of every chunk the rows fall in, and that no stored rollup
-/// shares a step or block with them. `Ok(None)`: not so, nothing was sent
-/// (write them the usual way).
+/// statement and the writer knows what the rows meet in the database:
+/// every metric name interned, every agent's kind, and that no stored
+/// rollup shares a step or block with them. Chunks it does not know are
+/// read first (held by the lease, they cannot change before the write).
+/// `Ok(None)`: not so, nothing was sent (write them the usual way).
 pub(crate) fn write_batch_at_once<C: Store + BatchStatement>(
     c: &mut C,
     lease: &BatchLease<'_>,
@@ -317,11 +313,6 @@ pub(crate) fn write_batch_at_once<C: Store + BatchStatement>(
         add_rows(&mut rows, sim_key, batch, text, |m| {
             interned_id(&cache.ids, m)
         })?;
-    }
-    if !states_known(&rows.states, &known.states)
-        || !metrics_known(&rows.agent_metrics, &known.metrics)
-    {
-        return Ok(None);
     }
     // An agent registered since the kinds were read: the usual way.
     let Some(rollup_rows) = rows.rollups(sim_key, kinds) else {

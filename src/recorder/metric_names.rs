@@ -19,6 +19,20 @@ impl MetricCache {
         self.names[i] = name.to_string();
     }
 
+    /// This cache with the ids of `interned` too (itself when there are
+    /// none: no copy on the usual path).
+    pub(crate) fn with_learned(
+        &self,
+        interned: &[(usize, i32)],
+    ) -> std::borrow::Cow<'_, MetricCache> {
+        if interned.is_empty() {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut cache = self.clone();
+        cache.learned(interned.to_vec());
+        std::borrow::Cow::Owned(cache)
+    }
+
     /// Keeps database ids that a committed batch interned.
     pub(crate) fn learned(&mut self, ids: Vec<(usize, i32)>) {
         for (i, id) in ids {

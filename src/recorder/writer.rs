@@ -425,8 +425,7 @@ impl Writer {
             c.mark_batch(self.sim_key, &self.sim, self.token, seq, mark)?;
             // Every new name of every batch first, in one name order.
             let interned = intern_missing(c, group, &self.metrics)?;
-            let mut names = self.metrics.clone();
-            names.learned(interned.clone());
+            let names = self.metrics.with_learned(&interned);
             let mut all = Written {
                 interned,
                 ..Written::default()

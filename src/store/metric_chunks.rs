@@ -262,19 +262,6 @@ pub(crate) fn write_metrics<C: MetricChunkStore>(
     Ok(planned.chunks)
 }
 
-/// True if `known` says what is stored of every chunk `rows` fall in (so
-/// that [`plan_metrics`] reads nothing).
-pub(crate) fn metrics_known(
-    rows: &[AgentMetric],
-    known: &Known<(i32, i32), AgentMetricChunk>,
-) -> bool {
-    rows.iter().all(|r| {
-        known
-            .lookup((r.metric_id, r.agent_index.0), chunk::chunk_of(r.step))
-            .is_some()
-    })
-}
-
 /// The chunks agent metric `rows` make, merged with what those chunks
 /// already hold (known from `known` or read); a step stored twice is
 /// [`Error::Duplicate`]. Sorts `rows`.

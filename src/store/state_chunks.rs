@@ -325,13 +325,6 @@ fn state_groups(rows: &[StateInput<'_>]) -> Vec<(i32, i64, std::ops::Range<usize
     groups
 }
 
-/// True if `known` says what is stored of every chunk `rows` fall in (so
-/// that [`plan_states`] reads nothing).
-pub(crate) fn states_known(rows: &[StateInput<'_>], known: &Known<i32, AgentStateChunk>) -> bool {
-    rows.iter()
-        .all(|r| known.lookup(r.0, chunk::chunk_of(r.1)).is_some())
-}
-
 /// The chunks `rows` make, merged with what those chunks already hold
 /// (known from `known` or read); a step stored twice is
 /// [`Error::Duplicate`]. Sorts `rows` by agent and step.
