@@ -234,7 +234,9 @@ backend_tests! {
     }
 
     fn reader_polls_while_a_writer_records(db) {
-        let mut child = spawn(db.url(), &["synth", "--agents", "8", "--steps", "3000", "--flush-every", "20"])?;
+        // Long enough that the reader polls many times while it records,
+        // however fast the writer.
+        let mut child = spawn(db.url(), &["synth", "--agents", "8", "--steps", "20000", "--flush-every", "20"])?;
         let stdout = child.stdout.take().ok_or(Error::RecorderClosed)?;
         let mut lines = BufReader::new(stdout).lines();
         let id = SimulationId::new(lines.next().ok_or(Error::RecorderClosed)?.map_err(io)?)?;
@@ -259,7 +261,7 @@ backend_tests! {
         let status = child.wait().map_err(io)?;
         assert!(status.success());
         let _ = drain.join();
-        assert_eq!(last_rows, 24_000);
+        assert_eq!(last_rows, 160_000);
         assert!(polls > 3, "only {polls} polls");
         Ok(())
     }
