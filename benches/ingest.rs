@@ -31,6 +31,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::json;
+use simdb::models::AgentMetricChunk;
 use simdb::test_support::TestDatabase;
 use simdb::{
     Backend, Database, Durability, NewAgent, NewSimulation, RecorderOptions, Simulation,
@@ -719,64 +720,6 @@ const SQLITE_METRIC_ROWS: &str = "CREATE TABLE simdb_agent_metrics (
         PRIMARY KEY (sim_key, metric_id, agent_index, step)
     ) WITHOUT ROWID;";
 
-/// Packs whole chunks of values as simdb does (src/chunk/values.rs),
-/// compressing once: as decimals if they are, else XORed with their
-/// neighbours, raw where that does not pay.
-fn pack_values(values: &[f64], zstd: &mut zstd::bulk::Compressor<'static>) -> BenchResult<Vec<u8>> {
-    let n = values.len();
-    let shuffled = |words: &[u64]| {
-        let mut out = vec![0u8; n * 8];
-        for (i, w) in words.iter().enumerate() {
-            for (b, byte) in w.to_le_bytes().into_iter().enumerate() {
-                out[b * n + i] = byte;
-            }
-        }
-        out
-    };
-    // Decimals: the fewest digits d making every value an integer over 10^d.
-    let mut scale = 1.0f64;
-    for d in 0..=6u8 {
-        let ints: Option<Vec<u64>> = values
-            .iter()
-            .map(|&v| {
-                let k = (v * scale).round();
-                (k.abs() < 9.0e15 && (k / scale).to_bits() == v.to_bits())
-                    .then_some(k as i64 as u64)
-            })
-            .collect();
-        if let Some(ints) = ints {
-            let packed = zstd.compress(&shuffled(&ints))?;
-            if packed.len() + 2 < n * 8 + 1 {
-                let mut out = vec![3u8, d];
-                out.extend_from_slice(&packed);
-                return Ok(out);
-            }
-            break;
-        }
-        scale *= 10.0;
-    }
-    let mut prev = 0u64;
-    let xored: Vec<u64> = values
-        .iter()
-        .map(|v| {
-            let w = v.to_bits() ^ prev;
-            prev = v.to_bits();
-            w
-        })
-        .collect();
-    let packed = zstd.compress(&shuffled(&xored))?;
-    if packed.len() + 1 < n * 8 + 1 {
-        let mut out = vec![4u8];
-        out.extend_from_slice(&packed);
-        return Ok(out);
-    }
-    let mut out = vec![0u8];
-    values
-        .iter()
-        .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
-    Ok(out)
-}
-
 /// rusqlite into the same schema: the row layout (10,000 rows per
 /// transaction in primary-key order, 128-row INSERTs) or whole 64-step
 /// chunks per transaction (64-row INSERTs); a random walk per agent.
@@ -807,7 +750,6 @@ fn sqlite_metrics_ceiling(db: &TestDatabase, steps: i64, layout: Layout) -> Benc
         Layout::Rows => 10_000 / AGENTS,
         Layout::Chunks => CHUNKS_PER_TRANSACTION * CHUNK_STEPS,
     };
-    let mut zstd = zstd::bulk::Compressor::new(1)?;
     let mut walk = vec![0.0; AGENTS as usize];
     let start = Instant::now();
     // By agent, then step: the batch's values in key order.
@@ -854,12 +796,12 @@ fn sqlite_metrics_ceiling(db: &TestDatabase, steps: i64, layout: Layout) -> Benc
                             let present = part
                                 .iter()
                                 .fold(0u64, |m, &(s, _)| m | 1 << (s % CHUNK_STEPS));
-                            let values: Vec<f64> = part.iter().map(|p| p.1).collect();
                             rows.push((
                                 agent as i64,
                                 part[0].0 / CHUNK_STEPS,
                                 present as i64,
-                                pack_values(&values, &mut zstd)?,
+                                AgentMetricChunk::encode(sim.sim_key, metric, agent as i32, part)?
+                                    .vals,
                             ));
                         }
                     }
@@ -917,7 +859,6 @@ fn postgres_metrics_ceiling(db: &TestDatabase, steps: i64, layout: Layout) -> Be
         Layout::Rows => 10_000 / AGENTS,
         Layout::Chunks => CHUNKS_PER_TRANSACTION * CHUNK_STEPS,
     };
-    let mut zstd = zstd::bulk::Compressor::new(1)?;
     let mut walk = vec![0.0; AGENTS as usize];
     let start = Instant::now();
     let mut batch: Vec<Vec<(i64, f64)>> = vec![Vec::new(); AGENTS as usize];
@@ -963,8 +904,8 @@ fn postgres_metrics_ceiling(db: &TestDatabase, steps: i64, layout: Layout) -> Be
                             .iter()
                             .fold(0u64, |m, &(s, _)| m | 1 << (s % CHUNK_STEPS))
                             as i64;
-                        let values: Vec<f64> = part.iter().map(|p| p.1).collect();
-                        let vals = pack_values(&values, &mut zstd)?;
+                        let vals =
+                            AgentMetricChunk::encode(sim.sim_key, metric, agent as i32, part)?.vals;
                         w.write(&[
                             &sim.sim_key,
                             &metric,

@@ -152,6 +152,50 @@ backend_tests! {
         Ok(())
     }
 
+    fn a_host_encodes_metric_chunks_as_simdb_stores_them(db) {
+        let svc = service(db);
+        let sim = running_sim(&svc, 3)?;
+        let mut rec = svc.recorder(&sim.id)?;
+        // A walk, integers, decimals, a constant and a gap: every codec.
+        let mut walk = 10.0f64;
+        for step in 0..150i64 {
+            walk += ((step * 7919) % 13) as f64 / 13.0 - 0.5;
+            rec.agent_metric(step, 0, "walk", walk)?;
+            rec.agent_metric(step, 1, "count", (step % 9) as f64)?;
+            rec.agent_metric(step, 2, "price", (step % 50) as f64 / 100.0)?;
+            if step % 3 != 0 {
+                rec.agent_metric(step, 0, "flat", 2.5)?;
+            }
+        }
+        rec.close()?;
+        use simdb::diesel::prelude::*;
+        use simdb::models::AgentMetricChunk;
+        use simdb::schema::agent_metric_chunks;
+        let stored: Vec<AgentMetricChunk> = simdb::with_connection!(db.database().connection()?, |c| {
+            agent_metric_chunks::table
+                .filter(agent_metric_chunks::sim_key.eq(sim.sim_key))
+                .select(AgentMetricChunk::as_select())
+                .load(c)?
+        });
+        assert_eq!(stored.len(), 4 * 3);
+        for chunk in &stored {
+            let again = AgentMetricChunk::encode(chunk.sim_key, chunk.metric_id, chunk.agent_index, &chunk.points()?)?;
+            assert_eq!(&again, chunk);
+        }
+        // What no chunk can hold is refused.
+        for bad in [
+            vec![],
+            vec![(5, 1.0), (5, 2.0)],
+            vec![(6, 1.0), (5, 2.0)],
+            vec![(63, 1.0), (64, 2.0)],
+            vec![(-1, 1.0)],
+            vec![(1, f64::NAN)],
+        ] {
+            assert!(matches!(AgentMetricChunk::encode(1, 1, 0, &bad), Err(Error::InvalidInput { .. })), "{bad:?}");
+        }
+        Ok(())
+    }
+
     fn timestamps_are_utc(db) {
         let svc = service(db);
         let mut new = NewExperiment::new("t");

@@ -80,6 +80,54 @@ pub struct AgentMetricChunk {
 }
 
 impl AgentMetricChunk {
+    /// Encodes one agent's values of one metric as simdb stores them (for a
+    /// host that writes chunks itself, or checks what simdb wrote):
+    /// `points` are `(step, value)`, steps ascending, distinct and all in
+    /// one chunk, values finite.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidInput`] for no points, steps out of order, in
+    /// two chunks or negative, or a value that is not finite.
+    pub fn encode(
+        sim_key: i32,
+        metric_id: i32,
+        agent_index: i32,
+        points: &[(i64, f64)],
+    ) -> Result<AgentMetricChunk> {
+        let first = points
+            .first()
+            .ok_or_else(|| crate::Error::invalid("points", "a chunk holds at least one step"))?;
+        crate::validate::check_step(first.0)?;
+        let number = chunk::chunk_of(first.0);
+        if let Some(w) = points.windows(2).find(|w| w[0].0 >= w[1].0) {
+            return Err(crate::Error::invalid(
+                "points",
+                format!("step {} follows step {}: steps must ascend", w[1].0, w[0].0),
+            ));
+        }
+        if let Some(p) = points.iter().find(|p| chunk::chunk_of(p.0) != number) {
+            return Err(crate::Error::invalid(
+                "points",
+                format!(
+                    "step {} is not in chunk {number} (steps {}..={})",
+                    p.0,
+                    chunk::first_step(number),
+                    chunk::first_step(number) + chunk::STEPS - 1
+                ),
+            ));
+        }
+        for p in points {
+            crate::validate::finite("value", p.1)?;
+        }
+        Ok(crate::store::metric_chunks::encode(
+            sim_key,
+            metric_id,
+            agent_index,
+            number,
+            points,
+        ))
+    }
+
     /// The steps this chunk holds, ascending.
     pub fn steps(&self) -> impl Iterator<Item = i64> {
         chunk::steps(self.chunk, self.present as u64)

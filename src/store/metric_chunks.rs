@@ -271,7 +271,7 @@ pub(crate) fn plan_metrics<C: MetricChunkStore>(
     rows: &mut [AgentMetric],
     known: Option<&Known<(i32, i32), AgentMetricChunk>>,
 ) -> Result<Planned<AgentMetricChunk>> {
-    rows.sort_unstable_by_key(|r| (r.metric_id, r.agent_index, r.step));
+    chunk::order::order_by_series(rows, |r| (r.metric_id, r.agent_index.0), |r| r.step);
     // Runs of one (metric, agent)'s rows in one chunk.
     let mut groups: Vec<((i32, i32), i64, std::ops::Range<usize>)> = Vec::new();
     for (i, r) in rows.iter().enumerate() {

@@ -334,7 +334,7 @@ pub(crate) fn plan_states<C: StateChunkStore>(
     rows: &mut [StateInput<'_>],
     known: Option<&Known<i32, AgentStateChunk>>,
 ) -> Result<Planned<AgentStateChunk>> {
-    rows.sort_unstable_by_key(|r| (r.0, r.1));
+    chunk::order::order_by_series(rows, |r| r.0, |r| r.1);
     let groups = state_groups(rows);
     // What is stored of those chunks: known, or one lookup per distinct
     // chunk number of the rest.
