@@ -17,18 +17,18 @@
 //!   bits) and its `m` bits above its trailing zeros (Gorilla's scheme);
 //! - `6`: each value's bits less the previous value's, as integers
 //!   (wrapping), zigzagged, as a bit stream like codec 5's: the first
-//!   value's 64 bits, then per value `0` for no change, else `1` and either
-//!   `0` and the difference in the previous width, or `1`, a new width `w`
-//!   less one (6 bits) and the difference in `w` bits. A walk's neighbours
-//!   differ by a small integer where their XOR, through a carry, can
-//!   differ in many bits.
+//!   value's 64 bits, then per value either `0` and the difference in the
+//!   previous width, or `1`, `0`, a new width `w` less one (6 bits) and the
+//!   difference in `w` bits, or `1`, `1` for no change. A walk's
+//!   neighbours differ by a small integer where their XOR, through a
+//!   carry, can differ in many bits.
 //!
 //! A chunk is stored as decimals where its values are decimals (integer-
 //! like series are decimals with no digits: `0.123` has no short binary
 //! form, `123` does) and that is smallest, else as the smaller bit stream
 //! (XOR or difference), else raw (white noise). Codecs 2 and 4 are read
 //! but no longer written: on the ingest bench's random walk the bit
-//! streams take 6.98 (difference) and 7.29 (XOR) bytes per value with the
+//! streams take 6.87 (difference) and 7.29 (XOR) bytes per value with the
 //! codec byte, against 7.51 for the zstd of shuffled XORs, and each costs a
 //! fraction of a zstd call on 64 values.
 
@@ -307,17 +307,17 @@ fn delta_bits(values: &[f64], out: &mut Vec<u8>) {
         prev = bits;
         let z = ((d << 1) ^ (d >> 63)) as u64;
         if z == 0 {
-            w.put(0, 1);
+            w.put(0b11, 2);
             continue;
         }
         let len = 64 - z.leading_zeros();
         // The previous width, unless it wastes more bits than a new
         // width's 6-bit header costs.
         if len <= width && width - len <= 6 {
-            w.put(0b01, 2);
+            w.put(0, 1);
             w.put(z, width);
         } else {
-            w.put(0b11, 2);
+            w.put(0b01, 2);
             w.put(u64::from(len - 1), 6);
             w.put(z, len);
             width = len;
@@ -337,16 +337,19 @@ fn from_delta_bits(body: &[u8], n: usize) -> Result<Vec<f64>> {
     out.push(f64::from_bits(prev));
     let mut width = 0u32;
     for _ in 1..n {
-        if r.get(1)? == 1 {
-            if r.get(1)? == 1 {
-                width = r.get(6)? as u32 + 1;
-            } else if width == 0 {
+        let z = if r.get(1)? == 0 {
+            if width == 0 {
                 return Err(corrupt("a difference reuses no width"));
             }
-            let z = r.get(width)?;
-            let d = ((z >> 1) as i64) ^ -((z & 1) as i64);
-            prev = prev.wrapping_add(d as u64);
-        }
+            r.get(width)?
+        } else if r.get(1)? == 0 {
+            width = r.get(6)? as u32 + 1;
+            r.get(width)?
+        } else {
+            0
+        };
+        let d = ((z >> 1) as i64) ^ -((z & 1) as i64);
+        prev = prev.wrapping_add(d as u64);
         out.push(f64::from_bits(prev));
     }
     ends_at(body, &r)?;
