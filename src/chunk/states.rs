@@ -53,6 +53,19 @@ pub(crate) fn decode_rewards(blob: &[u8], n: usize) -> Result<Vec<f64>> {
         .collect())
 }
 
+/// zstd at `LEVEL`, its matches at least 6 bytes long and its hash table
+/// of 2^11 entries: on a chunk of float-heavy states (five 17-digit
+/// numbers, 124 bytes each) 9% faster and 4% smaller than level 1's
+/// defaults (414 against 453 ns and 44.4 against 46.4 bytes per state);
+/// the same on the ingest bench's states. Decoding is plain zstd.
+fn compressor() -> std::io::Result<zstd::bulk::Compressor<'static>> {
+    use zstd::zstd_safe::CParameter;
+    let mut c = zstd::bulk::Compressor::new(LEVEL)?;
+    c.set_parameter(CParameter::MinMatch(6))?;
+    c.set_parameter(CParameter::HashLog(11))?;
+    Ok(c)
+}
+
 /// The states blob of `texts` (one per present step, in step order).
 pub(crate) fn encode_states<'a>(texts: impl Iterator<Item = &'a str> + Clone) -> Result<Vec<u8>> {
     let total: usize = texts.clone().map(str::len).sum();
@@ -78,7 +91,7 @@ pub(crate) fn encode_states<'a>(texts: impl Iterator<Item = &'a str> + Clone) ->
         let mut slot = cell.borrow_mut();
         let compressor = match slot.as_mut() {
             Some(c) => c,
-            None => slot.insert(zstd::bulk::Compressor::new(LEVEL)?),
+            None => slot.insert(compressor()?),
         };
         compressor.compress(&raw)
     });

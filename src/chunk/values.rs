@@ -332,7 +332,10 @@ fn from_delta_bits(body: &[u8], n: usize) -> Result<Vec<f64>> {
     if n == 0 {
         return Ok(out);
     }
-    let mut r = BitReader { bytes: body, pos: 0 };
+    let mut r = BitReader {
+        bytes: body,
+        pos: 0,
+    };
     let mut prev = r.get(64)?;
     out.push(f64::from_bits(prev));
     let mut width = 0u32;
