@@ -111,9 +111,19 @@ const CHUNKS_PER_TRANSACTION: i64 = 5;
 /// One packed chunk: agent, chunk number, presence mask, rewards, states.
 type Packed = (i32, i64, i64, Vec<u8>, Vec<u8>);
 
+/// zstd as simdb compresses states (src/chunk/states.rs): level 1, matches
+/// of at least 6 bytes, a 2^11-entry hash table.
+fn state_compressor() -> BenchResult<zstd::bulk::Compressor<'static>> {
+    use zstd::zstd_safe::CParameter;
+    let mut c = zstd::bulk::Compressor::new(1)?;
+    c.set_parameter(CParameter::MinMatch(6))?;
+    c.set_parameter(CParameter::HashLog(11))?;
+    Ok(c)
+}
+
 /// Packs the rows of whole chunks (every agent, `CHUNK_STEPS` steps) as
 /// simdb stores them (see src/chunk/states.rs): rewards as little-endian
-/// f64; states as codec byte 1, the raw length, then zstd level 1 of their
+/// f64; states as codec byte 1, the raw length, then zstd (`state_compressor`) of their
 /// varint lengths and texts.
 fn pack(
     rows: &mut Rows,
@@ -357,7 +367,7 @@ fn sqlite_ceiling(
         Layout::Rows => 10_000 / AGENTS,
         Layout::Chunks => CHUNKS_PER_TRANSACTION * CHUNK_STEPS,
     };
-    let mut zstd = zstd::bulk::Compressor::new(1)?;
+    let mut zstd = state_compressor()?;
     let start = Instant::now();
     let mut json = Vec::with_capacity(64 * 10_000);
     let mut rows: Rows = Vec::with_capacity(10_000);
@@ -561,7 +571,7 @@ fn postgres_ceiling(
         Layout::Rows => 10_000 / AGENTS,
         Layout::Chunks => CHUNKS_PER_TRANSACTION * CHUNK_STEPS,
     };
-    let mut zstd = zstd::bulk::Compressor::new(1)?;
+    let mut zstd = state_compressor()?;
     let start = Instant::now();
     let mut json = Vec::with_capacity(64 * 10_000);
     let mut rows: Rows = Vec::with_capacity(10_000);

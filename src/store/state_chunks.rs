@@ -357,32 +357,14 @@ pub(crate) fn plan_states<C: StateChunkStore>(
             );
         }
     }
-    // Chunks nothing is stored of are encoded straight from the batch's
-    // rows (on two threads when there are many).
-    let fresh: Vec<bool> = groups
-        .iter()
-        .map(|g| !stored.contains_key(&(g.0, g.1)))
-        .collect();
-    let mut encoded = encode_fresh(sim_key, rows, &groups, &fresh)?.into_iter();
     // Each stored chunk is decoded only while its group is merged, so
     // that a batch touching many agents holds one decoded chunk at a time.
     let mut out = Planned {
         chunks: Vec::with_capacity(groups.len()),
         stored: Vec::with_capacity(groups.len()),
     };
-    for ((agent, number, range), is_fresh) in groups.iter().zip(&fresh) {
+    for (agent, number, range) in &groups {
         let new = &rows[range.clone()];
-        if *is_fresh {
-            if let Some(w) = new.windows(2).find(|w| w[0].1 == w[1].1) {
-                return Err(duplicate(*agent, w[0].1));
-            }
-            let chunk = encoded
-                .next()
-                .ok_or_else(|| Error::invalid("state", "a chunk was not encoded"))?;
-            out.chunks.push(chunk);
-            out.stored.push(false);
-            continue;
-        }
         let old = stored.get(&(*agent, *number));
         let decoded: Option<Decoded> = match old {
             None => None,
@@ -417,56 +399,6 @@ pub(crate) fn plan_states<C: StateChunkStore>(
         out.stored.push(old.is_some());
     }
     Ok(out)
-}
-
-/// Text bytes from which a batch's fresh chunks are compressed on two
-/// threads: compressing is most of a writer's work, the chunks are
-/// independent, and the recording thread is often waiting for the writer.
-const PARALLEL_BYTES: usize = 256 << 10;
-
-/// The chunks of the groups marked `fresh` (nothing stored of them),
-/// encoded from `rows` alone, in group order.
-fn encode_fresh(
-    sim_key: i32,
-    rows: &[StateInput<'_>],
-    groups: &[(i32, i64, std::ops::Range<usize>)],
-    fresh: &[bool],
-) -> Result<Vec<AgentStateChunk>> {
-    let work: Vec<&(i32, i64, std::ops::Range<usize>)> = groups
-        .iter()
-        .zip(fresh)
-        .filter(|(_, f)| **f)
-        .map(|(g, _)| g)
-        .collect();
-    let encode_all = |part: &[&(i32, i64, std::ops::Range<usize>)]| {
-        let mut merged: Vec<(i64, f64, &str)> = Vec::with_capacity(chunk::STEPS as usize);
-        part.iter()
-            .map(|(agent, number, range)| {
-                merged.clear();
-                merged.extend(rows[range.clone()].iter().map(|r| (r.1, r.2, r.3)));
-                encode(sim_key, *agent, *number, &merged)
-            })
-            .collect::<Result<Vec<_>>>()
-    };
-    let bytes: usize = work
-        .iter()
-        .flat_map(|g| &rows[g.2.clone()])
-        .map(|r| r.3.len())
-        .sum();
-    if bytes < PARALLEL_BYTES || work.len() < 2 {
-        return encode_all(&work);
-    }
-    let (first, second) = work.split_at(work.len() / 2);
-    std::thread::scope(|s| {
-        let helper = s.spawn(|| encode_all(second));
-        let mut out = encode_all(first)?;
-        match helper.join() {
-            Ok(rest) => out.extend(rest?),
-            // The helper panicked (a bug): its half again on this thread.
-            Err(_) => out.extend(encode_all(second)?),
-        }
-        Ok(out)
-    })
 }
 
 /// Removes one agent's states after `step`; returns how many.
