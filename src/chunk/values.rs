@@ -243,28 +243,69 @@ impl BitReader<'_> {
     }
 }
 
-/// Appends the XOR bit stream of `values` (codec 5) to `out`.
-fn xor_bits(values: &[f64], out: &mut Vec<u8>) {
+/// Writes `values` as a bit stream to `out`: the first value's 64 bits,
+/// then what `next` writes for each later value, given the previous
+/// value's bits and its own.
+fn bit_stream(
+    values: &[f64],
+    out: &mut Vec<u8>,
+    mut next: impl FnMut(&mut BitWriter<'_>, u64, u64),
+) {
     let mut w = BitWriter {
         out,
         acc: 0,
         pending: 0,
     };
-    let mut iter = values.iter();
-    let Some(first) = iter.next() else {
-        return w.finish();
+    let mut iter = values.iter().map(|v| v.to_bits());
+    if let Some(mut prev) = iter.next() {
+        w.put(prev, 64);
+        for bits in iter {
+            next(&mut w, prev, bits);
+            prev = bits;
+        }
+    }
+    w.finish()
+}
+
+/// The `n` values of a bit stream: the first value's 64 bits, then each
+/// later value's bits as `next` reads them, given the previous value's.
+/// The stream must end in the byte its last value ends in.
+fn from_bit_stream(
+    body: &[u8],
+    n: usize,
+    mut next: impl FnMut(&mut BitReader<'_>, u64) -> Result<u64>,
+) -> Result<Vec<f64>> {
+    let mut out = Vec::with_capacity(n);
+    let mut r = BitReader {
+        bytes: body,
+        pos: 0,
     };
-    let mut prev = first.to_bits();
-    w.put(prev, 64);
+    if n > 0 {
+        let mut prev = r.get(64)?;
+        out.push(f64::from_bits(prev));
+        for _ in 1..n {
+            prev = next(&mut r, prev)?;
+            out.push(f64::from_bits(prev));
+        }
+    }
+    let used = r.pos.div_ceil(8);
+    if body.len() != used {
+        return Err(corrupt(format!(
+            "{} bytes after the values' bit stream",
+            body.len().saturating_sub(used)
+        )));
+    }
+    Ok(out)
+}
+
+/// Appends the XOR bit stream of `values` (codec 5) to `out`.
+fn xor_bits(values: &[f64], out: &mut Vec<u8>) {
     // The window of the last XOR written in full: (leading, trailing) zeros.
     let mut window: Option<(u32, u32)> = None;
-    for v in iter {
-        let bits = v.to_bits();
+    bit_stream(values, out, |w, prev, bits| {
         let x = bits ^ prev;
-        prev = bits;
         if x == 0 {
-            w.put(0, 1);
-            continue;
+            return w.put(0, 1);
         }
         let (lead, trail) = (x.leading_zeros().min(31), x.trailing_zeros());
         match window {
@@ -283,32 +324,17 @@ fn xor_bits(values: &[f64], out: &mut Vec<u8>) {
                 window = Some((lead, trail));
             }
         }
-    }
-    w.finish()
+    })
 }
 
 /// Appends the difference bit stream of `values` (codec 6) to `out`.
 fn delta_bits(values: &[f64], out: &mut Vec<u8>) {
-    let mut w = BitWriter {
-        out,
-        acc: 0,
-        pending: 0,
-    };
-    let mut iter = values.iter();
-    let Some(first) = iter.next() else {
-        return w.finish();
-    };
-    let mut prev = first.to_bits();
-    w.put(prev, 64);
     let mut width = 0u32;
-    for v in iter {
-        let bits = v.to_bits();
+    bit_stream(values, out, |w, prev, bits| {
         let d = bits.wrapping_sub(prev) as i64;
-        prev = bits;
         let z = ((d << 1) ^ (d >> 63)) as u64;
         if z == 0 {
-            w.put(0b11, 2);
-            continue;
+            return w.put(0b11, 2);
         }
         let len = 64 - z.leading_zeros();
         // The previous width, unless it wastes more bits than a new
@@ -322,24 +348,13 @@ fn delta_bits(values: &[f64], out: &mut Vec<u8>) {
             w.put(z, len);
             width = len;
         }
-    }
-    w.finish()
+    })
 }
 
 /// The `n` values of a difference bit stream.
 fn from_delta_bits(body: &[u8], n: usize) -> Result<Vec<f64>> {
-    let mut out = Vec::with_capacity(n);
-    if n == 0 {
-        return Ok(out);
-    }
-    let mut r = BitReader {
-        bytes: body,
-        pos: 0,
-    };
-    let mut prev = r.get(64)?;
-    out.push(f64::from_bits(prev));
     let mut width = 0u32;
-    for _ in 1..n {
+    from_bit_stream(body, n, |r, prev| {
         let z = if r.get(1)? == 0 {
             if width == 0 {
                 return Err(corrupt("a difference reuses no width"));
@@ -352,59 +367,32 @@ fn from_delta_bits(body: &[u8], n: usize) -> Result<Vec<f64>> {
             0
         };
         let d = ((z >> 1) as i64) ^ -((z & 1) as i64);
-        prev = prev.wrapping_add(d as u64);
-        out.push(f64::from_bits(prev));
-    }
-    ends_at(body, &r)?;
-    Ok(out)
-}
-
-/// Checks that a bit stream's bytes end where its reader stopped.
-fn ends_at(body: &[u8], r: &BitReader<'_>) -> Result<()> {
-    let used = r.pos.div_ceil(8);
-    if body.len() != used {
-        return Err(corrupt(format!(
-            "{} bytes after the values' bit stream",
-            body.len().saturating_sub(used)
-        )));
-    }
-    Ok(())
+        Ok(prev.wrapping_add(d as u64))
+    })
 }
 
 /// The `n` values of an XOR bit stream.
 fn from_xor_bits(body: &[u8], n: usize) -> Result<Vec<f64>> {
-    let mut out = Vec::with_capacity(n);
-    if n == 0 {
-        return Ok(out);
-    }
-    let mut r = BitReader {
-        bytes: body,
-        pos: 0,
-    };
-    let mut prev = r.get(64)?;
-    out.push(f64::from_bits(prev));
     let mut window: Option<(u32, u32)> = None;
-    for _ in 1..n {
-        if r.get(1)? == 1 {
-            let x = if r.get(1)? == 0 {
-                let (l, t) = window.ok_or_else(|| corrupt("a value reuses no window"))?;
-                r.get(64 - l - t)? << t
-            } else {
-                let lead = r.get(5)? as u32;
-                let m = r.get(6)? as u32 + 1;
-                if lead + m > 64 {
-                    return Err(corrupt(format!("a {m}-bit value after {lead} zeros")));
-                }
-                let trail = 64 - lead - m;
-                window = Some((lead, trail));
-                r.get(m)? << trail
-            };
-            prev ^= x;
+    from_bit_stream(body, n, |r, prev| {
+        if r.get(1)? == 0 {
+            return Ok(prev);
         }
-        out.push(f64::from_bits(prev));
-    }
-    ends_at(body, &r)?;
-    Ok(out)
+        let x = if r.get(1)? == 0 {
+            let (l, t) = window.ok_or_else(|| corrupt("a value reuses no window"))?;
+            r.get(64 - l - t)? << t
+        } else {
+            let lead = r.get(5)? as u32;
+            let m = r.get(6)? as u32 + 1;
+            if lead + m > 64 {
+                return Err(corrupt(format!("a {m}-bit value after {lead} zeros")));
+            }
+            let trail = 64 - lead - m;
+            window = Some((lead, trail));
+            r.get(m)? << trail
+        };
+        Ok(prev ^ x)
+    })
 }
 
 /// The `n` values of an encoded chunk.
