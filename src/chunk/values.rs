@@ -583,4 +583,54 @@ mod tests {
         }
         Ok(())
     }
+
+    /// Damaged chunks (bits flipped, bytes cut or added, a wrong count)
+    /// decode to values or to `CorruptChunk`, never a panic, whatever the
+    /// codec.
+    #[test]
+    fn damaged_chunks_never_panic() {
+        let mut seed = 17u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            seed >> 11
+        };
+        let mut walk = 0.0f64;
+        let series: Vec<Vec<f64>> = vec![
+            (0..64).map(|i| f64::from(i % 9)).collect(),
+            (0..64).map(|i| f64::from(i % 50) / 100.0).collect(),
+            (0..64)
+                .map(|i| {
+                    walk += f64::from(i % 7) - 3.1;
+                    walk
+                })
+                .collect(),
+            (0..64)
+                .map(|i| 1.0 + f64::from(i % 4) * 2f64.powi(-30))
+                .collect(),
+            (0..5u64)
+                .map(|i| f64::from_bits(i.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+                .collect(),
+        ];
+        for values in &series {
+            let packed = encode(values);
+            for _ in 0..2000 {
+                let mut damaged = packed.clone();
+                match next() % 4 {
+                    0 => {
+                        let i = (next() as usize) % damaged.len();
+                        damaged[i] ^= 1 << (next() % 8);
+                    }
+                    1 => damaged.truncate((next() as usize) % damaged.len()),
+                    2 => damaged.push(next() as u8),
+                    _ => damaged[0] = (next() % 8) as u8,
+                }
+                let n = (next() % 66) as usize;
+                if let Err(e) = decode(&damaged, n) {
+                    assert!(matches!(e, crate::error::Error::CorruptChunk { .. }), "{e}");
+                }
+            }
+        }
+    }
 }
