@@ -378,3 +378,83 @@ backend_tests! {
         Ok(())
     }
 }
+
+/// A recorder's commits leave WAL checkpoints to the database's checkpoint
+/// thread (SQLite only: PostgreSQL has no WAL for a client to checkpoint).
+/// While the database stays open, the rows reach the main file anyway:
+/// without that thread nothing would copy them there until the last
+/// connection closed. One-row writes on the writer connection keep
+/// SQLite's own checkpoints.
+#[test]
+fn sqlite_checkpoints_run_beside_the_recorder(
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let db = TestDatabase::new(simdb::Backend::Sqlite)?;
+    let svc = service(&db);
+    let sim = running_sim(&svc, 20)?;
+    let path = db.database().path().ok_or("not a file")?.to_path_buf();
+    let main_file = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let before = main_file();
+    // No timer commit nor heartbeat (one-row writes, which checkpoint as
+    // SQLite does by default) while the test looks.
+    let options = RecorderOptions::default()
+        .batch_rows(2_000)
+        .flush_interval(std::time::Duration::from_secs(60))
+        .lease_timeout(std::time::Duration::from_secs(600));
+    let mut rec = svc.recorder_with(&sim.id, options)?;
+    for step in 0..3_000i64 {
+        for agent in 0..20 {
+            rec.agent_state(
+                step,
+                agent,
+                (step % 7) as f64,
+                &json!({"x": ((step * 7919 + i64::from(agent) * 104_729) % 1_000_003) as f64 / 3.7, "tag": "a"}),
+            )?;
+        }
+        rec.end_step(step)?;
+    }
+    // Every batch committed, the recorder still open (its close would be
+    // a one-row write, which checkpoints as SQLite does by default).
+    rec.flush()?;
+    // The pages the data takes, as a connection sees them (through the WAL).
+    let pages: i64 = simdb::with_connection!(db.database().connection()?, |c| {
+        use simdb::diesel::RunQueryDsl;
+        #[derive(simdb::diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = simdb::diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        simdb::diesel::sql_query(
+            "SELECT page_count * page_size AS n FROM pragma_page_count(), pragma_page_size()",
+        )
+        .get_result::<N>(c)?
+        .n
+    });
+    assert!(
+        pages as u64 > before + (1 << 20),
+        "{pages} bytes of pages, the file had {before}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while main_file() < pages as u64 * 9 / 10 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the main file holds {} of {pages} bytes: the WAL was not checkpointed",
+            main_file()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    rec.close()?;
+    // The writer connection is back to SQLite's own checkpoints.
+    let auto: i64 = simdb::with_connection!(db.database().writer()?, |c| {
+        use simdb::diesel::RunQueryDsl;
+        #[derive(simdb::diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = simdb::diesel::sql_types::BigInt)]
+            wal_autocheckpoint: i64,
+        }
+        simdb::diesel::sql_query("PRAGMA wal_autocheckpoint")
+            .get_result::<N>(c)?
+            .wal_autocheckpoint
+    });
+    assert_eq!(auto, 1000);
+    Ok(())
+}

@@ -2,6 +2,8 @@
 //! one PostgreSQL database, migrated on first connect.
 
 mod backup;
+#[cfg(feature = "sqlite")]
+mod checkpointer;
 mod connection;
 #[cfg(feature = "postgres")]
 mod conninfo;
@@ -79,6 +81,9 @@ struct Inner {
     /// Holds an in-memory database open.
     #[cfg(feature = "sqlite")]
     _keeper: Option<sqlite::MemoryKeeper>,
+    /// A SQLite file's WAL checkpoints, off the writer's commits.
+    #[cfg(feature = "sqlite")]
+    checkpointer: Option<checkpointer::Checkpointer>,
 }
 
 /// A simdb database: connection pools for one SQLite file (or memory) or one
@@ -246,6 +251,25 @@ impl Database {
                 .get()
                 .map(DbConnection::Postgres)
                 .map_err(|e| self.pool_error(e)),
+        }
+    }
+
+    /// True if a thread of this database checkpoints its WAL (a SQLite file
+    /// opened for writing), so that a recorder's commits need not.
+    pub(crate) fn checkpoints_in_background(&self) -> bool {
+        #[cfg(feature = "sqlite")]
+        if self.inner.checkpointer.is_some() {
+            return true;
+        }
+        false
+    }
+
+    /// A recorder committed a batch: a SQLite file's checkpoint thread
+    /// copies the WAL back soon (nothing elsewhere).
+    pub(crate) fn committed(&self) {
+        #[cfg(feature = "sqlite")]
+        if let Some(c) = &self.inner.checkpointer {
+            c.nudge();
         }
     }
 

@@ -11,6 +11,8 @@ use diesel::pg::PgConnection;
 #[cfg(feature = "sqlite")]
 use diesel::sqlite::SqliteConnection;
 
+#[cfg(feature = "sqlite")]
+use super::checkpointer::Checkpointer;
 #[cfg(feature = "postgres")]
 use super::migrate::{check_schema_postgres, migrate_postgres};
 #[cfg(feature = "sqlite")]
@@ -76,6 +78,7 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
                 path: None,
                 read_only: options.read_only,
                 _keeper: Some(MemoryKeeper::new(keeper)),
+                checkpointer: None,
             }
         }
         #[cfg(feature = "sqlite")]
@@ -126,6 +129,13 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
                 Err(e) => return Err(e),
             };
             let manager = || ConnectionManager::<SqliteConnection>::new(target.clone());
+            // A recorder's commits leave checkpoints to a thread of their
+            // own (`checkpointer.rs`).
+            let checkpointer = if options.read_only {
+                None
+            } else {
+                Checkpointer::start(&target, settings)
+            };
             // One writer connection: SQLite serializes writers anyway, and
             // queueing in the pool is cheaper than busy-waiting.
             let writer = Pool::builder()
@@ -150,6 +160,8 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
                 read_only: options.read_only,
                 #[cfg(feature = "sqlite")]
                 _keeper: None,
+                #[cfg(feature = "sqlite")]
+                checkpointer,
             }
         }
         #[cfg(feature = "postgres")]
@@ -221,6 +233,8 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
                 read_only: options.read_only,
                 #[cfg(feature = "sqlite")]
                 _keeper: None,
+                #[cfg(feature = "sqlite")]
+                checkpointer: None,
             }
         }
         #[allow(unreachable_patterns)]

@@ -332,6 +332,7 @@ impl Writer {
             };
             match result {
                 Ok(written) => {
+                    self.db.committed();
                     if let Some(kinds) = written.kinds {
                         self.rollups.set_kinds(kinds);
                     }
@@ -384,7 +385,14 @@ impl Writer {
     /// returns what it learned.
     fn write(&mut self, group: &[Batch], seq: i64, mark: Option<i64>) -> Result<Written> {
         let conn = self.db.writer()?;
-        with_connection!(conn, |c| self.write_on(c, group, seq, mark))
+        if self.db.checkpoints_in_background() {
+            // The commit does not stop to copy the WAL back: the database's
+            // checkpoint thread does, nudged once it returns.
+            with_connection!(conn, |c| c
+                .deferring_checkpoints(|c| self.write_on(c, group, seq, mark)))
+        } else {
+            with_connection!(conn, |c| self.write_on(c, group, seq, mark))
+        }
     }
 
     fn write_on<C: Store + Bulk + BatchStatement>(

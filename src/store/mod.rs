@@ -90,7 +90,7 @@ pub(crate) mod prelude {
     pub(crate) use super::simulations::SimulationStore;
     pub(crate) use super::state_chunks::{StateChunkStore, StateInput};
     pub(crate) use super::states::StateStore;
-    pub(crate) use super::transaction::Transactional;
+    pub(crate) use super::transaction::{DeferCheckpoints, Transactional};
     pub(crate) use super::Store;
 }
 use prelude::*;

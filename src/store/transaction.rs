@@ -39,3 +39,31 @@ impl Transactional for diesel::pg::PgConnection {
         self.transaction(f)
     }
 }
+
+/// Runs `f` with the connection's own WAL checkpoints deferred (SQLite:
+/// `wal_autocheckpoint = 0` for its commits, then SQLite's default again,
+/// whatever `f` returned), for a writer whose checkpoints a thread of the
+/// database takes over (`database/checkpointer.rs`). PostgreSQL has none.
+pub(crate) trait DeferCheckpoints: Sized {
+    fn deferring_checkpoints<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T>;
+}
+
+#[cfg(feature = "sqlite")]
+impl DeferCheckpoints for diesel::sqlite::SqliteConnection {
+    fn deferring_checkpoints<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        use diesel::connection::SimpleConnection;
+        self.batch_execute("PRAGMA wal_autocheckpoint = 0;")?;
+        let result = f(self);
+        let restored = self.batch_execute("PRAGMA wal_autocheckpoint = 1000;");
+        let out = result?;
+        restored?;
+        Ok(out)
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl DeferCheckpoints for diesel::pg::PgConnection {
+    fn deferring_checkpoints<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        f(self)
+    }
+}

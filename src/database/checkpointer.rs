@@ -1,0 +1,98 @@
+//! SQLite WAL checkpoints off a recorder's path. By default SQLite's
+//! committing connection copies the WAL back into the database file itself
+//! once the WAL holds 1,000 pages, and fsyncs the file: inside the commit
+//! of whichever batch crossed the mark, a sixth of a recorder's writer
+//! time. A recorder's batches are instead committed with that turned off
+//! (`wal_autocheckpoint = 0`, `store/transaction.rs::DeferCheckpoints`;
+//! every other write keeps SQLite's default), and a thread of the
+//! database, on its own connection, checkpoints in `PASSIVE` mode (never
+//! waiting for, nor blocking, a reader or the writer) once a recorder has
+//! committed, and every few seconds. Durability is unchanged: a commit is
+//! durable by the WAL's own fsync (`Durability`); a checkpoint only moves
+//! committed pages.
+
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::sqlite::SqliteConnection;
+use diesel::Connection;
+
+use super::sqlite::{configure_sqlite, SqliteSettings};
+
+/// The longest the WAL goes unchecked while no recorder nudges.
+const TICK: Duration = Duration::from_secs(5);
+
+/// The checkpointing thread of one SQLite file database; stopped and
+/// joined when dropped (with the last handle of the database).
+#[derive(Debug)]
+pub(crate) struct Checkpointer {
+    nudge: Mutex<Option<SyncSender<()>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    /// Starts the thread on its own connection to `target`; `None` (and
+    /// the writer keeps checkpointing on commit) if that cannot be had.
+    pub(crate) fn start(target: &str, settings: SqliteSettings) -> Option<Checkpointer> {
+        let mut conn = match SqliteConnection::establish(target) {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::debug!(error = %e, "no checkpointer: the writer checkpoints on commit");
+                return None;
+            }
+        };
+        if let Err(e) = configure_sqlite(&mut conn, settings) {
+            tracing::debug!(error = %e, "no checkpointer: the writer checkpoints on commit");
+            return None;
+        }
+        let (nudge, nudged) = sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("simdb-checkpoint".into())
+            .spawn(move || run(conn, nudged))
+            .map_err(|e| tracing::debug!(error = %e, "no checkpointer thread"))
+            .ok()?;
+        Some(Checkpointer {
+            nudge: Mutex::new(Some(nudge)),
+            thread: Some(thread),
+        })
+    }
+
+    /// Asks for a checkpoint soon (a writer has committed); never blocks.
+    pub(crate) fn nudge(&self) {
+        let guard = self.nudge.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(nudge) = guard.as_ref() {
+            match nudge.try_send(()) {
+                Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
+            }
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        // Dropping the sender ends the thread's wait.
+        self.nudge.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::warn!("simdb's checkpoint thread panicked");
+            }
+        }
+    }
+}
+
+fn run(mut conn: SqliteConnection, nudged: Receiver<()>) {
+    loop {
+        match nudged.recv_timeout(TICK) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        // Busy (another process checkpointing) or a full disk: the next
+        // round tries again; the WAL keeps every committed page meanwhile.
+        if let Err(e) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
+            tracing::debug!(error = %e, "simdb checkpoint deferred");
+        }
+    }
+}
