@@ -391,6 +391,7 @@ fn sqlite_checkpoints_run_beside_the_recorder(
     let db = TestDatabase::new(simdb::Backend::Sqlite)?;
     let svc = service(&db);
     let sim = running_sim(&svc, 20)?;
+    // Enough for the recorder's commits to cross the checkpoint mark (4 MiB).
     let path = db.database().path().ok_or("not a file")?.to_path_buf();
     let main_file = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let before = main_file();
@@ -401,7 +402,7 @@ fn sqlite_checkpoints_run_beside_the_recorder(
         .flush_interval(std::time::Duration::from_secs(60))
         .lease_timeout(std::time::Duration::from_secs(600));
     let mut rec = svc.recorder_with(&sim.id, options)?;
-    for step in 0..3_000i64 {
+    for step in 0..6_000i64 {
         for agent in 0..20 {
             rec.agent_state(
                 step,

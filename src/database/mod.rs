@@ -264,13 +264,16 @@ impl Database {
         false
     }
 
-    /// A recorder committed a batch: a SQLite file's checkpoint thread
-    /// copies the WAL back soon (nothing elsewhere).
-    pub(crate) fn committed(&self) {
+    /// A recorder committed a batch of about `bytes`: a SQLite file's
+    /// checkpoint thread copies the WAL back once such commits add up to
+    /// what SQLite itself would checkpoint at (nothing elsewhere).
+    pub(crate) fn committed(&self, bytes: u64) {
         #[cfg(feature = "sqlite")]
         if let Some(c) = &self.inner.checkpointer {
-            c.nudge();
+            c.wrote(bytes);
         }
+        #[cfg(not(feature = "sqlite"))]
+        let _ = bytes;
     }
 
     fn pool_error(&self, e: diesel::r2d2::PoolError) -> Error {
