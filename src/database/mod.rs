@@ -264,17 +264,19 @@ impl Database {
         false
     }
 
-    /// A recorder committed a batch of about `bytes`: a SQLite file's
-    /// checkpoint thread copies the WAL back once such commits add up to
-    /// what SQLite itself would checkpoint at (nothing elsewhere).
+    /// A recorder committed a batch of about `bytes`: the checkpoint thread
+    /// ([`Database::checkpoints_in_background`]) copies the WAL back once
+    /// such commits add up to what SQLite itself would checkpoint at.
+    #[cfg(feature = "sqlite")]
     pub(crate) fn committed(&self, bytes: u64) {
-        #[cfg(feature = "sqlite")]
         if let Some(c) = &self.inner.checkpointer {
             c.wrote(bytes);
         }
-        #[cfg(not(feature = "sqlite"))]
-        let _ = bytes;
     }
+
+    /// Without SQLite there is no checkpoint thread.
+    #[cfg(not(feature = "sqlite"))]
+    pub(crate) fn committed(&self, _bytes: u64) {}
 
     fn pool_error(&self, e: diesel::r2d2::PoolError) -> Error {
         Error::Connection {

@@ -41,6 +41,18 @@ pub(crate) struct Written {
 }
 
 impl Written {
+    /// Roughly what writing `rows` rows added to a SQLite WAL: the chunks
+    /// as written and a few bytes per row for the rest.
+    pub(crate) fn wal_bytes(&self, rows: usize) -> u64 {
+        let chunks: usize = self
+            .states
+            .iter()
+            .map(|c| c.states.len() + c.rewards.len())
+            .chain(self.metrics.iter().map(|c| c.vals.len()))
+            .sum();
+        (chunks + rows * 16) as u64
+    }
+
     /// Adds what a later write in the same transaction learned.
     pub(crate) fn absorb(&mut self, later: Written) {
         self.interned.extend(later.interned);

@@ -332,16 +332,10 @@ impl Writer {
             };
             match result {
                 Ok(written) => {
-                    // Roughly what the commit added to the WAL: its chunks
-                    // and a row's worth per other row.
-                    let bytes = written
-                        .states
-                        .iter()
-                        .map(|c| c.states.len() + c.rewards.len())
-                        .chain(written.metrics.iter().map(|c| c.vals.len()))
-                        .sum::<usize>()
-                        + group.iter().map(Batch::rows).sum::<usize>() * 16;
-                    self.db.committed(bytes as u64);
+                    if self.db.checkpoints_in_background() {
+                        let rows = group.iter().map(Batch::rows).sum();
+                        self.db.committed(written.wal_bytes(rows));
+                    }
                     if let Some(kinds) = written.kinds {
                         self.rollups.set_kinds(kinds);
                     }
