@@ -49,6 +49,7 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
         busy_timeout_ms: options.busy_timeout_ms(),
         durability: options.durability,
         read_only: options.read_only,
+        writer: false,
     };
     let inner = match target {
         #[cfg(feature = "sqlite")]
@@ -143,7 +144,10 @@ pub(super) fn open(options: DatabaseBuilder) -> Result<Database> {
                 .min_idle(Some(0))
                 .test_on_check_out(false)
                 .connection_timeout(Duration::from_secs(60))
-                .connection_customizer(Box::new(settings))
+                .connection_customizer(Box::new(SqliteSettings {
+                    writer: true,
+                    ..settings
+                }))
                 .build_unchecked(manager());
             let reader = Pool::builder()
                 .max_size(options.pool_size.min(4))

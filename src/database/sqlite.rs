@@ -17,6 +17,12 @@ pub(crate) struct SqliteSettings {
     pub(crate) busy_timeout_ms: u32,
     pub(crate) durability: Durability,
     pub(crate) read_only: bool,
+    /// The database's one writer connection: its statement journals (the
+    /// undo of one multi-row INSERT inside a transaction, spilled to a
+    /// file in the temporary directory past 64 KiB) stay in memory. A
+    /// recorder's batch otherwise wrote about as many bytes to those
+    /// files as to the WAL. Readers keep files for their sorts.
+    pub(crate) writer: bool,
 }
 
 pub(crate) fn configure_sqlite(
@@ -32,9 +38,11 @@ pub(crate) fn configure_sqlite(
          PRAGMA foreign_keys = ON;
          PRAGMA synchronous = {synchronous};
          PRAGMA cache_size = -16384;
-         PRAGMA query_only = {};",
+         PRAGMA query_only = {};
+         PRAGMA temp_store = {};",
         settings.busy_timeout_ms,
-        if settings.read_only { "ON" } else { "OFF" }
+        if settings.read_only { "ON" } else { "OFF" },
+        if settings.writer { "MEMORY" } else { "DEFAULT" }
     ))
 }
 
