@@ -5,7 +5,7 @@
 //!
 //! - `ceiling`: today's chunk layout written by a raw driver (rusqlite
 //!   prepared multi-row INSERTs; binary COPY through the `postgres` crate):
-//!   whole 64-step chunks, packed and zstd-compressed as simdb packs them,
+//!   whole 64-step chunks, encoded by simdb's own `AgentStateChunk::encode`,
 //!   five chunks of steps (32,000 agent-steps; a default Recorder batch of
 //!   this workload holds six) per transaction;
 //! - `old_ceiling`: the row layout before it (one row per agent-step, primary
@@ -31,7 +31,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::json;
-use simdb::models::AgentMetricChunk;
+use simdb::models::{AgentMetricChunk, AgentStateChunk};
 use simdb::test_support::TestDatabase;
 use simdb::{
     Backend, Database, Durability, NewAgent, NewSimulation, RecorderOptions, Simulation,
@@ -111,56 +111,19 @@ const CHUNKS_PER_TRANSACTION: i64 = 5;
 /// One packed chunk: agent, chunk number, presence mask, rewards, states.
 type Packed = (i32, i64, i64, Vec<u8>, Vec<u8>);
 
-/// zstd as simdb compresses states (src/chunk/states.rs): level 1, matches
-/// of at least 6 bytes, a 2^11-entry hash table.
-fn state_compressor() -> BenchResult<zstd::bulk::Compressor<'static>> {
-    use zstd::zstd_safe::CParameter;
-    let mut c = zstd::bulk::Compressor::new(1)?;
-    c.set_parameter(CParameter::MinMatch(6))?;
-    c.set_parameter(CParameter::HashLog(11))?;
-    Ok(c)
-}
-
 /// Packs the rows of whole chunks (every agent, `CHUNK_STEPS` steps) as
-/// simdb stores them (see src/chunk/states.rs): rewards as little-endian
-/// f64; states as codec byte 1, the raw length, then zstd (`state_compressor`) of their
-/// varint lengths and texts.
-fn pack(
-    rows: &mut Rows,
-    json: &[u8],
-    zstd: &mut zstd::bulk::Compressor<'static>,
-) -> BenchResult<Vec<Packed>> {
+/// simdb stores them: `AgentStateChunk::encode`, simdb's own encoder.
+fn pack(rows: &mut Rows, json: &[u8]) -> BenchResult<Vec<Packed>> {
     rows.sort_unstable_by_key(|r| (r.1, r.0));
     let mut out = Vec::new();
-    let mut raw = Vec::new();
+    let mut chunk_rows = Vec::new();
     for group in rows.chunk_by(|a, b| a.1 == b.1 && a.0 / CHUNK_STEPS == b.0 / CHUNK_STEPS) {
-        let chunk = group[0].0 / CHUNK_STEPS;
-        let mut present = 0u64;
-        let mut rewards = Vec::with_capacity(group.len() * 8);
-        raw.clear();
+        chunk_rows.clear();
         for (step, _, reward, span) in group {
-            present |= 1 << (step % CHUNK_STEPS);
-            rewards.extend_from_slice(&reward.to_le_bytes());
-            let mut len = span.len();
-            loop {
-                let byte = (len & 0x7f) as u8;
-                len >>= 7;
-                if len == 0 {
-                    raw.push(byte);
-                    break;
-                }
-                raw.push(byte | 0x80);
-            }
+            chunk_rows.push((*step, *reward, std::str::from_utf8(&json[span.clone()])?));
         }
-        for (_, _, _, span) in group {
-            raw.extend_from_slice(&json[span.clone()]);
-        }
-        let packed = zstd.compress(&raw)?;
-        let mut states = Vec::with_capacity(packed.len() + 5);
-        states.push(1);
-        states.extend_from_slice(&(raw.len() as u32).to_le_bytes());
-        states.extend_from_slice(&packed);
-        out.push((group[0].1 as i32, chunk, present as i64, rewards, states));
+        let c = AgentStateChunk::encode(0, group[0].1 as i32, &chunk_rows)?;
+        out.push((c.agent_index, c.chunk, c.present, c.rewards, c.states));
     }
     Ok(out)
 }
@@ -367,14 +330,13 @@ fn sqlite_ceiling(
         Layout::Rows => 10_000 / AGENTS,
         Layout::Chunks => CHUNKS_PER_TRANSACTION * CHUNK_STEPS,
     };
-    let mut zstd = state_compressor()?;
     let start = Instant::now();
     let mut json = Vec::with_capacity(64 * 10_000);
     let mut rows: Rows = Vec::with_capacity(10_000);
     let mut step_rows: Vec<(i64, String)> = Vec::new();
-    let mut write = |rows: &mut Rows,
-                     json: &mut Vec<u8>,
-                     step_rows: &mut Vec<(i64, String)>|
+    let write = |rows: &mut Rows,
+                 json: &mut Vec<u8>,
+                 step_rows: &mut Vec<(i64, String)>|
      -> BenchResult<()> {
         let tx = conn.unchecked_transaction()?;
         {
@@ -409,7 +371,7 @@ fn sqlite_ceiling(
                     }
                 }
                 Layout::Chunks => {
-                    let packed = pack(rows, json, &mut zstd)?;
+                    let packed = pack(rows, json)?;
                     let mut chunks = packed.chunks_exact(per_statement);
                     for chunk in &mut chunks {
                         for (i, (agent, number, present, rewards, states)) in
@@ -571,16 +533,15 @@ fn postgres_ceiling(
         Layout::Rows => 10_000 / AGENTS,
         Layout::Chunks => CHUNKS_PER_TRANSACTION * CHUNK_STEPS,
     };
-    let mut zstd = state_compressor()?;
     let start = Instant::now();
     let mut json = Vec::with_capacity(64 * 10_000);
     let mut rows: Rows = Vec::with_capacity(10_000);
     let mut step_rows: Vec<i64> = Vec::new();
     let metrics = serde_json::to_vec(&json!({"alive": AGENTS}))?;
-    let mut write = |client: &mut postgres::Client,
-                     rows: &mut Rows,
-                     json: &mut Vec<u8>,
-                     step_rows: &mut Vec<i64>|
+    let write = |client: &mut postgres::Client,
+                 rows: &mut Rows,
+                 json: &mut Vec<u8>,
+                 step_rows: &mut Vec<i64>|
      -> BenchResult<()> {
         let mut tx = client.transaction()?;
         match layout {
@@ -603,7 +564,7 @@ fn postgres_ceiling(
                 w.finish()?;
             }
             Layout::Chunks => {
-                let packed = pack(rows, json, &mut zstd)?;
+                let packed = pack(rows, json)?;
                 let sink = tx.copy_in("COPY simdb_agent_state_chunks (sim_key, agent_index, chunk, present, rewards, states) FROM STDIN (FORMAT binary)")?;
                 let mut w = BinaryCopyInWriter::new(
                     sink,

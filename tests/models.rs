@@ -196,6 +196,72 @@ backend_tests! {
         Ok(())
     }
 
+    fn a_host_encodes_state_chunks_as_simdb_stores_them(db) {
+        let svc = service(db);
+        let sim = running_sim(&svc, 3)?;
+        let mut rec = svc.recorder(&sim.id)?;
+        let extremes = [0.1, -0.0, 1e-7, 1.7976931348623157e308, -5e-324, 12.5, 1.0, 1.0];
+        let mut written: Vec<(i64, i32, String)> = Vec::new();
+        for step in 0..150i64 {
+            // Agent 0: one shape, numbers of every form (and some repeats).
+            let x = extremes[(step % 8) as usize] * (1.0 + step as f64 / 7.0);
+            let a = json!({"x": x, "n": if step % 5 == 0 { i64::MIN } else { step }, "u": u64::MAX, "tag": format!("a{}", step % 3)});
+            // Agent 1: a changing key, so no one shape.
+            let b = json!({format!("k{}", step % 2): "v", "hp": 100 - step % 4});
+            // Agent 2: one shape without numbers, every other step.
+            let c = json!({"alive": true, "name": "e\u{e9}\"\\"});
+            for (agent, state) in [(0, a), (1, b), (2, c)] {
+                if agent == 2 && step % 2 == 1 {
+                    continue;
+                }
+                rec.agent_state(step, agent, step as f64 / 8.0, &state)?;
+                written.push((step, agent, serde_json::to_string(&state)?));
+            }
+        }
+        rec.close()?;
+        use simdb::diesel::prelude::*;
+        use simdb::models::AgentStateChunk;
+        use simdb::schema::agent_state_chunks;
+        let stored: Vec<AgentStateChunk> = simdb::with_connection!(db.database().connection()?, |c| {
+            agent_state_chunks::table
+                .filter(agent_state_chunks::sim_key.eq(sim.sim_key))
+                .select(AgentStateChunk::as_select())
+                .load(c)?
+        });
+        assert_eq!(stored.len(), 3 * 3);
+        let mut read = Vec::new();
+        for chunk in &stored {
+            let rows = chunk.rows()?;
+            let texts: Vec<String> = rows.iter().map(|r| r.state.to_string()).collect();
+            let again = AgentStateChunk::encode(
+                chunk.sim_key,
+                chunk.agent_index,
+                &rows.iter().zip(&texts).map(|(r, t)| (r.step, r.reward, t.as_str())).collect::<Vec<_>>(),
+            )?;
+            assert_eq!(&again, chunk);
+            read.extend(rows.iter().zip(texts).map(|(r, t)| (r.step, r.agent_index.0, t)));
+        }
+        // Every text as written, whichever codec holds it (both are used).
+        read.sort();
+        written.sort();
+        assert_eq!(read, written);
+        let codecs: std::collections::BTreeSet<u8> = stored.iter().map(|c| c.states[0]).collect();
+        assert_eq!(codecs.len(), 2, "{codecs:?}");
+        // What no chunk can hold is refused.
+        for bad in [
+            vec![],
+            vec![(5, 1.0, "1"), (5, 2.0, "2")],
+            vec![(6, 1.0, "1"), (5, 2.0, "2")],
+            vec![(63, 1.0, "1"), (64, 2.0, "2")],
+            vec![(-1, 1.0, "1")],
+            vec![(1, f64::INFINITY, "1")],
+            vec![(1, 1.0, "\"\\u0000\"")],
+        ] {
+            assert!(matches!(AgentStateChunk::encode(1, 0, &bad), Err(Error::InvalidInput { .. })), "{bad:?}");
+        }
+        Ok(())
+    }
+
     fn timestamps_are_utc(db) {
         let svc = service(db);
         let mut new = NewExperiment::new("t");

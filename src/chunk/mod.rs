@@ -7,6 +7,7 @@
 //! and an agent that joins late or skips steps simply leaves bits clear.
 
 pub(crate) mod order;
+pub(crate) mod shapes;
 pub(crate) mod states;
 pub(crate) mod values;
 
@@ -15,6 +16,43 @@ pub(crate) fn corrupt(detail: impl Into<String>) -> crate::error::Error {
     crate::error::Error::CorruptChunk {
         detail: detail.into(),
     }
+}
+
+/// The chunk of `steps` given to a public `encode`: at least one, all
+/// ascending, distinct, not negative and in one chunk; else
+/// [`Error::InvalidInput`](crate::Error::InvalidInput) on `what`.
+pub(crate) fn chunk_of_steps(
+    what: &'static str,
+    steps: impl Iterator<Item = i64> + Clone,
+) -> crate::error::Result<i64> {
+    use crate::error::Error;
+    let first = steps
+        .clone()
+        .next()
+        .ok_or_else(|| Error::invalid(what, "a chunk holds at least one step"))?;
+    crate::validate::check_step(first)?;
+    let number = chunk_of(first);
+    let mut prev: Option<i64> = None;
+    for step in steps {
+        if let Some(p) = prev.filter(|&p| p >= step) {
+            return Err(Error::invalid(
+                what,
+                format!("step {step} follows step {p}: steps must ascend"),
+            ));
+        }
+        if chunk_of(step) != number {
+            return Err(Error::invalid(
+                what,
+                format!(
+                    "step {step} is not in chunk {number} (steps {}..={})",
+                    first_step(number),
+                    first_step(number) + STEPS - 1
+                ),
+            ));
+        }
+        prev = Some(step);
+    }
+    Ok(number)
 }
 
 /// Steps per chunk (the width of the presence mask).

@@ -55,6 +55,29 @@ pub struct AgentStateChunk {
 }
 
 impl AgentStateChunk {
+    /// Encodes one agent's states as simdb stores them (for a host that
+    /// writes chunks itself, or checks what simdb wrote): `rows` are
+    /// `(step, reward, state)`, steps ascending, distinct and all in one
+    /// chunk, rewards finite, each state a JSON text (stored as given:
+    /// simdb's readers parse it).
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidInput`] for no rows, steps out of order, in
+    /// two chunks or negative, a reward that is not finite or a state
+    /// holding an escaped NUL.
+    pub fn encode(
+        sim_key: i32,
+        agent_index: i32,
+        rows: &[(i64, f64, &str)],
+    ) -> Result<AgentStateChunk> {
+        let number = chunk::chunk_of_steps("rows", rows.iter().map(|r| r.0))?;
+        for &(_, reward, state) in rows {
+            crate::validate::finite("reward", reward)?;
+            crate::validate::check_json_text("state", state.as_bytes())?;
+        }
+        crate::store::state_chunks::encode(sim_key, agent_index, number, rows)
+    }
+
     /// The steps this chunk holds, ascending.
     pub fn steps(&self) -> impl Iterator<Item = i64> {
         chunk::steps(self.chunk, self.mask())

@@ -94,28 +94,7 @@ impl AgentMetricChunk {
         agent_index: i32,
         points: &[(i64, f64)],
     ) -> Result<AgentMetricChunk> {
-        let first = points
-            .first()
-            .ok_or_else(|| crate::Error::invalid("points", "a chunk holds at least one step"))?;
-        crate::validate::check_step(first.0)?;
-        let number = chunk::chunk_of(first.0);
-        if let Some(w) = points.windows(2).find(|w| w[0].0 >= w[1].0) {
-            return Err(crate::Error::invalid(
-                "points",
-                format!("step {} follows step {}: steps must ascend", w[1].0, w[0].0),
-            ));
-        }
-        if let Some(p) = points.iter().find(|p| chunk::chunk_of(p.0) != number) {
-            return Err(crate::Error::invalid(
-                "points",
-                format!(
-                    "step {} is not in chunk {number} (steps {}..={})",
-                    p.0,
-                    chunk::first_step(number),
-                    chunk::first_step(number) + chunk::STEPS - 1
-                ),
-            ));
-        }
+        let number = chunk::chunk_of_steps("points", points.iter().map(|p| p.0))?;
         for p in points {
             crate::validate::finite("value", p.1)?;
         }

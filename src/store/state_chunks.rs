@@ -249,9 +249,11 @@ pub(crate) fn encode(
 ) -> Result<AgentStateChunk> {
     let mut present = 0u64;
     let mut rewards = Vec::with_capacity(rows.len());
-    for &(step, reward, _) in rows {
+    let mut texts = Vec::with_capacity(rows.len());
+    for &(step, reward, text) in rows {
         present |= chunk::bit(step);
         rewards.push(reward);
+        texts.push(text);
     }
     Ok(AgentStateChunk {
         sim_key,
@@ -259,7 +261,7 @@ pub(crate) fn encode(
         chunk,
         present: present as i64,
         rewards: states::encode_rewards(&rewards),
-        states: states::encode_states(rows.iter().map(|r| r.2))?,
+        states: states::encode_states(&texts)?,
     })
 }
 

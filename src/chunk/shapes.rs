@@ -1,0 +1,390 @@
+//! States of one shape: a chunk whose JSON texts differ only in their
+//! numbers, stored as one template and the numbers' characters.
+//!
+//! A *number* is a run of `0-9 . - + e E` that starts with a digit or `-`
+//! (greedy, wherever it stands: inside a string too; any split
+//! reproduces the text, since decoding only concatenates). The template
+//! is the first text with each number replaced by one NUL byte (a slot);
+//! every other text must be the template's literal pieces with numbers in
+//! its slots, or the chunk is not of one shape (then zstd stores it).
+//!
+//! Layout after the codec byte: the template's length (LEB128) and bytes;
+//! one bit per step and slot, step-major, least significant bit first, set
+//! where the number is the previous step's (never for the first step);
+//! then the numbers whose bit is clear, in the same order, as 4-bit codes
+//! (high half first: `0-9`, then `.` `-` `+` `e` `E` as 10-14), each ended
+//! by 15, the last byte padded with 15.
+//!
+//! Against zstd (level 1) on 64-step chunks, measured on this machine:
+//! five 17-digit floats per state, 6x faster to encode at about a quarter
+//! more bytes (4 bits per digit against zstd's Huffman codes); the ingest
+//! bench's states (short integers and decimals, some unchanged from step to
+//! step), smaller and faster.
+
+use super::corrupt;
+use crate::error::Result;
+
+/// A slot in the template.
+const SLOT: u8 = 0;
+/// The code that ends a number (and pads the last byte).
+const END: u8 = 15;
+
+/// Each byte's 4-bit code if it can be in a number (`0-9 . - + e E`),
+/// else [`END`].
+const CODES: [u8; 256] = {
+    let mut codes = [END; 256];
+    let chars = *b"0123456789.-+eE";
+    let mut i = 0;
+    while i < chars.len() {
+        codes[chars[i] as usize] = i as u8;
+        i += 1;
+    }
+    codes
+};
+
+/// The character of each 4-bit code; [`END`]'s is NUL.
+const CHARS: [u8; 16] = *b"0123456789.-+eE\0";
+
+fn starts_number(b: u8) -> bool {
+    b.is_ascii_digit() || b == b'-'
+}
+
+/// The end of the number starting at `at` (`text[at]` starts one).
+fn number_end(text: &[u8], at: usize) -> usize {
+    text[at..]
+        .iter()
+        .position(|&b| CODES[b as usize] == END)
+        .map_or(text.len(), |len| at + len)
+}
+
+/// 4-bit codes, two per byte, gathered sixteen at a time onto a blob.
+#[derive(Default)]
+struct Nibbles {
+    acc: u64,
+    n: u32,
+}
+
+impl Nibbles {
+    fn push(&mut self, code: u8, out: &mut Vec<u8>) {
+        self.acc = (self.acc << 4) | u64::from(code);
+        self.n += 1;
+        if self.n == 16 {
+            out.extend_from_slice(&self.acc.to_be_bytes());
+            self.acc = 0;
+            self.n = 0;
+        }
+    }
+
+    /// A number's characters and its end.
+    fn number(&mut self, number: &[u8], out: &mut Vec<u8>) {
+        for &b in number {
+            self.push(CODES[b as usize], out);
+        }
+        self.push(END, out);
+    }
+
+    fn finish(mut self, out: &mut Vec<u8>) {
+        if self.n % 2 == 1 {
+            self.push(END, out);
+        }
+        if self.n > 0 {
+            let whole = self.acc << (64 - 4 * self.n);
+            out.extend_from_slice(&whole.to_be_bytes()[..(self.n / 2) as usize]);
+        }
+    }
+}
+
+/// The blob (without its codec byte) of `texts` if they are of one shape
+/// (and hold no NUL), appended to `out`; `false` (and `out` as it was)
+/// otherwise.
+pub(crate) fn encode(texts: &[&str], out: &mut Vec<u8>) -> bool {
+    let Some(first) = texts.first().map(|t| t.as_bytes()) else {
+        return false;
+    };
+    if first.contains(&SLOT) {
+        return false;
+    }
+    // The template's literal pieces (as ranges of the first text) and
+    // the first text's numbers.
+    let mut pieces: Vec<(usize, usize)> = Vec::new();
+    let mut prev: Vec<(usize, usize)> = Vec::new();
+    let mut start = 0;
+    let mut at = 0;
+    while at < first.len() {
+        if starts_number(first[at]) {
+            let end = number_end(first, at);
+            pieces.push((start, at));
+            prev.push((at, end));
+            start = end;
+            at = end;
+        } else {
+            at += 1;
+        }
+    }
+    pieces.push((start, first.len()));
+    let slots = prev.len();
+    // Template, flags, then numbers, straight onto `out` (cut back to
+    // `undo` if a text is of another shape).
+    let undo = out.len();
+    out.reserve(first.len() * (texts.len() + 2) / 2);
+    let template_len = first.len() + slots - prev.iter().map(|(s, e)| e - s).sum::<usize>();
+    let mut len = template_len;
+    loop {
+        let byte = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            out.push(byte);
+            break;
+        }
+        out.push(byte | 0x80);
+    }
+    for (j, &(s, e)) in pieces.iter().enumerate() {
+        out.extend_from_slice(&first[s..e]);
+        if j < slots {
+            out.push(SLOT);
+        }
+    }
+    let flags_at = out.len();
+    out.resize(flags_at + (texts.len() * slots).div_ceil(8), 0);
+    let mut nibbles = Nibbles::default();
+    for &(s, e) in &prev {
+        nibbles.number(&first[s..e], out);
+    }
+    let mut numbers: Vec<(usize, usize)> = Vec::with_capacity(slots);
+    let mut prev_text = first;
+    for (i, text) in texts.iter().enumerate().skip(1) {
+        let text = text.as_bytes();
+        numbers.clear();
+        let mut at = 0;
+        for (j, &(s, e)) in pieces.iter().enumerate() {
+            let piece = &first[s..e];
+            if text.get(at..at + piece.len()) != Some(piece) {
+                out.truncate(undo);
+                return false;
+            }
+            at += piece.len();
+            if j == slots {
+                break;
+            }
+            if !text.get(at).is_some_and(|&b| starts_number(b)) {
+                out.truncate(undo);
+                return false;
+            }
+            let end = number_end(text, at);
+            numbers.push((at, end));
+            at = end;
+        }
+        if at != text.len() {
+            out.truncate(undo);
+            return false;
+        }
+        for (j, (&(s, e), &(ps, pe))) in numbers.iter().zip(&prev).enumerate() {
+            let number = &text[s..e];
+            if number == &prev_text[ps..pe] {
+                let bit = i * slots + j;
+                out[flags_at + bit / 8] |= 1 << (bit % 8);
+            } else {
+                nibbles.number(number, out);
+            }
+        }
+        std::mem::swap(&mut prev, &mut numbers);
+        prev_text = text;
+    }
+    nibbles.finish(out);
+    true
+}
+
+/// The texts of `n` states from a blob (after its codec byte): the texts
+/// back to back, and where each ends.
+pub(crate) fn decode(blob: &[u8], n: usize) -> Result<(Vec<u8>, Vec<usize>)> {
+    let mut at = 0;
+    let mut len = 0usize;
+    let mut shift = 0;
+    loop {
+        let byte = *blob
+            .get(at)
+            .ok_or_else(|| corrupt("truncated template length"))?;
+        at += 1;
+        len |= ((byte & 0x7f) as usize) << shift;
+        if byte & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+        if shift > 35 {
+            return Err(corrupt("overlong template length"));
+        }
+    }
+    let template = blob
+        .get(at..at.saturating_add(len))
+        .ok_or_else(|| corrupt("truncated template"))?;
+    at += len;
+    let pieces: Vec<&[u8]> = template.split(|&b| b == SLOT).collect();
+    let slots = pieces.len() - 1;
+    let flag_bytes = n
+        .checked_mul(slots)
+        .map(|bits| bits.div_ceil(8))
+        .ok_or_else(|| corrupt("too many slots"))?;
+    let flags = blob
+        .get(at..at.saturating_add(flag_bytes))
+        .ok_or_else(|| corrupt("truncated number flags"))?;
+    // Every code as its character, a number's end as NUL.
+    let chars: Vec<u8> = blob[at + flag_bytes..]
+        .iter()
+        .flat_map(|&b| [CHARS[usize::from(b >> 4)], CHARS[usize::from(b & 15)]])
+        .collect();
+    let mut pos = 0;
+    let mut text: Vec<u8> = Vec::with_capacity(n * (template.len() + 8 * slots));
+    let mut ends = Vec::with_capacity(n);
+    let mut prev: Vec<(usize, usize)> = vec![(0, 0); slots];
+    for i in 0..n {
+        for (j, piece) in pieces.iter().enumerate() {
+            text.extend_from_slice(piece);
+            if j == slots {
+                break;
+            }
+            let bit = i * slots + j;
+            let start = text.len();
+            if flags[bit / 8] & (1 << (bit % 8)) != 0 {
+                if i == 0 {
+                    return Err(corrupt("the first state repeats a number"));
+                }
+                let (s, e) = prev[j];
+                text.extend_from_within(s..e);
+            } else {
+                let rest = chars.get(pos..).unwrap_or_default();
+                let len = rest
+                    .iter()
+                    .position(|&c| c == SLOT)
+                    .ok_or_else(|| corrupt("truncated numbers"))?;
+                if len == 0 {
+                    return Err(corrupt("an empty number"));
+                }
+                text.extend_from_slice(&rest[..len]);
+                pos += len + 1;
+            }
+            prev[j] = (start, text.len());
+        }
+        ends.push(text.len());
+    }
+    // Unused flag bits are clear; only a padding code may follow.
+    let used = n * slots;
+    if used % 8 != 0 && flag_bytes > 0 && flags[flag_bytes - 1] >> (used % 8) != 0 {
+        return Err(corrupt("stray number flags"));
+    }
+    let rest = chars.get(pos..).unwrap_or_default();
+    if rest.len() > 1 || rest.first().is_some_and(|&c| c != SLOT) {
+        return Err(corrupt("bytes after the numbers"));
+    }
+    Ok((text, ends))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(texts: &[&str]) -> Option<usize> {
+        let mut blob = Vec::new();
+        if !encode(texts, &mut blob) {
+            return None;
+        }
+        let (text, ends) = decode(&blob, texts.len()).ok()?;
+        let mut start = 0;
+        for (t, &end) in texts.iter().zip(&ends) {
+            assert_eq!(&text[start..end], t.as_bytes());
+            start = end;
+        }
+        assert_eq!(ends.len(), texts.len());
+        Some(blob.len())
+    }
+
+    #[test]
+    fn one_shape_round_trips_text_for_text() {
+        let texts = [
+            r#"{"x":0.12345678901234567,"y":-3,"hp":100,"s":"a7"}"#,
+            r#"{"x":1e-7,"y":-3,"hp":99,"s":"a8"}"#,
+            r#"{"x":-0.0,"y":-3.5E+300,"hp":99,"s":"a-"}"#,
+            r#"{"x":2,"y":-3,"hp":99,"s":"a1.2.3"}"#,
+        ];
+        assert!(round_trip(&texts).is_some());
+        // No numbers at all; one state; numbers at both ends.
+        assert!(round_trip(&["{\"alive\":true}", "{\"alive\":true}"]).is_some());
+        assert!(round_trip(&["[1,2]"]).is_some());
+        assert!(round_trip(&["7", "-8", "9e9", "9e9"]).is_some());
+        assert!(round_trip(&["é1", "é22"]).is_some());
+    }
+
+    #[test]
+    fn other_shapes_are_left_to_zstd() {
+        assert_eq!(round_trip(&["{\"a\":1}", "{\"b\":1}"]), None);
+        assert_eq!(round_trip(&["{\"a\":1}", "{\"a\":true}"]), None);
+        assert_eq!(round_trip(&["[1]", "[1,2]"]), None);
+        assert_eq!(round_trip(&["[1]", "[1] "]), None);
+        assert_eq!(round_trip(&["a\0", "a\0"]), None);
+        assert_eq!(round_trip(&[]), None);
+    }
+
+    #[test]
+    fn unchanged_numbers_cost_a_bit() {
+        let same: Vec<String> = (0..64).map(|_| "{\"hp\":100,\"ore\":3}".into()).collect();
+        let refs: Vec<&str> = same.iter().map(String::as_str).collect();
+        // Template (16 + 1) and the first step's two numbers (3 bytes),
+        // then 2 bits per step.
+        assert_eq!(round_trip(&refs), Some(17 + 16 + 3));
+    }
+
+    #[test]
+    fn damaged_blobs_are_typed_errors() {
+        let mut blob = Vec::new();
+        assert!(encode(
+            &["{\"a\":12}", "{\"a\":12}", "{\"a\":3}"],
+            &mut blob
+        ));
+        assert!(decode(&blob, 3).is_ok());
+        for cut in 0..blob.len() {
+            assert!(decode(&blob[..cut], 3).is_err(), "cut at {cut}");
+        }
+        let mut extra = blob.clone();
+        extra.push(0xff);
+        assert!(decode(&extra, 3).is_err());
+        // The first step marked as a repeat.
+        let mut first = blob.clone();
+        first[8] |= 1;
+        assert!(decode(&first, 3).is_err());
+        assert!(decode(&blob, 4).is_err());
+    }
+
+    #[test]
+    fn damaged_blobs_never_panic() {
+        let texts: Vec<String> = (0..64)
+            .map(|i| {
+                format!(
+                    "{{\"x\":{},\"hp\":{},\"e\":1.5e-3}}",
+                    i as f64 / 7.0,
+                    100 - i % 4
+                )
+            })
+            .collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let mut blob = Vec::new();
+        assert!(encode(&refs, &mut blob));
+        let mut seed = 7u64;
+        let mut next = move || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) as usize
+        };
+        for _ in 0..10_000 {
+            let mut bad = blob.clone();
+            match next() % 3 {
+                0 => {
+                    let i = next() % bad.len();
+                    bad[i] ^= 1 << (next() % 8);
+                }
+                1 => bad.truncate(next() % bad.len()),
+                _ => bad.push(next() as u8),
+            }
+            let n = if next() % 4 == 0 { next() % 65 } else { 64 };
+            // A value or an error, never a panic.
+            let _ = decode(&bad, n);
+        }
+    }
+}
