@@ -10,6 +10,7 @@ pub(crate) mod order;
 pub(crate) mod shapes;
 pub(crate) mod states;
 pub(crate) mod values;
+pub(crate) mod varint;
 
 /// [`Error::CorruptChunk`](crate::Error::CorruptChunk) saying what is wrong.
 pub(crate) fn corrupt(detail: impl Into<String>) -> crate::error::Error {

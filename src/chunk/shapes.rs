@@ -128,16 +128,7 @@ pub(crate) fn encode(texts: &[&str], out: &mut Vec<u8>) -> bool {
     let undo = out.len();
     out.reserve(first.len() * (texts.len() + 2) / 2);
     let template_len = first.len() + slots - prev.iter().map(|(s, e)| e - s).sum::<usize>();
-    let mut len = template_len;
-    loop {
-        let byte = (len & 0x7f) as u8;
-        len >>= 7;
-        if len == 0 {
-            out.push(byte);
-            break;
-        }
-        out.push(byte | 0x80);
-    }
+    super::varint::put(out, template_len);
     for (j, &(s, e)) in pieces.iter().enumerate() {
         out.extend_from_slice(&first[s..e]);
         if j < slots {
@@ -198,22 +189,7 @@ pub(crate) fn encode(texts: &[&str], out: &mut Vec<u8>) -> bool {
 /// back to back, and where each ends.
 pub(crate) fn decode(blob: &[u8], n: usize) -> Result<(Vec<u8>, Vec<usize>)> {
     let mut at = 0;
-    let mut len = 0usize;
-    let mut shift = 0;
-    loop {
-        let byte = *blob
-            .get(at)
-            .ok_or_else(|| corrupt("truncated template length"))?;
-        at += 1;
-        len |= ((byte & 0x7f) as usize) << shift;
-        if byte & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-        if shift > 35 {
-            return Err(corrupt("overlong template length"));
-        }
-    }
+    let len = super::varint::get(blob, &mut at, "template length")?;
     let template = blob
         .get(at..at.saturating_add(len))
         .ok_or_else(|| corrupt("truncated template"))?;

@@ -89,16 +89,7 @@ pub(crate) fn encode_states(texts: &[&str]) -> Result<Vec<u8>> {
     let total: usize = texts.iter().map(|t| t.len()).sum();
     let mut raw = Vec::with_capacity(total + 128);
     for t in texts {
-        let mut len = t.len();
-        loop {
-            let byte = (len & 0x7f) as u8;
-            len >>= 7;
-            if len == 0 {
-                raw.push(byte);
-                break;
-            }
-            raw.push(byte | 0x80);
-        }
+        super::varint::put(&mut raw, t.len());
     }
     for t in texts {
         raw.extend_from_slice(t.as_bytes());
@@ -177,20 +168,7 @@ pub(crate) fn decode_states(blob: &[u8], n: usize) -> Result<Texts> {
     let mut ends = Vec::with_capacity(n);
     let mut end = 0usize;
     for _ in 0..n {
-        let mut len = 0usize;
-        let mut shift = 0;
-        loop {
-            let byte = *raw.get(at).ok_or_else(|| corrupt("truncated lengths"))?;
-            at += 1;
-            len |= ((byte & 0x7f) as usize) << shift;
-            if byte & 0x80 == 0 {
-                break;
-            }
-            shift += 7;
-            if shift > 35 {
-                return Err(corrupt("overlong length"));
-            }
-        }
+        let len = super::varint::get(&raw, &mut at, "lengths")?;
         end += len;
         ends.push(end);
     }
