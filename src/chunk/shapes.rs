@@ -16,10 +16,12 @@
 //! by 15, the last byte padded with 15.
 //!
 //! Against zstd (level 1) on 64-step chunks, measured on this machine:
-//! five 17-digit floats per state, 6x faster to encode at about a quarter
-//! more bytes (4 bits per digit against zstd's Huffman codes); the ingest
-//! bench's states (short integers and decimals, some unchanged from step to
-//! step), smaller and faster.
+//! five 17-digit floats per state, about half the time to encode (233
+//! against 398 ns per state) at 7% more bytes (40.8 against 38.1: 4 bits
+//! per digit against zstd's Huffman codes); the ingest bench's states
+//! (short integers and decimals, some unchanged from step to step), 95
+//! against 121 ns at about the same size (5.9 against 5.7 bytes). Decoding
+//! costs about what zstd's does (58 against 61 ns per state there).
 
 use super::corrupt;
 use crate::error::Result;
