@@ -1,5 +1,6 @@
 //! Deleting a run's rows in bounded transactions: the tables without a
-//! foreign key to the simulation (chunks, memories, rollups, totals) are
+//! foreign key to the simulation (chunks, memories, rollups, totals; on
+//! PostgreSQL also step rows and simulation metrics) are
 //! emptied of a deleted run's rows a few thousand rows per transaction, so
 //! that other writers — on SQLite, every other writer — wait for one small
 //! transaction at a time, never for the whole delete. The run's key stays
@@ -19,13 +20,17 @@ pub(crate) const DELETE_BATCH: usize = 2_000;
 
 /// Each table a run's rows are removed from in batches, and the columns
 /// after `sim_key` of its primary key.
-const TABLES: [(&str, &str); 6] = [
+const TABLES: [(&str, &str); 8] = [
     ("simdb_agent_state_chunks", "agent_index, chunk"),
     ("simdb_agent_metric_chunks", "metric_id, agent_index, chunk"),
     ("simdb_agent_memories", "agent_index, step"),
     ("simdb_step_rollups", "field_id, kind, step"),
     ("simdb_block_rollups", "field_id, block"),
     ("simdb_agent_totals", "agent_index"),
+    // Cascaded from the run's row on SQLite, which keeps their foreign
+    // keys; on PostgreSQL removed here (2026-12-08-000002).
+    ("simdb_simulation_steps", "step"),
+    ("simdb_step_metrics", "metric_id, step"),
 ];
 
 pub(crate) trait RunDeletion {
