@@ -256,6 +256,79 @@ pub(crate) fn decode(blob: &[u8], n: usize) -> Result<(Vec<u8>, Vec<usize>)> {
     Ok((text, ends))
 }
 
+/// The text of state `i` of the `n` states of a blob (after its codec
+/// byte), without building the others: a read of one step (all agents at
+/// a step, an agent's latest state) walks the numbers of the steps before
+/// it as positions in the blob and spells out only its own. The checks of
+/// what it walks are [`decode`]'s; what lies after state `i` is not read.
+pub(crate) fn decode_one(blob: &[u8], n: usize, i: usize) -> Result<String> {
+    if i >= n {
+        return Err(corrupt(format!("state {i} of {n}")));
+    }
+    let mut at = 0;
+    let len = super::varint::get(blob, &mut at, "template length")?;
+    let template = blob
+        .get(at..at.saturating_add(len))
+        .ok_or_else(|| corrupt("truncated template"))?;
+    at += len;
+    let slots = template.iter().filter(|&&b| b == SLOT).count();
+    let flag_bytes = n
+        .checked_mul(slots)
+        .map(|bits| bits.div_ceil(8))
+        .ok_or_else(|| corrupt("too many slots"))?;
+    let flags = blob
+        .get(at..at.saturating_add(flag_bytes))
+        .ok_or_else(|| corrupt("truncated number flags"))?;
+    let codes = &blob[at + flag_bytes..];
+    let code = |q: usize| {
+        codes
+            .get(q / 2)
+            .map(|&b| if q % 2 == 0 { b >> 4 } else { b & 15 })
+    };
+    // Where each slot's latest number starts among the 4-bit codes, and
+    // how many codes it has.
+    let mut latest: Vec<Option<(usize, usize)>> = vec![None; slots];
+    let mut q = 0;
+    for k in 0..=i {
+        for (j, slot) in latest.iter_mut().enumerate() {
+            let bit = k * slots + j;
+            if flags[bit / 8] & (1 << (bit % 8)) != 0 {
+                if slot.is_none() {
+                    return Err(corrupt("the first state repeats a number"));
+                }
+                continue;
+            }
+            let start = q;
+            loop {
+                match code(q) {
+                    None => return Err(corrupt("truncated numbers")),
+                    Some(END) => break,
+                    Some(_) => q += 1,
+                }
+            }
+            if q == start {
+                return Err(corrupt("an empty number"));
+            }
+            *slot = Some((start, q - start));
+            q += 1;
+        }
+    }
+    let mut text = Vec::with_capacity(template.len() + 24 * slots);
+    let mut numbers = latest.iter();
+    for (j, piece) in template.split(|&b| b == SLOT).enumerate() {
+        text.extend_from_slice(piece);
+        if j == slots {
+            break;
+        }
+        if let Some(Some((start, len))) = numbers.next() {
+            for q in *start..start + len {
+                text.push(CHARS[usize::from(code(q).unwrap_or(END))]);
+            }
+        }
+    }
+    String::from_utf8(text).map_err(|_| corrupt("states are not UTF-8"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,6 +345,10 @@ mod tests {
             start = end;
         }
         assert_eq!(ends.len(), texts.len());
+        for (i, t) in texts.iter().enumerate() {
+            assert_eq!(decode_one(&blob, texts.len(), i).ok()?, *t, "state {i}");
+        }
+        assert!(decode_one(&blob, texts.len(), texts.len()).is_err());
         Some(blob.len())
     }
 
@@ -328,6 +405,13 @@ mod tests {
         let mut first = blob.clone();
         first[8] |= 1;
         assert!(decode(&first, 3).is_err());
+        assert!(decode_one(&first, 3, 0).is_err());
+        for cut in 0..blob.len() {
+            // Cut inside what state 2 needs: an error, never a short text.
+            if let Ok(text) = decode_one(&blob[..cut], 3, 2) {
+                assert_eq!(text, "{\"a\":3}", "cut at {cut}");
+            }
+        }
         assert!(decode(&blob, 4).is_err());
     }
 
@@ -363,6 +447,7 @@ mod tests {
             let n = if next() % 4 == 0 { next() % 65 } else { 64 };
             // A value or an error, never a panic.
             let _ = decode(&bad, n);
+            let _ = decode_one(&bad, n, next() % 65);
         }
     }
 }

@@ -145,6 +145,35 @@ pub(crate) fn decode_states(blob: &[u8], n: usize) -> Result<Texts> {
         let (text, ends) = super::shapes::decode(rest, n)?;
         return texts(text, ends);
     }
+    let (raw, ends) = unzstd(codec, rest, n)?;
+    let at = raw.len() - ends.last().copied().unwrap_or(0);
+    texts(raw[at..].to_vec(), ends)
+}
+
+/// The text of the `i`-th of the `n` states of a chunk (steps in
+/// ascending order), without building the others where the codec allows
+/// (states of one shape).
+pub(crate) fn decode_state(blob: &[u8], n: usize, i: usize) -> Result<String> {
+    let (&codec, rest) = blob.split_first().ok_or_else(|| corrupt("empty states"))?;
+    if codec == SHAPES {
+        return super::shapes::decode_one(rest, n, i);
+    }
+    let (raw, ends) = unzstd(codec, rest, n)?;
+    let body = &raw[raw.len() - ends.last().copied().unwrap_or(0)..];
+    let start = match i.checked_sub(1) {
+        Some(before) => ends.get(before).copied(),
+        None => Some(0),
+    };
+    let text = start
+        .zip(ends.get(i).copied())
+        .and_then(|(start, end)| body.get(start..end))
+        .ok_or_else(|| corrupt(format!("state {i} of {n}")))?;
+    String::from_utf8(text.to_vec()).map_err(|_| corrupt("states are not UTF-8"))
+}
+
+/// A zstd states blob (after its codec byte) decompressed: the lengths
+/// and texts, and where each of the `n` texts ends after the lengths.
+fn unzstd(codec: u8, rest: &[u8], n: usize) -> Result<(Vec<u8>, Vec<usize>)> {
     if codec != ZSTD || rest.len() < 4 {
         return Err(corrupt(format!("unknown states codec {codec}")));
     }
@@ -179,7 +208,7 @@ pub(crate) fn decode_states(blob: &[u8], n: usize) -> Result<Texts> {
             body.len()
         )));
     }
-    texts(body.to_vec(), ends)
+    Ok((raw, ends))
 }
 
 /// `text` split at `ends`, checked to be UTF-8 split between characters.
@@ -203,6 +232,20 @@ mod tests {
         let blob = encode_states(&texts)?;
         let back = decode_states(&blob, texts.len())?;
         assert_eq!(back.iter().collect::<Vec<_>>(), texts);
+        // One state at a time, from either codec.
+        let shaped = ["{\"x\":1.5}", "{\"x\":1.5}", "{\"x\":-2}"];
+        let shaped_blob = encode_states(&shaped)?;
+        assert_eq!(shaped_blob[0], SHAPES);
+        assert_eq!(blob[0], ZSTD);
+        for (blob, texts) in [(&blob, &texts[..]), (&shaped_blob, &shaped[..])] {
+            for (i, text) in texts.iter().enumerate() {
+                assert_eq!(decode_state(blob, texts.len(), i)?, *text);
+            }
+            assert!(matches!(
+                decode_state(blob, texts.len(), texts.len()),
+                Err(Error::CorruptChunk { .. })
+            ));
+        }
         let rewards = [0.5, -1e300, f64::MIN_POSITIVE];
         assert_eq!(decode_rewards(&encode_rewards(&rewards), 3)?, rewards);
         Ok(())

@@ -108,6 +108,27 @@ impl AgentStateChunk {
         self.rows_between(i64::MIN, i64::MAX)
     }
 
+    /// The row of step `step`, if this chunk holds it: only that state is
+    /// decompressed and parsed (states of one shape; zstd blobs are
+    /// decompressed whole).
+    pub(crate) fn row_at(&self, step: i64) -> Result<Option<AgentState>> {
+        if chunk::chunk_of(step) != self.chunk || self.mask() & chunk::bit(step) == 0 {
+            return Ok(None);
+        }
+        let n = self.len();
+        // Its place among the chunk's steps.
+        let i = (self.mask() & (chunk::bit(step) - 1)).count_ones() as usize;
+        let rewards = chunk::states::decode_rewards(&self.rewards, n)?;
+        let text = chunk::states::decode_state(&self.states, n, i)?;
+        Ok(Some(AgentState {
+            sim_key: self.sim_key,
+            agent_index: AgentIndex(self.agent_index),
+            step,
+            reward: rewards.get(i).copied().unwrap_or(0.0),
+            state: serde_json::from_str(&text)?,
+        }))
+    }
+
     /// The rows of steps `lo..=hi`, ascending.
     pub(crate) fn rows_between(&self, lo: i64, hi: i64) -> Result<Vec<AgentState>> {
         let mut out = Vec::new();

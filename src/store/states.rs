@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 
 use super::prelude::StateChunkStore;
-use crate::chunk::{chunk_of, mask_between, STEPS};
+use crate::chunk::{chunk_of, first_step, mask_between, STEPS};
 use crate::error::{Error, Result};
 use crate::models::{AgentState, SimulationStep};
 use crate::schema::simulation_steps;
@@ -96,7 +96,7 @@ for_each_backend! {
             }
             let mut out = Vec::new();
             for chunk in self.state_chunks_at(sim_key, chunk_of(step))? {
-                out.extend(chunk.rows_between(step, step)?);
+                out.extend(chunk.row_at(step)?);
             }
             Ok(out)
         }
@@ -111,8 +111,11 @@ for_each_backend! {
                 let Some(last) = page.last() else { return Ok(None) };
                 upto = last.chunk - 1;
                 for chunk in &page {
-                    if chunk.mask() & mask_between(chunk.chunk, 0, at) != 0 {
-                        return Ok(chunk.rows_between(i64::MIN, at)?.pop());
+                    let before = chunk.mask() & mask_between(chunk.chunk, 0, at);
+                    if before != 0 {
+                        // Its last step at or before `at`.
+                        let last = first_step(chunk.chunk) + (STEPS - 1) - i64::from(before.leading_zeros());
+                        return chunk.row_at(last);
                     }
                 }
             }
