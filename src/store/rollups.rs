@@ -188,17 +188,52 @@ impl Acc {
 /// Sums a batch's rows into rollups: per (field, kind, step) while adding
 /// (the kind by number, no string per row), the across-kinds rows derived
 /// at the end. Its per-row maps are keyed by small integers and hashed
-/// with foldhash (std's SipHash was a tenth of the writer's time).
+/// with foldhash (std's SipHash was a tenth of the writer's time); the
+/// sums rows are adding to right now stay out of the map (a batch's rows
+/// come step by step, each step's agents one after another), and agents
+/// numbered from 0 find their kind by index.
 #[derive(Debug)]
 pub(crate) struct RollupBuilder {
     sim_key: i32,
     /// Kind names; index 0 is `NO_KIND`.
     kind_names: Vec<String>,
-    kind_of: foldhash::HashMap<i32, usize>,
-    sums: foldhash::HashMap<(i32, usize, i64), Acc>,
+    kind_of: Kinds,
+    sums: foldhash::HashMap<SumKey, Acc>,
+    /// The last few keys rows added to, with their sums (taken out of
+    /// `sums`, so that each key's values are added in row order all the
+    /// same).
+    hot: Vec<(SumKey, Acc)>,
     totals: foldhash::HashMap<i32, (i64, f64)>,
     /// A row's agent was not among the kinds given.
     unknown_agent: bool,
+}
+
+/// (field, kind, step).
+type SumKey = (i32, usize, i64);
+
+/// How many keys stay out of the map: a step's reward and a few metrics.
+const HOT_KEYS: usize = 4;
+
+/// Each registered agent's kind (by number).
+#[derive(Debug)]
+enum Kinds {
+    /// Indexed by agent (`usize::MAX`: not registered), where the agents'
+    /// numbers are dense enough.
+    Dense(Vec<usize>),
+    Sparse(foldhash::HashMap<i32, usize>),
+}
+
+impl Kinds {
+    fn get(&self, agent: i32) -> Option<usize> {
+        match self {
+            Kinds::Dense(v) => usize::try_from(agent)
+                .ok()
+                .and_then(|a| v.get(a))
+                .copied()
+                .filter(|&k| k != usize::MAX),
+            Kinds::Sparse(m) => m.get(&agent).copied(),
+        }
+    }
 }
 
 impl RollupBuilder {
@@ -216,29 +251,60 @@ impl RollupBuilder {
             });
             kind_of.insert(*agent, i);
         }
+        // Agents numbered 0..n (and not far beyond their count): by index.
+        let dense_up_to = kinds.len().saturating_mul(4).saturating_add(64);
+        let dense = kinds
+            .keys()
+            .all(|&a| usize::try_from(a).is_ok_and(|a| a < dense_up_to));
+        let kind_of = if dense {
+            let len = kinds.keys().map(|&a| a as usize + 1).max().unwrap_or(0);
+            let mut v = vec![usize::MAX; len];
+            for (&agent, &kind) in &kind_of {
+                if let Some(slot) = usize::try_from(agent).ok().and_then(|a| v.get_mut(a)) {
+                    *slot = kind;
+                }
+            }
+            Kinds::Dense(v)
+        } else {
+            Kinds::Sparse(kind_of)
+        };
         RollupBuilder {
             sim_key,
             kind_names,
             kind_of,
             sums: foldhash::HashMap::new(),
+            hot: Vec::with_capacity(HOT_KEYS),
             totals: foldhash::HashMap::new(),
             unknown_agent: false,
         }
     }
 
     fn add(&mut self, field: i32, agent: i32, step: i64, value: f64) {
-        let kind = match self.kind_of.get(&agent) {
-            Some(&k) => k,
+        let kind = match self.kind_of.get(agent) {
+            Some(k) => k,
             None => {
                 self.unknown_agent = true;
                 0
             }
         };
+        let key = (field, kind, step);
         let one = Acc::one(value);
-        self.sums
-            .entry((field, kind, step))
-            .and_modify(|a| a.add(&one))
-            .or_insert(one);
+        if let Some((_, acc)) = self.hot.iter_mut().find(|(k, _)| *k == key) {
+            acc.add(&one);
+            return;
+        }
+        let acc = match self.sums.remove(&key) {
+            Some(mut acc) => {
+                acc.add(&one);
+                acc
+            }
+            None => one,
+        };
+        if self.hot.len() == HOT_KEYS {
+            let (k, a) = self.hot.remove(0);
+            self.sums.insert(k, a);
+        }
+        self.hot.push((key, acc));
     }
 
     /// An agent's reward at a step.
@@ -261,7 +327,8 @@ impl RollupBuilder {
     }
 
     /// The batch's rows, before they meet what is stored.
-    pub(crate) fn finish(self) -> RollupRows {
+    pub(crate) fn finish(mut self) -> RollupRows {
+        self.sums.extend(self.hot.drain(..));
         let steps = self.rows();
         let blocks = block_deltas(&steps);
         RollupRows {
