@@ -7,7 +7,6 @@
 //! and an agent that joins late or skips steps simply leaves bits clear.
 
 pub(crate) mod order;
-pub(crate) mod parallel;
 pub(crate) mod shapes;
 pub(crate) mod states;
 pub(crate) mod values;

@@ -297,8 +297,13 @@ pub(crate) fn plan_metrics<C: MetricChunkStore>(
             stored.insert((chunk.key(), chunk.chunk), Cow::Owned(chunk));
         }
     }
-    let encoded = chunk::parallel::encode_all(&groups, |((metric, agent), number, range)| {
-        let mut merged: Vec<(i64, f64)> = Vec::with_capacity(chunk::STEPS as usize);
+    let mut out = Planned {
+        chunks: Vec::with_capacity(groups.len()),
+        stored: Vec::with_capacity(groups.len()),
+    };
+    let mut merged: Vec<(i64, f64)> = Vec::with_capacity(chunk::STEPS as usize);
+    for ((metric, agent), number, range) in &groups {
+        merged.clear();
         let old = stored.get(&((*metric, *agent), *number));
         if let Some(old) = old {
             merged.extend(old.points()?);
@@ -314,13 +319,11 @@ pub(crate) fn plan_metrics<C: MetricChunkStore>(
                 id: format!("metric {metric} agent {agent} step {}", w[0].0),
             });
         }
-        Ok((
-            encode(sim_key, *metric, *agent, *number, &merged),
-            old.is_some(),
-        ))
-    })?;
-    let (chunks, stored) = encoded.into_iter().unzip();
-    Ok(Planned { chunks, stored })
+        out.chunks
+            .push(encode(sim_key, *metric, *agent, *number, &merged));
+        out.stored.push(old.is_some());
+    }
+    Ok(out)
 }
 
 /// Removes every agent metric value after `step`; returns how many.

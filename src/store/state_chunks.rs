@@ -360,9 +360,12 @@ pub(crate) fn plan_states<C: StateChunkStore>(
         }
     }
     // Each stored chunk is decoded only while its group is merged, so
-    // that a batch touching many agents holds one decoded chunk (per
-    // encoding thread) at a time.
-    let encoded = chunk::parallel::encode_all(&groups, |(agent, number, range)| {
+    // that a batch touching many agents holds one decoded chunk at a time.
+    let mut out = Planned {
+        chunks: Vec::with_capacity(groups.len()),
+        stored: Vec::with_capacity(groups.len()),
+    };
+    for (agent, number, range) in &groups {
         let new = &rows[range.clone()];
         let old = stored.get(&(*agent, *number));
         let decoded: Option<Decoded> = match old {
@@ -394,10 +397,10 @@ pub(crate) fn plan_states<C: StateChunkStore>(
         if let Some(w) = merged.windows(2).find(|w| w[0].0 == w[1].0) {
             return Err(duplicate(*agent, w[0].0));
         }
-        Ok((encode(sim_key, *agent, *number, &merged)?, old.is_some()))
-    })?;
-    let (chunks, stored) = encoded.into_iter().unzip();
-    Ok(Planned { chunks, stored })
+        out.chunks.push(encode(sim_key, *agent, *number, &merged)?);
+        out.stored.push(old.is_some());
+    }
+    Ok(out)
 }
 
 /// Removes one agent's states after `step`; returns how many.
