@@ -213,17 +213,26 @@ pub(crate) fn encode(texts: &[&str], out: &mut Vec<u8>) -> bool {
     true
 }
 
-/// The texts of `n` states from a blob (after its codec byte): the texts
-/// back to back, and where each ends.
-pub(crate) fn decode(blob: &[u8], n: usize) -> Result<(Vec<u8>, Vec<usize>)> {
+/// A blob's parts (after its codec byte) for `n` states.
+struct Parts<'a> {
+    /// The first text, a NUL in each number's place.
+    template: &'a [u8],
+    /// How many numbers a text has.
+    slots: usize,
+    /// One bit per step and slot: the number is the previous step's.
+    flags: &'a [u8],
+    /// The other numbers' characters, two 4-bit codes per byte.
+    codes: &'a [u8],
+}
+
+fn parts(blob: &[u8], n: usize) -> Result<Parts<'_>> {
     let mut at = 0;
     let len = super::varint::get(blob, &mut at, "template length")?;
     let template = blob
         .get(at..at.saturating_add(len))
         .ok_or_else(|| corrupt("truncated template"))?;
     at += len;
-    let pieces: Vec<&[u8]> = template.split(|&b| b == SLOT).collect();
-    let slots = pieces.len() - 1;
+    let slots = template.iter().filter(|&&b| b == SLOT).count();
     let flag_bytes = n
         .checked_mul(slots)
         .map(|bits| bits.div_ceil(8))
@@ -231,8 +240,27 @@ pub(crate) fn decode(blob: &[u8], n: usize) -> Result<(Vec<u8>, Vec<usize>)> {
     let flags = blob
         .get(at..at.saturating_add(flag_bytes))
         .ok_or_else(|| corrupt("truncated number flags"))?;
+    Ok(Parts {
+        template,
+        slots,
+        flags,
+        codes: &blob[at + flag_bytes..],
+    })
+}
+
+/// The texts of `n` states from a blob (after its codec byte): the texts
+/// back to back, and where each ends.
+pub(crate) fn decode(blob: &[u8], n: usize) -> Result<(Vec<u8>, Vec<usize>)> {
+    let Parts {
+        template,
+        slots,
+        flags,
+        codes,
+    } = parts(blob, n)?;
+    let pieces: Vec<&[u8]> = template.split(|&b| b == SLOT).collect();
+    let flag_bytes = flags.len();
     // Every code as its character, a number's end as NUL.
-    let chars: Vec<u8> = blob[at + flag_bytes..]
+    let chars: Vec<u8> = codes
         .iter()
         .flat_map(|&b| [CHARS[usize::from(b >> 4)], CHARS[usize::from(b & 15)]])
         .collect();
@@ -291,21 +319,12 @@ pub(crate) fn decode_one(blob: &[u8], n: usize, i: usize) -> Result<String> {
     if i >= n {
         return Err(corrupt(format!("state {i} of {n}")));
     }
-    let mut at = 0;
-    let len = super::varint::get(blob, &mut at, "template length")?;
-    let template = blob
-        .get(at..at.saturating_add(len))
-        .ok_or_else(|| corrupt("truncated template"))?;
-    at += len;
-    let slots = template.iter().filter(|&&b| b == SLOT).count();
-    let flag_bytes = n
-        .checked_mul(slots)
-        .map(|bits| bits.div_ceil(8))
-        .ok_or_else(|| corrupt("too many slots"))?;
-    let flags = blob
-        .get(at..at.saturating_add(flag_bytes))
-        .ok_or_else(|| corrupt("truncated number flags"))?;
-    let codes = &blob[at + flag_bytes..];
+    let Parts {
+        template,
+        slots,
+        flags,
+        codes,
+    } = parts(blob, n)?;
     let code = |q: usize| {
         codes
             .get(q / 2)
