@@ -319,12 +319,8 @@ pub(crate) fn decode_one(blob: &[u8], n: usize, i: usize) -> Result<String> {
     if i >= n {
         return Err(corrupt(format!("state {i} of {n}")));
     }
-    let Parts {
-        template,
-        slots,
-        flags,
-        codes,
-    } = parts(blob, n)?;
+    let parts = parts(blob, n)?;
+    let (template, slots, flags, codes) = (parts.template, parts.slots, parts.flags, parts.codes);
     let code = |q: usize| {
         codes
             .get(q / 2)
