@@ -145,8 +145,7 @@ pub(crate) fn decode_states(blob: &[u8], n: usize) -> Result<Texts> {
         let (text, ends) = super::shapes::decode(rest, n)?;
         return texts(text, ends);
     }
-    let (raw, ends) = unzstd(codec, rest, n)?;
-    let at = raw.len() - ends.last().copied().unwrap_or(0);
+    let (raw, at, ends) = unzstd(codec, rest, n)?;
     texts(raw[at..].to_vec(), ends)
 }
 
@@ -158,8 +157,8 @@ pub(crate) fn decode_state(blob: &[u8], n: usize, i: usize) -> Result<String> {
     if codec == SHAPES {
         return super::shapes::decode_one(rest, n, i);
     }
-    let (raw, ends) = unzstd(codec, rest, n)?;
-    let body = &raw[raw.len() - ends.last().copied().unwrap_or(0)..];
+    let (raw, at, ends) = unzstd(codec, rest, n)?;
+    let body = &raw[at..];
     let start = match i.checked_sub(1) {
         Some(before) => ends.get(before).copied(),
         None => Some(0),
@@ -172,8 +171,9 @@ pub(crate) fn decode_state(blob: &[u8], n: usize, i: usize) -> Result<String> {
 }
 
 /// A zstd states blob (after its codec byte) decompressed: the lengths
-/// and texts, and where each of the `n` texts ends after the lengths.
-fn unzstd(codec: u8, rest: &[u8], n: usize) -> Result<(Vec<u8>, Vec<usize>)> {
+/// and texts, where the texts start, and where each of the `n` texts ends
+/// after that.
+fn unzstd(codec: u8, rest: &[u8], n: usize) -> Result<(Vec<u8>, usize, Vec<usize>)> {
     if codec != ZSTD || rest.len() < 4 {
         return Err(corrupt(format!("unknown states codec {codec}")));
     }
@@ -208,7 +208,7 @@ fn unzstd(codec: u8, rest: &[u8], n: usize) -> Result<(Vec<u8>, Vec<usize>)> {
             body.len()
         )));
     }
-    Ok((raw, ends))
+    Ok((raw, at, ends))
 }
 
 /// `text` split at `ends`, checked to be UTF-8 split between characters.
