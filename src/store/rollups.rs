@@ -224,6 +224,31 @@ enum Kinds {
 }
 
 impl Kinds {
+    /// By index where every agent is in `0..4 * count + 64`, else by map.
+    fn new(pairs: &[(i32, usize)]) -> Kinds {
+        let dense_up_to = pairs.len().saturating_mul(4).saturating_add(64);
+        let slots: Option<Vec<(usize, usize)>> = pairs
+            .iter()
+            .map(|&(agent, kind)| {
+                usize::try_from(agent)
+                    .ok()
+                    .filter(|&a| a < dense_up_to)
+                    .map(|a| (a, kind))
+            })
+            .collect();
+        match slots {
+            Some(slots) => {
+                let len = slots.iter().map(|&(a, _)| a + 1).max().unwrap_or(0);
+                let mut v = vec![usize::MAX; len];
+                for (a, kind) in slots {
+                    v[a] = kind;
+                }
+                Kinds::Dense(v)
+            }
+            None => Kinds::Sparse(pairs.iter().copied().collect()),
+        }
+    }
+
     fn get(&self, agent: i32) -> Option<usize> {
         match self {
             Kinds::Dense(v) => usize::try_from(agent)
@@ -243,35 +268,20 @@ impl RollupBuilder {
         let mut kind_names = vec![NO_KIND.to_string()];
         let mut index: HashMap<&str, usize> = HashMap::new();
         index.insert(NO_KIND, 0);
-        let mut kind_of = foldhash::HashMap::with_capacity(kinds.len());
-        for (agent, kind) in kinds {
-            let i = *index.entry(kind.as_str()).or_insert_with(|| {
-                kind_names.push(kind.clone());
-                kind_names.len() - 1
-            });
-            kind_of.insert(*agent, i);
-        }
-        // Agents numbered 0..n (and not far beyond their count): by index.
-        let dense_up_to = kinds.len().saturating_mul(4).saturating_add(64);
-        let dense = kinds
-            .keys()
-            .all(|&a| usize::try_from(a).is_ok_and(|a| a < dense_up_to));
-        let kind_of = if dense {
-            let len = kinds.keys().map(|&a| a as usize + 1).max().unwrap_or(0);
-            let mut v = vec![usize::MAX; len];
-            for (&agent, &kind) in &kind_of {
-                if let Some(slot) = usize::try_from(agent).ok().and_then(|a| v.get_mut(a)) {
-                    *slot = kind;
-                }
-            }
-            Kinds::Dense(v)
-        } else {
-            Kinds::Sparse(kind_of)
-        };
+        let pairs: Vec<(i32, usize)> = kinds
+            .iter()
+            .map(|(agent, kind)| {
+                let i = *index.entry(kind.as_str()).or_insert_with(|| {
+                    kind_names.push(kind.clone());
+                    kind_names.len() - 1
+                });
+                (*agent, i)
+            })
+            .collect();
         RollupBuilder {
             sim_key,
             kind_names,
-            kind_of,
+            kind_of: Kinds::new(&pairs),
             sums: foldhash::HashMap::new(),
             hot: Vec::with_capacity(HOT_KEYS),
             totals: foldhash::HashMap::new(),
