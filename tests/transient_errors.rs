@@ -71,42 +71,47 @@ fn a_server_speaking_german_terminates_sessions_under_a_recorder() -> Result<()>
         &sim.id,
         RecorderOptions::default().batch_rows(50).max_attempts(10),
     )?;
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let kills = std::thread::scope(|s| -> Result<usize> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let stop = AtomicBool::new(false);
+    // Rounds of terminations so far: the recorder keeps recording until
+    // more than 3 rounds have hit it (at least 3,000 steps), however fast
+    // the machine records.
+    let rounds = AtomicUsize::new(0);
+    let (kills, steps) = std::thread::scope(|s| -> Result<(usize, i64)> {
         let killer = s.spawn(|| -> Result<usize> {
-            let mut killed = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(std::time::Duration::from_millis(250));
                 admin.run(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
                      WHERE datname = 'simdb_german' AND pid <> pg_backend_pid()",
                 )?;
-                killed += 1;
+                rounds.fetch_add(1, Ordering::Relaxed);
             }
-            Ok(killed)
+            Ok(rounds.load(Ordering::Relaxed))
         });
-        let recorded = (|| -> Result<()> {
-            for step in 0..3000 {
+        let recorded = (|| -> Result<i64> {
+            let mut step = 0;
+            while step < 3000 || (rounds.load(Ordering::Relaxed) <= 4 && step < 1_000_000) {
                 for agent in 0..4 {
                     rec.agent_state(step, agent, step as f64, &json!({"s": step}))?;
                 }
                 rec.end_step(step)?;
+                step += 1;
             }
             rec.flush()?;
-            Ok(())
+            Ok(step)
         })();
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        stop.store(true, Ordering::Relaxed);
         let killed = killer.join().map_err(|_| Error::RecorderClosed)??;
-        recorded?;
-        Ok(killed)
+        Ok((killed, recorded?))
     })?;
     let retries = rec.transient_retries();
     rec.close()?;
     assert!(retries > 0, "no retry was counted");
     assert!(kills > 3, "only {kills} rounds of terminations");
     let s = svc.analytics().summary(&sim.id)?;
-    assert_eq!(s.agent_state_rows, 12_000, "rows lost or duplicated");
-    assert_eq!(svc.simulation(&sim.id)?.committed_step, Some(2999));
+    assert_eq!(s.agent_state_rows, 4 * steps, "rows lost or duplicated");
+    assert_eq!(svc.simulation(&sim.id)?.committed_step, Some(steps - 1));
     Ok(())
 }
 
