@@ -18,23 +18,30 @@ macro_rules! for_each_backend {
 }
 pub(crate) use for_each_backend;
 
-/// SQLite: multi-row INSERTs of `$n` rows, then one for the remainder. A
-/// fixed-size array gives Diesel a static query id, so the statement is
-/// prepared once per connection and reused (a slice of rows would be
-/// re-prepared on every call).
+/// SQLite: multi-row INSERTs of `$n` rows, then the remainder in INSERTs
+/// of 16, 4 and 1 rows. Fixed-size arrays give Diesel a static query id,
+/// so each of these few statements is prepared once per connection and
+/// reused; a slice of rows would be rebuilt as SQL text, looked up by it
+/// and, at a new length, prepared again on every call.
 #[cfg(feature = "sqlite")]
 macro_rules! sqlite_insert_rows {
     ($conn:expr, $table:expr, $rows:expr, $row:ty, $n:expr) => {{
-        let mut parts = $rows.chunks_exact($n);
-        for part in &mut parts {
-            if let Ok(array) = <&[$row; $n]>::try_from(part) {
-                diesel::insert_into($table).values(array).execute($conn)?;
-            }
+        let mut rest: &[$row] = $rows;
+        macro_rules! insert_by {
+            ($size:expr) => {
+                while rest.len() >= $size {
+                    let (part, tail) = rest.split_at($size);
+                    if let Ok(array) = <&[$row; $size]>::try_from(part) {
+                        diesel::insert_into($table).values(array).execute($conn)?;
+                    }
+                    rest = tail;
+                }
+            };
         }
-        let rest = parts.remainder();
-        if !rest.is_empty() {
-            diesel::insert_into($table).values(rest).execute($conn)?;
-        }
+        insert_by!($n);
+        insert_by!(16);
+        insert_by!(4);
+        insert_by!(1);
         Ok(())
     }};
 }

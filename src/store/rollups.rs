@@ -414,9 +414,10 @@ pub(crate) struct AgentTotal {
     pub(crate) total: f64,
 }
 
-/// Rows per INSERT on SQLite (9 columns: far below its bind limit).
+/// Rows per INSERT on SQLite (at most 9 columns: 576 bind parameters, far
+/// below its limit).
 #[cfg(feature = "sqlite")]
-const CHUNK: usize = 1000;
+const SQLITE_ROWS: usize = 64;
 
 /// Writing rollup rows: multi-row INSERTs on SQLite, binary COPY on
 /// PostgreSQL (no statement to parse per batch size).
@@ -429,28 +430,13 @@ pub(crate) trait RollupInsert {
 #[cfg(feature = "sqlite")]
 impl RollupInsert for diesel::sqlite::SqliteConnection {
     fn insert_rollups(&mut self, rows: &[Rollup]) -> Result<()> {
-        for chunk in rows.chunks(CHUNK) {
-            diesel::insert_into(step_rollups::table)
-                .values(chunk)
-                .execute(self)?;
-        }
-        Ok(())
+        super::sqlite_insert_rows!(self, step_rollups::table, rows, Rollup, SQLITE_ROWS)
     }
     fn insert_blocks(&mut self, rows: &[BlockRollup]) -> Result<()> {
-        for chunk in rows.chunks(CHUNK) {
-            diesel::insert_into(block_rollups::table)
-                .values(chunk)
-                .execute(self)?;
-        }
-        Ok(())
+        super::sqlite_insert_rows!(self, block_rollups::table, rows, BlockRollup, SQLITE_ROWS)
     }
     fn insert_totals(&mut self, rows: &[AgentTotal]) -> Result<()> {
-        for chunk in rows.chunks(CHUNK) {
-            diesel::insert_into(agent_totals::table)
-                .values(chunk)
-                .execute(self)?;
-        }
-        Ok(())
+        super::sqlite_insert_rows!(self, agent_totals::table, rows, AgentTotal, SQLITE_ROWS)
     }
 }
 
