@@ -5,12 +5,13 @@
 //! per second), each step producing 600 rows — per agent a reward, a
 //! ~70-byte JSON state and two agent metrics — plus one simulation metric.
 //!
-//! Prints, per backend and recording API (per-row calls, or slices of a
-//! whole step), the model's steps/s unrecorded and recorded (timed until
-//! `close` returns: every row durable), their ratio (target >= 0.5), and
-//! the caller-side cost per row (the recording loop's time, without
-//! `close`, minus the unrecorded loop's, per row):
-//! `RESULT backend=... api=... unrecorded_steps_per_s=... recorded_steps_per_s=... ratio=... caller_ns_per_row=...`.
+//! Prints, per backend, durability (the default `PowerLoss`, which the
+//! target is for, then `ProcessCrash`) and recording API (per-row calls,
+//! or slices of a whole step), the model's steps/s unrecorded and recorded
+//! (timed until `close` returns: every row durable), their ratio (target
+//! >= 0.5), and the caller-side cost per row (the recording loop's time,
+//! without `close`, minus the unrecorded loop's, per row):
+//! `RESULT backend=... durability=... api=... unrecorded_steps_per_s=... recorded_steps_per_s=... ratio=... caller_ns_per_row=...`.
 //!
 //! `cargo bench --bench engine`; `SIMDB_BENCH_STEPS` sets the steps (default
 //! 20,000); `SIMDB_BENCH_BACKENDS=sqlite` skips PostgreSQL.
@@ -20,7 +21,7 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::json;
 use simdb::test_support::TestDatabase;
-use simdb::{NewAgent, NewSimulation, Recorder, SimulationService};
+use simdb::{Database, Durability, NewAgent, NewSimulation, Recorder, SimulationService};
 
 mod common;
 use common::selected_backends;
@@ -200,17 +201,24 @@ fn main() -> BenchResult<()> {
     let bare_rate = steps as f64 / bare;
     println!("engine: {AGENTS} agents, {rows_per_step} rows per step, {steps} steps; unrecorded {bare_rate:.0} steps/s");
     for (backend, name) in selected_backends("sqlite,postgres") {
-        for (api, api_name) in [(Api::Rows, "rows"), (Api::Slices, "slices")] {
-            let db = TestDatabase::new(backend)?;
-            let svc = SimulationService::new(db.database().clone());
-            let (looped, total) = recorded(&svc, steps, api)?;
-            let rate = steps as f64 / total;
-            let caller_ns = (looped - bare) / (steps as f64 * rows_per_step) * 1e9;
-            println!("{name} ({api_name}): recorded {rate:.0} steps/s ({:.0}% of unrecorded), caller pays {caller_ns:.0} ns per row; loop {looped:.2}s, until close {total:.2}s", rate / bare_rate * 100.0);
-            println!(
-                "RESULT backend={name} api={api_name} unrecorded_steps_per_s={bare_rate:.0} recorded_steps_per_s={rate:.0} ratio={:.2} caller_ns_per_row={caller_ns:.0} target_ratio=0.5",
-                rate / bare_rate
-            );
+        for (durability, mode) in [
+            (Durability::PowerLoss, "power-loss"),
+            (Durability::ProcessCrash, "process-crash"),
+        ] {
+            for (api, api_name) in [(Api::Rows, "rows"), (Api::Slices, "slices")] {
+                let db = TestDatabase::new(backend)?;
+                let svc = SimulationService::new(
+                    Database::builder(db.url()).durability(durability).open()?,
+                );
+                let (looped, total) = recorded(&svc, steps, api)?;
+                let rate = steps as f64 / total;
+                let caller_ns = (looped - bare) / (steps as f64 * rows_per_step) * 1e9;
+                println!("{name} {mode} ({api_name}): recorded {rate:.0} steps/s ({:.0}% of unrecorded), caller pays {caller_ns:.0} ns per row; loop {looped:.2}s, until close {total:.2}s", rate / bare_rate * 100.0);
+                println!(
+                    "RESULT backend={name} durability={mode} api={api_name} unrecorded_steps_per_s={bare_rate:.0} recorded_steps_per_s={rate:.0} ratio={:.2} caller_ns_per_row={caller_ns:.0} target_ratio=0.5",
+                    rate / bare_rate
+                );
+            }
         }
     }
     Ok(())
