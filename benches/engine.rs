@@ -8,8 +8,8 @@
 //! Prints, per backend, durability (the default `PowerLoss`, which the
 //! target is for, then `ProcessCrash`) and recording API (per-row calls,
 //! or slices of a whole step), the model's steps/s unrecorded and recorded
-//! (timed until `close` returns: every row durable), their ratio (target
-//! >= 0.5), and the caller-side cost per row (the recording loop's time,
+//! (timed until `close` returns: every row durable), their ratio (the
+//! target: at least 0.5), and the caller-side cost per row (the recording loop's time,
 //! without `close`, minus the unrecorded loop's, per row):
 //! `RESULT backend=... durability=... api=... unrecorded_steps_per_s=... recorded_steps_per_s=... ratio=... caller_ns_per_row=...`.
 //!
