@@ -953,14 +953,28 @@ fn metrics_section(backend: Backend, name: &str, steps: i64) -> BenchResult<()> 
 
 /// `SIMDB_BENCH_WIDE_AGENTS=n`: only this section runs: `n` agents (open
 /// chunks for all of them), `SIMDB_BENCH_ROWS` states through the
-/// Recorder on each backend, printing states/s and the process's peak RSS.
+/// Recorder on each backend, printing states/s and the peak RSS of the
+/// process that recorded them. With more than one backend selected, each
+/// runs in a process of its own (this bench again, given one backend), so
+/// that one backend's peak does not include what another's run left
+/// mapped.
 fn wide_section(agents: i32) -> BenchResult<()> {
+    let backends = selected_backends("sqlite,postgres");
+    if backends.len() > 1 {
+        let me = std::env::current_exe()?;
+        for (_, name) in backends {
+            let status = std::process::Command::new(&me)
+                .args(std::env::args_os().skip(1))
+                .env("SIMDB_BENCH_BACKENDS", name)
+                .status()?;
+            if !status.success() {
+                return Err(format!("the wide run on {name} failed: {status}").into());
+            }
+        }
+        return Ok(());
+    }
     let steps = (bench_rows() / i64::from(agents)).max(1);
-    for (backend, name) in selected_backends("sqlite,postgres") {
-        // Each backend's peak its own, as in the main section: the kernel's
-        // high-water mark is reset to the current RSS (what an earlier
-        // backend's run left mapped included) before it records.
-        let _ = std::fs::write("/proc/self/clear_refs", "5");
+    for (backend, name) in backends {
         let db = TestDatabase::new(backend)?;
         let svc = open(&db, Durability::PowerLoss)?;
         let sim = svc.create_simulation(NewSimulation::new(json!({"agents": agents})))?;
