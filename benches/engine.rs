@@ -9,8 +9,8 @@
 //! target is for, then `ProcessCrash`) and recording API (per-row calls,
 //! or slices of a whole step), the model's steps/s unrecorded and recorded
 //! (timed until `close` returns: every row durable), their ratio (the
-//! target: at least 0.5), and the caller-side cost per row (the recording loop's time,
-//! without `close`, minus the unrecorded loop's, per row):
+//! target: at least 0.5), and the caller-side cost per row (the recording
+//! loop's time, without `close`, minus the unrecorded loop's, per row):
 //! `RESULT backend=... durability=... api=... unrecorded_steps_per_s=... recorded_steps_per_s=... ratio=... caller_ns_per_row=...`.
 //!
 //! `cargo bench --bench engine`; `SIMDB_BENCH_STEPS` sets the steps (default
@@ -21,10 +21,10 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::json;
 use simdb::test_support::TestDatabase;
-use simdb::{Database, Durability, NewAgent, NewSimulation, Recorder, SimulationService};
+use simdb::{Durability, NewAgent, NewSimulation, Recorder, SimulationService};
 
 mod common;
-use common::selected_backends;
+use common::{selected_backends, service_with};
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -207,9 +207,7 @@ fn main() -> BenchResult<()> {
         ] {
             for (api, api_name) in [(Api::Rows, "rows"), (Api::Slices, "slices")] {
                 let db = TestDatabase::new(backend)?;
-                let svc = SimulationService::new(
-                    Database::builder(db.url()).durability(durability).open()?,
-                );
+                let svc = service_with(&db, durability)?;
                 let (looped, total) = recorded(&svc, steps, api)?;
                 let rate = steps as f64 / total;
                 let caller_ns = (looped - bare) / (steps as f64 * rows_per_step) * 1e9;

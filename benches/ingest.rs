@@ -34,8 +34,7 @@ use serde_json::json;
 use simdb::models::{AgentMetricChunk, AgentStateChunk};
 use simdb::test_support::TestDatabase;
 use simdb::{
-    Backend, Database, Durability, NewAgent, NewSimulation, RecorderOptions, Simulation,
-    SimulationService,
+    Backend, Durability, NewAgent, NewSimulation, RecorderOptions, Simulation, SimulationService,
 };
 
 const AGENTS: i64 = 100;
@@ -69,7 +68,7 @@ fn reward(step: i64, agent: i64) -> f64 {
 }
 
 mod common;
-use common::{bench_rows, selected_backends, status_mib};
+use common::{bench_rows, selected_backends, service_with, status_mib};
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -166,13 +165,6 @@ fn serialize_step(step: i64, json: &mut Vec<u8>, rows: &mut Rows) -> BenchResult
     Ok(())
 }
 
-/// The database of `db` opened with `durability`.
-fn open(db: &TestDatabase, durability: Durability) -> BenchResult<SimulationService> {
-    Ok(SimulationService::new(
-        Database::builder(db.url()).durability(durability).open()?,
-    ))
-}
-
 /// How the Recorder is called.
 #[derive(Clone, Copy)]
 enum Calls {
@@ -196,7 +188,7 @@ fn recorder_run_with(
     durability: Durability,
     calls: Calls,
 ) -> BenchResult<f64> {
-    let svc = open(db, durability)?;
+    let svc = service_with(db, durability)?;
     let sim = setup(&svc)?;
     let start = Instant::now();
     let mut rec = svc.recorder_with(&sim.id, RecorderOptions::default())?;
@@ -267,7 +259,7 @@ fn check_count(svc: &SimulationService, sim: &Simulation, steps: i64) -> BenchRe
 
 /// One call (one transaction) per row through the facade.
 fn simple_run(db: &TestDatabase, rows: i64, durability: Durability) -> BenchResult<f64> {
-    let svc = open(db, durability)?;
+    let svc = service_with(db, durability)?;
     let sim = setup(&svc)?;
     let start = Instant::now();
     for i in 0..rows {
@@ -652,7 +644,7 @@ fn metrics_recorder_run(
     series: Series,
     slices: bool,
 ) -> BenchResult<f64> {
-    let svc = open(db, Durability::PowerLoss)?;
+    let svc = service_with(db, Durability::PowerLoss)?;
     let sim = setup(&svc)?;
     let mut walk = vec![0.0; AGENTS as usize];
     let mut values = vec![0.0; AGENTS as usize];
@@ -976,7 +968,7 @@ fn wide_section(agents: i32) -> BenchResult<()> {
     let steps = (bench_rows() / i64::from(agents)).max(1);
     for (backend, name) in backends {
         let db = TestDatabase::new(backend)?;
-        let svc = open(&db, Durability::PowerLoss)?;
+        let svc = service_with(&db, Durability::PowerLoss)?;
         let sim = svc.create_simulation(NewSimulation::new(json!({"agents": agents})))?;
         let new: Vec<NewAgent> = (0..agents).map(NewAgent::new).collect();
         svc.register_agents(&sim.id, &new)?;

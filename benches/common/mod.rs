@@ -8,6 +8,18 @@ use simdb::Backend;
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
+/// The database of `db` opened with `durability`, as a service.
+pub fn service_with(
+    db: &simdb::test_support::TestDatabase,
+    durability: simdb::Durability,
+) -> BenchResult<simdb::SimulationService> {
+    Ok(simdb::SimulationService::new(
+        simdb::Database::builder(db.url())
+            .durability(durability)
+            .open()?,
+    ))
+}
+
 /// `SIMDB_BENCH_ROWS`: agent states per run (default 1,000,000).
 pub fn bench_rows() -> i64 {
     std::env::var("SIMDB_BENCH_ROWS")
