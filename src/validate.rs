@@ -62,6 +62,54 @@ pub(crate) fn check_json_text(field: &'static str, text: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Serializes `value` as compact JSON (exactly `serde_json::to_writer`'s
+/// text) onto `out`, refusing a NUL character as [`check_json_text`] does
+/// without scanning the text again: the formatter notes it as it escapes
+/// it (`\u0000`); raw fragments (`RawValue`) are scanned as they are
+/// written. On error `out` may hold part of the text: the caller cuts it.
+pub(crate) fn write_json<S: serde::Serialize + ?Sized>(
+    field: &'static str,
+    value: &S,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let mut nul = false;
+    let mut ser = serde_json::Serializer::with_formatter(out, NulWatch { nul: &mut nul });
+    value.serialize(&mut ser)?;
+    if nul {
+        return Err(nul_error(field));
+    }
+    Ok(())
+}
+
+/// serde_json's compact formatter, noting any NUL character it writes.
+struct NulWatch<'a> {
+    nul: &'a mut bool,
+}
+
+impl serde_json::ser::Formatter for NulWatch<'_> {
+    fn write_char_escape<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        escape: serde_json::ser::CharEscape,
+    ) -> std::io::Result<()> {
+        if matches!(escape, serde_json::ser::CharEscape::AsciiControl(0)) {
+            *self.nul = true;
+        }
+        serde_json::ser::CompactFormatter.write_char_escape(writer, escape)
+    }
+
+    fn write_raw_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        if check_json_text("", fragment.as_bytes()).is_err() {
+            *self.nul = true;
+        }
+        writer.write_all(fragment.as_bytes())
+    }
+}
+
 pub(crate) fn nul_error(field: &'static str) -> Error {
     Error::invalid(
         field,

@@ -259,10 +259,17 @@ backend_tests! {
         assert!(matches!(rec.agent_state(0, -1, 1.0, &json!({})), Err(Error::InvalidInput { .. })));
         assert!(matches!(rec.agent_state(0, 0, f64::NAN, &json!({})), Err(Error::InvalidInput { field: "reward", .. })));
         assert!(matches!(rec.agent_state(0, 9, 1.0, &json!({})), Err(Error::NotFound { entity: "agent", .. })));
-        assert!(matches!(rec.agent_state(0, 0, 1.0, &json!({"k": "\u{0}"})), Err(Error::InvalidInput { .. })));
+        assert!(matches!(rec.agent_state(0, 0, 1.0, &json!({"k": "\u{0}"})), Err(Error::InvalidInput { field: "state", .. })));
+        // NUL in a key, deep in a typed value, in step metrics.
+        assert!(matches!(rec.agent_state(0, 0, 1.0, &json!({"a\u{0}": 1})), Err(Error::InvalidInput { field: "state", .. })));
+        assert!(matches!(rec.agent_state(0, 0, 1.0, &(1, vec!["ok", "n\u{0}"])), Err(Error::InvalidInput { field: "state", .. })));
+        assert!(matches!(rec.step(0, &json!({"m": ["\u{0}"]})), Err(Error::InvalidInput { field: "step metrics", .. })));
         assert!(matches!(rec.step(0, &json!([1, 2])), Err(Error::InvalidInput { .. })));
         assert!(matches!(rec.metric(0, "", 1.0), Err(Error::InvalidInput { .. })));
         assert!(matches!(rec.metric(0, "m", f64::INFINITY), Err(Error::InvalidInput { .. })));
+        // Raw JSON text is checked too.
+        let raw = serde_json::value::RawValue::from_string(r#"{"k":"\u0000"}"#.into())?;
+        assert!(matches!(rec.agent_state(0, 0, 1.0, &raw), Err(Error::InvalidInput { field: "state", .. })));
         // A literal backslash-u0000 in text is not a NUL.
         rec.agent_state(0, 0, 1.0, &json!({"k": "\\u0000"}))?;
         // Agents registered after the recorder was made are picked up.

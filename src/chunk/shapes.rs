@@ -51,12 +51,40 @@ fn starts_number(b: u8) -> bool {
     b.is_ascii_digit() || b == b'-'
 }
 
-/// The end of the number starting at `at` (`text[at]` starts one).
+/// The end of the number starting at `at` (`text[at]` starts one): runs
+/// of digits are passed eight bytes at a time, other characters one by
+/// one.
 fn number_end(text: &[u8], at: usize) -> usize {
+    let mut at = at;
+    while let Some(word) = text.get(at..).and_then(|t| t.first_chunk::<8>()) {
+        let other = not_digits(u64::from_le_bytes(*word));
+        if other == 0 {
+            at += 8;
+            continue;
+        }
+        // The first byte that is not a digit: in a number or its end.
+        at += (other.trailing_zeros() / 8) as usize;
+        if CODES[text[at] as usize] == END {
+            return at;
+        }
+        at += 1;
+    }
     text[at..]
         .iter()
         .position(|&b| CODES[b as usize] == END)
         .map_or(text.len(), |len| at + len)
+}
+
+/// A mask with the high bit of each half of every byte of `w` (eight
+/// characters, the first lowest) that is not an ASCII digit: zero if all
+/// are digits.
+#[inline]
+fn not_digits(w: u64) -> u64 {
+    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const LOW: u64 = 0x0F0F_0F0F_0F0F_0F0F;
+    // A byte is a digit if its high half is 3 and its low half at most 9
+    // (adding 6 to it then stays within the half).
+    ((w & HIGH) ^ 0x3030_3030_3030_3030) | (((w & LOW) + 0x0606_0606_0606_0606) & HIGH)
 }
 
 /// `a == b` for the short pieces and numbers states are made of, a word
@@ -85,13 +113,9 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 /// The codes of eight digits packed into 32 bits, the first character's
 /// highest; else the position of the first character that is not a digit.
 fn digits8(chars: [u8; 8]) -> std::result::Result<u64, usize> {
-    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
     const LOW: u64 = 0x0F0F_0F0F_0F0F_0F0F;
     let w = u64::from_le_bytes(chars);
-    // A byte is a digit if its high half is 3 and its low half at most 9
-    // (adding 6 to it then stays within the half).
-    let not_digit =
-        ((w & HIGH) ^ 0x3030_3030_3030_3030) | (((w & LOW) + 0x0606_0606_0606_0606) & HIGH);
+    let not_digit = not_digits(w);
     if not_digit != 0 {
         return Err((not_digit.trailing_zeros() / 8) as usize);
     }
@@ -629,6 +653,30 @@ mod tests {
                     Err(first) => {
                         assert!(!b.is_ascii_digit(), "{b} not taken for a digit");
                         assert_eq!(first, at);
+                    }
+                }
+            }
+        }
+    }
+    #[test]
+    fn number_end_matches_one_byte_at_a_time() {
+        // Every byte value after every length of digit run, with other
+        // number characters and text around it, from every start.
+        let slow = |text: &[u8], at: usize| {
+            text[at..]
+                .iter()
+                .position(|&b| CODES[b as usize] == END)
+                .map_or(text.len(), |len| at + len)
+        };
+        for b in 0..=255u8 {
+            for run in 0..20 {
+                let mut text = b"x:-".to_vec();
+                text.extend(std::iter::repeat_n(b'7', run));
+                text.push(b);
+                text.extend_from_slice(b"1.5e-3,y");
+                for at in 2..text.len() {
+                    if starts_number(text[at]) {
+                        assert_eq!(number_end(&text, at), slow(&text, at), "{text:?} from {at}");
                     }
                 }
             }

@@ -136,36 +136,65 @@ fn as_decimals(values: &[f64]) -> Option<(u8, Vec<i64>)> {
 pub(crate) fn encode(values: &[f64]) -> Vec<u8> {
     let n = values.len();
     let raw_len = n * 8 + 1;
-    let mut out = Vec::with_capacity(raw_len);
-    out.push(XOR_BITS);
-    xor_bits(values, &mut out);
-    let mut delta = Vec::with_capacity(raw_len);
-    delta.push(DELTA_BITS);
+    // Each bit stream's length is counted first; only the shorter one
+    // (XOR on a tie) is written.
+    let stream_len = |bits: u64| 1 + bits.div_ceil(8) as usize;
+    let (mut xor, mut delta) = (BitCount(0), BitCount(0));
+    xor_bits(values, &mut xor);
     delta_bits(values, &mut delta);
-    if delta.len() < out.len() {
-        out = delta;
-    }
-    if let Some((digits, ints)) = as_decimals(values) {
-        if let Some(packed) = compress(&shuffle(ints.iter().map(|k| k.to_le_bytes()))) {
-            if packed.len() + 2 < out.len().min(raw_len) {
-                out.clear();
-                out.push(DECIMAL);
-                out.push(digits);
-                out.extend_from_slice(&packed);
-                return out;
+    let (codec, stream) = if delta.0 < xor.0 {
+        (DELTA_BITS, stream_len(delta.0))
+    } else {
+        (XOR_BITS, stream_len(xor.0))
+    };
+    // A stream this short is left as it is: the decimals' zstd frame
+    // alone is 11 bytes or more, and a compressor call costs more than
+    // the few bytes it could save.
+    if stream > SHORT_STREAM {
+        if let Some((digits, ints)) = as_decimals(values) {
+            if let Some(packed) = compress(&shuffle(ints.iter().map(|k| k.to_le_bytes()))) {
+                if packed.len() + 2 < stream.min(raw_len) {
+                    let mut out = Vec::with_capacity(packed.len() + 2);
+                    out.push(DECIMAL);
+                    out.push(digits);
+                    out.extend_from_slice(&packed);
+                    return out;
+                }
             }
         }
     }
-    if out.len() < raw_len {
+    let mut out = Vec::with_capacity(stream.min(raw_len));
+    if stream < raw_len {
+        out.push(codec);
+        write_bits(values, codec, &mut out);
         return out;
     }
-    out.clear();
     out.push(RAW);
     for v in values {
         out.extend_from_slice(&v.to_le_bytes());
     }
     out
 }
+
+/// Appends the bit stream of `values` in codec `codec` (`DELTA_BITS`,
+/// else `XOR_BITS`) to `out`.
+fn write_bits(values: &[f64], codec: u8, out: &mut Vec<u8>) {
+    let mut w = BitWriter {
+        out,
+        acc: 0,
+        pending: 0,
+    };
+    if codec == DELTA_BITS {
+        delta_bits(values, &mut w);
+    } else {
+        xor_bits(values, &mut w);
+    }
+    w.finish();
+}
+
+/// Bit streams up to this many bytes (codec byte included) are not
+/// compared with the decimals' zstd.
+const SHORT_STREAM: usize = 32;
 
 /// All ones in the low `bits` bits.
 fn low_bits(bits: u32) -> u64 {
@@ -185,8 +214,25 @@ struct BitWriter<'a> {
     pending: u32,
 }
 
-impl BitWriter<'_> {
+/// Where a bit stream's fields go: written, or only counted.
+trait Bits {
+    /// Takes the low `bits` bits of `value` (`value` has no higher bit).
+    fn put(&mut self, value: u64, bits: u32);
+}
+
+/// Counts a bit stream's bits without writing them.
+struct BitCount(u64);
+
+impl Bits for BitCount {
+    #[inline]
+    fn put(&mut self, _value: u64, bits: u32) {
+        self.0 += u64::from(bits);
+    }
+}
+
+impl Bits for BitWriter<'_> {
     /// Appends the low `bits` bits of `value` (`value` has no higher bit).
+    #[inline]
     fn put(&mut self, value: u64, bits: u32) {
         if bits == 0 {
             return;
@@ -202,7 +248,9 @@ impl BitWriter<'_> {
             self.pending = total;
         }
     }
+}
 
+impl BitWriter<'_> {
     fn finish(self) {
         let bytes = self.pending.div_ceil(8) as usize;
         self.out.extend_from_slice(&self.acc.to_le_bytes()[..bytes]);
@@ -243,28 +291,18 @@ impl BitReader<'_> {
     }
 }
 
-/// Writes `values` as a bit stream to `out`: the first value's 64 bits,
-/// then what `next` writes for each later value, given the previous
+/// Puts `values` as a bit stream onto `w`: the first value's 64 bits,
+/// then what `next` puts for each later value, given the previous
 /// value's bits and its own.
-fn bit_stream(
-    values: &[f64],
-    out: &mut Vec<u8>,
-    mut next: impl FnMut(&mut BitWriter<'_>, u64, u64),
-) {
-    let mut w = BitWriter {
-        out,
-        acc: 0,
-        pending: 0,
-    };
+fn bit_stream<W: Bits>(values: &[f64], w: &mut W, mut next: impl FnMut(&mut W, u64, u64)) {
     let mut iter = values.iter().map(|v| v.to_bits());
     if let Some(mut prev) = iter.next() {
         w.put(prev, 64);
         for bits in iter {
-            next(&mut w, prev, bits);
+            next(w, prev, bits);
             prev = bits;
         }
     }
-    w.finish()
 }
 
 /// The `n` values of a bit stream: the first value's 64 bits, then each
@@ -298,11 +336,11 @@ fn from_bit_stream(
     Ok(out)
 }
 
-/// Appends the XOR bit stream of `values` (codec 5) to `out`.
-fn xor_bits(values: &[f64], out: &mut Vec<u8>) {
+/// Puts the XOR bit stream of `values` (codec 5) onto `w`.
+fn xor_bits<W: Bits>(values: &[f64], w: &mut W) {
     // The window of the last XOR written in full: (leading, trailing) zeros.
     let mut window: Option<(u32, u32)> = None;
-    bit_stream(values, out, |w, prev, bits| {
+    bit_stream(values, w, |w, prev, bits| {
         let x = bits ^ prev;
         if x == 0 {
             return w.put(0, 1);
@@ -327,10 +365,10 @@ fn xor_bits(values: &[f64], out: &mut Vec<u8>) {
     })
 }
 
-/// Appends the difference bit stream of `values` (codec 6) to `out`.
-fn delta_bits(values: &[f64], out: &mut Vec<u8>) {
+/// Puts the difference bit stream of `values` (codec 6) onto `w`.
+fn delta_bits<W: Bits>(values: &[f64], w: &mut W) {
     let mut width = 0u32;
-    bit_stream(values, out, |w, prev, bits| {
+    bit_stream(values, w, |w, prev, bits| {
         let d = bits.wrapping_sub(prev) as i64;
         let z = ((d << 1) ^ (d >> 63)) as u64;
         if z == 0 {
@@ -561,18 +599,27 @@ mod tests {
         );
         for values in &cases {
             let mut body = Vec::new();
-            xor_bits(values, &mut body);
+            write_bits(values, XOR_BITS, &mut body);
             let back = from_xor_bits(&body, values.len())?;
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&back), bits(values));
             let mut deltas = Vec::new();
-            delta_bits(values, &mut deltas);
+            write_bits(values, DELTA_BITS, &mut deltas);
             assert_eq!(bits(&from_delta_bits(&deltas, values.len())?), bits(values));
             if !deltas.is_empty() {
                 assert!(from_delta_bits(&deltas[..deltas.len() - 1], values.len()).is_err());
             }
+            // The counted streams are as long as the written ones.
+            let (mut xor, mut delta) = (BitCount(0), BitCount(0));
+            xor_bits(values, &mut xor);
+            delta_bits(values, &mut delta);
+            assert_eq!(xor.0.div_ceil(8) as usize, body.len());
+            assert_eq!(delta.0.div_ceil(8) as usize, deltas.len());
             let packed = encode(values);
             assert_eq!(bits(&decode(&packed, values.len())?), bits(values));
+            // The smallest of the streams, the decimals and raw.
+            let smallest = (body.len().min(deltas.len()) + 1).min(values.len() * 8 + 1);
+            assert!(packed.len() <= smallest, "{} > {smallest}", packed.len());
             if !body.is_empty() {
                 let cut = &body[..body.len() - 1];
                 assert!(from_xor_bits(cut, values.len()).is_err());

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::models::NewAgentMemory;
-use crate::validate::check_json_text;
+use crate::validate::write_json;
 
 /// A span of a batch's JSON text buffer.
 #[derive(Debug, Clone, Copy)]
@@ -262,11 +262,7 @@ impl Batch {
         limit: usize,
     ) -> Result<Span> {
         let start = self.json.len();
-        if let Err(e) = serde_json::to_writer(&mut self.json, value) {
-            self.json.truncate(start);
-            return Err(e.into());
-        }
-        if let Err(e) = check_json_text(field, &self.json[start..]) {
+        if let Err(e) = write_json(field, value, &mut self.json) {
             self.json.truncate(start);
             return Err(e);
         }
