@@ -110,23 +110,6 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-/// The codes of eight digits packed into 32 bits, the first character's
-/// highest; else the position of the first character that is not a digit.
-fn digits8(chars: [u8; 8]) -> std::result::Result<u64, usize> {
-    const LOW: u64 = 0x0F0F_0F0F_0F0F_0F0F;
-    let w = u64::from_le_bytes(chars);
-    let not_digit = not_digits(w);
-    if not_digit != 0 {
-        return Err((not_digit.trailing_zeros() / 8) as usize);
-    }
-    // The first character in the highest byte, then each pair of bytes
-    // folded into one, twice more.
-    let y = (w & LOW).swap_bytes();
-    let z = ((y >> 4) | y) & 0x00FF_00FF_00FF_00FF;
-    let z = (z | (z >> 8)) & 0x0000_FFFF_0000_FFFF;
-    Ok((z | (z >> 16)) & 0xFFFF_FFFF)
-}
-
 /// 4-bit codes, two per byte, gathered sixteen at a time onto a blob.
 #[derive(Default)]
 struct Nibbles {
@@ -145,15 +128,16 @@ impl Nibbles {
         }
     }
 
-    /// Appends eight codes held in the low 32 bits of `codes`, the first
-    /// one highest.
-    fn push8(&mut self, codes: u64, out: &mut Vec<u8>) {
-        if self.n < 8 {
-            self.acc = (self.acc << 32) | codes;
-            self.n += 8;
+    /// Appends `k` codes (1 to 8) held in the low `4k` bits of `codes`,
+    /// the first one highest.
+    #[inline]
+    fn push_codes(&mut self, codes: u64, k: u32, out: &mut Vec<u8>) {
+        if self.n + k < 16 {
+            self.acc = (self.acc << (4 * k)) | codes;
+            self.n += k;
         } else {
-            // `8 <= n <= 15`: the word is completed and the rest kept.
-            let (room, rest) = (16 - self.n, self.n - 8);
+            // The word is completed and the rest kept.
+            let (room, rest) = (16 - self.n, self.n + k - 16);
             let word = (self.acc << (4 * room)) | (codes >> (4 * rest));
             out.extend_from_slice(&word.to_be_bytes());
             self.acc = codes & ((1u64 << (4 * rest)) - 1);
@@ -161,30 +145,19 @@ impl Nibbles {
         }
     }
 
-    /// A number's characters and its end. Runs of eight digits are coded
-    /// a word at a time (a float's digits after its point are such runs).
+    /// A number's characters (every one a number character: `0-9 . - +
+    /// e E`) and its end, eight codes at a time by table, without a
+    /// branch per character.
     fn number(&mut self, number: &[u8], out: &mut Vec<u8>) {
+        let code = |a: u64, &b: &u8| (a << 4) | u64::from(CODES[b as usize]);
         let mut rest = number;
         while let Some((head, tail)) = rest.split_first_chunk::<8>() {
-            match digits8(*head) {
-                Ok(codes) => {
-                    self.push8(codes, out);
-                    rest = tail;
-                }
-                Err(first) => {
-                    // Up to the first character that is not a digit.
-                    let (done, tail) = rest.split_at(first + 1);
-                    for &b in done {
-                        self.push(CODES[b as usize], out);
-                    }
-                    rest = tail;
-                }
-            }
+            self.push_codes(head.iter().fold(0, code), 8, out);
+            rest = tail;
         }
-        for &b in rest {
-            self.push(CODES[b as usize], out);
-        }
-        self.push(END, out);
+        // At most seven characters left, then the end.
+        let last = (rest.iter().fold(0, code) << 4) | u64::from(END);
+        self.push_codes(last, rest.len() as u32 + 1, out);
     }
 
     fn finish(mut self, out: &mut Vec<u8>) {
@@ -589,7 +562,7 @@ mod tests {
     /// every position in the 16-code word, for numbers of every length up
     /// to 40 characters with digits and other characters anywhere.
     #[test]
-    fn word_coded_digits_pack_as_single_codes() {
+    fn word_coded_numbers_pack_as_single_codes() {
         let chars = b"0123456789.-+eE";
         let mut seed = 11u64;
         let mut next = move || {
@@ -636,28 +609,6 @@ mod tests {
 
     /// Every byte that is not a digit is found, wherever it stands, and
     /// eight digits are packed in order.
-    #[test]
-    fn digits8_finds_the_first_other_byte() {
-        for b in 0..=255u8 {
-            for at in 0..8 {
-                let mut chars = *b"12345678";
-                chars[at] = b;
-                match digits8(chars) {
-                    Ok(codes) => {
-                        assert!(b.is_ascii_digit(), "{b} taken for a digit");
-                        let want = chars
-                            .iter()
-                            .fold(0u64, |a, &c| (a << 4) | u64::from(c - b'0'));
-                        assert_eq!(codes, want);
-                    }
-                    Err(first) => {
-                        assert!(!b.is_ascii_digit(), "{b} not taken for a digit");
-                        assert_eq!(first, at);
-                    }
-                }
-            }
-        }
-    }
     #[test]
     fn number_end_matches_one_byte_at_a_time() {
         // Every byte value after every length of digit run, with other

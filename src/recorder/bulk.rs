@@ -98,60 +98,43 @@ fn add_rows<'a>(
         RawJson::new(text, span.0 as usize, span.1 as usize)
             .ok_or_else(|| Error::invalid("state", "recorder span out of bounds"))
     };
-    let states = batch
-        .states
-        .iter()
-        .map(|r| {
-            let state = text
-                .get(r.state.0 as usize..r.state.1 as usize)
-                .ok_or_else(|| Error::invalid("state", "recorder span out of bounds"))?;
-            Ok((r.agent, r.step, r.reward, state))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let steps = batch
-        .steps
-        .iter()
-        .map(|r| {
-            Ok(StepRow {
+    // Pushed straight onto the tables' rows: no vector of a batch's own
+    // to grow and copy over.
+    rows.states.reserve(batch.states.len());
+    for r in &batch.states {
+        let state = text
+            .get(r.state.0 as usize..r.state.1 as usize)
+            .ok_or_else(|| Error::invalid("state", "recorder span out of bounds"))?;
+        rows.states.push((r.agent, r.step, r.reward, state));
+    }
+    rows.steps.reserve(batch.steps.len());
+    for r in &batch.steps {
+        rows.steps.push(StepRow {
+            sim_key,
+            step: r.step,
+            recorded_at: TimeParam(r.at),
+            metrics: raw(r.metrics)?,
+        });
+    }
+    rows.agent_metrics.reserve(batch.metrics.len());
+    for m in &batch.metrics {
+        let metric_id = id_of(m.metric)?;
+        match m.agent {
+            Some(a) => rows.agent_metrics.push(AgentMetric {
                 sim_key,
-                step: r.step,
-                recorded_at: TimeParam(r.at),
-                metrics: raw(r.metrics)?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let step_metrics = batch
-        .metrics
-        .iter()
-        .filter(|m| m.agent.is_none())
-        .map(|m| {
-            Ok(StepMetric {
-                sim_key,
-                metric_id: id_of(m.metric)?,
+                agent_index: AgentIndex(a),
+                metric_id,
                 step: m.step,
                 value: m.value,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let agent_metrics = batch
-        .metrics
-        .iter()
-        .filter_map(|m| {
-            m.agent.map(|a| {
-                Ok(AgentMetric {
-                    sim_key,
-                    agent_index: AgentIndex(a),
-                    metric_id: id_of(m.metric)?,
-                    step: m.step,
-                    value: m.value,
-                })
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    rows.states.extend(states);
-    rows.steps.extend(steps);
-    rows.step_metrics.extend(step_metrics);
-    rows.agent_metrics.extend(agent_metrics);
+            }),
+            None => rows.step_metrics.push(StepMetric {
+                sim_key,
+                metric_id,
+                step: m.step,
+                value: m.value,
+            }),
+        }
+    }
     Ok(())
 }
 
