@@ -20,19 +20,35 @@ pub(crate) fn order_by_series<T: Clone, K: Copy + Ord + Hash>(
         return;
     }
     // Each distinct series gets a dense id, in order of first appearance.
+    // A step's rows come in the order of the step before, so each series
+    // is first looked for where it came last time, after the series
+    // before it (`after[id]`): a hash lookup only when that guess fails.
     let mut ids: foldhash::HashMap<K, usize> = foldhash::HashMap::default();
     let mut keys: Vec<K> = Vec::new();
     let mut counts: Vec<usize> = Vec::new();
+    let mut after: Vec<usize> = Vec::new();
+    let mut prev = usize::MAX;
     let row_ids: Vec<usize> = rows
         .iter()
         .map(|r| {
             let key = series(r);
-            let id = *ids.entry(key).or_insert_with(|| {
-                keys.push(key);
-                counts.push(0);
-                keys.len() - 1
-            });
+            let guess = after.get(prev).copied().unwrap_or(usize::MAX);
+            let id = if keys.get(guess) == Some(&key) {
+                guess
+            } else {
+                let id = *ids.entry(key).or_insert_with(|| {
+                    keys.push(key);
+                    counts.push(0);
+                    after.push(usize::MAX);
+                    keys.len() - 1
+                });
+                if let Some(a) = after.get_mut(prev) {
+                    *a = id;
+                }
+                id
+            };
             counts[id] += 1;
+            prev = id;
             id
         })
         .collect();
@@ -45,20 +61,19 @@ pub(crate) fn order_by_series<T: Clone, K: Copy + Ord + Hash>(
         start[id] = at;
         at += counts[id];
     }
+    // Each row copied once, straight to its place.
+    let recorded = rows.to_vec();
     let mut next = start.clone();
-    let mut order = vec![0usize; rows.len()];
-    for (i, &id) in row_ids.iter().enumerate() {
-        order[next[id]] = i;
+    for (row, &id) in recorded.into_iter().zip(&row_ids) {
+        rows[next[id]] = row;
         next[id] += 1;
     }
-    let mut ordered: Vec<T> = order.iter().map(|&i| rows[i].clone()).collect();
     for &id in &by_key {
-        let run = &mut ordered[start[id]..start[id] + counts[id]];
+        let run = &mut rows[start[id]..start[id] + counts[id]];
         if run.windows(2).any(|w| step(&w[0]) > step(&w[1])) {
             run.sort_by_key(|r| step(r));
         }
     }
-    rows.clone_from_slice(&ordered);
 }
 
 #[cfg(test)]
@@ -91,6 +106,28 @@ mod tests {
             let mut got = rows;
             order_by_series(&mut got, |r| r.0, |r| r.1);
             assert_eq!(got, expected, "{len} rows");
+        }
+        // Steps of the same series in the same order (the common case),
+        // with a series now and then skipped, joining late or moved.
+        for len in [2usize, 40, 3000] {
+            let rows: Vec<(i32, i64, usize)> = (0..len)
+                .filter(|i| i % 17 != 5)
+                .map(|i| {
+                    let (step, slot) = ((i / 9) as i64, (i % 9) as i32);
+                    let agent = match (step % 5, slot) {
+                        (3, 2) => 8,
+                        (3, 8) => 2,
+                        _ if step > 10 && slot == 0 => 20,
+                        _ => slot,
+                    };
+                    (agent, step, i)
+                })
+                .collect();
+            let mut expected = rows.clone();
+            expected.sort_by_key(|r| (r.0, r.1));
+            let mut got = rows;
+            order_by_series(&mut got, |r| r.0, |r| r.1);
+            assert_eq!(got, expected, "{len} cyclic rows");
         }
     }
 }
