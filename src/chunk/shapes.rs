@@ -607,12 +607,12 @@ mod tests {
         }
     }
 
-    /// Every byte that is not a digit is found, wherever it stands, and
-    /// eight digits are packed in order.
+    /// A number's end found eight digits at a time is where a scan one
+    /// byte at a time finds it: every byte value after every length of
+    /// digit run, with other number characters and text around it, from
+    /// every start.
     #[test]
     fn number_end_matches_one_byte_at_a_time() {
-        // Every byte value after every length of digit run, with other
-        // number characters and text around it, from every start.
         let slow = |text: &[u8], at: usize| {
             text[at..]
                 .iter()
