@@ -101,11 +101,7 @@ mod tests {
                     (agent, step, i)
                 })
                 .collect();
-            let mut expected = rows.clone();
-            expected.sort_by_key(|r| (r.0, r.1));
-            let mut got = rows;
-            order_by_series(&mut got, |r| r.0, |r| r.1);
-            assert_eq!(got, expected, "{len} rows");
+            orders_as_a_stable_sort(rows, &format!("{len} rows"));
         }
         // Steps of the same series in the same order (the common case),
         // with a series now and then skipped, joining late or moved.
@@ -123,11 +119,17 @@ mod tests {
                     (agent, step, i)
                 })
                 .collect();
-            let mut expected = rows.clone();
-            expected.sort_by_key(|r| (r.0, r.1));
-            let mut got = rows;
-            order_by_series(&mut got, |r| r.0, |r| r.1);
-            assert_eq!(got, expected, "{len} cyclic rows");
+            orders_as_a_stable_sort(rows, &format!("{len} cyclic rows"));
         }
+    }
+
+    /// `order_by_series` on (agent, step, recorded position) rows orders
+    /// them as a stable sort by agent and step does.
+    fn orders_as_a_stable_sort(rows: Vec<(i32, i64, usize)>, what: &str) {
+        let mut expected = rows.clone();
+        expected.sort_by_key(|r| (r.0, r.1));
+        let mut got = rows;
+        order_by_series(&mut got, |r| r.0, |r| r.1);
+        assert_eq!(got, expected, "{what}");
     }
 }
