@@ -280,3 +280,58 @@ impl Drop for TestDatabase {
         }
     }
 }
+
+/// WAL files whose syncs are held ([`hold_wal_syncs`]).
+static HELD_SYNCS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+static SYNCS_RELEASED: std::sync::Condvar = std::sync::Condvar::new();
+
+/// Holds the WAL syncs of the recorders of `db` (a SQLite file under
+/// [`Durability::PowerLoss`](crate::Durability::PowerLoss), whose
+/// recorders commit with the WAL unsynced and sync it apart) until the
+/// returned guard is dropped: their commits go on, their watermark is not
+/// published. Does nothing for any other database.
+pub fn hold_wal_syncs(db: &Database) -> WalSyncHold {
+    let wal = db.wal_synced_apart();
+    if let Some(wal) = &wal {
+        HELD_SYNCS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(wal.clone());
+    }
+    WalSyncHold { wal }
+}
+
+/// Releases the syncs [`hold_wal_syncs`] held when dropped.
+#[derive(Debug)]
+pub struct WalSyncHold {
+    wal: Option<PathBuf>,
+}
+
+impl WalSyncHold {
+    /// True if the database syncs its recorders' WAL apart (and this holds it).
+    pub fn holds(&self) -> bool {
+        self.wal.is_some()
+    }
+}
+
+impl Drop for WalSyncHold {
+    fn drop(&mut self) {
+        if let Some(wal) = self.wal.take() {
+            let mut held = HELD_SYNCS.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(i) = held.iter().position(|p| *p == wal) {
+                held.remove(i);
+            }
+            SYNCS_RELEASED.notify_all();
+        }
+    }
+}
+
+/// Waits while the syncs of the WAL at `path` are held.
+pub(crate) fn wal_sync_gate(path: &std::path::Path) {
+    let mut held = HELD_SYNCS.lock().unwrap_or_else(|p| p.into_inner());
+    while held.iter().any(|p| p == path) {
+        held = SYNCS_RELEASED
+            .wait(held)
+            .unwrap_or_else(|p| p.into_inner());
+    }
+}

@@ -236,6 +236,65 @@ backend_tests! {
         Ok(())
     }
 
+    /// What a recorder acknowledges is durable, however it commits. On a
+    /// SQLite file under `PowerLoss` the writer commits its batches with the
+    /// WAL unsynced and a thread syncs it apart: there a batch can be
+    /// committed (the stored watermark and rows are there) while the
+    /// recorder has not acknowledged it, and `flush` waits for the sync.
+    /// Elsewhere the commit is the sync. Either way `flush` returns the
+    /// stored watermark with every row written.
+    fn a_flush_returns_once_its_commits_are_synced(db) {
+        use std::time::{Duration, Instant};
+        let svc = service(db);
+        let sim = running_sim(&svc, 2)?;
+        let hold = simdb::test_support::hold_wal_syncs(db.database());
+        // The test databases are files under `PowerLoss` on SQLite.
+        assert_eq!(hold.holds(), db.backend() == simdb::Backend::Sqlite);
+        let options = RecorderOptions::default().flush_interval(Duration::from_millis(20));
+        let mut rec = svc.recorder_with(&sim.id, options)?;
+        for step in 0..10 {
+            for agent in 0..2 {
+                rec.agent_state(step, agent, 1.0, &state(step, agent))?;
+            }
+            rec.end_step(step)?;
+        }
+        // The timer commits the batch (waited for, never timed).
+        let other = SimulationService::new(Database::open(db.url())?);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while other.simulation(&sim.id)?.committed_step != Some(9) {
+            assert!(Instant::now() < deadline, "the batch was never committed");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(other.agent_states(&sim.id, 1, ..)?.len(), 10);
+        let rec = if hold.holds() {
+            // Committed, not synced: not acknowledged, and a flush waits.
+            assert_eq!(rec.committed_step(), None);
+            assert_eq!(rec.rows_written(), 0);
+            let (done, flushed) = std::sync::mpsc::channel();
+            let flusher = std::thread::spawn(move || {
+                let watermark = rec.flush();
+                let _ = done.send(());
+                (rec, watermark)
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(flushed.try_recv().is_err(), "flush returned before the WAL was synced");
+            drop(hold);
+            let Ok((rec, watermark)) = flusher.join() else {
+                panic!("the flushing thread panicked");
+            };
+            assert_eq!(watermark?, Some(9));
+            rec
+        } else {
+            assert_eq!(rec.flush()?, Some(9));
+            rec
+        };
+        assert_eq!(rec.committed_step(), Some(9));
+        assert_eq!(rec.rows_written(), 20);
+        rec.close()?;
+        assert_eq!(other.simulation(&sim.id)?.committed_step, Some(9));
+        Ok(())
+    }
+
     fn tiny_buffer_backpressure_loses_nothing(db) {
         let svc = service(db);
         let sim = running_sim(&svc, 3)?;

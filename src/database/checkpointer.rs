@@ -8,8 +8,8 @@
 //! database, on its own connection, checkpoints in `PASSIVE` mode (never
 //! waiting for, nor blocking, a reader or the writer) once a recorder's
 //! commits add up to about 4 MiB, and every few seconds. Durability is unchanged: a commit is
-//! durable by the WAL's own fsync (`Durability`); a checkpoint only moves
-//! committed pages.
+//! durable by the WAL's fsync (`Durability`; for a recorder's batches made
+//! by `recorder/syncer.rs`); a checkpoint only moves committed pages.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
@@ -36,6 +36,8 @@ const TICK: Duration = Duration::from_secs(5);
 /// joined when dropped (with the last handle of the database).
 #[derive(Debug)]
 pub(crate) struct Checkpointer {
+    /// What the database's commits survive.
+    pub(crate) durability: super::options::Durability,
     /// Bytes committed since the last nudge.
     pending: AtomicU64,
     nudge: Mutex<Option<SyncSender<()>>>,
@@ -64,6 +66,7 @@ impl Checkpointer {
             .map_err(|e| tracing::debug!(error = %e, "no checkpointer thread"))
             .ok()?;
         Some(Checkpointer {
+            durability: settings.durability,
             pending: AtomicU64::new(0),
             nudge: Mutex::new(Some(nudge)),
             thread: Some(thread),

@@ -264,6 +264,23 @@ impl Database {
         false
     }
 
+    /// The WAL file of a SQLite file opened for writing with
+    /// [`Durability::PowerLoss`] (the database file's resolved path plus
+    /// `-wal`, where SQLite keeps it): a recorder commits its batches
+    /// without syncing it and has it synced apart
+    /// (`recorder/syncer.rs`). `None` elsewhere.
+    pub(crate) fn wal_synced_apart(&self) -> Option<PathBuf> {
+        #[cfg(feature = "sqlite")]
+        if let (Some(c), Some(path)) = (&self.inner.checkpointer, &self.inner.path) {
+            if c.durability == Durability::PowerLoss {
+                let mut wal = std::fs::canonicalize(path).ok()?.into_os_string();
+                wal.push("-wal");
+                return Some(PathBuf::from(wal));
+            }
+        }
+        None
+    }
+
     /// A recorder committed a batch of about `bytes`: the checkpoint thread
     /// ([`Database::checkpoints_in_background`]) copies the WAL back once
     /// such commits add up to what SQLite itself would checkpoint at.

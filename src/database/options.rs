@@ -11,7 +11,7 @@ use crate::error::Result;
 /// | | SQLite (WAL) | PostgreSQL |
 /// |---|---|---|
 /// | `ProcessCrash` | `synchronous = NORMAL`: a crash of the recording process; a power cut may lose the last commits | `synchronous_commit = off`: a crash of the recording process; a crash of the server or a power cut may lose the last ~0.6 s of commits |
-/// | `PowerLoss` (default) | `synchronous = FULL`: every commit is on disk before it is acknowledged | `synchronous_commit = on`: every commit is flushed to the server's disk (with the server's `fsync = on`) |
+/// | `PowerLoss` (default) | every commit is on disk before it is acknowledged: `synchronous = FULL`, except a recorder's batches, committed with the WAL unsynced and acknowledged (watermark, `flush`, `close`) only once a thread of the recorder has fsynced the WAL | `synchronous_commit = on`: every commit is flushed to the server's disk (with the server's `fsync = on`) |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Durability {

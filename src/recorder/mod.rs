@@ -14,6 +14,7 @@ mod metric_names;
 mod options;
 mod shared;
 mod start;
+mod syncer;
 mod writer;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use super::metric_names::MetricCache;
 use super::shared::{Msg, Shared};
+use super::syncer::Syncer;
 use super::writer::Writer;
 use super::{Recorder, RecorderOptions};
 use crate::error::{Error, Result};
@@ -83,6 +84,10 @@ impl SimulationService {
             last_beat: now,
             stash: None,
             at_once: false,
+            syncer: self
+                .database()
+                .wal_synced_apart()
+                .and_then(|wal| Syncer::start(wal, Arc::clone(&shared), simulation.sim_key)),
         };
         let spawned = spawn_writer(writer, receiver, simulation.sim_key);
         let handle = match spawned {

@@ -15,6 +15,7 @@ use super::batch::Batch;
 use super::bulk::{intern_missing, write_batch, write_batch_at_once, Bulk, Written};
 use super::metric_names::MetricCache;
 use super::shared::{Msg, Shared};
+use super::syncer::Syncer;
 use crate::database::Database;
 use crate::error::{Error, Result};
 use crate::ids::SimulationId;
@@ -72,6 +73,9 @@ pub(crate) struct Writer {
     /// The last write went to the server as one statement: queued batches
     /// are written together.
     pub(crate) at_once: bool,
+    /// SQLite under `PowerLoss`: the thread that syncs the WAL after the
+    /// batches' commits and then publishes them (`syncer.rs`).
+    pub(crate) syncer: Option<Syncer>,
 }
 
 impl Writer {
@@ -84,6 +88,7 @@ impl Writer {
             };
             match next {
                 Ok(Msg::Close(ack)) => {
+                    self.settle_syncs();
                     self.release();
                     let _ = ack.send(());
                     return;
@@ -95,6 +100,7 @@ impl Writer {
                 Ok(msg) => self.handle(msg, &receiver),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
+                    self.settle_syncs();
                     self.release();
                     return;
                 }
@@ -102,6 +108,7 @@ impl Writer {
             if self.last_beat.elapsed() >= self.tick {
                 match self.on_timer(&receiver) {
                     Some(Msg::Close(ack)) => {
+                        self.settle_syncs();
                         self.release();
                         let _ = ack.send(());
                         return;
@@ -120,6 +127,7 @@ impl Writer {
         match msg {
             Msg::Batch(batch) => self.take(batch, receiver),
             Msg::Flush(ack) => {
+                self.settle_syncs();
                 let _ = ack.send(());
             }
             Msg::Retry(ack) => {
@@ -177,6 +185,14 @@ impl Writer {
             None => self.heartbeat(),
         }
         None
+    }
+
+    /// Waits until every commit is synced and published (a flush's or a
+    /// close's promise).
+    fn settle_syncs(&self) {
+        if let Some(syncer) = &self.syncer {
+            syncer.barrier();
+        }
     }
 
     fn heartbeat(&mut self) {
@@ -346,9 +362,16 @@ impl Writer {
                     let now = Instant::now();
                     self.last_commit = now;
                     self.last_beat = now;
-                    let mut state = self.shared.lock();
-                    state.rows_written += group.iter().map(|b| b.rows() as u64).sum::<u64>();
-                    state.committed_step = self.committed;
+                    let rows = group.iter().map(|b| b.rows() as u64).sum::<u64>();
+                    match &self.syncer {
+                        // Published once the WAL is synced.
+                        Some(syncer) => syncer.committed(rows, self.committed),
+                        None => {
+                            let mut state = self.shared.lock();
+                            state.rows_written += rows;
+                            state.committed_step = self.committed;
+                        }
+                    }
                     return Ok(());
                 }
                 Err(e) if attempt < self.max_attempts && e.is_transient() => {
@@ -391,8 +414,9 @@ impl Writer {
         if self.db.checkpoints_in_background() {
             // The commit does not stop to copy the WAL back: the database's
             // checkpoint thread does, nudged once it returns.
+            let unsynced = self.syncer.is_some();
             with_connection!(conn, |c| c
-                .deferring_checkpoints(|c| self.write_on(c, group, seq, mark)))
+                .deferring_checkpoints(unsynced, |c| self.write_on(c, group, seq, mark)))
         } else {
             with_connection!(conn, |c| self.write_on(c, group, seq, mark))
         }

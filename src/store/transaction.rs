@@ -43,18 +43,41 @@ impl Transactional for diesel::pg::PgConnection {
 /// Runs `f` with the connection's own WAL checkpoints deferred (SQLite:
 /// `wal_autocheckpoint = 0` for its commits, then SQLite's default again,
 /// whatever `f` returned), for a writer whose checkpoints a thread of the
-/// database takes over (`database/checkpointer.rs`). PostgreSQL has none.
+/// database takes over (`database/checkpointer.rs`); with `unsynced`, its
+/// commits also leave the WAL unsynced (`synchronous = NORMAL`, then
+/// `FULL` again) for a writer that has it synced apart
+/// (`recorder/syncer.rs`). PostgreSQL has neither.
 pub(crate) trait DeferCheckpoints: Sized {
-    fn deferring_checkpoints<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T>;
+    fn deferring_checkpoints<T>(
+        &mut self,
+        unsynced: bool,
+        f: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<T>;
 }
 
 #[cfg(feature = "sqlite")]
 impl DeferCheckpoints for diesel::sqlite::SqliteConnection {
-    fn deferring_checkpoints<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+    fn deferring_checkpoints<T>(
+        &mut self,
+        unsynced: bool,
+        f: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<T> {
         use diesel::connection::SimpleConnection;
-        self.batch_execute("PRAGMA wal_autocheckpoint = 0;")?;
+        let (set, reset) = if unsynced {
+            (
+                "PRAGMA wal_autocheckpoint = 0; PRAGMA synchronous = NORMAL;",
+                "PRAGMA wal_autocheckpoint = 1000; PRAGMA synchronous = FULL;",
+            )
+        } else {
+            ("PRAGMA wal_autocheckpoint = 0;", "PRAGMA wal_autocheckpoint = 1000;")
+        };
+        if let Err(e) = self.batch_execute(set) {
+            // Whatever part of it took, undone.
+            let _ = self.batch_execute(reset);
+            return Err(e.into());
+        }
         let result = f(self);
-        let restored = self.batch_execute("PRAGMA wal_autocheckpoint = 1000;");
+        let restored = self.batch_execute(reset);
         let out = result?;
         restored?;
         Ok(out)
@@ -63,7 +86,11 @@ impl DeferCheckpoints for diesel::sqlite::SqliteConnection {
 
 #[cfg(feature = "postgres")]
 impl DeferCheckpoints for diesel::pg::PgConnection {
-    fn deferring_checkpoints<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+    fn deferring_checkpoints<T>(
+        &mut self,
+        _unsynced: bool,
+        f: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<T> {
         f(self)
     }
 }
