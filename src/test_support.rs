@@ -330,8 +330,6 @@ impl Drop for WalSyncHold {
 pub(crate) fn wal_sync_gate(path: &std::path::Path) {
     let mut held = HELD_SYNCS.lock().unwrap_or_else(|p| p.into_inner());
     while held.iter().any(|p| p == path) {
-        held = SYNCS_RELEASED
-            .wait(held)
-            .unwrap_or_else(|p| p.into_inner());
+        held = SYNCS_RELEASED.wait(held).unwrap_or_else(|p| p.into_inner());
     }
 }

@@ -69,7 +69,10 @@ impl DeferCheckpoints for diesel::sqlite::SqliteConnection {
                 "PRAGMA wal_autocheckpoint = 1000; PRAGMA synchronous = FULL;",
             )
         } else {
-            ("PRAGMA wal_autocheckpoint = 0;", "PRAGMA wal_autocheckpoint = 1000;")
+            (
+                "PRAGMA wal_autocheckpoint = 0;",
+                "PRAGMA wal_autocheckpoint = 1000;",
+            )
         };
         if let Err(e) = self.batch_execute(set) {
             // Whatever part of it took, undone.
