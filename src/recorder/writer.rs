@@ -217,6 +217,9 @@ impl Writer {
     }
 
     fn fail(&mut self, e: Error) {
+        // What committed before the failure is published first: the error
+        // is seen with the watermark of every batch before it.
+        self.settle_syncs();
         let mut state = self.shared.lock();
         if state.error.is_none() {
             state.error = Some(Arc::new(e));
