@@ -384,24 +384,27 @@ fn xor_bits<W: Bits>(values: &[f64], w: &mut W) {
 fn delta_bits<W: Bits>(values: &[f64], w: &mut W) {
     let mut width = 0u32;
     bit_stream(values, w, |w, prev, bits| {
-        let d = bits.wrapping_sub(prev) as i64;
-        let z = ((d << 1) ^ (d >> 63)) as u64;
+        let (z, len) = zigzag_difference(prev, bits);
         if z == 0 {
             return w.put(0b11, 2);
         }
-        let len = 64 - z.leading_zeros();
-        // The previous width, unless it wastes more bits than a new
-        // width's 6-bit header costs.
-        if len <= width && width - len <= 6 {
-            w.put(0, 1);
-            w.put(z, width);
-        } else {
-            w.put(0b01, 2);
-            w.put(u64::from(len - 1), 6);
-            w.put(z, len);
-            width = len;
-        }
+        put_difference(w, z, len, &mut width);
     })
+}
+
+/// Puts a non-zero zigzagged difference `z` of `len` bits: `0` and `z` in
+/// the previous `width`, unless that wastes more bits than a new width's
+/// 6-bit header costs; else `1`, `0`, the new width less one and `z`.
+fn put_difference<W: Bits>(w: &mut W, z: u64, len: u32, width: &mut u32) {
+    if len <= *width && *width - len <= 6 {
+        w.put(0, 1);
+        w.put(z, *width);
+    } else {
+        w.put(0b01, 2);
+        w.put(u64::from(len - 1), 6);
+        w.put(z, len);
+        *width = len;
+    }
 }
 
 /// The zigzag of `b - a` (as 64-bit integers, wrapping) and its length in
@@ -441,14 +444,8 @@ fn signed_delta_bits<W: Bits>(values: &[f64], w: &mut W) {
                 w.put(u64::from(width - 1), 6);
                 w.put(z, width);
             }
-        } else if len <= width && width - len <= 6 {
-            w.put(0, 1);
-            w.put(z, width);
         } else {
-            w.put(0b01, 2);
-            w.put(u64::from(len - 1), 6);
-            w.put(z, len);
-            width = len;
+            put_difference(w, z, len, &mut width);
         }
     })
 }
@@ -499,8 +496,7 @@ fn from_delta_bits(body: &[u8], n: usize) -> Result<Vec<f64>> {
         } else {
             0
         };
-        let d = ((z >> 1) as i64) ^ -((z & 1) as i64);
-        Ok(prev.wrapping_add(d as u64))
+        Ok(prev.wrapping_add(unzigzag(z)))
     })
 }
 
