@@ -161,6 +161,117 @@ fn a_reader_role_reads_and_is_told_what_it_lacks_to_record() -> Result<()> {
     Ok(())
 }
 
+/// `simdb_agent_metric_chunks` as the release before
+/// `2026-12-09-000001_metric_chunks_int8_first` left it (its columns in
+/// their first order, its rows kept), that migration not yet applied.
+const PREVIOUS_METRIC_CHUNKS: &str =
+    "CREATE TEMP TABLE kept AS SELECT * FROM simdb.simdb_agent_metric_chunks;
+     DROP TABLE simdb.simdb_agent_metric_chunks;
+     CREATE TABLE simdb.simdb_agent_metric_chunks (
+         sim_key INTEGER NOT NULL, metric_id INTEGER NOT NULL, agent_index INTEGER NOT NULL,
+         chunk BIGINT NOT NULL CHECK (chunk >= 0), present BIGINT NOT NULL CHECK (present <> 0),
+         vals BYTEA NOT NULL, PRIMARY KEY (sim_key, metric_id, agent_index, chunk));
+     INSERT INTO simdb.simdb_agent_metric_chunks (sim_key, metric_id, agent_index, chunk, present, vals)
+         SELECT sim_key, metric_id, agent_index, chunk, present, vals FROM kept;
+     DELETE FROM simdb.simdb_migrations WHERE version = '20261209000001';";
+
+/// A connection of the test's superuser.
+fn admin(db: &TestDatabase) -> Result<PgConnection> {
+    <PgConnection as Connection>::establish(db.url()).map_err(|e| Error::Connection {
+        url: "test".into(),
+        message: e.to_string(),
+    })
+}
+
+/// The rebuild meets writers of the previous release: a chunk inserted in
+/// a transaction still open when the upgrade starts is copied (the upgrade
+/// waits for it), and a chunk inserted while the upgrade waits lands in the
+/// new table once it is done. Nothing is lost.
+#[test]
+fn an_upgrade_that_rebuilds_a_table_loses_no_concurrent_write() -> Result<()> {
+    use simdb::diesel::connection::SimpleConnection;
+    let db = TestDatabase::postgres()?;
+    let svc = service(&db);
+    let sim = running_sim(&svc, 2)?;
+    let mut rec = svc.recorder(&sim.id)?;
+    for step in 0..64 {
+        rec.agent_metric(step, 1, "energy", step as f64)?;
+        rec.end_step(step)?;
+    }
+    rec.close()?;
+    common::fixtures::host(db.url(), PREVIOUS_METRIC_CHUNKS)?;
+    let copy_chunk = |chunk: i64| {
+        format!(
+            "INSERT INTO simdb.simdb_agent_metric_chunks (sim_key, metric_id, agent_index, chunk, present, vals) \
+             SELECT sim_key, metric_id, agent_index, {chunk}, present, vals FROM simdb.simdb_agent_metric_chunks \
+             WHERE chunk = 0"
+        )
+    };
+    // The first writer's transaction is open when the upgrade starts.
+    let mut first = admin(&db)?;
+    first.batch_execute(&format!("BEGIN; {}", copy_chunk(5)))?;
+    let url = db.url().to_string();
+    let upgrade =
+        std::thread::spawn(move || Database::open(&url).and_then(|d| d.applied_migrations()));
+    let mut watch = admin(&db)?;
+    let waiting = |watch: &mut PgConnection, n: i64| -> Result<()> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let r: Relation = simdb::diesel::sql_query(
+                "SELECT count(*)::text AS name FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .get_result(watch)?;
+            if r.name.parse::<i64>().unwrap_or(0) >= n {
+                return Ok(());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{n} sessions never waited"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    // The upgrade waits for the first writer...
+    waiting(&mut watch, 1)?;
+    // ...and a second writer, arriving now, waits behind the upgrade.
+    let url = db.url().to_string();
+    let second_sql = copy_chunk(6);
+    let second = std::thread::spawn(move || -> Result<()> {
+        let mut c =
+            <PgConnection as Connection>::establish(&url).map_err(|e| Error::Connection {
+                url: "test".into(),
+                message: e.to_string(),
+            })?;
+        c.batch_execute(&second_sql)?;
+        Ok(())
+    });
+    waiting(&mut watch, 2)?;
+    first.batch_execute("COMMIT")?;
+    let Ok(applied) = upgrade.join() else {
+        panic!("the upgrade panicked");
+    };
+    let applied = applied?;
+    assert!(applied.iter().any(|v| v == "20261209000001"), "{applied:?}");
+    let Ok(second) = second.join() else {
+        panic!("the second writer panicked");
+    };
+    second?;
+    let chunks: Relation = simdb::diesel::sql_query(
+        "SELECT string_agg(chunk::text, ',' ORDER BY chunk) AS name FROM simdb.simdb_agent_metric_chunks",
+    )
+    .get_result(&mut watch)?;
+    assert_eq!(chunks.name, "0,5,6");
+    // The table the writers wrote to is the rebuilt one.
+    let first_column: Relation = simdb::diesel::sql_query(
+        "SELECT attname::text AS name FROM pg_attribute \
+         WHERE attrelid = 'simdb.simdb_agent_metric_chunks'::regclass AND attnum = 1",
+    )
+    .get_result(&mut watch)?;
+    assert_eq!(first_column.name, "chunk");
+    Ok(())
+}
+
 /// An upgrade that rebuilds a table (the agent metric chunks, int8
 /// columns first) keeps the grants made on it: a reader granted SELECT
 /// before the owner's upgrade reads the same values after it.
@@ -193,18 +304,7 @@ fn an_upgrade_that_rebuilds_a_table_keeps_its_grants() -> Result<()> {
     let rows = digest()?;
     // The table as the release before the rebuild left it (its columns in
     // their first order), that migration not yet applied.
-    common::fixtures::host(
-        db.url(),
-        "CREATE TEMP TABLE kept AS SELECT * FROM simdb.simdb_agent_metric_chunks;
-         DROP TABLE simdb.simdb_agent_metric_chunks;
-         CREATE TABLE simdb.simdb_agent_metric_chunks (
-             sim_key INTEGER NOT NULL, metric_id INTEGER NOT NULL, agent_index INTEGER NOT NULL,
-             chunk BIGINT NOT NULL CHECK (chunk >= 0), present BIGINT NOT NULL CHECK (present <> 0),
-             vals BYTEA NOT NULL, PRIMARY KEY (sim_key, metric_id, agent_index, chunk));
-         INSERT INTO simdb.simdb_agent_metric_chunks (sim_key, metric_id, agent_index, chunk, present, vals)
-             SELECT sim_key, metric_id, agent_index, chunk, present, vals FROM kept;
-         DELETE FROM simdb.simdb_migrations WHERE version = '20261209000001';",
-    )?;
+    common::fixtures::host(db.url(), PREVIOUS_METRIC_CHUNKS)?;
     // Granted on the table as it is before the upgrade.
     let mut roles = Roles::new(&db);
     let url = roles.create("keep", READER)?;

@@ -6,6 +6,7 @@
 -- checks, storage, TOAST target, key and grants. Every statement of simdb
 -- names its columns, so nothing else changes; on SQLite (no padding) the
 -- table stays as it is.
+
 -- Refused over a table already rebuilt, as every migration refuses the
 -- objects it would create.
 DO $$
@@ -17,6 +18,12 @@ BEGIN
     END IF;
 END
 $$;
+
+-- No writer adds to the old table between the copy and the swap (a
+-- recorder of the previous release may be running): it waits, and then
+-- finds the new table under the same name; every statement names its
+-- columns.
+LOCK TABLE simdb_agent_metric_chunks IN ACCESS EXCLUSIVE MODE;
 
 CREATE TABLE simdb_agent_metric_chunks_next (
     chunk       BIGINT NOT NULL CHECK (chunk >= 0),
