@@ -77,11 +77,16 @@ struct Relation {
 }
 
 /// Every relation outside the system schemas, as `schema.name`.
-fn relations(url: &str) -> Result<Vec<Relation>> {
-    let mut c = <PgConnection as Connection>::establish(url).map_err(|e| Error::Connection {
+/// A connection to `url`.
+fn connect(url: &str) -> Result<PgConnection> {
+    <PgConnection as Connection>::establish(url).map_err(|e| Error::Connection {
         url: "test".into(),
         message: e.to_string(),
-    })?;
+    })
+}
+
+fn relations(url: &str) -> Result<Vec<Relation>> {
+    let mut c = connect(url)?;
     Ok(simdb::diesel::sql_query(
         "SELECT n.nspname || '.' || c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') ORDER BY 1",
@@ -175,14 +180,6 @@ const PREVIOUS_METRIC_CHUNKS: &str =
          SELECT sim_key, metric_id, agent_index, chunk, present, vals FROM kept;
      DELETE FROM simdb.simdb_migrations WHERE version = '20261209000001';";
 
-/// A connection of the test's superuser.
-fn admin(db: &TestDatabase) -> Result<PgConnection> {
-    <PgConnection as Connection>::establish(db.url()).map_err(|e| Error::Connection {
-        url: "test".into(),
-        message: e.to_string(),
-    })
-}
-
 /// The rebuild meets writers of the previous release: a chunk inserted in
 /// a transaction still open when the upgrade starts is copied (the upgrade
 /// waits for it), and a chunk inserted while the upgrade waits lands in the
@@ -208,12 +205,12 @@ fn an_upgrade_that_rebuilds_a_table_loses_no_concurrent_write() -> Result<()> {
         )
     };
     // The first writer's transaction is open when the upgrade starts.
-    let mut first = admin(&db)?;
+    let mut first = connect(db.url())?;
     first.batch_execute(&format!("BEGIN; {}", copy_chunk(5)))?;
     let url = db.url().to_string();
     let upgrade =
         std::thread::spawn(move || Database::open(&url).and_then(|d| d.applied_migrations()));
-    let mut watch = admin(&db)?;
+    let mut watch = connect(db.url())?;
     let waiting = |watch: &mut PgConnection, n: i64| -> Result<()> {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
@@ -238,11 +235,7 @@ fn an_upgrade_that_rebuilds_a_table_loses_no_concurrent_write() -> Result<()> {
     let url = db.url().to_string();
     let second_sql = copy_chunk(6);
     let second = std::thread::spawn(move || -> Result<()> {
-        let mut c =
-            <PgConnection as Connection>::establish(&url).map_err(|e| Error::Connection {
-                url: "test".into(),
-                message: e.to_string(),
-            })?;
+        let mut c = connect(&url)?;
         c.batch_execute(&second_sql)?;
         Ok(())
     });
@@ -290,11 +283,7 @@ fn an_upgrade_that_rebuilds_a_table_keeps_its_grants() -> Result<()> {
     assert_eq!(before.len(), 100);
     // Every stored chunk row, key, presence and bytes.
     let digest = || -> Result<Vec<Relation>> {
-        let mut c =
-            <PgConnection as Connection>::establish(db.url()).map_err(|e| Error::Connection {
-                url: "test".into(),
-                message: e.to_string(),
-            })?;
+        let mut c = connect(db.url())?;
         Ok(simdb::diesel::sql_query(
             "SELECT count(*) || ':' || md5(string_agg(concat_ws(',', sim_key, metric_id, agent_index, chunk, present, encode(vals, 'hex')), ';' \
              ORDER BY sim_key, metric_id, agent_index, chunk)) AS name FROM simdb.simdb_agent_metric_chunks",
