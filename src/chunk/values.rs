@@ -189,17 +189,15 @@ pub(crate) fn encode(values: &[f64]) -> Vec<u8> {
     out
 }
 
-/// Appends the bit stream of `values` in codec `codec` (`DELTA_BITS`,
-/// `SIGNED_DELTA_BITS`, else `XOR_BITS`) to `out`.
+/// Appends the bit stream of `values` in codec `codec`
+/// (`SIGNED_DELTA_BITS`, else `XOR_BITS`) to `out`.
 fn write_bits(values: &[f64], codec: u8, out: &mut Vec<u8>) {
     let mut w = BitWriter {
         out,
         acc: 0,
         pending: 0,
     };
-    if codec == DELTA_BITS {
-        delta_bits(values, &mut w);
-    } else if codec == SIGNED_DELTA_BITS {
+    if codec == SIGNED_DELTA_BITS {
         signed_delta_bits(values, &mut w);
     } else {
         xor_bits(values, &mut w);
@@ -380,18 +378,6 @@ fn xor_bits<W: Bits>(values: &[f64], w: &mut W) {
     })
 }
 
-/// Puts the difference bit stream of `values` (codec 6) onto `w`.
-fn delta_bits<W: Bits>(values: &[f64], w: &mut W) {
-    let mut width = 0u32;
-    bit_stream(values, w, |w, prev, bits| {
-        let (z, len) = zigzag_difference(prev, bits);
-        if z == 0 {
-            return w.put(0b11, 2);
-        }
-        put_difference(w, z, len, &mut width);
-    })
-}
-
 /// Puts a non-zero zigzagged difference `z` of `len` bits: `0` and `z` in
 /// the previous `width`, unless that wastes more bits than a new width's
 /// 6-bit header costs; else `1`, `0`, the new width less one and `z`.
@@ -454,25 +440,21 @@ fn signed_delta_bits<W: Bits>(values: &[f64], w: &mut W) {
 fn from_signed_delta_bits(body: &[u8], n: usize) -> Result<Vec<f64>> {
     let mut width = 0u32;
     from_bit_stream(body, n, |r, prev| {
-        let (z, sign) = if r.get(1)? == 0 {
-            if width == 0 {
-                return Err(corrupt("a difference reuses no width"));
-            }
-            (r.get(width)?, prev & SIGN)
+        let (new_width, sign) = if r.get(1)? == 0 {
+            (false, prev & SIGN)
         } else if r.get(1)? == 0 {
-            width = r.get(6)? as u32 + 1;
-            (r.get(width)?, prev & SIGN)
+            (true, prev & SIGN)
         } else if r.get(1)? == 0 {
             return Ok(prev);
-        } else if r.get(1)? == 0 {
-            if width == 0 {
-                return Err(corrupt("a difference reuses no width"));
-            }
-            (r.get(width)?, !prev & SIGN)
         } else {
-            width = r.get(6)? as u32 + 1;
-            (r.get(width)?, !prev & SIGN)
+            (r.get(1)? == 1, !prev & SIGN)
         };
+        if new_width {
+            width = r.get(6)? as u32 + 1;
+        } else if width == 0 {
+            return Err(corrupt("a difference reuses no width"));
+        }
+        let z = r.get(width)?;
         let magnitude = (prev & !SIGN).wrapping_add(unzigzag(z));
         if magnitude & SIGN != 0 {
             return Err(corrupt("a magnitude out of range"));
@@ -582,6 +564,32 @@ pub(crate) fn decode(blob: &[u8], n: usize) -> Result<Vec<f64>> {
 mod tests {
     use super::*;
     use crate::error::Error;
+
+    /// Puts the difference bit stream of `values` (codec 6, as the
+    /// releases that wrote it did) onto `w`.
+    fn delta_bits<W: Bits>(values: &[f64], w: &mut W) {
+        let mut width = 0u32;
+        bit_stream(values, w, |w, prev, bits| {
+            let (z, len) = zigzag_difference(prev, bits);
+            if z == 0 {
+                return w.put(0b11, 2);
+            }
+            put_difference(w, z, len, &mut width);
+        })
+    }
+
+    /// Codec 6's bit stream of `values`.
+    fn codec6(values: &[f64]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut w = BitWriter {
+            out: &mut out,
+            acc: 0,
+            pending: 0,
+        };
+        delta_bits(values, &mut w);
+        w.finish();
+        out
+    }
 
     #[test]
     fn values_round_trip_raw_or_shuffled() -> Result<()> {
@@ -727,8 +735,7 @@ mod tests {
             let back = from_xor_bits(&body, values.len())?;
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&back), bits(values));
-            let mut deltas = Vec::new();
-            write_bits(values, DELTA_BITS, &mut deltas);
+            let deltas = codec6(values);
             assert_eq!(bits(&from_delta_bits(&deltas, values.len())?), bits(values));
             if !deltas.is_empty() {
                 assert!(from_delta_bits(&deltas[..deltas.len() - 1], values.len()).is_err());

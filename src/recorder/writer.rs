@@ -88,7 +88,6 @@ impl Writer {
             };
             match next {
                 Ok(Msg::Close(ack)) => {
-                    self.settle_syncs();
                     self.release();
                     let _ = ack.send(());
                     return;
@@ -100,7 +99,6 @@ impl Writer {
                 Ok(msg) => self.handle(msg, &receiver),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
-                    self.settle_syncs();
                     self.release();
                     return;
                 }
@@ -108,7 +106,6 @@ impl Writer {
             if self.last_beat.elapsed() >= self.tick {
                 match self.on_timer(&receiver) {
                     Some(Msg::Close(ack)) => {
-                        self.settle_syncs();
                         self.release();
                         let _ = ack.send(());
                         return;
@@ -187,8 +184,8 @@ impl Writer {
         None
     }
 
-    /// Waits until every commit is synced and published (a flush's or a
-    /// close's promise).
+    /// Waits until every commit is synced and published (a flush's, a
+    /// failure's and a release's promise).
     fn settle_syncs(&self) {
         if let Some(syncer) = &self.syncer {
             syncer.barrier();
@@ -512,7 +509,9 @@ impl Writer {
         rows
     }
 
+    /// Gives the lease up, once every commit is synced and published.
     fn release(&mut self) {
+        self.settle_syncs();
         let released = self
             .db
             .writer()
