@@ -70,8 +70,7 @@ const STATEMENT: &str = "\
 -- simdb: one-statement batch (commits on its own)
 WITH own AS (
   UPDATE simdb_simulations SET heartbeat_at = statement_timestamp(), batch_seq = $1,
-    committed_step = CASE WHEN $2::int8 IS NOT NULL AND (committed_step IS NULL OR committed_step < $2::int8)
-                     THEN $2::int8 ELSE committed_step END
+    committed_step = GREATEST(committed_step, $2::int8)
   WHERE sim_key = $3 AND status = 'running' AND lease_token = $4
   RETURNING sim_key),
 new_states AS (
@@ -133,82 +132,234 @@ fn split<T>(planned: &Planned<T>, stored: bool) -> impl Iterator<Item = &T> {
         .map(|(c, _)| c)
 }
 
+/// The statement's parameters, one array per column, owned so that the
+/// query can lend them to the connection.
+#[cfg(feature = "postgres")]
+struct BatchQuery<'a> {
+    seq: i64,
+    mark: Option<i64>,
+    sim_key: i32,
+    token: i64,
+    new_states: ChunkColumns<'a>,
+    old_states: ChunkColumns<'a>,
+    new_metrics: MetricColumns<'a>,
+    old_metrics: MetricColumns<'a>,
+    step: Vec<i64>,
+    recorded_at: Vec<chrono::DateTime<chrono::Utc>>,
+    step_json: Vec<&'a crate::sql_types::RawJson>,
+    step_metric_id: Vec<i32>,
+    step_metric_step: Vec<i64>,
+    step_metric_value: Vec<f64>,
+    rollup_field: Vec<i32>,
+    rollup_kind: Vec<&'a str>,
+    rollup_step: Vec<i64>,
+    rollup_n: Vec<i64>,
+    rollup_sums: [Vec<f64>; 4],
+    block_field: Vec<i32>,
+    block: Vec<i64>,
+    block_first: Vec<i64>,
+    block_last: Vec<i64>,
+    block_n: Vec<i64>,
+    block_sums: [Vec<f64>; 4],
+    total_agent: Vec<i32>,
+    total_n: Vec<i64>,
+    total: Vec<f64>,
+}
+
+#[cfg(feature = "postgres")]
+struct ChunkColumns<'a> {
+    agent: Vec<i32>,
+    chunk: Vec<i64>,
+    present: Vec<i64>,
+    rewards: Vec<&'a [u8]>,
+    states: Vec<&'a [u8]>,
+}
+
+#[cfg(feature = "postgres")]
+impl<'a> ChunkColumns<'a> {
+    fn of(planned: &'a Planned<AgentStateChunk>, stored: bool) -> Self {
+        let rows: Vec<_> = split(planned, stored).collect();
+        ChunkColumns {
+            agent: rows.iter().map(|c| c.agent_index).collect(),
+            chunk: rows.iter().map(|c| c.chunk).collect(),
+            present: rows.iter().map(|c| c.present).collect(),
+            rewards: rows.iter().map(|c| c.rewards.as_slice()).collect(),
+            states: rows.iter().map(|c| c.states.as_slice()).collect(),
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+struct MetricColumns<'a> {
+    metric: Vec<i32>,
+    agent: Vec<i32>,
+    chunk: Vec<i64>,
+    present: Vec<i64>,
+    vals: Vec<&'a [u8]>,
+}
+
+#[cfg(feature = "postgres")]
+impl<'a> MetricColumns<'a> {
+    fn of(planned: &'a Planned<AgentMetricChunk>, stored: bool) -> Self {
+        let rows: Vec<_> = split(planned, stored).collect();
+        MetricColumns {
+            metric: rows.iter().map(|c| c.metric_id).collect(),
+            agent: rows.iter().map(|c| c.agent_index).collect(),
+            chunk: rows.iter().map(|c| c.chunk).collect(),
+            present: rows.iter().map(|c| c.present).collect(),
+            vals: rows.iter().map(|c| c.vals.as_slice()).collect(),
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl<'a> BatchQuery<'a> {
+    fn of(w: &'a BatchWrite<'a>) -> Self {
+        fn col<'a, T: 'a, V>(rows: &'a [T], f: impl Fn(&'a T) -> V) -> Vec<V> {
+            rows.iter().map(f).collect()
+        }
+        let rollups: Vec<_> = w.rollups.steps.values().collect();
+        let blocks: Vec<_> = w.rollups.blocks.values().collect();
+        BatchQuery {
+            seq: w.lease.seq,
+            mark: w.lease.mark,
+            sim_key: w.lease.sim_key,
+            token: w.lease.token,
+            new_states: ChunkColumns::of(w.states, false),
+            old_states: ChunkColumns::of(w.states, true),
+            new_metrics: MetricColumns::of(w.metrics, false),
+            old_metrics: MetricColumns::of(w.metrics, true),
+            step: col(w.steps, |r| r.step),
+            recorded_at: col(w.steps, |r| r.recorded_at.0),
+            step_json: col(w.steps, |r| &r.metrics),
+            step_metric_id: col(w.step_metrics, |r| r.metric_id),
+            step_metric_step: col(w.step_metrics, |r| r.step),
+            step_metric_value: col(w.step_metrics, |r| r.value),
+            rollup_field: rollups.iter().map(|r| r.field_id).collect(),
+            rollup_kind: rollups.iter().map(|r| r.kind.as_str()).collect(),
+            rollup_step: rollups.iter().map(|r| r.step).collect(),
+            rollup_n: rollups.iter().map(|r| r.n).collect(),
+            rollup_sums: [
+                rollups.iter().map(|r| r.total).collect(),
+                rollups.iter().map(|r| r.lo).collect(),
+                rollups.iter().map(|r| r.hi).collect(),
+                rollups.iter().map(|r| r.total_sq).collect(),
+            ],
+            block_field: blocks.iter().map(|b| b.field_id).collect(),
+            block: blocks.iter().map(|b| b.block).collect(),
+            block_first: blocks.iter().map(|b| b.first_step).collect(),
+            block_last: blocks.iter().map(|b| b.last_step).collect(),
+            block_n: blocks.iter().map(|b| b.n).collect(),
+            block_sums: [
+                blocks.iter().map(|b| b.total).collect(),
+                blocks.iter().map(|b| b.lo).collect(),
+                blocks.iter().map(|b| b.hi).collect(),
+                blocks.iter().map(|b| b.total_sq).collect(),
+            ],
+            total_agent: col(w.totals, |t| t.agent_index),
+            total_n: col(w.totals, |t| t.n),
+            total: col(w.totals, |t| t.total),
+        }
+    }
+}
+
+/// The statement is the same text every time: one prepared statement per
+/// connection (Diesel's cache, keyed by this type), planned generically by
+/// the server, which then reads the arrays from the parameters instead of
+/// copying them into a new plan for every batch, as a one-off statement's
+/// plan does.
+#[cfg(feature = "postgres")]
+impl diesel::query_builder::QueryId for BatchQuery<'_> {
+    type QueryId = BatchQuery<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+#[cfg(feature = "postgres")]
+impl diesel::query_builder::Query for BatchQuery<'_> {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+#[cfg(feature = "postgres")]
+impl<Conn> diesel::RunQueryDsl<Conn> for BatchQuery<'_> {}
+
+#[cfg(feature = "postgres")]
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for BatchQuery<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> diesel::QueryResult<()> {
+        use crate::sql_types::Jsonb;
+        use diesel::sql_types::{
+            Array, BigInt, Bytea, Double, Integer, Nullable, Text, Timestamptz,
+        };
+        // `$n` in STATEMENT is the n-th bind pushed here: the text is
+        // pushed in pieces split at each placeholder.
+        let mut pieces = STATEMENT.split('$').skip(1).map(|p| {
+            let digits = p.bytes().take_while(u8::is_ascii_digit).count();
+            &p[digits..]
+        });
+        let mut text = STATEMENT.split('$').next().unwrap_or_default();
+        macro_rules! bind {
+            ($ty:ty, $value:expr) => {{
+                out.push_sql(text);
+                out.push_bind_param::<$ty, _>($value)?;
+                text = pieces.next().unwrap_or_default();
+            }};
+        }
+        bind!(BigInt, &self.seq);
+        bind!(Nullable<BigInt>, &self.mark);
+        bind!(Integer, &self.sim_key);
+        bind!(BigInt, &self.token);
+        for c in [&self.new_states, &self.old_states] {
+            bind!(Array<Integer>, &c.agent);
+            bind!(Array<BigInt>, &c.chunk);
+            bind!(Array<BigInt>, &c.present);
+            bind!(Array<Bytea>, &c.rewards);
+            bind!(Array<Bytea>, &c.states);
+        }
+        for m in [&self.new_metrics, &self.old_metrics] {
+            bind!(Array<Integer>, &m.metric);
+            bind!(Array<Integer>, &m.agent);
+            bind!(Array<BigInt>, &m.chunk);
+            bind!(Array<BigInt>, &m.present);
+            bind!(Array<Bytea>, &m.vals);
+        }
+        bind!(Array<BigInt>, &self.step);
+        bind!(Array<Timestamptz>, &self.recorded_at);
+        bind!(Array<Jsonb>, &self.step_json);
+        bind!(Array<Integer>, &self.step_metric_id);
+        bind!(Array<BigInt>, &self.step_metric_step);
+        bind!(Array<Double>, &self.step_metric_value);
+        bind!(Array<Integer>, &self.rollup_field);
+        bind!(Array<Text>, &self.rollup_kind);
+        bind!(Array<BigInt>, &self.rollup_step);
+        bind!(Array<BigInt>, &self.rollup_n);
+        for sums in &self.rollup_sums {
+            bind!(Array<Double>, sums);
+        }
+        bind!(Array<Integer>, &self.block_field);
+        bind!(Array<BigInt>, &self.block);
+        bind!(Array<BigInt>, &self.block_first);
+        bind!(Array<BigInt>, &self.block_last);
+        bind!(Array<BigInt>, &self.block_n);
+        for sums in &self.block_sums {
+            bind!(Array<Double>, sums);
+        }
+        bind!(Array<Integer>, &self.total_agent);
+        bind!(Array<BigInt>, &self.total_n);
+        bind!(Array<Double>, &self.total);
+        out.push_sql(text);
+        Ok(())
+    }
+}
+
 #[cfg(feature = "postgres")]
 impl BatchStatement for diesel::pg::PgConnection {
     const AT_ONCE: bool = true;
 
     fn batch_statement(&mut self, w: &BatchWrite<'_>) -> Result<bool> {
-        use crate::sql_types::Jsonb;
-        use diesel::sql_types::{
-            Array, BigInt, Bytea, Double, Integer, Nullable, Text, Timestamptz,
-        };
         use diesel::RunQueryDsl;
-
-        fn col<'a, T, V>(rows: impl Iterator<Item = &'a T>, f: impl Fn(&'a T) -> V) -> Vec<V>
-        where
-            T: 'a,
-        {
-            rows.map(f).collect()
-        }
-        let s = |stored| split(w.states, stored);
-        let m = |stored| split(w.metrics, stored);
-        let rollups: Vec<_> = w.rollups.steps.values().collect();
-        let blocks: Vec<_> = w.rollups.blocks.values().collect();
-        let l = w.lease;
-        let query = diesel::sql_query(STATEMENT)
-            .bind::<BigInt, _>(l.seq)
-            .bind::<Nullable<BigInt>, _>(l.mark)
-            .bind::<Integer, _>(l.sim_key)
-            .bind::<BigInt, _>(l.token);
-        let bound = query
-            .bind::<Array<Integer>, _>(col(s(false), |c| c.agent_index))
-            .bind::<Array<BigInt>, _>(col(s(false), |c| c.chunk))
-            .bind::<Array<BigInt>, _>(col(s(false), |c| c.present))
-            .bind::<Array<Bytea>, _>(col(s(false), |c| c.rewards.as_slice()))
-            .bind::<Array<Bytea>, _>(col(s(false), |c| c.states.as_slice()))
-            .bind::<Array<Integer>, _>(col(s(true), |c| c.agent_index))
-            .bind::<Array<BigInt>, _>(col(s(true), |c| c.chunk))
-            .bind::<Array<BigInt>, _>(col(s(true), |c| c.present))
-            .bind::<Array<Bytea>, _>(col(s(true), |c| c.rewards.as_slice()))
-            .bind::<Array<Bytea>, _>(col(s(true), |c| c.states.as_slice()))
-            .bind::<Array<Integer>, _>(col(m(false), |c| c.metric_id))
-            .bind::<Array<Integer>, _>(col(m(false), |c| c.agent_index))
-            .bind::<Array<BigInt>, _>(col(m(false), |c| c.chunk))
-            .bind::<Array<BigInt>, _>(col(m(false), |c| c.present))
-            .bind::<Array<Bytea>, _>(col(m(false), |c| c.vals.as_slice()))
-            .bind::<Array<Integer>, _>(col(m(true), |c| c.metric_id))
-            .bind::<Array<Integer>, _>(col(m(true), |c| c.agent_index))
-            .bind::<Array<BigInt>, _>(col(m(true), |c| c.chunk))
-            .bind::<Array<BigInt>, _>(col(m(true), |c| c.present))
-            .bind::<Array<Bytea>, _>(col(m(true), |c| c.vals.as_slice()))
-            .bind::<Array<BigInt>, _>(col(w.steps.iter(), |r| r.step))
-            .bind::<Array<Timestamptz>, _>(col(w.steps.iter(), |r| r.recorded_at.0))
-            .bind::<Array<Jsonb>, _>(col(w.steps.iter(), |r| &r.metrics))
-            .bind::<Array<Integer>, _>(col(w.step_metrics.iter(), |r| r.metric_id))
-            .bind::<Array<BigInt>, _>(col(w.step_metrics.iter(), |r| r.step))
-            .bind::<Array<Double>, _>(col(w.step_metrics.iter(), |r| r.value))
-            .bind::<Array<Integer>, _>(col(rollups.iter(), |r| r.field_id))
-            .bind::<Array<Text>, _>(col(rollups.iter(), |r| r.kind.as_str()))
-            .bind::<Array<BigInt>, _>(col(rollups.iter(), |r| r.step))
-            .bind::<Array<BigInt>, _>(col(rollups.iter(), |r| r.n))
-            .bind::<Array<Double>, _>(col(rollups.iter(), |r| r.total))
-            .bind::<Array<Double>, _>(col(rollups.iter(), |r| r.lo))
-            .bind::<Array<Double>, _>(col(rollups.iter(), |r| r.hi))
-            .bind::<Array<Double>, _>(col(rollups.iter(), |r| r.total_sq));
-        let bound = bound
-            .bind::<Array<Integer>, _>(col(blocks.iter(), |b| b.field_id))
-            .bind::<Array<BigInt>, _>(col(blocks.iter(), |b| b.block))
-            .bind::<Array<BigInt>, _>(col(blocks.iter(), |b| b.first_step))
-            .bind::<Array<BigInt>, _>(col(blocks.iter(), |b| b.last_step))
-            .bind::<Array<BigInt>, _>(col(blocks.iter(), |b| b.n))
-            .bind::<Array<Double>, _>(col(blocks.iter(), |b| b.total))
-            .bind::<Array<Double>, _>(col(blocks.iter(), |b| b.lo))
-            .bind::<Array<Double>, _>(col(blocks.iter(), |b| b.hi))
-            .bind::<Array<Double>, _>(col(blocks.iter(), |b| b.total_sq))
-            .bind::<Array<Integer>, _>(col(w.totals.iter(), |t| t.agent_index))
-            .bind::<Array<BigInt>, _>(col(w.totals.iter(), |t| t.n))
-            .bind::<Array<Double>, _>(col(w.totals.iter(), |t| t.total));
-        let owned: Owned = bound.get_result(self)?;
+        let owned: Owned = BatchQuery::of(w).get_result(self)?;
         Ok(owned.owned == 1)
     }
 }
