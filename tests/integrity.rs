@@ -499,6 +499,42 @@ fn lost_commit_reply_is_settled_not_resent() -> Result<()> {
     lost_reply_at_step_49(false)
 }
 
+/// The connection dies while the writer prepares its one-statement batch
+/// (the statement's first run on a connection): the batch never ran, and
+/// the retry must get a new connection, not the dead one back from the
+/// pool (Diesel marks a connection broken when a statement runs on it,
+/// not when preparing one fails). Nothing lost or doubled.
+#[test]
+fn a_connection_lost_while_preparing_the_batch_is_replaced() -> Result<()> {
+    let db = TestDatabase::postgres()?;
+    let upstream = proxy::upstream_of(db.url()).ok_or(Error::RecorderClosed)?;
+    let proxy =
+        proxy::Proxy::start(upstream).map_err(|e| Error::invalid_for_tests(e.to_string()))?;
+    let svc = SimulationService::new(Database::open(&proxy.url_for(db.url()))?);
+    let sim = running_sim(&svc, 2)?;
+    let mut rec = svc.recorder_with(&sim.id, no_timer())?;
+    for step in 0..100 {
+        for agent in 0..2 {
+            rec.agent_state(step, agent, 1.0, &json!({"s": step}))?;
+        }
+        rec.end_step(step)?;
+        if step == 49 {
+            proxy.cut_next_batch_prepare();
+            assert_eq!(rec.flush()?, Some(49));
+            assert_eq!(proxy.commits_cut(), 1, "the proxy did not cut the prepare");
+            assert!(rec.transient_retries() >= 1);
+        }
+    }
+    rec.close()?;
+    assert_eq!(
+        table_counts(&db, sim.sim_key)?.0,
+        200,
+        "rows lost or doubled"
+    );
+    assert_eq!(service(&db).simulation(&sim.id)?.committed_step, Some(99));
+    Ok(())
+}
+
 /// The same for a batch written in a transaction (a memory snapshot keeps
 /// it off the one-statement path): the lost reply is COMMIT's.
 #[test]

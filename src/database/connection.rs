@@ -92,3 +92,14 @@ macro_rules! with_connection {
         }
     };
 }
+
+/// After a failure that may have been the connection's: runs a trivial
+/// statement on `c`, so that a PostgreSQL connection that died is marked
+/// broken and its pool opens a new one instead of handing the dead one out
+/// again. (Diesel marks a connection broken when a statement runs on it,
+/// not when preparing one fails — and the first run of a cached statement
+/// on a connection prepares it.) Harmless on a live connection.
+pub(crate) fn mark_if_dead<C: diesel::connection::SimpleConnection>(c: &mut C) {
+    // The outcome is the point, not the result: a dead connection fails.
+    let _ = c.batch_execute("SELECT 1");
+}

@@ -36,6 +36,7 @@ use diesel::pg::PgConnection;
 #[cfg(feature = "sqlite")]
 use diesel::sqlite::SqliteConnection;
 
+pub(crate) use connection::mark_if_dead;
 pub use connection::DbConnection;
 pub use options::{DatabaseBuilder, Durability};
 pub use replicas::{ReplicaFallback, ReplicaStatus};

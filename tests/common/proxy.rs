@@ -1,7 +1,8 @@
 //! A TCP proxy in front of PostgreSQL that injects network faults for real:
-//! it can cut a connection right after forwarding a COMMIT, or a recorder's
-//! one-statement batch, which commits on its own (so the server commits and
-//! the client never hears back), or swallow all traffic.
+//! it can cut a connection right after forwarding a COMMIT, or a run of a
+//! recorder's one-statement batch, which commits on its own (so the server
+//! commits and the client never hears back), or the batch's preparation
+//! (so it never runs), or swallow all traffic.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -12,8 +13,10 @@ use std::sync::Arc;
 struct Faults {
     /// COMMITs still to be cut.
     cut_commits: AtomicUsize,
-    /// COMMITs cut so far.
+    /// Connections cut so far.
     cut: AtomicUsize,
+    /// Preparations of the one-statement batch still to be cut.
+    cut_prepares: AtomicUsize,
     /// Forward nothing in either direction.
     black_hole: AtomicBool,
 }
@@ -67,7 +70,14 @@ impl Proxy {
         self.faults.cut_commits.store(1, Ordering::SeqCst);
     }
 
-    /// How many COMMITs were cut.
+    /// Cuts the connection that carries the next preparation of a
+    /// recorder's one-statement batch (its first run on a connection),
+    /// right after the server received it: the batch never ran.
+    pub fn cut_next_batch_prepare(&self) {
+        self.faults.cut_prepares.store(1, Ordering::SeqCst);
+    }
+
+    /// How many connections were cut (at a COMMIT or a preparation).
     pub fn commits_cut(&self) -> usize {
         self.faults.cut.load(Ordering::SeqCst)
     }
@@ -92,15 +102,61 @@ pub fn upstream_of(url: &str) -> Option<SocketAddr> {
     with_port.to_socket_addrs().ok()?.next()
 }
 
-/// True if `chunk` holds a simple-protocol Query message whose text is
-/// COMMIT, or the start of a recorder's one-statement batch (marked by its
-/// leading comment), which commits on its own.
-fn holds_commit(chunk: &[u8]) -> bool {
-    const BATCH: &[u8] = b"-- simdb: one-statement batch";
-    chunk
+/// The marker of a recorder's one-statement batch, its leading comment.
+const BATCH: &[u8] = b"-- simdb: one-statement batch";
+
+/// What a chunk the client sent does, as far as the faults care.
+#[derive(PartialEq)]
+enum Sent {
+    /// Commits: a simple-protocol COMMIT, or a run of the one-statement
+    /// batch (which commits on its own): sent with its text unnamed, or
+    /// the `Bind` of its prepared statement.
+    Commit,
+    /// Prepares the one-statement batch under a name (no run yet).
+    PrepareBatch,
+    Other,
+}
+
+/// The NUL-terminated string at the start of `bytes`, and what follows it.
+fn cstr(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let end = bytes.iter().position(|&b| b == 0)?;
+    Some((&bytes[..end], &bytes[end + 1..]))
+}
+
+/// Classifies `chunk`, learning the batch statement's name on this
+/// connection from its `Parse` (a chunk of the extended protocol starts
+/// with a message: type byte, length, body).
+fn classify(chunk: &[u8], batch_name: &mut Option<Vec<u8>>) -> Sent {
+    let body = chunk.get(5..).unwrap_or_default();
+    match chunk.first() {
+        Some(b'P') if chunk.windows(BATCH.len()).any(|w| w == BATCH) => {
+            match cstr(body) {
+                Some((name, _)) if !name.is_empty() => {
+                    *batch_name = Some(name.to_vec());
+                    return Sent::PrepareBatch;
+                }
+                // Unnamed: parsed, bound and run in this one chunk.
+                _ => return Sent::Commit,
+            }
+        }
+        Some(b'B') => {
+            let statement = cstr(body).and_then(|(_portal, rest)| cstr(rest));
+            if let (Some((name, _)), Some(batch)) = (statement, batch_name.as_deref()) {
+                if name == batch {
+                    return Sent::Commit;
+                }
+            }
+        }
+        _ => {}
+    }
+    if chunk
         .windows(7)
         .any(|w| w.eq_ignore_ascii_case(b"COMMIT\0"))
-        || chunk.windows(BATCH.len()).any(|w| w == BATCH)
+    {
+        Sent::Commit
+    } else {
+        Sent::Other
+    }
 }
 
 fn relay(client: TcpStream, server: TcpStream, faults: Arc<Faults>) {
@@ -112,6 +168,7 @@ fn relay(client: TcpStream, server: TcpStream, faults: Arc<Faults>) {
     let up_cut = Arc::clone(&cut);
     let up = std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
+        let mut batch_name = None;
         loop {
             let n = match c_read.read(&mut buf) {
                 Ok(0) | Err(_) => break,
@@ -121,11 +178,16 @@ fn relay(client: TcpStream, server: TcpStream, faults: Arc<Faults>) {
                 continue;
             }
             let chunk = &buf[..n];
-            let cutting = holds_commit(chunk)
-                && up_faults
-                    .cut_commits
+            let armed = match classify(chunk, &mut batch_name) {
+                Sent::Commit => Some(&up_faults.cut_commits),
+                Sent::PrepareBatch => Some(&up_faults.cut_prepares),
+                Sent::Other => None,
+            };
+            let cutting = armed.is_some_and(|count| {
+                count
                     .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |k| k.checked_sub(1))
-                    .is_ok();
+                    .is_ok()
+            });
             if cutting {
                 // Nothing more reaches the client: the COMMIT's reply is
                 // lost. The other direction closes the client as soon as
