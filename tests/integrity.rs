@@ -496,7 +496,7 @@ fn contents(svc: &SimulationService, sim: &SimulationId, agents: i32) -> Result<
 /// proxy cuts the reply to that.
 #[test]
 fn lost_commit_reply_is_settled_not_resent() -> Result<()> {
-    lost_reply_at_step_49(false)
+    cut_at_step_49(Cut::BatchCommit)
 }
 
 /// The connection dies while the writer prepares its one-statement batch
@@ -506,46 +506,33 @@ fn lost_commit_reply_is_settled_not_resent() -> Result<()> {
 /// not when preparing one fails). Nothing lost or doubled.
 #[test]
 fn a_connection_lost_while_preparing_the_batch_is_replaced() -> Result<()> {
-    let db = TestDatabase::postgres()?;
-    let upstream = proxy::upstream_of(db.url()).ok_or(Error::RecorderClosed)?;
-    let proxy =
-        proxy::Proxy::start(upstream).map_err(|e| Error::invalid_for_tests(e.to_string()))?;
-    let svc = SimulationService::new(Database::open(&proxy.url_for(db.url()))?);
-    let sim = running_sim(&svc, 2)?;
-    let mut rec = svc.recorder_with(&sim.id, no_timer())?;
-    for step in 0..100 {
-        for agent in 0..2 {
-            rec.agent_state(step, agent, 1.0, &json!({"s": step}))?;
-        }
-        rec.end_step(step)?;
-        if step == 49 {
-            proxy.cut_next_batch_prepare();
-            assert_eq!(rec.flush()?, Some(49));
-            assert_eq!(proxy.commits_cut(), 1, "the proxy did not cut the prepare");
-            assert!(rec.transient_retries() >= 1);
-        }
-    }
-    rec.close()?;
-    assert_eq!(
-        table_counts(&db, sim.sim_key)?.0,
-        200,
-        "rows lost or doubled"
-    );
-    assert_eq!(service(&db).simulation(&sim.id)?.committed_step, Some(99));
-    Ok(())
+    cut_at_step_49(Cut::BatchPrepare)
 }
 
 /// The same for a batch written in a transaction (a memory snapshot keeps
 /// it off the one-statement path): the lost reply is COMMIT's.
 #[test]
 fn lost_commit_reply_of_a_transaction_is_settled_not_resent() -> Result<()> {
-    lost_reply_at_step_49(true)
+    cut_at_step_49(Cut::TransactionCommit)
 }
 
-/// Records 100 steps of 2 agents through a proxy that cuts the reply to
-/// the write committing the batch that ends at step 49 (which holds a
-/// memory snapshot when `memory`); nothing may be lost or doubled.
-fn lost_reply_at_step_49(memory: bool) -> Result<()> {
+/// Where the proxy cuts the connection of the write that ends at step 49.
+#[derive(PartialEq)]
+enum Cut {
+    /// After the one-statement batch ran: its reply is lost.
+    BatchCommit,
+    /// After its preparation: it never ran.
+    BatchPrepare,
+    /// After the COMMIT of a batch written in a transaction (it holds a
+    /// memory snapshot): its reply is lost.
+    TransactionCommit,
+}
+
+/// Records 100 steps of 2 agents through a proxy that cuts the connection
+/// of the write of the batch that ends at step 49 where `cut` says;
+/// nothing may be lost or doubled.
+fn cut_at_step_49(cut: Cut) -> Result<()> {
+    let memory = cut == Cut::TransactionCommit;
     let db = TestDatabase::postgres()?;
     let upstream = proxy::upstream_of(db.url()).ok_or(Error::RecorderClosed)?;
     let proxy =
@@ -563,9 +550,17 @@ fn lost_reply_at_step_49(memory: bool) -> Result<()> {
         }
         rec.end_step(step)?;
         if step == 49 {
-            proxy.cut_next_commit();
+            match cut {
+                Cut::BatchPrepare => proxy.cut_next_batch_prepare(),
+                Cut::BatchCommit | Cut::TransactionCommit => proxy.cut_next_commit(),
+            }
             assert_eq!(rec.flush()?, Some(49));
-            assert_eq!(proxy.commits_cut(), 1, "the proxy did not cut the COMMIT");
+            assert_eq!(
+                proxy.commits_cut(),
+                1,
+                "the proxy did not cut the connection"
+            );
+            assert!(rec.transient_retries() >= 1);
         }
     }
     rec.close()?;

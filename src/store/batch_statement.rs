@@ -363,3 +363,21 @@ impl BatchStatement for diesel::pg::PgConnection {
         Ok(owned.owned == 1)
     }
 }
+
+#[cfg(all(test, feature = "postgres"))]
+mod tests {
+    /// `walk_ast` pushes the binds in order at each `$` of the text: the
+    /// placeholders must be `$1`, `$2`, … each once, in that order.
+    #[test]
+    fn placeholders_are_numbered_in_order_once_each() {
+        let numbers: Vec<usize> = super::STATEMENT
+            .split('$')
+            .skip(1)
+            .map(|p| {
+                let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().unwrap_or(0)
+            })
+            .collect();
+        assert_eq!(numbers, (1..=50).collect::<Vec<_>>());
+    }
+}
