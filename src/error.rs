@@ -236,7 +236,23 @@ pub enum Error {
 
     /// Any other error reported by the database.
     #[error(transparent)]
-    Database(#[from] diesel::result::Error),
+    Database(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for Error {
+    /// Wraps a database error; one that a dead connection gives makes this
+    /// thread's next connection from a pool checked first
+    /// (`database/connection.rs::note_connection_error`).
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind as Kind, Error as D};
+        if matches!(
+            e,
+            D::DatabaseError(Kind::ClosedConnection | Kind::UnableToSendCommand, _)
+        ) {
+            crate::database::note_connection_error();
+        }
+        Error::Database(e)
+    }
 }
 
 /// `Result` with [`Error`](crate::Error) as the default error type.

@@ -226,3 +226,36 @@ fn a_busy_sqlite_file_is_retried() -> Result<()> {
     assert_eq!(svc.agent_states(&sim.id, 0, ..)?.len(), 40);
     Ok(())
 }
+
+/// After a server restart every pooled connection is dead: a call may fail
+/// (transiently), but calling again must work — not get the same dead
+/// connection back, as when the call's first statement on that connection
+/// is one Diesel still has to prepare there (a failed preparation does not
+/// mark a connection broken).
+#[test]
+fn calls_after_a_server_restart_get_live_connections() -> Result<()> {
+    let cluster = Cluster::start(&["--locale=C.UTF-8"], &[])?;
+    let mut admin = common::fixtures::Host::open(&cluster.url("postgres"))?;
+    admin.run("CREATE DATABASE simdb_restart")?;
+    drop(admin);
+    let svc = SimulationService::new(Database::open(&cluster.url("simdb_restart"))?);
+    let sim = running_sim(&svc, 2)?;
+    // Statements prepared on the pooled connections before the restart.
+    svc.simulation(&sim.id)?;
+    cluster.restart()?;
+    // Statements no connection has prepared yet (the first is one): the
+    // first call may fail, the next must find a live connection.
+    let calls = || -> Result<()> {
+        svc.list_experiments()?;
+        svc.agents(&sim.id)?;
+        svc.states_at_step(&sim.id, 0)?;
+        Ok(())
+    };
+    let mut failures = 0;
+    while let Err(e) = calls() {
+        assert!(e.is_transient(), "not transient: {e}");
+        failures += 1;
+        assert!(failures <= 1, "still failing after {failures} calls: {e}");
+    }
+    Ok(())
+}

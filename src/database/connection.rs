@@ -93,13 +93,48 @@ macro_rules! with_connection {
     };
 }
 
-/// After a failure that may have been the connection's: runs a trivial
-/// statement on `c`, so that a PostgreSQL connection that died is marked
-/// broken and its pool opens a new one instead of handing the dead one out
-/// again. (Diesel marks a connection broken when a statement runs on it,
-/// not when preparing one fails — and the first run of a cached statement
-/// on a connection prepares it.) Harmless on a live connection.
-pub(crate) fn mark_if_dead<C: diesel::connection::SimpleConnection>(c: &mut C) {
-    // The outcome is the point, not the result: a dead connection fails.
-    let _ = c.batch_execute("SELECT 1");
+thread_local! {
+    /// A statement on this thread failed as one on a dead connection does.
+    static SUSPECT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Notes that a statement on this thread failed as one on a dead
+/// connection does (`Error`'s conversion of a database error calls it),
+/// so that this thread's next connection from a PostgreSQL pool is
+/// checked first ([`live`]).
+pub(crate) fn note_connection_error() {
+    SUSPECT.with(|s| s.set(true));
+}
+
+/// `conn` itself if nothing failed as on a dead connection on this thread
+/// since its last check-out; else the first of the pool's connections that
+/// answers `SELECT 1`. A dead one is dropped: the failed statement marks it
+/// broken, and the pool opens a new one. Why: Diesel marks a connection
+/// broken when a statement runs on it, not when preparing one fails (a
+/// cached statement's first run on a connection prepares it), so a
+/// connection that died (a server restart, a cut network) would otherwise
+/// go back to the pool and be handed out again, failing every call whose
+/// statements it had not prepared before. The pool checks nothing on
+/// check-out otherwise: that would cost a round trip every time.
+#[cfg(feature = "postgres")]
+pub(crate) fn live<M>(
+    mut conn: PooledConnection<M>,
+    mut next: impl FnMut() -> crate::error::Result<PooledConnection<M>>,
+    tries: u32,
+) -> crate::error::Result<PooledConnection<M>>
+where
+    M: diesel::r2d2::ManageConnection<Connection = PgConnection>,
+{
+    use diesel::connection::SimpleConnection;
+    if !SUSPECT.with(|s| s.replace(false)) {
+        return Ok(conn);
+    }
+    for _ in 0..tries {
+        if conn.batch_execute("SELECT 1").is_ok() {
+            return Ok(conn);
+        }
+        drop(conn);
+        conn = next()?;
+    }
+    Ok(conn)
 }

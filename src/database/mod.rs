@@ -36,7 +36,7 @@ use diesel::pg::PgConnection;
 #[cfg(feature = "sqlite")]
 use diesel::sqlite::SqliteConnection;
 
-pub(crate) use connection::mark_if_dead;
+pub(crate) use connection::note_connection_error;
 pub use connection::DbConnection;
 pub use options::{DatabaseBuilder, Durability};
 pub use replicas::{ReplicaFallback, ReplicaStatus};
@@ -173,10 +173,7 @@ impl Database {
                 .map(DbConnection::Sqlite)
                 .map_err(|e| self.pool_error(e)),
             #[cfg(feature = "postgres")]
-            Pools::Postgres(pool) => pool
-                .get()
-                .map(DbConnection::Postgres)
-                .map_err(|e| self.pool_error(e)),
+            Pools::Postgres(pool) => self.live_postgres(pool).map(DbConnection::Postgres),
         }
     }
 
@@ -248,11 +245,19 @@ impl Database {
                 .map(DbConnection::Sqlite)
                 .map_err(|e| self.pool_error(e)),
             #[cfg(feature = "postgres")]
-            Pools::Postgres(pool) => pool
-                .get()
-                .map(DbConnection::Postgres)
-                .map_err(|e| self.pool_error(e)),
+            Pools::Postgres(pool) => self.live_postgres(pool).map(DbConnection::Postgres),
         }
+    }
+
+    /// A connection of the PostgreSQL pool, checked first if a statement on
+    /// this thread failed as on a dead connection (`connection.rs::live`).
+    #[cfg(feature = "postgres")]
+    fn live_postgres(
+        &self,
+        pool: &Pool<ConnectionManager<PgConnection>>,
+    ) -> Result<diesel::r2d2::PooledConnection<ConnectionManager<PgConnection>>> {
+        let get = || pool.get().map_err(|e| self.pool_error(e));
+        connection::live(get()?, get, pool.max_size() + 1)
     }
 
     /// True if a thread of this database checkpoints its WAL (a SQLite file

@@ -16,7 +16,7 @@ use super::bulk::{intern_missing, write_batch, write_batch_at_once, Bulk, Writte
 use super::metric_names::MetricCache;
 use super::shared::{Msg, Shared};
 use super::syncer::Syncer;
-use crate::database::{mark_if_dead, Database};
+use crate::database::Database;
 use crate::error::{Error, Result};
 use crate::ids::SimulationId;
 use crate::store::batch_statement::{BatchLease, BatchStatement};
@@ -397,13 +397,8 @@ impl Writer {
 
     /// True if batch `seq` of this lease is already in the database.
     fn committed_already(&self, seq: i64) -> Result<bool> {
-        let stored = with_connection!(self.db.writer()?, |c| {
-            let stored = c.committed_batch(self.sim_key, self.token);
-            if stored.as_ref().is_err_and(Error::is_transient) {
-                mark_if_dead(c);
-            }
-            stored
-        })?;
+        let stored = with_connection!(self.db.writer()?, |c| c
+            .committed_batch(self.sim_key, self.token))?;
         match stored {
             Some(stored) => Ok(stored >= seq),
             None => Err(with_connection!(self.db.writer()?, |c| c
@@ -416,22 +411,15 @@ impl Writer {
     /// returns what it learned.
     fn write(&mut self, group: &[Batch], seq: i64, mark: Option<i64>) -> Result<Written> {
         let conn = self.db.writer()?;
-        let background = self.db.checkpoints_in_background();
-        // The commit does not stop to copy the WAL back where the database's
-        // checkpoint thread does, nudged once it returns.
-        let unsynced = self.syncer.is_some();
-        with_connection!(conn, |c| {
-            let written = if background {
-                c.deferring_checkpoints(unsynced, |c| self.write_on(c, group, seq, mark))
-            } else {
-                self.write_on(c, group, seq, mark)
-            };
-            // A retry must not get the same dead connection back.
-            if written.as_ref().is_err_and(Error::is_transient) {
-                mark_if_dead(c);
-            }
-            written
-        })
+        if self.db.checkpoints_in_background() {
+            // The commit does not stop to copy the WAL back: the database's
+            // checkpoint thread does, nudged once it returns.
+            let unsynced = self.syncer.is_some();
+            with_connection!(conn, |c| c
+                .deferring_checkpoints(unsynced, |c| self.write_on(c, group, seq, mark)))
+        } else {
+            with_connection!(conn, |c| self.write_on(c, group, seq, mark))
+        }
     }
 
     fn write_on<C: Store + Bulk + BatchStatement>(
