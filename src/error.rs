@@ -244,15 +244,17 @@ impl From<diesel::result::Error> for Error {
     /// thread's next connection from a pool checked first
     /// (`database/connection.rs::note_connection_error`).
     fn from(e: diesel::result::Error) -> Self {
-        use diesel::result::{DatabaseErrorKind as Kind, Error as D};
-        if matches!(
-            e,
-            D::DatabaseError(Kind::ClosedConnection | Kind::UnableToSendCommand, _)
-        ) {
+        if matches!(&e, diesel::result::Error::DatabaseError(kind, _) if is_connection_lost(kind)) {
             crate::database::note_connection_error();
         }
         Error::Database(e)
     }
+}
+
+/// The kinds Diesel gives a statement whose connection is gone.
+fn is_connection_lost(kind: &diesel::result::DatabaseErrorKind) -> bool {
+    use diesel::result::DatabaseErrorKind as Kind;
+    matches!(kind, Kind::ClosedConnection | Kind::UnableToSendCommand)
 }
 
 /// `Result` with [`Error`](crate::Error) as the default error type.
@@ -327,9 +329,8 @@ impl Error {
             Error::Connection { .. } | Error::ReplicaUnavailable { .. } => true,
             Error::Database(D::BrokenTransactionManager) => true,
             Error::Database(D::DatabaseError(kind, info)) => match kind {
-                Kind::ClosedConnection | Kind::UnableToSendCommand | Kind::SerializationFailure => {
-                    true
-                }
+                _ if is_connection_lost(kind) => true,
+                Kind::SerializationFailure => true,
                 Kind::Unknown => {
                     is_sqlite_busy(info.message()) || is_pg_deadlock(info.message(), info.details())
                 }
