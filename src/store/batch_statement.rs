@@ -121,6 +121,12 @@ struct Owned {
     owned: i64,
 }
 
+/// One column of `rows` as an array parameter.
+#[cfg(feature = "postgres")]
+fn col<'a, T: 'a, V>(rows: &'a [T], f: impl Fn(&'a T) -> V) -> Vec<V> {
+    rows.iter().map(f).collect()
+}
+
 /// One array per column of some chunks, split into new and stored ones.
 #[cfg(feature = "postgres")]
 fn split<T>(planned: &Planned<T>, stored: bool) -> impl Iterator<Item = &T> {
@@ -180,11 +186,11 @@ impl<'a> ChunkColumns<'a> {
     fn of(planned: &'a Planned<AgentStateChunk>, stored: bool) -> Self {
         let rows: Vec<_> = split(planned, stored).collect();
         ChunkColumns {
-            agent: rows.iter().map(|c| c.agent_index).collect(),
-            chunk: rows.iter().map(|c| c.chunk).collect(),
-            present: rows.iter().map(|c| c.present).collect(),
-            rewards: rows.iter().map(|c| c.rewards.as_slice()).collect(),
-            states: rows.iter().map(|c| c.states.as_slice()).collect(),
+            agent: col(&rows, |c| c.agent_index),
+            chunk: col(&rows, |c| c.chunk),
+            present: col(&rows, |c| c.present),
+            rewards: col(&rows, |c| c.rewards.as_slice()),
+            states: col(&rows, |c| c.states.as_slice()),
         }
     }
 }
@@ -203,11 +209,11 @@ impl<'a> MetricColumns<'a> {
     fn of(planned: &'a Planned<AgentMetricChunk>, stored: bool) -> Self {
         let rows: Vec<_> = split(planned, stored).collect();
         MetricColumns {
-            metric: rows.iter().map(|c| c.metric_id).collect(),
-            agent: rows.iter().map(|c| c.agent_index).collect(),
-            chunk: rows.iter().map(|c| c.chunk).collect(),
-            present: rows.iter().map(|c| c.present).collect(),
-            vals: rows.iter().map(|c| c.vals.as_slice()).collect(),
+            metric: col(&rows, |c| c.metric_id),
+            agent: col(&rows, |c| c.agent_index),
+            chunk: col(&rows, |c| c.chunk),
+            present: col(&rows, |c| c.present),
+            vals: col(&rows, |c| c.vals.as_slice()),
         }
     }
 }
@@ -215,9 +221,6 @@ impl<'a> MetricColumns<'a> {
 #[cfg(feature = "postgres")]
 impl<'a> BatchQuery<'a> {
     fn of(w: &'a BatchWrite<'a>) -> Self {
-        fn col<'a, T: 'a, V>(rows: &'a [T], f: impl Fn(&'a T) -> V) -> Vec<V> {
-            rows.iter().map(f).collect()
-        }
         let rollups: Vec<_> = w.rollups.steps.values().collect();
         let blocks: Vec<_> = w.rollups.blocks.values().collect();
         BatchQuery {
@@ -235,26 +238,26 @@ impl<'a> BatchQuery<'a> {
             step_metric_id: col(w.step_metrics, |r| r.metric_id),
             step_metric_step: col(w.step_metrics, |r| r.step),
             step_metric_value: col(w.step_metrics, |r| r.value),
-            rollup_field: rollups.iter().map(|r| r.field_id).collect(),
-            rollup_kind: rollups.iter().map(|r| r.kind.as_str()).collect(),
-            rollup_step: rollups.iter().map(|r| r.step).collect(),
-            rollup_n: rollups.iter().map(|r| r.n).collect(),
+            rollup_field: col(&rollups, |r| r.field_id),
+            rollup_kind: col(&rollups, |r| r.kind.as_str()),
+            rollup_step: col(&rollups, |r| r.step),
+            rollup_n: col(&rollups, |r| r.n),
             rollup_sums: [
-                rollups.iter().map(|r| r.total).collect(),
-                rollups.iter().map(|r| r.lo).collect(),
-                rollups.iter().map(|r| r.hi).collect(),
-                rollups.iter().map(|r| r.total_sq).collect(),
+                col(&rollups, |r| r.total),
+                col(&rollups, |r| r.lo),
+                col(&rollups, |r| r.hi),
+                col(&rollups, |r| r.total_sq),
             ],
-            block_field: blocks.iter().map(|b| b.field_id).collect(),
-            block: blocks.iter().map(|b| b.block).collect(),
-            block_first: blocks.iter().map(|b| b.first_step).collect(),
-            block_last: blocks.iter().map(|b| b.last_step).collect(),
-            block_n: blocks.iter().map(|b| b.n).collect(),
+            block_field: col(&blocks, |b| b.field_id),
+            block: col(&blocks, |b| b.block),
+            block_first: col(&blocks, |b| b.first_step),
+            block_last: col(&blocks, |b| b.last_step),
+            block_n: col(&blocks, |b| b.n),
             block_sums: [
-                blocks.iter().map(|b| b.total).collect(),
-                blocks.iter().map(|b| b.lo).collect(),
-                blocks.iter().map(|b| b.hi).collect(),
-                blocks.iter().map(|b| b.total_sq).collect(),
+                col(&blocks, |b| b.total),
+                col(&blocks, |b| b.lo),
+                col(&blocks, |b| b.hi),
+                col(&blocks, |b| b.total_sq),
             ],
             total_agent: col(w.totals, |t| t.agent_index),
             total_n: col(w.totals, |t| t.n),
@@ -294,16 +297,16 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for BatchQuery<'_> {
         };
         // `$n` in STATEMENT is the n-th bind pushed here: the text is
         // pushed in pieces split at each placeholder.
-        let mut pieces = STATEMENT.split('$').skip(1).map(|p| {
-            let digits = p.bytes().take_while(u8::is_ascii_digit).count();
-            &p[digits..]
-        });
-        let mut text = STATEMENT.split('$').next().unwrap_or_default();
+        let mut pieces = STATEMENT.split('$');
+        let mut text = pieces.next().unwrap_or_default();
         macro_rules! bind {
             ($ty:ty, $value:expr) => {{
                 out.push_sql(text);
                 out.push_bind_param::<$ty, _>($value)?;
-                text = pieces.next().unwrap_or_default();
+                // The next piece, after its placeholder's number.
+                text = pieces
+                    .next()
+                    .map_or("", |p| p.trim_start_matches(|c: char| c.is_ascii_digit()));
             }};
         }
         bind!(BigInt, &self.seq);
