@@ -509,7 +509,9 @@ diesel::table! {
     use diesel::sql_types::*;
 
     /// Per simulation, field (0: reward, else an agent metric's id), agent
-    /// kind ('' for all agents) and step: count, sum, min, max, sum of squares.
+    /// kind ('' for all agents) and step: count, sum, min, max, sum of
+    /// squares. A kind that is a step's only one has no row of its own: the
+    /// row across all agents names it in `sole_kind`.
     #[sql_name = "simdb_step_rollups"]
     step_rollups (sim_key, field_id, kind, step) {
         /// The simulation.
@@ -530,6 +532,11 @@ diesel::table! {
         hi -> Float8,
         /// The sum of their squares.
         total_sq -> Float8,
+        /// On a row across all agents (kind ''): their one kind, when they
+        /// all had it; that kind then has no row of its own at the step
+        /// (migration 2026-12-10-000001_rollups_sole_kind). NULL: every
+        /// kind of the step has its row.
+        sole_kind -> Nullable<Text>,
     }
 }
 

@@ -156,4 +156,111 @@ backend_tests! {
         assert_rollups_match_rows(&svc, &sim.id)?;
         Ok(())
     }
+
+    fn a_steps_only_kind_is_named_not_repeated(db) {
+        // Agents 0..4 of kind "a"; agent 4 of kind "b" joins at step 10 and
+        // agent 5 (no kind) at step 20, registered while the recorder is
+        // live; 3 rows per batch, so steps are split across batches and a
+        // step first stored with one kind gets a second one later.
+        let svc = service(db);
+        let sim = svc.create_simulation(NewSimulation::new(json!({})))?;
+        svc.register_agents(&sim.id, &(0..4).map(|i| NewAgent::new(i).kind("a")).collect::<Vec<_>>())?;
+        svc.start_simulation(&sim.id)?;
+        let kind = |agent: i32| match agent {
+            0..=3 => "a",
+            4 => "b",
+            _ => "(none)",
+        };
+        let agents_at = |step: i64| match step {
+            0..=9 => 4,
+            10..=19 => 5,
+            _ => 6,
+        };
+        let mut rec = svc.recorder_with(&sim.id, RecorderOptions::default().batch_rows(3))?;
+        for step in 0..30 {
+            if step == 10 {
+                svc.register_agents(&sim.id, &[NewAgent::new(4).kind("b")])?;
+            }
+            if step == 20 {
+                svc.register_agents(&sim.id, &[NewAgent::new(5)])?;
+            }
+            for agent in 0..agents_at(step) {
+                rec.agent_state(step, agent, reward(step, agent), &json!({}))?;
+                rec.agent_metric(step, agent, "energy", reward(step, agent) * 10.0)?;
+            }
+        }
+        rec.close()?;
+        assert_rollups_match_rows(&svc, &sim.id)?;
+        // Per kind and step, what the rows give.
+        for (field, scale) in [("reward", 1.0), ("energy", 10.0)] {
+            let by_kind = svc.analytics().step_aggregates_by_kind(&sim.id, field, 0)?;
+            assert_eq!(by_kind.keys().cloned().collect::<Vec<_>>(), ["(none)", "a", "b"], "{field}");
+            for (k, buckets) in &by_kind {
+                let steps: Vec<i64> = buckets.iter().map(|b| b.first_step).collect();
+                let first = match k.as_str() { "a" => 0, "b" => 10, _ => 20 };
+                assert_eq!(steps, (first..30).collect::<Vec<_>>(), "{field} {k}");
+                for b in buckets {
+                    let values: Vec<f64> = (0..agents_at(b.first_step))
+                        .filter(|&a| kind(a) == k)
+                        .map(|a| reward(b.first_step, a) * scale)
+                        .collect();
+                    assert_eq!(b.count, values.len() as i64, "{field} {k} {}", b.first_step);
+                    assert_eq!(b.max, values.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
+                    assert!((b.sum - values.iter().sum::<f64>()).abs() < 1e-9);
+                }
+            }
+        }
+        // Stored: a step with one kind has one row per field, naming it;
+        // a step with more has a row per kind besides.
+        let rows = rollup_rows(&svc, &sim.id)?;
+        for step in 0..30 {
+            let at: Vec<_> = rows.iter().filter(|r| r.2 == step && r.0 == 0).collect();
+            match step {
+                0..=9 => assert_eq!(at, [&(0, String::new(), step, Some("a".to_string()))]),
+                10..=19 => assert_eq!(at.iter().map(|r| (r.1.as_str(), r.3.clone())).collect::<Vec<_>>(), [("", None), ("a", None), ("b", None)]),
+                _ => assert_eq!(at.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(), ["", "(none)", "a", "b"]),
+            }
+        }
+        assert_eq!(rows.len(), 2 * (10 + 10 * 3 + 10 * 4));
+        Ok(())
+    }
+
+    fn a_run_of_one_kind_stores_one_rollup_per_step(db) {
+        // Agents without a kind, recorded in the default batches (on
+        // PostgreSQL the one-statement write).
+        let svc = service(db);
+        let sim = svc.create_simulation(NewSimulation::new(json!({})))?;
+        svc.register_agents(&sim.id, &(0..5).map(NewAgent::new).collect::<Vec<_>>())?;
+        svc.start_simulation(&sim.id)?;
+        let mut rec = svc.recorder(&sim.id)?;
+        for step in 0..200 {
+            for agent in 0..5 {
+                rec.agent_state(step, agent, reward(step, agent), &json!({}))?;
+            }
+            rec.end_step(step)?;
+        }
+        rec.close()?;
+        assert_rollups_match_rows(&svc, &sim.id)?;
+        let rows = rollup_rows(&svc, &sim.id)?;
+        assert_eq!(rows.len(), 200);
+        assert!(rows.iter().all(|r| r.1.is_empty() && r.3.as_deref() == Some("(none)")), "{:?}", &rows[..3]);
+        let by_kind = svc.analytics().step_aggregates_by_kind(&sim.id, "reward", 10)?;
+        let all = svc.analytics().step_aggregates(&sim.id, "reward", 10)?;
+        assert_eq!(by_kind.keys().cloned().collect::<Vec<_>>(), ["(none)"]);
+        assert_eq!(by_kind["(none)"], all);
+        Ok(())
+    }
+}
+
+/// A run's step rollups as stored: (field, kind, step, sole kind), in key
+/// order.
+fn rollup_rows(svc: &SimulationService, id: &SimulationId) -> Result<Vec<(i32, String, i64, Option<String>)>> {
+    use simdb::diesel::prelude::*;
+    use simdb::schema::step_rollups as r;
+    let sim_key = svc.simulation(id)?.sim_key;
+    Ok(simdb::with_connection!(svc.database().connection()?, |c| r::table
+        .filter(r::sim_key.eq(sim_key))
+        .select((r::field_id, r::kind, r::step, r::sole_kind))
+        .order((r::field_id, r::step, r::kind))
+        .load(c)?))
 }

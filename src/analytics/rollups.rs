@@ -50,10 +50,16 @@ fn merge_buckets(rows: Vec<AggRow>, lo: i64, width: i64) -> Vec<AggRow> {
     merged.into_values().collect()
 }
 /// Buckets of `(step - {p}3) / {p}4` over one field (`{p}2`) of one
-/// simulation (`{p}1`), steps `{p}6..={p}5`: across agents, or per kind.
+/// simulation (`{p}1`), steps `{p}6..={p}5`: across agents, or per kind
+/// (a kind's own rows, and the rows across agents that name it as their
+/// sole kind: such a step has no row of that kind).
 fn buckets_sql(p: char, by_kind: bool) -> String {
     let (select, kinds, group) = if by_kind {
-        ("kind, ", "kind <> ''", "kind, ")
+        (
+            "COALESCE(sole_kind, kind) AS kind, ",
+            "(kind <> '' OR sole_kind IS NOT NULL)",
+            "COALESCE(sole_kind, kind), ",
+        )
     } else {
         ("", "kind = ''", "")
     };

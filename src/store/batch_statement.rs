@@ -98,19 +98,19 @@ step_metrics AS (
   SELECT own.sim_key, u.m, u.s, u.v
   FROM own, unnest($28::int4[], $29::int8[], $30::float8[]) AS u(m, s, v)),
 rollups AS (
-  INSERT INTO simdb_step_rollups (sim_key, field_id, kind, step, n, total, lo, hi, total_sq)
-  SELECT own.sim_key, u.f, u.k, u.s, u.n, u.t, u.lo, u.hi, u.sq
+  INSERT INTO simdb_step_rollups (sim_key, field_id, kind, step, n, total, lo, hi, total_sq, sole_kind)
+  SELECT own.sim_key, u.f, u.k, u.s, u.n, u.t, u.lo, u.hi, u.sq, u.o
   FROM own, unnest($31::int4[], $32::text[], $33::int8[], $34::int8[], $35::float8[], $36::float8[],
-                   $37::float8[], $38::float8[]) AS u(f, k, s, n, t, lo, hi, sq)),
+                   $37::float8[], $38::float8[], $39::text[]) AS u(f, k, s, n, t, lo, hi, sq, o)),
 blocks AS (
   INSERT INTO simdb_block_rollups (sim_key, field_id, block, first_step, last_step, n, total, lo, hi, total_sq)
   SELECT own.sim_key, u.f, u.b, u.fs, u.ls, u.n, u.t, u.lo, u.hi, u.sq
-  FROM own, unnest($39::int4[], $40::int8[], $41::int8[], $42::int8[], $43::int8[], $44::float8[],
-                   $45::float8[], $46::float8[], $47::float8[]) AS u(f, b, fs, ls, n, t, lo, hi, sq)),
+  FROM own, unnest($40::int4[], $41::int8[], $42::int8[], $43::int8[], $44::int8[], $45::float8[],
+                   $46::float8[], $47::float8[], $48::float8[]) AS u(f, b, fs, ls, n, t, lo, hi, sq)),
 totals AS (
   INSERT INTO simdb_agent_totals (sim_key, agent_index, n, total)
   SELECT own.sim_key, u.a, u.n, u.t
-  FROM own, unnest($48::int4[], $49::int8[], $50::float8[]) AS u(a, n, t)
+  FROM own, unnest($49::int4[], $50::int8[], $51::float8[]) AS u(a, n, t)
   ON CONFLICT (sim_key, agent_index) DO UPDATE SET n = excluded.n, total = excluded.total)
 SELECT count(*) AS owned FROM own";
 
@@ -161,6 +161,7 @@ struct BatchQuery<'a> {
     rollup_step: Vec<i64>,
     rollup_n: Vec<i64>,
     rollup_sums: [Vec<f64>; 4],
+    rollup_sole: Vec<Option<&'a str>>,
     block_field: Vec<i32>,
     block: Vec<i64>,
     block_first: Vec<i64>,
@@ -248,6 +249,7 @@ impl<'a> BatchQuery<'a> {
                 col(&rollups, |r| r.hi),
                 col(&rollups, |r| r.total_sq),
             ],
+            rollup_sole: col(&rollups, |r| r.sole_kind.as_deref()),
             block_field: col(&blocks, |b| b.field_id),
             block: col(&blocks, |b| b.block),
             block_first: col(&blocks, |b| b.first_step),
@@ -340,6 +342,7 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for BatchQuery<'_> {
         for sums in &self.rollup_sums {
             bind!(Array<Double>, sums);
         }
+        bind!(Array<Nullable<Text>>, &self.rollup_sole);
         bind!(Array<Integer>, &self.block_field);
         bind!(Array<BigInt>, &self.block);
         bind!(Array<BigInt>, &self.block_first);
@@ -381,6 +384,6 @@ mod tests {
                 digits.parse().unwrap_or(0)
             })
             .collect();
-        assert_eq!(numbers, (1..=50).collect::<Vec<_>>());
+        assert_eq!(numbers, (1..=51).collect::<Vec<_>>());
     }
 }

@@ -1,8 +1,9 @@
 //! Rollups written at ingest, in the transaction of the rows they sum:
 //! per (simulation, field, agent kind, step) count, sum, min, max and sum of
 //! squares in `step_rollups` (field 0 is the reward, any other an agent
-//! metric's id; kind `''` is every agent), and per agent the reward rows and
-//! total in `agent_totals`. The sums are merged in Rust (a step split across
+//! metric's id; kind `''` is every agent, and names their kind in
+//! `sole_kind` when they all had one, which then has no row of its own),
+//! and per agent the reward rows and total in `agent_totals`. The sums are merged in Rust (a step split across
 //! batches is read back, merged and written again), so a sum that overflows
 //! becomes infinity instead of failing the batch.
 
@@ -88,9 +89,7 @@ fn merge_stored<K: Ord, V>(
 /// A batch's new values per (field, block), from its step rollups across
 /// every agent (before they are merged with stored ones: each value is
 /// added to its block once, by the batch that wrote it).
-fn block_deltas(
-    rollups: &BTreeMap<(i32, String, i64), Rollup>,
-) -> BTreeMap<(i32, i64), BlockRollup> {
+fn block_deltas(rollups: &BTreeMap<RollupKey, Rollup>) -> BTreeMap<(i32, i64), BlockRollup> {
     let mut out: BTreeMap<(i32, i64), BlockRollup> = BTreeMap::new();
     for r in rollups.values().filter(|r| r.kind == ALL_KINDS) {
         let block = BlockRollup::of(r);
@@ -143,6 +142,56 @@ pub(crate) struct Rollup {
     pub(crate) lo: f64,
     pub(crate) hi: f64,
     pub(crate) total_sq: f64,
+    /// On a row across all agents: their kind, when they all had one (that
+    /// kind has no row of its own at the step).
+    pub(crate) sole_kind: Option<String>,
+}
+
+/// A step rollup's key: (field, kind, step).
+type RollupKey = (i32, String, i64);
+
+fn key_of(r: &Rollup) -> RollupKey {
+    (r.field_id, r.kind.clone(), r.step)
+}
+
+/// Rows with every kind's row spelled out: a row across all agents that
+/// names their sole kind gives that kind's row too (the same sums), so
+/// that rows of two writes of a step merge key by key.
+fn spelled_out(rows: impl IntoIterator<Item = Rollup>) -> impl Iterator<Item = Rollup> {
+    rows.into_iter().flat_map(|mut r| {
+        let sole = r.sole_kind.take().map(|kind| Rollup {
+            kind,
+            ..r.clone()
+        });
+        std::iter::once(r).chain(sole)
+    })
+}
+
+/// The stored form of spelled-out rows: where a field's step has one
+/// kind, that kind's row goes and the row across all agents names it.
+fn folded(mut rows: BTreeMap<RollupKey, Rollup>) -> BTreeMap<RollupKey, Rollup> {
+    // Per (field, step): how many kinds have a row, and the last one seen.
+    let mut kinds: HashMap<(i32, i64), (usize, String)> = HashMap::new();
+    for (field, kind, step) in rows.keys() {
+        if kind != ALL_KINDS {
+            let e = kinds.entry((*field, *step)).or_insert((0, String::new()));
+            e.0 += 1;
+            e.1.clone_from(kind);
+        }
+    }
+    for ((field, step), (count, kind)) in kinds {
+        if count != 1 {
+            continue;
+        }
+        let all = (field, ALL_KINDS.to_string(), step);
+        if rows.contains_key(&all) {
+            rows.remove(&(field, kind.clone(), step));
+            if let Some(all) = rows.get_mut(&all) {
+                all.sole_kind = Some(kind);
+            }
+        }
+    }
+    rows
 }
 
 impl Rollup {
@@ -349,9 +398,10 @@ impl RollupBuilder {
         }
     }
 
-    /// The rollup rows, per kind and across kinds, keyed by
+    /// The rollup rows, across kinds and per kind (in their stored form:
+    /// a step's only kind named by the row across kinds), keyed by
     /// (field, kind, step).
-    fn rows(&self) -> BTreeMap<(i32, String, i64), Rollup> {
+    fn rows(&self) -> BTreeMap<RollupKey, Rollup> {
         let mut all: HashMap<(i32, i64), Acc> = HashMap::new();
         let mut out = BTreeMap::new();
         let row = |field: i32, kind: &str, step: i64, a: &Acc| Rollup {
@@ -364,6 +414,7 @@ impl RollupBuilder {
             lo: a.lo,
             hi: a.hi,
             total_sq: a.total_sq,
+            sole_kind: None,
         };
         for (&(field, kind, step), acc) in &self.sums {
             all.entry((field, step))
@@ -378,7 +429,7 @@ impl RollupBuilder {
                 row(field, ALL_KINDS, step, &acc),
             );
         }
-        out
+        folded(out)
     }
 }
 
@@ -386,8 +437,9 @@ impl RollupBuilder {
 #[derive(Debug)]
 pub(crate) struct RollupRows {
     pub(crate) sim_key: i32,
-    /// Per (field, kind, step).
-    pub(crate) steps: BTreeMap<(i32, String, i64), Rollup>,
+    /// Per (field, kind, step), in their stored form (a step's only kind
+    /// named by its row across kinds).
+    pub(crate) steps: BTreeMap<RollupKey, Rollup>,
     /// Per (field, block): what the batch adds to each block.
     pub(crate) blocks: BTreeMap<(i32, i64), BlockRollup>,
     /// Per agent: reward rows and their sum.
@@ -527,25 +579,26 @@ super::for_each_backend! {
                 return Ok(Vec::new());
             }
             let sim_key = batch.sim_key;
-            let mut rollups = batch.steps;
             let mut blocks = batch.blocks;
-            // The stored rows of the batch's fields and kinds over its step
-            // range (a step split across batches), taken out in one
-            // statement, merged here, and written back with the new ones.
-            let fields: Vec<i32> = rollups.keys().map(|k| k.0).collect::<BTreeSet<_>>().into_iter().collect();
-            let kinds: Vec<String> = rollups.keys().map(|k| k.1.clone()).collect::<BTreeSet<_>>().into_iter().collect();
-            let (lo, hi) = rollups.keys().fold((i64::MAX, i64::MIN), |(lo, hi), k| (lo.min(k.2), hi.max(k.2)));
+            let (lo, hi) = batch.steps.keys().fold((i64::MAX, i64::MIN), |(lo, hi), k| (lo.min(k.2), hi.max(k.2)));
+            let fields: Vec<i32> = batch.steps.keys().map(|k| k.0).collect::<BTreeSet<_>>().into_iter().collect();
+            // The stored rows of the batch's fields over its step range (a
+            // step split across batches), every kind's, taken out in one
+            // statement, merged here with every kind spelled out, and
+            // written back with the new ones, folded again (a step's only
+            // kind may now have company).
+            let mut rollups: BTreeMap<RollupKey, Rollup> =
+                spelled_out(batch.steps.into_values()).map(|r| (key_of(&r), r)).collect();
             let stored: Vec<Rollup> = diesel::delete(
                 step_rollups::table
                     .filter(step_rollups::sim_key.eq(sim_key))
                     .filter(step_rollups::field_id.eq_any(fields))
-                    .filter(step_rollups::kind.eq_any(kinds))
                     .filter(step_rollups::step.between(lo, hi)),
             )
             .returning(Rollup::as_returning())
             .get_results(self)?;
-            merge_stored(&mut rollups, stored, |r| (r.field_id, r.kind.clone(), r.step), Rollup::merge);
-            let rows: Vec<Rollup> = rollups.into_values().collect();
+            merge_stored(&mut rollups, spelled_out(stored).collect(), key_of, Rollup::merge);
+            let rows: Vec<Rollup> = folded(rollups).into_values().collect();
             self.insert_rollups(&rows)?;
             // The blocks likewise: the batch's values added to what the
             // blocks it touches hold.
