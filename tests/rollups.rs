@@ -254,13 +254,18 @@ backend_tests! {
 
 /// A run's step rollups as stored: (field, kind, step, sole kind), in key
 /// order.
-fn rollup_rows(svc: &SimulationService, id: &SimulationId) -> Result<Vec<(i32, String, i64, Option<String>)>> {
+fn rollup_rows(
+    svc: &SimulationService,
+    id: &SimulationId,
+) -> Result<Vec<(i32, String, i64, Option<String>)>> {
     use simdb::diesel::prelude::*;
     use simdb::schema::step_rollups as r;
     let sim_key = svc.simulation(id)?.sim_key;
-    Ok(simdb::with_connection!(svc.database().connection()?, |c| r::table
-        .filter(r::sim_key.eq(sim_key))
-        .select((r::field_id, r::kind, r::step, r::sole_kind))
-        .order((r::field_id, r::step, r::kind))
-        .load(c)?))
+    Ok(simdb::with_connection!(svc.database().connection()?, |c| {
+        r::table
+            .filter(r::sim_key.eq(sim_key))
+            .select((r::field_id, r::kind, r::step, r::sole_kind))
+            .order((r::field_id, r::step, r::kind))
+            .load(c)?
+    }))
 }

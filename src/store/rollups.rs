@@ -159,10 +159,7 @@ fn key_of(r: &Rollup) -> RollupKey {
 /// that rows of two writes of a step merge key by key.
 fn spelled_out(rows: impl IntoIterator<Item = Rollup>) -> impl Iterator<Item = Rollup> {
     rows.into_iter().flat_map(|mut r| {
-        let sole = r.sole_kind.take().map(|kind| Rollup {
-            kind,
-            ..r.clone()
-        });
+        let sole = r.sole_kind.take().map(|kind| Rollup { kind, ..r.clone() });
         std::iter::once(r).chain(sole)
     })
 }
@@ -402,9 +399,21 @@ impl RollupBuilder {
     /// a step's only kind named by the row across kinds), keyed by
     /// (field, kind, step).
     fn rows(&self) -> BTreeMap<RollupKey, Rollup> {
-        let mut all: HashMap<(i32, i64), Acc> = HashMap::new();
-        let mut out = BTreeMap::new();
-        let row = |field: i32, kind: &str, step: i64, a: &Acc| Rollup {
+        use foldhash::HashMapExt;
+        // Per (field, step): the sums across kinds, how many kinds had
+        // rows, and one of them (the only one where there is one).
+        let mut all: foldhash::HashMap<(i32, i64), (Acc, usize, usize)> = foldhash::HashMap::new();
+        for (&(field, kind, step), acc) in &self.sums {
+            all.entry((field, step))
+                .and_modify(|(a, kinds, k)| {
+                    a.add(acc);
+                    *kinds += 1;
+                    *k = kind;
+                })
+                .or_insert((*acc, 1, kind));
+        }
+        let name = |kind: usize| self.kind_names.get(kind).map_or(NO_KIND, String::as_str);
+        let row = |field: i32, kind: &str, step: i64, a: &Acc, sole_kind: Option<String>| Rollup {
             sim_key: self.sim_key,
             field_id: field,
             kind: kind.to_string(),
@@ -414,22 +423,29 @@ impl RollupBuilder {
             lo: a.lo,
             hi: a.hi,
             total_sq: a.total_sq,
-            sole_kind: None,
+            sole_kind,
         };
+        let mut out = BTreeMap::new();
         for (&(field, kind, step), acc) in &self.sums {
-            all.entry((field, step))
-                .and_modify(|a| a.add(acc))
-                .or_insert(*acc);
-            let name = self.kind_names.get(kind).map_or(NO_KIND, String::as_str);
-            out.insert((field, name.to_string(), step), row(field, name, step, acc));
+            if all
+                .get(&(field, step))
+                .is_some_and(|&(_, kinds, _)| kinds > 1)
+            {
+                let name = name(kind);
+                out.insert(
+                    (field, name.to_string(), step),
+                    row(field, name, step, acc, None),
+                );
+            }
         }
-        for ((field, step), acc) in all {
+        for ((field, step), (acc, kinds, kind)) in all {
+            let sole = (kinds == 1).then(|| name(kind).to_string());
             out.insert(
-                (field, ALL_KINDS.to_string(), step),
-                row(field, ALL_KINDS, step, &acc),
+                (field, String::new(), step),
+                row(field, ALL_KINDS, step, &acc, sole),
             );
         }
-        folded(out)
+        out
     }
 }
 
