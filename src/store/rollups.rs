@@ -387,11 +387,14 @@ impl RollupBuilder {
         self.sums.extend(self.hot.drain(..));
         let steps = self.rows();
         let blocks = block_deltas(&steps);
+        let mut kinds = std::mem::take(&mut self.kind_names);
+        kinds.push(ALL_KINDS.to_string());
         RollupRows {
             sim_key: self.sim_key,
             steps,
             blocks,
             totals: self.totals.into_iter().collect(),
+            kinds,
         }
     }
 
@@ -460,6 +463,9 @@ pub(crate) struct RollupRows {
     pub(crate) blocks: BTreeMap<(i32, i64), BlockRollup>,
     /// Per agent: reward rows and their sum.
     pub(crate) totals: BTreeMap<i32, (i64, f64)>,
+    /// Every kind a rollup of the run can have: `''`, `(none)` and each
+    /// registered agent's.
+    pub(crate) kinds: Vec<String>,
 }
 
 impl RollupRows {
@@ -599,22 +605,29 @@ super::for_each_backend! {
             let (lo, hi) = batch.steps.keys().fold((i64::MAX, i64::MIN), |(lo, hi), k| (lo.min(k.2), hi.max(k.2)));
             let fields: Vec<i32> = batch.steps.keys().map(|k| k.0).collect::<BTreeSet<_>>().into_iter().collect();
             // The stored rows of the batch's fields over its step range (a
-            // step split across batches), every kind's, taken out in one
-            // statement, merged here with every kind spelled out, and
+            // step split across batches), every kind's (each kind named: a
+            // key range per kind), taken out in one statement, merged here with every kind spelled out, and
             // written back with the new ones, folded again (a step's only
             // kind may now have company).
-            let mut rollups: BTreeMap<RollupKey, Rollup> =
-                spelled_out(batch.steps.into_values()).map(|r| (key_of(&r), r)).collect();
             let stored: Vec<Rollup> = diesel::delete(
                 step_rollups::table
                     .filter(step_rollups::sim_key.eq(sim_key))
                     .filter(step_rollups::field_id.eq_any(fields))
+                    .filter(step_rollups::kind.eq_any(&batch.kinds))
                     .filter(step_rollups::step.between(lo, hi)),
             )
             .returning(Rollup::as_returning())
             .get_results(self)?;
-            merge_stored(&mut rollups, spelled_out(stored).collect(), key_of, Rollup::merge);
-            let rows: Vec<Rollup> = folded(rollups).into_values().collect();
+            let rows: Vec<Rollup> = if stored.is_empty() {
+                // The batch's steps are new (the common case): its rows
+                // as they are.
+                batch.steps.into_values().collect()
+            } else {
+                let mut rollups: BTreeMap<RollupKey, Rollup> =
+                    spelled_out(batch.steps.into_values()).map(|r| (key_of(&r), r)).collect();
+                merge_stored(&mut rollups, spelled_out(stored).collect(), key_of, Rollup::merge);
+                folded(rollups).into_values().collect()
+            };
             self.insert_rollups(&rows)?;
             // The blocks likewise: the batch's values added to what the
             // blocks it touches hold.
