@@ -225,7 +225,7 @@ mod tests {
     use super::write_json;
 
     #[test]
-    fn json_text_is_serde_jsons_for_pieces_of_every_length() {
+    fn json_text_is_serde_jsons_for_pieces_of_every_length() -> crate::Result<()> {
         // Keys and strings of 0 to 40 characters (each copy path and the
         // boundaries between them), escapes, numbers of every length.
         let mut values = Vec::new();
@@ -249,13 +249,14 @@ mod tests {
         ]));
         for v in &values {
             let mut out = b"prefix".to_vec();
-            write_json("state", v, &mut out).unwrap();
+            write_json("state", v, &mut out)?;
             let mut want = b"prefix".to_vec();
-            serde_json::to_writer(&mut want, v).unwrap();
+            serde_json::to_writer(&mut want, v)?;
             assert_eq!(
                 String::from_utf8_lossy(&out),
                 String::from_utf8_lossy(&want)
             );
         }
+        Ok(())
     }
 }

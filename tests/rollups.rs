@@ -252,12 +252,11 @@ backend_tests! {
     }
 }
 
-/// A run's step rollups as stored: (field, kind, step, sole kind), in key
-/// order.
-fn rollup_rows(
-    svc: &SimulationService,
-    id: &SimulationId,
-) -> Result<Vec<(i32, String, i64, Option<String>)>> {
+/// One stored step rollup: (field, kind, step, sole kind).
+type StoredRollup = (i32, String, i64, Option<String>);
+
+/// A run's step rollups as stored, in key order.
+fn rollup_rows(svc: &SimulationService, id: &SimulationId) -> Result<Vec<StoredRollup>> {
     use simdb::diesel::prelude::*;
     use simdb::schema::step_rollups as r;
     let sim_key = svc.simulation(id)?.sim_key;
