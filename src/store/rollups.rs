@@ -3,9 +3,10 @@
 //! squares in `step_rollups` (field 0 is the reward, any other an agent
 //! metric's id; kind `''` is every agent, and names their kind in
 //! `sole_kind` when they all had one, which then has no row of its own),
-//! and per agent the reward rows and total in `agent_totals`. The sums are merged in Rust (a step split across
-//! batches is read back, merged and written again), so a sum that overflows
-//! becomes infinity instead of failing the batch.
+//! and per agent the reward rows and total in `agent_totals`. The sums are
+//! merged in Rust (a step split across batches is read back, merged and
+//! written again), so a sum that overflows becomes infinity instead of
+//! failing the batch.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -606,9 +607,9 @@ super::for_each_backend! {
             let fields: Vec<i32> = batch.steps.keys().map(|k| k.0).collect::<BTreeSet<_>>().into_iter().collect();
             // The stored rows of the batch's fields over its step range (a
             // step split across batches), every kind's (each kind named: a
-            // key range per kind), taken out in one statement, merged here with every kind spelled out, and
-            // written back with the new ones, folded again (a step's only
-            // kind may now have company).
+            // key range per kind), taken out in one statement, merged here
+            // with every kind spelled out, and written back with the new
+            // ones, folded again (a step's only kind may now have company).
             let stored: Vec<Rollup> = diesel::delete(
                 step_rollups::table
                     .filter(step_rollups::sim_key.eq(sim_key))
