@@ -489,7 +489,7 @@ pub(crate) struct AgentTotal {
     pub(crate) total: f64,
 }
 
-/// Rows per INSERT on SQLite (at most 9 columns: 576 bind parameters, far
+/// Rows per INSERT on SQLite (at most 10 columns: 640 bind parameters, far
 /// below its limit).
 #[cfg(feature = "sqlite")]
 const SQLITE_ROWS: usize = 64;
