@@ -210,6 +210,20 @@ backend_tests! {
                 }
             }
         }
+        // The README's SQL for the mean reward per kind and step agrees.
+        let by_kind = svc.analytics().step_aggregates_by_kind(&sim.id, "reward", 0)?;
+        // (Sorted here: how the server's collation orders `(none)` varies.)
+        let mut sql_rows = readme_kind_means(&svc, &sim.id)?;
+        sql_rows.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        let api_rows: Vec<(String, i64, f64)> = by_kind
+            .iter()
+            .flat_map(|(k, buckets)| buckets.iter().map(move |b| (k.clone(), b.first_step, b.mean)))
+            .collect();
+        assert_eq!(sql_rows.len(), api_rows.len());
+        for (s, a) in sql_rows.iter().zip(&api_rows) {
+            assert_eq!((&s.0, s.1), (&a.0, a.1));
+            assert!((s.2 - a.2).abs() < 1e-12, "{s:?} {a:?}");
+        }
         // Stored: a step with one kind has one row per field, naming it;
         // a step with more has a row per kind besides.
         let rows = rollup_rows(&svc, &sim.id)?;
@@ -267,4 +281,36 @@ fn rollup_rows(svc: &SimulationService, id: &SimulationId) -> Result<Vec<StoredR
             .order((r::field_id, r::step, r::kind))
             .load(c)?
     }))
+}
+
+/// The README's mean reward per agent kind and step, as SQL.
+fn readme_kind_means(
+    svc: &SimulationService,
+    id: &SimulationId,
+) -> Result<Vec<(String, i64, f64)>> {
+    use simdb::diesel::prelude::*;
+    use simdb::diesel::sql_types::{BigInt, Double, Text};
+    #[derive(QueryableByName)]
+    struct Mean {
+        #[diesel(sql_type = Text)]
+        agent_kind: String,
+        #[diesel(sql_type = BigInt)]
+        step: i64,
+        #[diesel(sql_type = Double)]
+        mean_reward: f64,
+    }
+    let sim_key = svc.simulation(id)?.sim_key;
+    let sql = format!(
+        "SELECT COALESCE(sole_kind, kind) AS agent_kind, step, total / n AS mean_reward \
+           FROM simdb_step_rollups \
+          WHERE sim_key = {sim_key} AND field_id = 0 AND (kind <> '' OR sole_kind IS NOT NULL) \
+          ORDER BY agent_kind, step"
+    );
+    let rows: Vec<Mean> = simdb::with_connection!(svc.database().connection()?, |c| {
+        simdb::diesel::sql_query(&sql).load(c)?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|m| (m.agent_kind, m.step, m.mean_reward))
+        .collect())
 }
