@@ -52,17 +52,17 @@ fn starts_number(b: u8) -> bool {
 }
 
 /// The end of the number starting at `at` (`text[at]` starts one): runs
-/// of digits are passed eight bytes at a time, other characters one by
-/// one.
+/// of digits, `.` and `-` are passed eight bytes at a time, other
+/// characters one by one.
 fn number_end(text: &[u8], at: usize) -> usize {
     let mut at = at;
     while let Some(word) = text.get(at..).and_then(|t| t.first_chunk::<8>()) {
-        let other = not_digits(u64::from_le_bytes(*word));
+        let other = not_digits_points_minus(u64::from_le_bytes(*word));
         if other == 0 {
             at += 8;
             continue;
         }
-        // The first byte that is not a digit: in a number or its end.
+        // The first byte outside those: in a number (`+ e E`) or its end.
         at += (other.trailing_zeros() / 8) as usize;
         if CODES[text[at] as usize] == END {
             return at;
@@ -75,16 +75,26 @@ fn number_end(text: &[u8], at: usize) -> usize {
         .map_or(text.len(), |len| at + len)
 }
 
-/// A mask with the high bit of each half of every byte of `w` (eight
-/// characters, the first lowest) that is not an ASCII digit: zero if all
-/// are digits.
+/// A mask with the high bit of each byte of `w` (eight characters, the
+/// first lowest) that is not an ASCII digit, `.` or `-`: zero if all are.
+/// Those are `0x2D..=0x39` but `/` (`0x2F`); a float as serde writes it
+/// (`-0.12345678901234567`) is passed in three words, where digits alone
+/// took five.
 #[inline]
-fn not_digits(w: u64) -> u64 {
-    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
-    const LOW: u64 = 0x0F0F_0F0F_0F0F_0F0F;
-    // A byte is a digit if its high half is 3 and its low half at most 9
-    // (adding 6 to it then stays within the half).
-    ((w & HIGH) ^ 0x3030_3030_3030_3030) | (((w & LOW) + 0x0606_0606_0606_0606) & HIGH)
+fn not_digits_points_minus(w: u64) -> u64 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    const fn each(b: u8) -> u64 {
+        u64::from_ne_bytes([b; 8])
+    }
+    // Per byte, its low seven bits `t`; no sum or difference below
+    // carries or borrows into the next byte.
+    let t = w & LOW7;
+    let at_least_2d = t + each(0x80 - 0x2D);
+    let at_most_39 = each(0x80 + 0x39) - t;
+    let not_slash = (t ^ each(0x2F)) + LOW7;
+    let inside = at_least_2d & at_most_39 & not_slash & !w & HIGH;
+    !inside & HIGH
 }
 
 /// `a == b` for the short pieces and numbers states are made of, a word
@@ -603,6 +613,22 @@ mod tests {
                         String::from_utf8_lossy(&number)
                     );
                 }
+            }
+        }
+    }
+
+    /// The word classifier marks exactly the bytes that are not a digit,
+    /// `.` or `-`, at every position of the word.
+    #[test]
+    fn word_classifier_marks_every_other_byte() {
+        for b in 0..=255u8 {
+            let fast = b.is_ascii_digit() || b == b'.' || b == b'-';
+            for pos in 0..8 {
+                let mut word = *b"58-0.912";
+                word[pos] = b;
+                let other = not_digits_points_minus(u64::from_le_bytes(word));
+                let want = if fast { 0 } else { 0x80u64 << (8 * pos) };
+                assert_eq!(other, want, "byte {b:#x} at {pos}");
             }
         }
     }
