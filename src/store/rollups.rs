@@ -445,7 +445,7 @@ impl RollupBuilder {
         for ((field, step), (acc, kinds, kind)) in all {
             let sole = (kinds == 1).then(|| name(kind).to_string());
             out.insert(
-                (field, String::new(), step),
+                (field, ALL_KINDS.to_string(), step),
                 row(field, ALL_KINDS, step, &acc, sole),
             );
         }
