@@ -133,33 +133,24 @@ impl ToSql<Timestamptz, Sqlite> for TimeParam {
     }
 }
 
-/// Already-serialized JSON text, written without re-parsing: a span of a
-/// recorder batch's shared text buffer (the recorder serializes each state
-/// once, on the caller's thread). Owns its buffer through an `Arc` so that
-/// rows are `'static`, which lets Diesel cache the prepared multi-row INSERT.
+/// Already-serialized JSON text, written without re-parsing: a step's
+/// metrics as the recorder serialized them, on the caller's thread. Owns
+/// its text so that rows are `'static`, which lets Diesel cache the
+/// prepared multi-row INSERT.
 #[derive(Debug, Clone, AsExpression)]
 #[diesel(sql_type = Jsonb)]
 #[diesel(sql_type = Json)]
-pub(crate) struct RawJson {
-    text: std::sync::Arc<str>,
-    start: usize,
-    end: usize,
-}
+pub(crate) struct RawJson(Box<str>);
 
 impl RawJson {
-    /// The span `start..end` of `text`, if it lies on character boundaries.
-    pub(crate) fn new(text: &std::sync::Arc<str>, start: usize, end: usize) -> Option<Self> {
-        text.get(start..end)?;
-        Some(RawJson {
-            text: std::sync::Arc::clone(text),
-            start,
-            end,
-        })
+    /// A copy of `text` (one small copy per step row, never a batch's
+    /// whole text).
+    pub(crate) fn copied(text: &str) -> Self {
+        RawJson(text.into())
     }
 
     fn as_str(&self) -> &str {
-        // `new` checked the span.
-        self.text.get(self.start..self.end).unwrap_or_default()
+        &self.0
     }
 }
 

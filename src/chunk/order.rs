@@ -7,11 +7,21 @@
 //! comparison sort of the whole batch that cost the writer as much as
 //! encoding its metric chunks.
 
+use std::cell::Cell;
 use std::hash::Hash;
+
+thread_local! {
+    /// Each row's place, reused by a thread's next ordering.
+    static ROW_PLACES: Cell<Vec<usize>> = const { Cell::new(Vec::new()) };
+}
+
+/// The most places a thread keeps between orderings (8 MiB): a batch far
+/// larger than the usual is not held on to.
+const MAX_KEPT_PLACES: usize = 1 << 20;
 
 /// Reorders `rows` by (`series`, `step`), ascending. Rows of one series
 /// and step stay adjacent, in their recorded order.
-pub(crate) fn order_by_series<T: Clone, K: Copy + Ord + Hash>(
+pub(crate) fn order_by_series<T, K: Copy + Ord + Hash>(
     rows: &mut [T],
     series: impl Fn(&T) -> K,
     step: impl Fn(&T) -> i64,
@@ -28,30 +38,32 @@ pub(crate) fn order_by_series<T: Clone, K: Copy + Ord + Hash>(
     let mut counts: Vec<usize> = Vec::new();
     let mut after: Vec<usize> = Vec::new();
     let mut prev = usize::MAX;
-    let row_ids: Vec<usize> = rows
-        .iter()
-        .map(|r| {
-            let key = series(r);
-            let guess = after.get(prev).copied().unwrap_or(usize::MAX);
-            let id = if keys.get(guess) == Some(&key) {
-                guess
-            } else {
-                let id = *ids.entry(key).or_insert_with(|| {
-                    keys.push(key);
-                    counts.push(0);
-                    after.push(usize::MAX);
-                    keys.len() - 1
-                });
-                if let Some(a) = after.get_mut(prev) {
-                    *a = id;
-                }
-                id
-            };
-            counts[id] += 1;
-            prev = id;
+    // A thread's scratch, kept between batches: a fresh vector of a
+    // batch's size came from pages the allocator had given back, and
+    // faulting them in again cost the writer more than the ordering.
+    let mut places = ROW_PLACES.try_with(Cell::take).unwrap_or_default();
+    places.clear();
+    places.extend(rows.iter().map(|r| {
+        let key = series(r);
+        let guess = after.get(prev).copied().unwrap_or(usize::MAX);
+        let id = if keys.get(guess) == Some(&key) {
+            guess
+        } else {
+            let id = *ids.entry(key).or_insert_with(|| {
+                keys.push(key);
+                counts.push(0);
+                after.push(usize::MAX);
+                keys.len() - 1
+            });
+            if let Some(a) = after.get_mut(prev) {
+                *a = id;
+            }
             id
-        })
-        .collect();
+        };
+        counts[id] += 1;
+        prev = id;
+        id
+    }));
     // The series in key order, and where each one's rows start.
     let mut by_key: Vec<usize> = (0..keys.len()).collect();
     by_key.sort_unstable_by_key(|&id| keys[id]);
@@ -61,12 +73,25 @@ pub(crate) fn order_by_series<T: Clone, K: Copy + Ord + Hash>(
         start[id] = at;
         at += counts[id];
     }
-    // Each row copied once, straight to its place.
-    let recorded = rows.to_vec();
+    // Each row's series id becomes its place, then each row is swapped
+    // straight to it: every swap settles one row, and the rows are never
+    // copied aside.
     let mut next = start.clone();
-    for (row, &id) in recorded.into_iter().zip(&row_ids) {
-        rows[next[id]] = row;
+    for place in places.iter_mut() {
+        let id = *place;
+        *place = next[id];
         next[id] += 1;
+    }
+    for i in 0..rows.len() {
+        while places[i] != i {
+            let to = places[i];
+            rows.swap(i, to);
+            places.swap(i, to);
+        }
+    }
+    if places.capacity() <= MAX_KEPT_PLACES {
+        places.clear();
+        let _ = ROW_PLACES.try_with(|slot| slot.set(places));
     }
     for &id in &by_key {
         let run = &mut rows[start[id]..start[id] + counts[id]];

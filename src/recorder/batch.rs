@@ -238,6 +238,37 @@ impl Batch {
         self.max_step = mark.max_step;
     }
 
+    /// This batch emptied, its vectors' room kept for the rows of a batch
+    /// to come (a batch's text and rows are a few hundred KiB to a few MiB;
+    /// fresh ones came from pages the allocator had given back and had to
+    /// fault in again, on the recording thread).
+    pub(crate) fn emptied(self) -> Batch {
+        let Batch {
+            mut json,
+            mut states,
+            mut steps,
+            mut metrics,
+            memories: _,
+            new_metric_names: _,
+            memory_bytes: _,
+            ended: _,
+            min_step: _,
+            max_step: _,
+            seq: _,
+        } = self;
+        json.clear();
+        states.clear();
+        steps.clear();
+        metrics.clear();
+        Batch {
+            json,
+            states,
+            steps,
+            metrics,
+            ..Batch::default()
+        }
+    }
+
     pub(crate) fn rows(&self) -> usize {
         self.states.len() + self.steps.len() + self.metrics.len() + self.memories.len()
     }

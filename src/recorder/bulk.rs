@@ -6,7 +6,6 @@
 //! statement (`store/batch_statement.rs`).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use diesel::prelude::*;
 use serde_json::Value;
@@ -69,11 +68,12 @@ impl Written {
     }
 }
 
-/// The batch's JSON text, checked as UTF-8 once; rows share it by `Arc`.
-fn batch_text(batch: &Batch) -> Result<Arc<str>> {
-    Ok(std::str::from_utf8(&batch.json)
-        .map_err(|_| Error::invalid("state", "recorder buffer holds invalid UTF-8"))?
-        .into())
+/// The batch's JSON text, checked as UTF-8 once; state rows borrow it
+/// (a copy of a whole batch's text cost the writer a fresh allocation, and
+/// the page faults of filling it, per batch).
+fn batch_text(batch: &Batch) -> Result<&str> {
+    std::str::from_utf8(&batch.json)
+        .map_err(|_| Error::invalid("state", "recorder buffer holds invalid UTF-8"))
 }
 
 /// Batches as the rows of each table.
@@ -85,17 +85,62 @@ struct Rows<'a> {
     agent_metrics: Vec<AgentMetric>,
 }
 
+/// The row vectors of a writer's last batch, emptied, for its next one: a
+/// batch's rows are a few hundred KiB, and fresh vectors of that size came
+/// from pages the allocator had given back, faulted in again per batch.
+#[derive(Debug, Default)]
+pub(crate) struct RowBuffers {
+    states: Vec<StateInput<'static>>,
+    step_metrics: Vec<StepMetric>,
+    agent_metrics: Vec<AgentMetric>,
+}
+
+impl RowBuffers {
+    /// Empty rows on these buffers (taken; [`RowBuffers::keep`] gives
+    /// them back).
+    fn rows<'a>(&mut self) -> Rows<'a> {
+        Rows {
+            states: std::mem::take(&mut self.states),
+            steps: Vec::new(),
+            step_metrics: std::mem::take(&mut self.step_metrics),
+            agent_metrics: std::mem::take(&mut self.agent_metrics),
+        }
+    }
+
+    /// Keeps the vectors of `rows`, emptied.
+    fn keep(&mut self, rows: Rows<'_>) {
+        let Rows {
+            mut states,
+            step_metrics,
+            agent_metrics,
+            ..
+        } = rows;
+        states.clear();
+        // No row is left to borrow the batch's text: the empty vector is
+        // collected in place (its allocation kept) as one of `'static` rows.
+        self.states = states.into_iter().filter_map(|_| None).collect();
+        self.step_metrics = emptied(step_metrics);
+        self.agent_metrics = emptied(agent_metrics);
+    }
+}
+
+fn emptied<T>(mut v: Vec<T>) -> Vec<T> {
+    v.clear();
+    v
+}
+
 /// Turns `batch` into rows, with metric ids from `id_of`, adding them to
 /// `rows`.
 fn add_rows<'a>(
     rows: &mut Rows<'a>,
     sim_key: i32,
     batch: &Batch,
-    text: &'a Arc<str>,
+    text: &'a str,
     id_of: impl Fn(u32) -> Result<i32>,
 ) -> Result<()> {
     let raw = |span: Span| {
-        RawJson::new(text, span.0 as usize, span.1 as usize)
+        text.get(span.0 as usize..span.1 as usize)
+            .map(RawJson::copied)
             .ok_or_else(|| Error::invalid("state", "recorder span out of bounds"))
     };
     // Pushed straight onto the tables' rows: no vector of a batch's own
@@ -175,14 +220,15 @@ pub(crate) fn write_batch<C: Store + Bulk>(
     cache: &MetricCache,
     known: Option<&KnownChunks>,
     kinds: Option<&HashMap<i32, String>>,
+    buffers: &mut RowBuffers,
 ) -> Result<Written> {
     let text = batch_text(batch)?;
     let interned = intern_missing(c, std::slice::from_ref(batch), cache)?;
     let ids = cache.with_learned(&interned);
     // Every id was interned just above; no foreign key backs this up any
     // more, so a missing one is an error, never a made-up id.
-    let mut rows = Rows::default();
-    add_rows(&mut rows, sim_key, batch, &text, |m| {
+    let mut rows = buffers.rows();
+    add_rows(&mut rows, sim_key, batch, text, |m| {
         interned_id(&ids.ids, m)
     })?;
     // The rollups of these rows, written in the same transaction (the
@@ -232,6 +278,7 @@ pub(crate) fn write_batch<C: Store + Bulk>(
             kinds: None,
         })
     })();
+    buffers.keep(rows);
     let mut written = written.map_err(batch_error(sim_key))?;
     written.interned = interned;
     written.kinds = kinds_read;
@@ -284,6 +331,7 @@ pub(crate) fn write_batch_at_once<C: Store + BatchStatement>(
     cache: &MetricCache,
     known: &KnownChunks,
     rollups: &KnownRollups,
+    buffers: &mut RowBuffers,
 ) -> Result<Option<Written>> {
     if !C::AT_ONCE || group.iter().any(|b| !b.memories.is_empty()) {
         return Ok(None);
@@ -303,8 +351,8 @@ pub(crate) fn write_batch_at_once<C: Store + BatchStatement>(
         return Ok(None);
     }
     let texts = group.iter().map(batch_text).collect::<Result<Vec<_>>>()?;
-    let mut rows = Rows::default();
-    for (batch, text) in group.iter().zip(&texts) {
+    let mut rows = buffers.rows();
+    for (batch, text) in group.iter().zip(texts) {
         add_rows(&mut rows, sim_key, batch, text, |m| {
             interned_id(&cache.ids, m)
         })?;
@@ -329,6 +377,7 @@ pub(crate) fn write_batch_at_once<C: Store + BatchStatement>(
             totals: &totals,
         })
         .map_err(batch_error(sim_key))?;
+    buffers.keep(rows);
     if !owned {
         return Err(c.ownership_error(sim_key, lease.sim));
     }

@@ -26,7 +26,7 @@ use chrono::Utc;
 use serde::Serialize;
 
 pub(crate) use batch::Batch;
-pub(crate) use bulk::{write_batch, Bulk, StepRow};
+pub(crate) use bulk::{write_batch, Bulk, RowBuffers, StepRow};
 pub use lane::RecorderLane;
 pub(crate) use metric_names::MetricCache;
 pub use options::RecorderOptions;
@@ -214,10 +214,8 @@ impl Recorder {
         if current.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(current);
-        current.json.reserve(batch.json.capacity());
-        current.states.reserve(batch.states.capacity());
-        current.metrics.reserve(batch.metrics.capacity());
+        let empty = self.shared.empty_batch(current);
+        let batch = std::mem::replace(current, empty);
         // Sent while the caller holds the lock, so that the writer's timer
         // cannot take a newer batch first. Blocks while the queue is full:
         // that is the backpressure (the timer only ever try-locks).

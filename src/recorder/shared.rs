@@ -35,6 +35,9 @@ pub(crate) struct Shared {
     pub(crate) current: Mutex<Batch>,
     pub(crate) failed: AtomicBool,
     pub(crate) state: Mutex<WriterState>,
+    /// A batch the writer wrote, emptied, for the recorder's next one
+    /// ([`Batch::emptied`]).
+    pub(crate) spare: Mutex<Option<Batch>>,
 }
 
 #[derive(Debug, Default)]
@@ -62,6 +65,27 @@ impl Shared {
 
     pub(crate) fn current(&self) -> MutexGuard<'_, Batch> {
         lock(&self.current)
+    }
+
+    /// Offers a written batch's room to the recorder (one is kept).
+    pub(crate) fn recycle(&self, batch: Batch) {
+        let mut spare = lock(&self.spare);
+        if spare.is_none() {
+            *spare = Some(batch.emptied());
+        }
+    }
+
+    /// An empty batch for the recorder: the spare, or a new one with the
+    /// room `like` had.
+    pub(crate) fn empty_batch(&self, like: &Batch) -> Batch {
+        if let Some(batch) = lock(&self.spare).take() {
+            return batch;
+        }
+        let mut batch = Batch::default();
+        batch.json.reserve(like.json.capacity());
+        batch.states.reserve(like.states.capacity());
+        batch.metrics.reserve(like.metrics.capacity());
+        batch
     }
 
     /// The writer's failure, counting as unpersisted the held batches plus

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use super::bulk::RowBuffers;
 use super::metric_names::MetricCache;
 use super::shared::{Msg, Shared};
 use super::syncer::Syncer;
@@ -84,6 +85,7 @@ impl SimulationService {
             last_beat: now,
             stash: None,
             at_once: false,
+            buffers: RowBuffers::default(),
             syncer: self
                 .database()
                 .wal_synced_apart()

@@ -12,7 +12,7 @@ use std::sync::TryLockError;
 use std::time::{Duration, Instant};
 
 use super::batch::Batch;
-use super::bulk::{intern_missing, write_batch, write_batch_at_once, Bulk, Written};
+use super::bulk::{intern_missing, write_batch, write_batch_at_once, Bulk, RowBuffers, Written};
 use super::metric_names::MetricCache;
 use super::shared::{Msg, Shared};
 use super::syncer::Syncer;
@@ -76,6 +76,8 @@ pub(crate) struct Writer {
     /// SQLite under `PowerLoss`: the thread that syncs the WAL after the
     /// batches' commits and then publishes them (`syncer.rs`).
     pub(crate) syncer: Option<Syncer>,
+    /// The row vectors of the last batch, for the next.
+    pub(crate) buffers: RowBuffers,
 }
 
 impl Writer {
@@ -257,7 +259,10 @@ impl Writer {
         }
         if group.len() > 1 {
             match self.write_with_retries(&mut group) {
-                Ok(()) => return,
+                Ok(()) => {
+                    group.into_iter().for_each(|b| self.shared.recycle(b));
+                    return;
+                }
                 Err(failure) if failure.settled => {
                     // Nothing of them is stored: each goes on its own, so
                     // that a bad row holds back only its own batch.
@@ -280,13 +285,15 @@ impl Writer {
         let mut rest = group.into_iter();
         while let Some(batch) = rest.next() {
             let mut one = [batch];
-            if let Err(failure) = self.write_with_retries(&mut one) {
-                let [batch] = one;
+            let written = self.write_with_retries(&mut one);
+            let [batch] = one;
+            if let Err(failure) = written {
                 self.hold(batch, failure.error);
                 self.held.extend(rest);
                 self.publish_held();
                 return;
             }
+            self.shared.recycle(batch);
         }
     }
 
@@ -446,9 +453,15 @@ impl Writer {
             seq,
             mark,
         };
-        if let Some(written) =
-            write_batch_at_once(c, &lease, group, &self.metrics, &self.known, &self.rollups)?
-        {
+        if let Some(written) = write_batch_at_once(
+            c,
+            &lease,
+            group,
+            &self.metrics,
+            &self.known,
+            &self.rollups,
+            &mut self.buffers,
+        )? {
             self.at_once = true;
             return Ok(written);
         }
@@ -469,7 +482,15 @@ impl Writer {
                 // What is known holds for the first batch only: the others
                 // read what the ones before them wrote in this transaction.
                 let known = (i == 0).then_some(&self.known);
-                all.absorb(write_batch(c, self.sim_key, batch, &names, known, kinds)?);
+                all.absorb(write_batch(
+                    c,
+                    self.sim_key,
+                    batch,
+                    &names,
+                    known,
+                    kinds,
+                    &mut self.buffers,
+                )?);
             }
             Ok(all)
         })

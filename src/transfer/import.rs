@@ -8,7 +8,7 @@ use super::validate::validate;
 use super::{ImportOutcome, OnConflict};
 use crate::error::{Error, Result};
 use crate::models::{NewAgent, NewAgentMemory, NewEvent, NewExperiment};
-use crate::recorder::{write_batch, Batch, Bulk, MetricCache};
+use crate::recorder::{write_batch, Batch, Bulk, MetricCache, RowBuffers};
 use crate::service::SimulationService;
 use crate::sql_types::{JsonParam, TimeParam};
 use crate::store::prelude::*;
@@ -94,7 +94,8 @@ fn import_lines<C: Store + Bulk>(
     let mut batch = Batch::default();
     let mut cache = MetricCache::default();
     let flush = |c: &mut C, batch: &mut Batch, cache: &mut MetricCache, key: i32| -> Result<()> {
-        let interned = write_batch(c, key, batch, cache, None, None)?.interned;
+        let interned =
+            write_batch(c, key, batch, cache, None, None, &mut RowBuffers::default())?.interned;
         cache.learned(interned);
         *batch = Batch::default();
         Ok(())
