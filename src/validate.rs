@@ -73,7 +73,33 @@ pub(crate) fn write_json<S: serde::Serialize + ?Sized>(
     out: &mut Vec<u8>,
 ) -> Result<()> {
     let mut nul = false;
-    let mut ser = serde_json::Serializer::with_formatter(Pieces(out), NulWatch { nul: &mut nul });
+    let watch = NulWatch {
+        nul: &mut nul,
+        floats: None,
+    };
+    let mut ser = serde_json::Serializer::with_formatter(Pieces(out), watch);
+    value.serialize(&mut ser)?;
+    if nul {
+        return Err(nul_error(field));
+    }
+    Ok(())
+}
+
+/// As [`write_json`], every finite `f64` captured onto `floats` and left
+/// out of the text, a mark in its place (`chunk/floats.rs`): the digits
+/// are spelled out where a state is read, not on the recording thread.
+pub(crate) fn write_state_json<S: serde::Serialize + ?Sized>(
+    field: &'static str,
+    value: &S,
+    out: &mut Vec<u8>,
+    floats: &mut Vec<f64>,
+) -> Result<()> {
+    let mut nul = false;
+    let watch = NulWatch {
+        nul: &mut nul,
+        floats: Some(floats),
+    };
+    let mut ser = serde_json::Serializer::with_formatter(Pieces(out), watch);
     value.serialize(&mut ser)?;
     if nul {
         return Err(nul_error(field));
@@ -133,9 +159,27 @@ fn append_words<const W: usize>(out: &mut Vec<u8>, piece: &[u8]) {
 /// serde_json's compact formatter, noting any NUL character it writes.
 struct NulWatch<'a> {
     nul: &'a mut bool,
+    /// Where finite `f64`s go instead of the text, if they are captured.
+    floats: Option<&'a mut Vec<f64>>,
 }
 
 impl serde_json::ser::Formatter for NulWatch<'_> {
+    /// serde_json calls this for finite values only (others are `null`).
+    #[inline]
+    fn write_f64<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        value: f64,
+    ) -> std::io::Result<()> {
+        match self.floats.as_mut() {
+            Some(floats) => {
+                floats.push(value);
+                writer.write_all(&[crate::chunk::floats::MARK])
+            }
+            None => serde_json::ser::CompactFormatter.write_f64(writer, value),
+        }
+    }
+
     fn write_char_escape<W: ?Sized + std::io::Write>(
         &mut self,
         writer: &mut W,

@@ -6,6 +6,7 @@
 //! step range is a chunk range; all agents at one step are one chunk each),
 //! and an agent that joins late or skips steps simply leaves bits clear.
 
+pub(crate) mod floats;
 pub(crate) mod order;
 pub(crate) mod shapes;
 pub(crate) mod states;

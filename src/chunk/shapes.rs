@@ -24,12 +24,20 @@
 //! costs about what zstd's does (58 against 61 ns per state there).
 
 use super::corrupt;
+use super::floats::{float_text, StateText};
 use crate::error::Result;
 
 /// A slot in the template.
 const SLOT: u8 = 0;
 /// The code that ends a number (and pads the last byte).
 const END: u8 = 15;
+/// A slot of a float kept as 8 bytes in a template of states with captured
+/// floats (codec 3): the byte that marks a captured float in their text.
+const FLOAT_SLOT: u8 = super::floats::MARK;
+/// A captured float whose first value's text is at most this long is kept
+/// as digits (`12.34`: 3 bytes of 4-bit codes), a longer one as its 8
+/// bytes (a 17-digit float's codes take 9 to 10).
+const SHORT_FLOAT: usize = 14;
 
 /// Each byte's 4-bit code if it can be in a number (`0-9 . - + e E`),
 /// else [`END`].
@@ -275,26 +283,221 @@ pub(crate) fn encode(texts: &[&str], out: &mut Vec<u8>) -> bool {
     true
 }
 
+/// A slot of a template of states with captured floats.
+#[derive(Clone, Copy)]
+enum Slot {
+    /// A number in the text.
+    Number,
+    /// A captured float, kept as digits (`true`) or as its 8 bytes.
+    Float { digits: bool },
+}
+
+/// The blob (without its codec byte: codec 3) of `states`, whose texts
+/// hold captured floats ([`super::floats`]), if they are of one shape: the
+/// same literal pieces, numbers and floats in the same places. `Ok(false)`
+/// (and `out` as it was) otherwise. A float slot whose first value spells
+/// out in at most [`SHORT_FLOAT`] characters is kept as those digits, the
+/// others as 8 bytes each, after the flags and before the 4-bit codes.
+pub(crate) fn encode_captured(states: &[StateText<'_>], out: &mut Vec<u8>) -> Result<bool> {
+    let Some(first) = states.first() else {
+        return Ok(false);
+    };
+    let bytes = first.text.as_bytes();
+    if bytes.contains(&SLOT) {
+        return Ok(false);
+    }
+    let mut scratch: Vec<u8> = Vec::with_capacity(32);
+    // The template's literal pieces (as ranges of the first text) and
+    // its slots.
+    let mut pieces: Vec<(usize, usize)> = Vec::new();
+    let mut slots: Vec<Slot> = Vec::new();
+    let (mut start, mut at, mut floats) = (0, 0, 0);
+    while at < bytes.len() {
+        if bytes[at] == FLOAT_SLOT {
+            let Some(&value) = first.floats.get(floats) else {
+                return Ok(false);
+            };
+            floats += 1;
+            scratch.clear();
+            float_text(value, &mut scratch)?;
+            pieces.push((start, at));
+            slots.push(Slot::Float {
+                digits: scratch.len() <= SHORT_FLOAT,
+            });
+            at += 1;
+            start = at;
+        } else if starts_number(bytes[at]) {
+            let end = number_end(bytes, at);
+            pieces.push((start, at));
+            slots.push(Slot::Number);
+            start = end;
+            at = end;
+        } else {
+            at += 1;
+        }
+    }
+    if floats != first.floats.len() {
+        return Ok(false);
+    }
+    pieces.push((start, bytes.len()));
+    let n_slots = slots.len();
+    let undo = out.len();
+    let template_len = pieces.iter().map(|(s, e)| e - s).sum::<usize>() + n_slots;
+    super::varint::put(out, template_len);
+    for (j, &(s, e)) in pieces.iter().enumerate() {
+        out.extend_from_slice(&bytes[s..e]);
+        match slots.get(j) {
+            Some(Slot::Float { digits: false }) => out.push(FLOAT_SLOT),
+            Some(_) => out.push(SLOT),
+            None => {}
+        }
+    }
+    let flags_at = out.len();
+    out.resize(flags_at + (states.len() * n_slots).div_ceil(8), 0);
+    let mut bin: Vec<u8> = Vec::new();
+    let mut codes: Vec<u8> = Vec::new();
+    let mut nibbles = Nibbles::default();
+    // Each slot's value in the text before: a number's range, or a
+    // float's bits.
+    let mut prev: Vec<(usize, usize, u64)> = vec![(0, 0, 0); n_slots];
+    let mut cur: Vec<(usize, usize, u64)> = Vec::with_capacity(n_slots);
+    let mut prev_text = bytes;
+    for (i, state) in states.iter().enumerate() {
+        let text = state.text.as_bytes();
+        cur.clear();
+        let (mut at, mut fi) = (0, 0);
+        let mut fits = true;
+        for (j, &(s, e)) in pieces.iter().enumerate() {
+            let piece = &bytes[s..e];
+            if !text
+                .get(at..at + piece.len())
+                .is_some_and(|t| same(t, piece))
+            {
+                fits = false;
+                break;
+            }
+            at += piece.len();
+            match slots.get(j) {
+                None => break,
+                Some(Slot::Number) => {
+                    if !text.get(at).is_some_and(|&b| starts_number(b)) {
+                        fits = false;
+                        break;
+                    }
+                    let end = number_end(text, at);
+                    cur.push((at, end, 0));
+                    at = end;
+                }
+                Some(Slot::Float { .. }) => {
+                    let value = state.floats.get(fi);
+                    match (text.get(at), value) {
+                        (Some(&FLOAT_SLOT), Some(v)) => cur.push((0, 0, v.to_bits())),
+                        _ => {
+                            fits = false;
+                            break;
+                        }
+                    }
+                    fi += 1;
+                    at += 1;
+                }
+            }
+        }
+        if !fits || at != text.len() || fi != state.floats.len() {
+            out.truncate(undo);
+            return Ok(false);
+        }
+        for (j, (slot, &(s, e, bits))) in slots.iter().zip(&cur).enumerate() {
+            let (ps, pe, prev_bits) = prev[j];
+            let unchanged = i > 0
+                && match slot {
+                    Slot::Number => same(&text[s..e], &prev_text[ps..pe]),
+                    Slot::Float { .. } => bits == prev_bits,
+                };
+            if unchanged {
+                let bit = i * n_slots + j;
+                out[flags_at + bit / 8] |= 1 << (bit % 8);
+                continue;
+            }
+            match slot {
+                Slot::Number => nibbles.number(&text[s..e], &mut codes),
+                Slot::Float { digits: true } => {
+                    scratch.clear();
+                    float_text(f64::from_bits(bits), &mut scratch)?;
+                    nibbles.number(&scratch, &mut codes);
+                }
+                Slot::Float { digits: false } => bin.extend_from_slice(&bits.to_le_bytes()),
+            }
+        }
+        std::mem::swap(&mut prev, &mut cur);
+        prev_text = text;
+    }
+    nibbles.finish(&mut codes);
+    out.extend_from_slice(&bin);
+    out.extend_from_slice(&codes);
+    Ok(true)
+}
+
 /// A blob's parts (after its codec byte) for `n` states.
 struct Parts<'a> {
-    /// The first text, a NUL in each number's place.
+    /// The first text, a NUL in each number's place (and, with captured
+    /// floats, [`FLOAT_SLOT`] in each float's kept as 8 bytes).
     template: &'a [u8],
-    /// How many numbers a text has.
-    slots: usize,
+    /// Each slot's kind, in order: true for a float kept as 8 bytes.
+    floats: Vec<bool>,
     /// One bit per step and slot: the number is the previous step's.
     flags: &'a [u8],
+    /// The floats kept as 8 bytes whose bit is clear, in order
+    /// (little-endian `f64`s).
+    bin: &'a [u8],
     /// The other numbers' characters, two 4-bit codes per byte.
     codes: &'a [u8],
 }
 
-fn parts(blob: &[u8], n: usize) -> Result<Parts<'_>> {
+impl Parts<'_> {
+    fn slots(&self) -> usize {
+        self.floats.len()
+    }
+
+    fn repeated(&self, i: usize, j: usize) -> bool {
+        let bit = i * self.slots() + j;
+        self.flags[bit / 8] & (1 << (bit % 8)) != 0
+    }
+
+    /// The literal pieces between the slots.
+    fn pieces(&self, with_floats: bool) -> Vec<&[u8]> {
+        self.template.split(|&b| is_slot(b, with_floats)).collect()
+    }
+
+    /// The `k`-th float kept as 8 bytes.
+    fn float(&self, k: usize) -> Result<f64> {
+        let bytes = self
+            .bin
+            .get(k * 8..k * 8 + 8)
+            .and_then(|b| b.first_chunk::<8>())
+            .ok_or_else(|| corrupt("truncated floats"))?;
+        Ok(f64::from_le_bytes(*bytes))
+    }
+}
+
+/// Whether a template byte is a slot: NUL, or with captured floats (codec
+/// 3) also [`FLOAT_SLOT`] (a literal byte in codec 2's templates).
+fn is_slot(b: u8, with_floats: bool) -> bool {
+    b == SLOT || (with_floats && b == FLOAT_SLOT)
+}
+
+fn parts(blob: &[u8], n: usize, with_floats: bool) -> Result<Parts<'_>> {
     let mut at = 0;
     let len = super::varint::get(blob, &mut at, "template length")?;
     let template = blob
         .get(at..at.saturating_add(len))
         .ok_or_else(|| corrupt("truncated template"))?;
     at += len;
-    let slots = template.iter().filter(|&&b| b == SLOT).count();
+    let floats: Vec<bool> = template
+        .iter()
+        .filter(|&&b| is_slot(b, with_floats))
+        .map(|&b| b == FLOAT_SLOT)
+        .collect();
+    let slots = floats.len();
     let flag_bytes = n
         .checked_mul(slots)
         .map(|bits| bits.div_ceil(8))
@@ -302,32 +505,48 @@ fn parts(blob: &[u8], n: usize) -> Result<Parts<'_>> {
     let flags = blob
         .get(at..at.saturating_add(flag_bytes))
         .ok_or_else(|| corrupt("truncated number flags"))?;
-    Ok(Parts {
+    at += flag_bytes;
+    let mut parts = Parts {
         template,
-        slots,
+        floats,
         flags,
-        codes: &blob[at + flag_bytes..],
-    })
+        bin: &[],
+        codes: &[],
+    };
+    let mut kept = 0usize;
+    if parts.floats.iter().any(|&f| f) {
+        for i in 0..n {
+            for j in 0..slots {
+                if parts.floats[j] && !parts.repeated(i, j) {
+                    kept += 1;
+                }
+            }
+        }
+    }
+    let bin_end = at.saturating_add(kept.saturating_mul(8));
+    parts.bin = blob
+        .get(at..bin_end)
+        .ok_or_else(|| corrupt("truncated floats"))?;
+    parts.codes = &blob[bin_end..];
+    Ok(parts)
 }
 
-/// The texts of `n` states from a blob (after its codec byte): the texts
-/// back to back, and where each ends.
-pub(crate) fn decode(blob: &[u8], n: usize) -> Result<(Vec<u8>, Vec<usize>)> {
-    let Parts {
-        template,
-        slots,
-        flags,
-        codes,
-    } = parts(blob, n)?;
-    let pieces: Vec<&[u8]> = template.split(|&b| b == SLOT).collect();
-    let flag_bytes = flags.len();
+/// The texts of `n` states from a blob (after its codec byte; codec 3 if
+/// `with_floats`): the texts back to back, and where each ends.
+pub(crate) fn decode(blob: &[u8], n: usize, with_floats: bool) -> Result<(Vec<u8>, Vec<usize>)> {
+    let parts = parts(blob, n, with_floats)?;
+    let slots = parts.slots();
+    let pieces = parts.pieces(with_floats);
+    let flag_bytes = parts.flags.len();
     // Every code as its character, a number's end as NUL.
-    let chars: Vec<u8> = codes
+    let chars: Vec<u8> = parts
+        .codes
         .iter()
         .flat_map(|&b| [CHARS[usize::from(b >> 4)], CHARS[usize::from(b & 15)]])
         .collect();
     let mut pos = 0;
-    let mut text: Vec<u8> = Vec::with_capacity(n * (template.len() + 8 * slots));
+    let mut kept = 0;
+    let mut text: Vec<u8> = Vec::with_capacity(n * (parts.template.len() + 8 * slots));
     let mut ends = Vec::with_capacity(n);
     let mut prev: Vec<(usize, usize)> = vec![(0, 0); slots];
     for i in 0..n {
@@ -336,14 +555,16 @@ pub(crate) fn decode(blob: &[u8], n: usize) -> Result<(Vec<u8>, Vec<usize>)> {
             if j == slots {
                 break;
             }
-            let bit = i * slots + j;
             let start = text.len();
-            if flags[bit / 8] & (1 << (bit % 8)) != 0 {
+            if parts.repeated(i, j) {
                 if i == 0 {
                     return Err(corrupt("the first state repeats a number"));
                 }
                 let (s, e) = prev[j];
                 text.extend_from_within(s..e);
+            } else if parts.floats[j] {
+                super::floats::float_text(parts.float(kept)?, &mut text)?;
+                kept += 1;
             } else {
                 let rest = chars.get(pos..).unwrap_or_default();
                 let len = rest
@@ -362,7 +583,7 @@ pub(crate) fn decode(blob: &[u8], n: usize) -> Result<(Vec<u8>, Vec<usize>)> {
     }
     // Unused flag bits are clear; only a padding code may follow.
     let used = n * slots;
-    if used % 8 != 0 && flag_bytes > 0 && flags[flag_bytes - 1] >> (used % 8) != 0 {
+    if used % 8 != 0 && flag_bytes > 0 && parts.flags[flag_bytes - 1] >> (used % 8) != 0 {
         return Err(corrupt("stray number flags"));
     }
     let rest = chars.get(pos..).unwrap_or_default();
@@ -372,33 +593,46 @@ pub(crate) fn decode(blob: &[u8], n: usize) -> Result<(Vec<u8>, Vec<usize>)> {
     Ok((text, ends))
 }
 
+/// A slot's latest value while [`decode_one`] walks the steps: where its
+/// number's codes start and how many, or which kept float.
+#[derive(Clone, Copy)]
+enum Latest {
+    Codes(usize, usize),
+    Float(usize),
+}
+
 /// The text of state `i` of the `n` states of a blob (after its codec
-/// byte), without building the others: a read of one step (all agents at
-/// a step, an agent's latest state) walks the numbers of the steps before
-/// it as positions in the blob and spells out only its own. The checks of
-/// what it walks are [`decode`]'s; what lies after state `i` is not read.
-pub(crate) fn decode_one(blob: &[u8], n: usize, i: usize) -> Result<String> {
+/// byte; codec 3 if `with_floats`), without building the others: a read
+/// of one step (all agents at a step, an agent's latest state) walks the
+/// numbers of the steps before it as positions in the blob and spells out
+/// only its own. The checks of what it walks are [`decode`]'s; what lies
+/// after state `i` is not read.
+pub(crate) fn decode_one(blob: &[u8], n: usize, i: usize, with_floats: bool) -> Result<String> {
     if i >= n {
         return Err(corrupt(format!("state {i} of {n}")));
     }
-    let parts = parts(blob, n)?;
-    let (template, slots, flags, codes) = (parts.template, parts.slots, parts.flags, parts.codes);
+    let parts = parts(blob, n, with_floats)?;
+    let codes = parts.codes;
     let code = |q: usize| {
         codes
             .get(q / 2)
             .map(|&b| if q % 2 == 0 { b >> 4 } else { b & 15 })
     };
-    // Where each slot's latest number starts among the 4-bit codes, and
-    // how many codes it has.
-    let mut latest: Vec<Option<(usize, usize)>> = vec![None; slots];
+    // Each slot's latest value.
+    let mut latest: Vec<Option<Latest>> = vec![None; parts.slots()];
     let mut q = 0;
+    let mut kept = 0;
     for k in 0..=i {
         for (j, slot) in latest.iter_mut().enumerate() {
-            let bit = k * slots + j;
-            if flags[bit / 8] & (1 << (bit % 8)) != 0 {
+            if parts.repeated(k, j) {
                 if slot.is_none() {
                     return Err(corrupt("the first state repeats a number"));
                 }
+                continue;
+            }
+            if parts.floats[j] {
+                *slot = Some(Latest::Float(kept));
+                kept += 1;
                 continue;
             }
             let start = q;
@@ -412,21 +646,27 @@ pub(crate) fn decode_one(blob: &[u8], n: usize, i: usize) -> Result<String> {
             if q == start {
                 return Err(corrupt("an empty number"));
             }
-            *slot = Some((start, q - start));
+            *slot = Some(Latest::Codes(start, q - start));
             q += 1;
         }
     }
-    let mut text = Vec::with_capacity(template.len() + 24 * slots);
-    let mut numbers = latest.iter();
-    for (j, piece) in template.split(|&b| b == SLOT).enumerate() {
+    let mut text = Vec::with_capacity(parts.template.len() + 24 * parts.slots());
+    let mut values = latest.iter();
+    let pieces = parts.pieces(with_floats);
+    let slots = parts.slots();
+    for (j, piece) in pieces.iter().enumerate() {
         text.extend_from_slice(piece);
         if j == slots {
             break;
         }
-        if let Some(Some((start, len))) = numbers.next() {
-            for q in *start..start + len {
-                text.push(CHARS[usize::from(code(q).unwrap_or(END))]);
+        match values.next() {
+            Some(Some(Latest::Codes(start, len))) => {
+                for q in *start..start + len {
+                    text.push(CHARS[usize::from(code(q).unwrap_or(END))]);
+                }
             }
+            Some(Some(Latest::Float(k))) => super::floats::float_text(parts.float(*k)?, &mut text)?,
+            _ => {}
         }
     }
     String::from_utf8(text).map_err(|_| corrupt("states are not UTF-8"))
@@ -441,7 +681,7 @@ mod tests {
         if !encode(texts, &mut blob) {
             return None;
         }
-        let (text, ends) = decode(&blob, texts.len()).ok()?;
+        let (text, ends) = decode(&blob, texts.len(), false).ok()?;
         let mut start = 0;
         for (t, &end) in texts.iter().zip(&ends) {
             assert_eq!(&text[start..end], t.as_bytes());
@@ -449,10 +689,128 @@ mod tests {
         }
         assert_eq!(ends.len(), texts.len());
         for (i, t) in texts.iter().enumerate() {
-            assert_eq!(decode_one(&blob, texts.len(), i).ok()?, *t, "state {i}");
+            assert_eq!(
+                decode_one(&blob, texts.len(), i, false).ok()?,
+                *t,
+                "state {i}"
+            );
         }
-        assert!(decode_one(&blob, texts.len(), texts.len()).is_err());
+        assert!(decode_one(&blob, texts.len(), texts.len(), false).is_err());
         Some(blob.len())
+    }
+
+    /// States captured as the recorder captures them: (text, floats).
+    fn captured(values: &[serde_json::Value]) -> Vec<(String, Vec<f64>)> {
+        values
+            .iter()
+            .map(|v| {
+                let (mut text, mut floats) = (Vec::new(), Vec::new());
+                let written = crate::validate::write_state_json("state", v, &mut text, &mut floats);
+                assert!(written.is_ok());
+                (String::from_utf8(text).unwrap_or_default(), floats)
+            })
+            .collect()
+    }
+
+    /// Codec 3 reads back serde_json's text of each state, whole and one
+    /// at a time; `None` if the states are not of one shape.
+    fn captured_round_trip(values: &[serde_json::Value]) -> Option<usize> {
+        let held = captured(values);
+        let states: Vec<StateText<'_>> = held
+            .iter()
+            .map(|(text, floats)| StateText { text, floats })
+            .collect();
+        let mut blob = Vec::new();
+        if !encode_captured(&states, &mut blob).ok()? {
+            assert!(blob.is_empty());
+            return None;
+        }
+        let (text, ends) = decode(&blob, values.len(), true).ok()?;
+        let mut start = 0;
+        for (i, (v, &end)) in values.iter().zip(&ends).enumerate() {
+            let want = serde_json::to_string(v).ok()?;
+            assert_eq!(
+                std::str::from_utf8(&text[start..end]).ok()?,
+                want,
+                "state {i}"
+            );
+            assert_eq!(
+                decode_one(&blob, values.len(), i, true).ok()?,
+                want,
+                "state {i}"
+            );
+            start = end;
+        }
+        assert!(decode_one(&blob, values.len(), values.len(), true).is_err());
+        Some(blob.len())
+    }
+
+    /// Floats kept as 8 bytes or as digits, repeated or not, beside
+    /// numbers in the text, in keys and arrays, read back as serde_json
+    /// writes them.
+    #[test]
+    fn captured_floats_round_trip_as_serde_json_writes_them() {
+        use serde_json::json;
+        let values: Vec<serde_json::Value> = (0..64)
+            .map(|i| {
+                let f = f64::from(i);
+                json!({
+                    "x": 0.1 * f + 1e-9 * f * f,
+                    "short": f / 4.0,
+                    "same": 0.123_456_789_012_345_67,
+                    "n": i % 3,
+                    "neg": -f * 1e-300,
+                    "big": [1e16 * f, -0.0, f64::MAX],
+                    "s": format!("a{i}"),
+                })
+            })
+            .collect();
+        let bytes = captured_round_trip(&values);
+        assert!(bytes.is_some());
+        // Nothing but integers: no float captured.
+        let ints: Vec<serde_json::Value> = (0..5).map(|i| json!({ "n": i })).collect();
+        assert!(captured(&ints).iter().all(|(_, f)| f.is_empty()));
+        // A float where another state has an integer, or another key: not
+        // of one shape.
+        assert!(captured_round_trip(&[json!({"x": 1.5}), json!({"x": 2})]).is_none());
+        assert!(captured_round_trip(&[json!({"x": 1.5}), json!({"y": 1.5})]).is_none());
+        assert!(captured_round_trip(&[json!([1.5]), json!([1.5, 2.5])]).is_none());
+        // One state, and a float map key (serde_json writes it quoted).
+        let keyed: std::collections::BTreeMap<String, f64> =
+            [("k".to_string(), 0.1 + 0.2)].into_iter().collect();
+        assert!(captured_round_trip(&[serde_json::to_value(keyed).unwrap_or_default()]).is_some());
+    }
+
+    /// A damaged codec 3 blob is an error or some text, never a panic.
+    #[test]
+    fn damaged_captured_blobs_never_panic() {
+        let values: Vec<serde_json::Value> = (0..64)
+            .map(|i| serde_json::json!({"x": 0.1 * f64::from(i), "y": f64::from(i) / 7.0, "n": i}))
+            .collect();
+        let held = captured(&values);
+        let states: Vec<StateText<'_>> = held
+            .iter()
+            .map(|(text, floats)| StateText { text, floats })
+            .collect();
+        let mut blob = Vec::new();
+        assert!(matches!(encode_captured(&states, &mut blob), Ok(true)));
+        for cut in 0..blob.len() {
+            assert!(decode(&blob[..cut], 64, true).is_err(), "cut at {cut}");
+        }
+        let mut seed = 3u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) as usize
+        };
+        for _ in 0..10_000 {
+            let mut bad = blob.clone();
+            let i = next() % bad.len();
+            bad[i] ^= 1 << (next() % 8);
+            let _ = decode(&bad, 64, true);
+            let _ = decode_one(&bad, 64, next() % 64, true);
+        }
     }
 
     #[test]
@@ -511,25 +869,25 @@ mod tests {
             &["{\"a\":12}", "{\"a\":12}", "{\"a\":3}"],
             &mut blob
         ));
-        assert!(decode(&blob, 3).is_ok());
+        assert!(decode(&blob, 3, false).is_ok());
         for cut in 0..blob.len() {
-            assert!(decode(&blob[..cut], 3).is_err(), "cut at {cut}");
+            assert!(decode(&blob[..cut], 3, false).is_err(), "cut at {cut}");
         }
         let mut extra = blob.clone();
         extra.push(0xff);
-        assert!(decode(&extra, 3).is_err());
+        assert!(decode(&extra, 3, false).is_err());
         // The first step marked as a repeat.
         let mut first = blob.clone();
         first[8] |= 1;
-        assert!(decode(&first, 3).is_err());
-        assert!(decode_one(&first, 3, 0).is_err());
+        assert!(decode(&first, 3, false).is_err());
+        assert!(decode_one(&first, 3, 0, false).is_err());
         for cut in 0..blob.len() {
             // Cut inside what state 2 needs: an error, never a short text.
-            if let Ok(text) = decode_one(&blob[..cut], 3, 2) {
+            if let Ok(text) = decode_one(&blob[..cut], 3, 2, false) {
                 assert_eq!(text, "{\"a\":3}", "cut at {cut}");
             }
         }
-        assert!(decode(&blob, 4).is_err());
+        assert!(decode(&blob, 4, false).is_err());
     }
 
     #[test]
@@ -563,8 +921,8 @@ mod tests {
             }
             let n = if next() % 4 == 0 { next() % 65 } else { 64 };
             // A value or an error, never a panic.
-            let _ = decode(&bad, n);
-            let _ = decode_one(&bad, n, next() % 65);
+            let _ = decode(&bad, n, false);
+            let _ = decode_one(&bad, n, next() % 65, false);
         }
     }
 

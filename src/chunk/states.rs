@@ -23,12 +23,16 @@
 use std::cell::RefCell;
 
 use super::corrupt;
+use super::floats::StateText;
 use crate::error::{Error, Result};
 
 /// The codec byte of zstd-compressed states.
 const ZSTD: u8 = 1;
 /// The codec byte of states of one shape (`shapes.rs`).
 const SHAPES: u8 = 2;
+/// The codec byte of states of one shape with captured floats, some kept
+/// as 8 bytes (`shapes.rs`, `floats.rs`).
+const SHAPES_FLOATS: u8 = 3;
 /// zstd's level: its fastest regular level.
 const LEVEL: i32 = 1;
 
@@ -77,8 +81,29 @@ fn compressor() -> std::io::Result<zstd::bulk::Compressor<'static>> {
     Ok(c)
 }
 
+/// The states blob of `states` (one per present step, in step order):
+/// states with captured floats ([`super::floats`]) of one shape as codec
+/// 3, any others spelled out and stored as texts.
+pub(crate) fn encode_states(states: &[StateText<'_>]) -> Result<Vec<u8>> {
+    if states.iter().all(|s| s.floats.is_empty()) {
+        let texts: Vec<&str> = states.iter().map(|s| s.text).collect();
+        return encode_texts(&texts);
+    }
+    let mut out = vec![SHAPES_FLOATS];
+    if super::shapes::encode_captured(states, &mut out)? {
+        out.shrink_to_fit();
+        return Ok(out);
+    }
+    let texts = states
+        .iter()
+        .map(|&s| super::floats::expanded(s))
+        .collect::<Result<Vec<String>>>()?;
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    encode_texts(&texts)
+}
+
 /// The states blob of `texts` (one per present step, in step order).
-pub(crate) fn encode_states(texts: &[&str]) -> Result<Vec<u8>> {
+fn encode_texts(texts: &[&str]) -> Result<Vec<u8>> {
     let mut out = vec![SHAPES];
     if super::shapes::encode(texts, &mut out) {
         // Exactly as long as it is: a writer keeps the last chunk of every
@@ -141,8 +166,8 @@ impl Texts {
 /// The states of a chunk whose mask has `n` bits set.
 pub(crate) fn decode_states(blob: &[u8], n: usize) -> Result<Texts> {
     let (&codec, rest) = blob.split_first().ok_or_else(|| corrupt("empty states"))?;
-    if codec == SHAPES {
-        let (text, ends) = super::shapes::decode(rest, n)?;
+    if codec == SHAPES || codec == SHAPES_FLOATS {
+        let (text, ends) = super::shapes::decode(rest, n, codec == SHAPES_FLOATS)?;
         return texts(text, ends);
     }
     let (raw, at, ends) = unzstd(codec, rest, n)?;
@@ -154,8 +179,8 @@ pub(crate) fn decode_states(blob: &[u8], n: usize) -> Result<Texts> {
 /// (states of one shape).
 pub(crate) fn decode_state(blob: &[u8], n: usize, i: usize) -> Result<String> {
     let (&codec, rest) = blob.split_first().ok_or_else(|| corrupt("empty states"))?;
-    if codec == SHAPES {
-        return super::shapes::decode_one(rest, n, i);
+    if codec == SHAPES || codec == SHAPES_FLOATS {
+        return super::shapes::decode_one(rest, n, i, codec == SHAPES_FLOATS);
     }
     let (raw, at, ends) = unzstd(codec, rest, n)?;
     let body = &raw[at..];
@@ -226,15 +251,19 @@ fn texts(text: Vec<u8>, ends: Vec<usize>) -> Result<Texts> {
 mod tests {
     use super::*;
 
+    fn plain<'a>(texts: &[&'a str]) -> Vec<StateText<'a>> {
+        texts.iter().map(|&t| StateText::plain(t)).collect()
+    }
+
     #[test]
     fn states_and_rewards_round_trip() -> Result<()> {
         let texts = ["{\"a\":1}", "", "[\"é\",2]", "null"];
-        let blob = encode_states(&texts)?;
+        let blob = encode_states(&plain(&texts))?;
         let back = decode_states(&blob, texts.len())?;
         assert_eq!(back.iter().collect::<Vec<_>>(), texts);
         // One state at a time, from either codec.
         let shaped = ["{\"x\":1.5}", "{\"x\":1.5}", "{\"x\":-2}"];
-        let shaped_blob = encode_states(&shaped)?;
+        let shaped_blob = encode_states(&plain(&shaped))?;
         assert_eq!(shaped_blob[0], SHAPES);
         assert_eq!(blob[0], ZSTD);
         for (blob, texts) in [(&blob, &texts[..]), (&shaped_blob, &shaped[..])] {
@@ -253,7 +282,7 @@ mod tests {
 
     #[test]
     fn damaged_blobs_are_typed_errors() -> Result<()> {
-        let blob = encode_states(&["{\"a\":1}", "{}"])?;
+        let blob = encode_states(&plain(&["{\"a\":1}", "{}"]))?;
         assert!(matches!(
             decode_states(&blob, 3),
             Err(Error::CorruptChunk { .. })

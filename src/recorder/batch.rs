@@ -4,9 +4,10 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::chunk::floats::float_text;
 use crate::error::{Error, Result};
 use crate::models::NewAgentMemory;
-use crate::validate::write_json;
+use crate::validate::{write_json, write_state_json};
 
 /// A span of a batch's JSON text buffer.
 #[derive(Debug, Clone, Copy)]
@@ -18,6 +19,8 @@ pub(crate) struct StateRec {
     pub(crate) step: i64,
     pub(crate) reward: f64,
     pub(crate) state: Span,
+    /// Its captured floats: a span of [`Batch::floats`].
+    pub(crate) floats: Span,
 }
 
 #[derive(Debug)]
@@ -46,8 +49,11 @@ pub(crate) struct MemoryRec {
 /// Rows recorded since the last hand-off to the writer.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
-    /// JSON text of every state and step of the batch, back to back.
+    /// JSON text of every state and step of the batch, back to back; a
+    /// state's floats are captured (`chunk/floats.rs`): a mark in the text.
     pub(crate) json: Vec<u8>,
+    /// The states' captured floats, back to back.
+    pub(crate) floats: Vec<f64>,
     pub(crate) states: Vec<StateRec>,
     pub(crate) steps: Vec<StepRec>,
     pub(crate) metrics: Vec<MetricRec>,
@@ -71,6 +77,7 @@ pub(crate) struct Batch {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Mark {
     json: usize,
+    floats: usize,
     states: usize,
     metrics: usize,
     min_step: Option<i64>,
@@ -90,13 +97,14 @@ impl Batch {
         state: &S,
         limit: usize,
     ) -> Result<()> {
-        let state = self.push_json("state", state, limit)?;
+        let (state, floats) = self.push_state_json(state, limit)?;
         self.saw_step(step);
         self.states.push(StateRec {
             agent,
             step,
             reward,
             state,
+            floats,
         });
         Ok(())
     }
@@ -184,10 +192,17 @@ impl Batch {
         let shift = self.json.len() as u32;
         self.json.extend_from_slice(&other.json);
         other.json.clear();
+        let float_shift = self.floats.len() as u32;
+        self.floats.extend_from_slice(&other.floats);
+        other.floats.clear();
         for mut rec in other.states.drain(..) {
             rec.state = Span(
                 rec.state.0.saturating_add(shift),
                 rec.state.1.saturating_add(shift),
+            );
+            rec.floats = Span(
+                rec.floats.0.saturating_add(float_shift),
+                rec.floats.1.saturating_add(float_shift),
             );
             self.states.push(rec);
         }
@@ -222,6 +237,7 @@ impl Batch {
     pub(crate) fn mark(&self) -> Mark {
         Mark {
             json: self.json.len(),
+            floats: self.floats.len(),
             states: self.states.len(),
             metrics: self.metrics.len(),
             min_step: self.min_step,
@@ -232,6 +248,7 @@ impl Batch {
     /// Drops everything appended since `mark` (states and metrics only).
     pub(crate) fn rollback(&mut self, mark: Mark) {
         self.json.truncate(mark.json);
+        self.floats.truncate(mark.floats);
         self.states.truncate(mark.states);
         self.metrics.truncate(mark.metrics);
         self.min_step = mark.min_step;
@@ -245,6 +262,7 @@ impl Batch {
     pub(crate) fn emptied(self) -> Batch {
         let Batch {
             mut json,
+            mut floats,
             mut states,
             mut steps,
             mut metrics,
@@ -257,11 +275,13 @@ impl Batch {
             seq: _,
         } = self;
         json.clear();
+        floats.clear();
         states.clear();
         steps.clear();
         metrics.clear();
         Batch {
             json,
+            floats,
             states,
             steps,
             metrics,
@@ -276,13 +296,59 @@ impl Batch {
     /// What the batch holds in memory, roughly: its text, its memory
     /// snapshots and a fixed overhead per row.
     pub(crate) fn bytes(&self) -> usize {
-        self.json.len() + self.memory_bytes + self.rows() * ROW_OVERHEAD
+        self.json.len() + self.floats.len() * 8 + self.memory_bytes + self.rows() * ROW_OVERHEAD
     }
 
     /// True if there is nothing for the writer: no row, no new metric name,
     /// no end of step.
     pub(crate) fn is_empty(&self) -> bool {
         self.rows() == 0 && self.new_metric_names.is_empty() && self.ended.is_none()
+    }
+
+    /// Serializes a state onto the text buffer, its floats captured; its
+    /// size is checked as spelled out (exactly, once an upper bound of it
+    /// passes `limit`). Returns the spans of its text and floats.
+    fn push_state_json<S: Serialize + ?Sized>(
+        &mut self,
+        value: &S,
+        limit: usize,
+    ) -> Result<(Span, Span)> {
+        let (start, first_float) = (self.json.len(), self.floats.len());
+        let undo = |b: &mut Batch| {
+            b.json.truncate(start);
+            b.floats.truncate(first_float);
+        };
+        if let Err(e) = write_state_json("state", value, &mut self.json, &mut self.floats) {
+            undo(self);
+            return Err(e);
+        }
+        let floats = &self.floats[first_float..];
+        // A float spells out in at most 24 characters, in place of its mark.
+        let mut bytes = self.json.len() - start + floats.len() * 23 + ROW_OVERHEAD;
+        if bytes > limit {
+            let mut spelled = Vec::new();
+            for &v in floats {
+                float_text(v, &mut spelled)?;
+            }
+            bytes = self.json.len() - start - floats.len() + spelled.len() + ROW_OVERHEAD;
+        }
+        if bytes > limit {
+            undo(self);
+            return Err(Error::RowTooLarge { bytes, limit });
+        }
+        let spans = (
+            u32::try_from(start),
+            u32::try_from(self.json.len()),
+            u32::try_from(first_float),
+            u32::try_from(self.floats.len()),
+        );
+        match spans {
+            (Ok(s), Ok(e), Ok(fs), Ok(fe)) => Ok((Span(s, e), Span(fs, fe))),
+            _ => {
+                undo(self);
+                Err(Error::invalid("state", "batch text buffer exceeds 4 GiB"))
+            }
+        }
     }
 
     /// Serializes `value` onto the text buffer.

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::batch::{Batch, Span};
 use super::metric_names::MetricCache;
+use crate::chunk::floats::StateText;
 use crate::error::{Error, Result};
 use crate::ids::AgentIndex;
 use crate::models::{AgentMemory, AgentMetric, AgentMetricChunk, AgentStateChunk, StepMetric};
@@ -121,7 +122,7 @@ impl RowBuffers {
         // (the map, never called, says how a row would lose its text).
         self.states = states
             .into_iter()
-            .map(|(agent, step, reward, _)| (agent, step, reward, ""))
+            .map(|(agent, step, reward, _)| (agent, step, reward, StateText::plain("")))
             .collect();
         self.step_metrics = emptied(step_metrics);
         self.agent_metrics = emptied(agent_metrics);
@@ -138,7 +139,7 @@ fn emptied<T>(mut v: Vec<T>) -> Vec<T> {
 fn add_rows<'a>(
     rows: &mut Rows<'a>,
     sim_key: i32,
-    batch: &Batch,
+    batch: &'a Batch,
     text: &'a str,
     id_of: impl Fn(u32) -> Result<i32>,
 ) -> Result<()> {
@@ -154,7 +155,19 @@ fn add_rows<'a>(
         let state = text
             .get(r.state.0 as usize..r.state.1 as usize)
             .ok_or_else(|| Error::invalid("state", "recorder span out of bounds"))?;
-        rows.states.push((r.agent, r.step, r.reward, state));
+        let floats = batch
+            .floats
+            .get(r.floats.0 as usize..r.floats.1 as usize)
+            .ok_or_else(|| Error::invalid("state", "recorder float span out of bounds"))?;
+        rows.states.push((
+            r.agent,
+            r.step,
+            r.reward,
+            StateText {
+                text: state,
+                floats,
+            },
+        ));
     }
     rows.steps.reserve(batch.steps.len());
     for r in &batch.steps {
@@ -471,7 +484,8 @@ mod tests {
         let mut buffers = RowBuffers::default();
         let mut rows = buffers.rows();
         for step in 0..1000 {
-            rows.states.push((0, step, 0.5, text.as_str()));
+            rows.states
+                .push((0, step, 0.5, StateText::plain(text.as_str())));
         }
         let room = rows.states.capacity();
         buffers.keep(rows);

@@ -13,13 +13,15 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer};
 
 use super::known_chunks::{ChunkRow, Known};
+use crate::chunk::floats::StateText;
 use crate::chunk::{self, states};
 use crate::error::{Error, Result};
 use crate::models::AgentStateChunk;
 use crate::schema::agent_state_chunks as c;
 
-/// One agent-state row to write: agent, step, reward, JSON text.
-pub(crate) type StateInput<'a> = (i32, i64, f64, &'a str);
+/// One agent-state row to write: agent, step, reward, JSON text (with the
+/// floats the recorder captured, `chunk/floats.rs`).
+pub(crate) type StateInput<'a> = (i32, i64, f64, StateText<'a>);
 
 pub(crate) trait StateChunkStore {
     /// One agent's chunks `lo..=hi`, ascending.
@@ -247,6 +249,20 @@ pub(crate) fn encode(
     chunk: i64,
     rows: &[(i64, f64, &str)],
 ) -> Result<AgentStateChunk> {
+    let rows: Vec<(i64, f64, StateText<'_>)> = rows
+        .iter()
+        .map(|&(step, reward, text)| (step, reward, StateText::plain(text)))
+        .collect();
+    encode_rows(sim_key, agent, chunk, &rows)
+}
+
+/// [`encode`] of rows whose texts may hold captured floats.
+fn encode_rows(
+    sim_key: i32,
+    agent: i32,
+    chunk: i64,
+    rows: &[(i64, f64, StateText<'_>)],
+) -> Result<AgentStateChunk> {
     let mut present = 0u64;
     let mut rewards = Vec::with_capacity(rows.len());
     let mut texts = Vec::with_capacity(rows.len());
@@ -379,14 +395,14 @@ pub(crate) fn plan_states<C: StateChunkStore>(
                 ))
             }
         };
-        let mut merged: Vec<(i64, f64, &str)> = Vec::with_capacity(chunk::STEPS as usize);
+        let mut merged: Vec<(i64, f64, StateText<'_>)> = Vec::with_capacity(chunk::STEPS as usize);
         if let Some((steps, rewards, texts)) = &decoded {
             merged.extend(
                 steps
                     .iter()
                     .zip(rewards)
                     .zip(texts.iter())
-                    .map(|((&s, &r), t)| (s, r, t)),
+                    .map(|((&s, &r), t)| (s, r, StateText::plain(t))),
             );
         }
         let had = merged.len();
@@ -397,7 +413,8 @@ pub(crate) fn plan_states<C: StateChunkStore>(
         if let Some(w) = merged.windows(2).find(|w| w[0].0 == w[1].0) {
             return Err(duplicate(*agent, w[0].0));
         }
-        out.chunks.push(encode(sim_key, *agent, *number, &merged)?);
+        out.chunks
+            .push(encode_rows(sim_key, *agent, *number, &merged)?);
         out.stored.push(old.is_some());
     }
     Ok(out)
