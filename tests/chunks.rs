@@ -142,6 +142,68 @@ backend_tests! {
         Ok(())
     }
 
+    /// The recorder captures a state's floats as numbers and a chunk of
+    /// one shape keeps the long ones as 8 bytes (codec 3): what is read
+    /// back and exported is what serde_json wrote for the state (`-0.0`,
+    /// `1e-300`, `f64::MAX`, an `f32` as its own shortest text, integers
+    /// as they are); the codec's text, byte for byte, is checked in
+    /// `chunk/shapes.rs`.
+    fn captured_floats_read_back_as_serde_json_writes_them(db) {
+        #[derive(serde::Serialize)]
+        struct S {
+            x: f64,
+            short: f64,
+            neg_zero: f64,
+            tiny: f64,
+            max: f64,
+            single: f32,
+            n: i64,
+        }
+        let of = |step: i64, agent: i32| S {
+            x: (step as f64 + 0.5) / 3.0 + f64::from(agent),
+            short: step as f64 / 4.0,
+            neg_zero: -0.0,
+            tiny: 1e-300 * step as f64,
+            max: f64::MAX,
+            single: 0.12,
+            n: step,
+        };
+        let svc = service(db);
+        let sim = running_sim(&svc, 2)?;
+        let mut rec = svc.recorder(&sim.id)?;
+        for step in 0..130 {
+            for agent in 0..2 {
+                rec.agent_state(step, agent, 1.0, &of(step, agent))?;
+            }
+            rec.end_step(step)?;
+        }
+        rec.close()?;
+        let codecs: std::collections::BTreeSet<u8> = stored_chunks(db, sim.sim_key)?.iter().map(|c| c.states[0]).collect();
+        assert_eq!(codecs, std::collections::BTreeSet::from([3]));
+        let mut out = Vec::new();
+        svc.export_jsonl(&sim.id, &mut out)?;
+        let exported = String::from_utf8_lossy(&out);
+        // Export writes each state as a JSON value (keys sorted): its text
+        // is that of the value serde_json's text of the state parses to.
+        for step in 0..130 {
+            for agent in 0..2 {
+                let text = serde_json::to_string(&of(step, agent)).unwrap_or_default();
+                let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                let line = format!("{{\"state\":[{agent},{step},1.0,{value}]}}");
+                assert!(exported.lines().any(|l| l == line), "{line}");
+            }
+        }
+        for agent in 0..2 {
+            let series = svc.agent_states(&sim.id, agent, ..)?;
+            assert_eq!(series.len(), 130);
+            for r in &series {
+                let text = serde_json::to_string(&of(r.step, agent)).unwrap_or_default();
+                assert_eq!(r.state, serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default());
+            }
+        }
+        Ok(())
+    }
+
     fn a_step_stored_twice_is_refused_whatever_the_chunk(db) {
         let svc = service(db);
         let sim = running_sim(&svc, 2)?;
