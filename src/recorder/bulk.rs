@@ -21,10 +21,10 @@ use crate::sql_types::{RawJson, TimeParam};
 use crate::store::batch_statement::{BatchLease, BatchStatement, BatchWrite};
 use crate::store::known_chunks::KnownChunks;
 use crate::store::known_rollups::KnownRollups;
-use crate::store::metric_chunks::{plan_metrics, plan_metrics_reading};
+use crate::store::metric_chunks::plan_metrics;
 use crate::store::prelude::*;
 use crate::store::rollups::{AgentTotal, RollupRows};
-use crate::store::state_chunks::{plan_states, plan_states_reading, Planned};
+use crate::store::state_chunks::plan_states;
 
 /// What writing a batch learned: the metric ids it had to intern, the
 /// state and metric chunks as it wrote them, the highest step and block it
@@ -334,101 +334,14 @@ fn interned_id(ids: &[Option<i32>], m: u32) -> Result<i32> {
         .ok_or_else(|| Error::invalid("metric", "recorder metric id not interned"))
 }
 
-/// A group of batches planned for the one-statement write before its turn
-/// ([`pre_plan`]), while the batches before it were on the server: every
-/// chunk encoded as a new one. Used if that still holds when the group's
-/// turn comes ([`write_batch_at_once`] checks), dropped otherwise.
-pub(crate) struct PrePlan {
-    states: Planned<AgentStateChunk>,
-    metrics: Planned<AgentMetricChunk>,
-    steps: Vec<StepRow>,
-    step_metrics: Vec<StepMetric>,
-    rollups: RollupRows,
-    min_step: i64,
-}
-
-/// Plans `group` as [`write_batch_at_once`] would if none of its chunks
-/// were stored and no stored rollup shared its steps, without the
-/// database: `None` where it could not (a memory snapshot, a metric name
-/// or agent kind not known yet, a row the real write will refuse).
-pub(crate) fn pre_plan(
-    sim_key: i32,
-    group: &[Batch],
-    cache: &MetricCache,
-    kinds: Option<&HashMap<i32, String>>,
-) -> Option<PrePlan> {
-    let kinds = kinds?;
-    if group.iter().any(|b| !b.memories.is_empty()) {
-        return None;
-    }
-    let min_step = group.iter().filter_map(|b| b.min_step).min()?;
-    let texts = group
-        .iter()
-        .map(batch_text)
-        .collect::<Result<Vec<_>>>()
-        .ok()?;
-    let mut rows = Rows::default();
-    for (batch, text) in group.iter().zip(texts) {
-        add_rows(&mut rows, sim_key, batch, text, |m| {
-            interned_id(&cache.ids, m)
-        })
-        .ok()?;
-    }
-    let rollups = rows.rollups(sim_key, kinds)?;
-    // Every chunk new: nothing to read.
-    let none = KnownChunks::starting_at(None, None);
-    let states = plan_states_reading(sim_key, &mut rows.states, Some(&none.states), |_, _| {
-        Ok(Vec::new())
-    })
-    .ok()?;
-    let metrics = plan_metrics_reading(
-        sim_key,
-        &mut rows.agent_metrics,
-        Some(&none.metrics),
-        |_, _, _| Ok(Vec::new()),
-    )
-    .ok()?;
-    Some(PrePlan {
-        states,
-        metrics,
-        steps: rows.steps,
-        step_metrics: rows.step_metrics,
-        rollups,
-        min_step,
-    })
-}
-
-impl PrePlan {
-    /// Whether what the plan took for granted still holds: its chunks
-    /// are not stored, and no stored rollup shares its steps.
-    fn holds(&self, known: &KnownChunks, rollups: &KnownRollups) -> bool {
-        rollups.all_new_from(self.min_step)
-            && self
-                .states
-                .chunks
-                .iter()
-                .all(|c| matches!(known.states.lookup(c.agent_index, c.chunk), Some(None)))
-            && self.metrics.chunks.iter().all(|c| {
-                matches!(
-                    known.metrics.lookup((c.metric_id, c.agent_index), c.chunk),
-                    Some(None)
-                )
-            })
-    }
-}
-
 /// Writes `group` (consecutive batches) as one statement that commits on
 /// its own (one round trip to the server), when the backend has such a
 /// statement and the writer knows what the rows meet in the database:
 /// every metric name interned, every agent's kind, and that no stored
 /// rollup shares a step or block with them. Chunks it does not know are
 /// read first (held by the lease, they cannot change before the write).
-/// `planned` is the group planned ahead ([`pre_plan`]), used if it still
-/// holds. While the statement is on the server, `meanwhile` runs on this
-/// thread (the writer plans the next group).
 /// `Ok(None)`: not so, nothing was sent (write them the usual way).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn write_batch_at_once<C: Store + BatchStatement + Send>(
+pub(crate) fn write_batch_at_once<C: Store + BatchStatement>(
     c: &mut C,
     lease: &BatchLease<'_>,
     group: &[Batch],
@@ -436,40 +349,11 @@ pub(crate) fn write_batch_at_once<C: Store + BatchStatement + Send>(
     known: &KnownChunks,
     rollups: &KnownRollups,
     buffers: &mut RowBuffers,
-    planned: Option<PrePlan>,
-    meanwhile: impl FnOnce(),
 ) -> Result<Option<Written>> {
     if !C::AT_ONCE || group.iter().any(|b| !b.memories.is_empty()) {
         return Ok(None);
     }
     let sim_key = lease.sim_key;
-    if let Some(plan) = planned.filter(|p| p.holds(known, rollups)) {
-        let Some(totals) = rollups.totals_after(&plan.rollups) else {
-            return Ok(None);
-        };
-        let write = BatchWrite {
-            lease,
-            states: &plan.states,
-            metrics: &plan.metrics,
-            steps: &plan.steps,
-            step_metrics: &plan.step_metrics,
-            rollups: &plan.rollups,
-            totals: &totals,
-        };
-        let owned = overlapped(c, &write, meanwhile).map_err(batch_error(sim_key))?;
-        if !owned {
-            return Err(c.ownership_error(sim_key, lease.sim));
-        }
-        let highest = plan.rollups.highest();
-        return Ok(Some(Written {
-            interned: Vec::new(),
-            states: plan.states.chunks,
-            metrics: plan.metrics.chunks,
-            highest,
-            totals,
-            kinds: None,
-        }));
-    }
     let metrics = || group.iter().flat_map(|b| &b.metrics);
     if metrics().any(|m| interned_id(&cache.ids, m.metric).is_err()) {
         return Ok(None);
@@ -499,16 +383,17 @@ pub(crate) fn write_batch_at_once<C: Store + BatchStatement + Send>(
     };
     let states = plan_states(c, sim_key, &mut rows.states, Some(&known.states))?;
     let metrics = plan_metrics(c, sim_key, &mut rows.agent_metrics, Some(&known.metrics))?;
-    let write = BatchWrite {
-        lease,
-        states: &states,
-        metrics: &metrics,
-        steps: &rows.steps,
-        step_metrics: &rows.step_metrics,
-        rollups: &rollup_rows,
-        totals: &totals,
-    };
-    let owned = overlapped(c, &write, meanwhile).map_err(batch_error(sim_key))?;
+    let owned = c
+        .batch_statement(&BatchWrite {
+            lease,
+            states: &states,
+            metrics: &metrics,
+            steps: &rows.steps,
+            step_metrics: &rows.step_metrics,
+            rollups: &rollup_rows,
+            totals: &totals,
+        })
+        .map_err(batch_error(sim_key))?;
     buffers.keep(rows);
     if !owned {
         return Err(c.ownership_error(sim_key, lease.sim));
@@ -521,40 +406,6 @@ pub(crate) fn write_batch_at_once<C: Store + BatchStatement + Send>(
         totals,
         kinds: None,
     }))
-}
-
-/// Sends `write` from a thread of its own and runs `meanwhile` here until
-/// the statement's answer is in: the writer's next plan and the server's
-/// work on this batch overlap instead of taking turns.
-fn overlapped<C: BatchStatement + Send>(
-    c: &mut C,
-    write: &BatchWrite<'_>,
-    meanwhile: impl FnOnce(),
-) -> Result<bool> {
-    let c = std::sync::Mutex::new(c);
-    let send = || {
-        let mut c = super::shared::lock(&c);
-        c.batch_statement(write)
-    };
-    std::thread::scope(|scope| {
-        let sent = std::thread::Builder::new()
-            .name("simdb-statement".into())
-            .spawn_scoped(scope, send);
-        match sent {
-            Ok(handle) => {
-                meanwhile();
-                handle.join().unwrap_or_else(|_| {
-                    Err(Error::invalid("batch", "the statement's thread panicked"))
-                })
-            }
-            // No thread to be had: the statement on this one, then the rest.
-            Err(_) => {
-                let result = send();
-                meanwhile();
-                result
-            }
-        }
-    })
 }
 
 #[derive(Debug, Insertable)]

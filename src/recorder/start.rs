@@ -2,14 +2,14 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, AtomicU64};
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use super::bulk::RowBuffers;
 use super::metric_names::MetricCache;
-use super::shared::Shared;
+use super::shared::{Msg, Shared};
 use super::syncer::Syncer;
 use super::writer::Writer;
 use super::{Recorder, RecorderOptions};
@@ -86,14 +86,12 @@ impl SimulationService {
             stash: None,
             at_once: false,
             buffers: RowBuffers::default(),
-            queue: receiver,
-            next: None,
             syncer: self
                 .database()
                 .wal_synced_apart()
                 .and_then(|wal| Syncer::start(wal, Arc::clone(&shared), simulation.sim_key)),
         };
-        let spawned = spawn_writer(writer, simulation.sim_key);
+        let spawned = spawn_writer(writer, receiver, simulation.sim_key);
         let handle = match spawned {
             Ok(handle) => handle,
             Err(e) => {
@@ -120,9 +118,9 @@ impl SimulationService {
     }
 }
 
-fn spawn_writer(writer: Writer, sim_key: i32) -> Result<JoinHandle<()>> {
+fn spawn_writer(writer: Writer, receiver: Receiver<Msg>, sim_key: i32) -> Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("simdb-writer-{sim_key}"))
-        .spawn(move || writer.run())
+        .spawn(move || writer.run(receiver))
         .map_err(|e| Error::invalid("recorder", format!("cannot spawn writer thread: {e}")))
 }

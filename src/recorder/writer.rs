@@ -12,9 +12,7 @@ use std::sync::TryLockError;
 use std::time::{Duration, Instant};
 
 use super::batch::Batch;
-use super::bulk::{
-    intern_missing, pre_plan, write_batch, write_batch_at_once, Bulk, PrePlan, RowBuffers, Written,
-};
+use super::bulk::{intern_missing, write_batch, write_batch_at_once, Bulk, RowBuffers, Written};
 use super::metric_names::MetricCache;
 use super::shared::{Msg, Shared};
 use super::syncer::Syncer;
@@ -80,32 +78,15 @@ pub(crate) struct Writer {
     pub(crate) syncer: Option<Syncer>,
     /// The row vectors of the last batch, for the next.
     pub(crate) buffers: RowBuffers,
-    /// The queue from the recorder.
-    pub(crate) queue: Receiver<Msg>,
-    /// The group after the one being written, taken off the queue and
-    /// planned while that one was on the server; written next.
-    pub(crate) next: Option<Prefetched>,
-}
-
-/// A group taken off the queue ahead of its turn, and its plan.
-pub(crate) struct Prefetched {
-    group: Vec<Batch>,
-    plan: Option<PrePlan>,
 }
 
 impl Writer {
-    pub(crate) fn run(mut self) {
+    pub(crate) fn run(mut self, receiver: Receiver<Msg>) {
         loop {
-            // A group taken off the queue ahead of its turn goes first: it
-            // came before anything still queued or stashed.
-            if let Some(Prefetched { group, plan }) = self.next.take() {
-                self.take_group(group, plan);
-                continue;
-            }
             let wait = self.tick.saturating_sub(self.last_beat.elapsed());
             let next = match self.stash.take() {
                 Some(msg) => Ok(msg),
-                None => self.queue.recv_timeout(wait),
+                None => receiver.recv_timeout(wait),
             };
             match next {
                 Ok(Msg::Close(ack)) => {
@@ -117,7 +98,7 @@ impl Writer {
                     let _ = ack.send(());
                     return;
                 }
-                Ok(msg) => self.handle(msg),
+                Ok(msg) => self.handle(msg, &receiver),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     self.release();
@@ -125,7 +106,7 @@ impl Writer {
                 }
             }
             if self.last_beat.elapsed() >= self.tick {
-                match self.on_timer() {
+                match self.on_timer(&receiver) {
                     Some(Msg::Close(ack)) => {
                         self.release();
                         let _ = ack.send(());
@@ -141,9 +122,9 @@ impl Writer {
         }
     }
 
-    fn handle(&mut self, msg: Msg) {
+    fn handle(&mut self, msg: Msg, receiver: &Receiver<Msg>) {
         match msg {
-            Msg::Batch(batch) => self.take(batch),
+            Msg::Batch(batch) => self.take(batch, receiver),
             Msg::Flush(ack) => {
                 self.settle_syncs();
                 let _ = ack.send(());
@@ -165,11 +146,7 @@ impl Writer {
 
     /// The timer: commits the batch being filled once it waited
     /// `flush_interval`, else heartbeats. Returns a `Close` it met.
-    fn on_timer(&mut self) -> Option<Msg> {
-        if self.next.is_some() {
-            // Batches older than the one being filled wait their turn.
-            return None;
-        }
+    fn on_timer(&mut self, receiver: &Receiver<Msg>) -> Option<Msg> {
         let due = self.last_commit.elapsed() >= self.flush_interval;
         let taken = if due {
             let mut current = match self.shared.current.try_lock() {
@@ -182,7 +159,7 @@ impl Writer {
             // is older than the current batch and goes first.
             let queued = match self.stash.take() {
                 Some(msg) => Ok(msg),
-                None => self.queue.try_recv(),
+                None => receiver.try_recv(),
             };
             match queued {
                 Ok(msg) => {
@@ -190,7 +167,7 @@ impl Writer {
                     return match msg {
                         Msg::Close(_) | Msg::Abandon(_) => Some(msg),
                         other => {
-                            self.handle(other);
+                            self.handle(other, receiver);
                             None
                         }
                     };
@@ -203,7 +180,7 @@ impl Writer {
             None
         };
         match taken {
-            Some(batch) => self.take(batch),
+            Some(batch) => self.take(batch, receiver),
             None => self.heartbeat(),
         }
         None
@@ -257,17 +234,19 @@ impl Writer {
     /// holds them behind an earlier failure. Written together, queued
     /// batches cost one write: a writer slower than its recorder (one far
     /// from its server) writes bigger batches in as many round trips.
-    fn take(&mut self, batch: Batch) {
+    fn take(&mut self, batch: Batch, receiver: &Receiver<Msg>) {
         let mut group = vec![batch];
-        if self.at_once {
-            gather(&self.queue, &mut self.stash, &self.shared, &mut group);
+        while self.at_once
+            && group.len() < MAX_GROUP
+            && !self.shared.failed.load(Ordering::Acquire)
+            && self.stash.is_none()
+        {
+            match receiver.try_recv() {
+                Ok(Msg::Batch(next)) => group.push(next),
+                Ok(other) => self.stash = Some(other),
+                Err(_) => break,
+            }
         }
-        self.take_group(group, None);
-    }
-
-    /// Writes a group of consecutive batches (`plan`: planned ahead), or
-    /// holds them behind an earlier failure.
-    fn take_group(&mut self, mut group: Vec<Batch>, mut plan: Option<PrePlan>) {
         for batch in &group {
             for (id, name) in &batch.new_metric_names {
                 self.metrics.register(*id, name);
@@ -279,7 +258,7 @@ impl Writer {
             return;
         }
         if group.len() > 1 {
-            match self.write_with_retries(&mut group, plan.take()) {
+            match self.write_with_retries(&mut group) {
                 Ok(()) => {
                     group.into_iter().for_each(|b| self.shared.recycle(b));
                     return;
@@ -306,7 +285,7 @@ impl Writer {
         let mut rest = group.into_iter();
         while let Some(batch) = rest.next() {
             let mut one = [batch];
-            let written = self.write_with_retries(&mut one, plan.take());
+            let written = self.write_with_retries(&mut one);
             let [batch] = one;
             if let Err(failure) = written {
                 self.hold(batch, failure.error);
@@ -338,11 +317,7 @@ impl Writer {
 
     /// Writes `group` (consecutive batches) in one write, under the first
     /// one's sequence number, retrying transient failures.
-    fn write_with_retries(
-        &mut self,
-        group: &mut [Batch],
-        mut plan: Option<PrePlan>,
-    ) -> std::result::Result<(), Failure> {
+    fn write_with_retries(&mut self, group: &mut [Batch]) -> std::result::Result<(), Failure> {
         let Some(first) = group.first_mut() else {
             return Ok(());
         };
@@ -369,14 +344,14 @@ impl Writer {
                 self.rollups.forget();
                 match self.committed_already(seq) {
                     Ok(true) => Ok(Written::default()),
-                    Ok(false) => self.write(group, seq, mark, None),
+                    Ok(false) => self.write(group, seq, mark),
                     Err(e) => {
                         settling = true;
                         Err(e)
                     }
                 }
             } else {
-                self.write(group, seq, mark, plan.take())
+                self.write(group, seq, mark)
             };
             match result {
                 Ok(written) => {
@@ -441,32 +416,25 @@ impl Writer {
     /// Writes consecutive batches: as one statement where the backend has
     /// it and the writer knows all they meet, else in one transaction;
     /// returns what it learned.
-    fn write(
-        &mut self,
-        group: &[Batch],
-        seq: i64,
-        mark: Option<i64>,
-        plan: Option<PrePlan>,
-    ) -> Result<Written> {
+    fn write(&mut self, group: &[Batch], seq: i64, mark: Option<i64>) -> Result<Written> {
         let conn = self.db.writer()?;
         if self.db.checkpoints_in_background() {
             // The commit does not stop to copy the WAL back: the database's
             // checkpoint thread does, nudged once it returns.
             let unsynced = self.syncer.is_some();
-            with_connection!(conn, |c| c.deferring_checkpoints(unsynced, |c| self
-                .write_on(c, group, seq, mark, plan)))
+            with_connection!(conn, |c| c
+                .deferring_checkpoints(unsynced, |c| self.write_on(c, group, seq, mark)))
         } else {
-            with_connection!(conn, |c| self.write_on(c, group, seq, mark, plan))
+            with_connection!(conn, |c| self.write_on(c, group, seq, mark))
         }
     }
 
-    fn write_on<C: Store + Bulk + BatchStatement + Send>(
+    fn write_on<C: Store + Bulk + BatchStatement>(
         &mut self,
         c: &mut C,
         group: &[Batch],
         seq: i64,
         mark: Option<i64>,
-        plan: Option<PrePlan>,
     ) -> Result<Written> {
         // Held by this lease: no one else writes rows of this run, so what
         // is stored now plus what this writer commits is all there is.
@@ -485,37 +453,14 @@ impl Writer {
             seq,
             mark,
         };
-        // While this group is on the server: the next one off the queue,
-        // planned as if this one committed.
-        let (queue, stash, next) = (&self.queue, &mut self.stash, &mut self.next);
-        let (shared, sim_key, cache) = (&self.shared, self.sim_key, &self.metrics);
-        let kinds = self.rollups.kinds();
-        let meanwhile = || {
-            if next.is_some() || stash.is_some() {
-                return;
-            }
-            let Ok(msg) = queue.try_recv() else {
-                return;
-            };
-            let Msg::Batch(first) = msg else {
-                *stash = Some(msg);
-                return;
-            };
-            let mut group = vec![first];
-            gather(queue, stash, shared, &mut group);
-            let plan = pre_plan(sim_key, &group, cache, kinds);
-            *next = Some(Prefetched { group, plan });
-        };
         if let Some(written) = write_batch_at_once(
             c,
             &lease,
             group,
-            cache,
+            &self.metrics,
             &self.known,
             &self.rollups,
             &mut self.buffers,
-            plan,
-            meanwhile,
         )? {
             self.at_once = true;
             return Ok(written);
@@ -559,7 +504,7 @@ impl Writer {
         self.shared.failed.store(false, Ordering::Release);
         while let Some(batch) = self.held.pop_front() {
             let mut one = [batch];
-            if let Err(failure) = self.write_with_retries(&mut one, None) {
+            if let Err(failure) = self.write_with_retries(&mut one) {
                 let [batch] = one;
                 self.held.push_front(batch);
                 self.publish_held();
@@ -594,18 +539,6 @@ impl Writer {
             .and_then(|conn| with_connection!(conn, |c| c.release_lease(self.sim_key, self.token)));
         if let Err(e) = released {
             tracing::warn!(simulation = %self.sim, error = %e, "simdb could not release the recorder's lease");
-        }
-    }
-}
-
-/// Adds the batches queued behind `group`'s to it, up to [`MAX_GROUP`] and
-/// not past another message (stashed) or a failure.
-fn gather(queue: &Receiver<Msg>, stash: &mut Option<Msg>, shared: &Shared, group: &mut Vec<Batch>) {
-    while group.len() < MAX_GROUP && !shared.failed.load(Ordering::Acquire) && stash.is_none() {
-        match queue.try_recv() {
-            Ok(Msg::Batch(next)) => group.push(next),
-            Ok(other) => *stash = Some(other),
-            Err(_) => break,
         }
     }
 }

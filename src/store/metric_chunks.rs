@@ -271,19 +271,6 @@ pub(crate) fn plan_metrics<C: MetricChunkStore>(
     rows: &mut [AgentMetric],
     known: Option<&Known<(i32, i32), AgentMetricChunk>>,
 ) -> Result<Planned<AgentMetricChunk>> {
-    plan_metrics_reading(sim_key, rows, known, |metric, number, agents| {
-        c.metric_chunks_of(sim_key, metric, agents, number)
-    })
-}
-
-/// [`plan_metrics`], the chunks `known` does not know read by `read`
-/// (metric, chunk number, agents).
-pub(crate) fn plan_metrics_reading(
-    sim_key: i32,
-    rows: &mut [AgentMetric],
-    known: Option<&Known<(i32, i32), AgentMetricChunk>>,
-    mut read: impl FnMut(i32, i64, &[i32]) -> Result<Vec<AgentMetricChunk>>,
-) -> Result<Planned<AgentMetricChunk>> {
     chunk::order::order_by_series(rows, |r| (r.metric_id, r.agent_index.0), |r| r.step);
     // Runs of one (metric, agent)'s rows in one chunk.
     let mut groups: Vec<((i32, i32), i64, std::ops::Range<usize>)> = Vec::new();
@@ -306,7 +293,7 @@ pub(crate) fn plan_metrics_reading(
         }
     }
     for (&(metric, number), agents) in &unknown {
-        for chunk in read(metric, number, agents)? {
+        for chunk in c.metric_chunks_of(sim_key, metric, agents, number)? {
             stored.insert((chunk.key(), chunk.chunk), Cow::Owned(chunk));
         }
     }

@@ -352,19 +352,6 @@ pub(crate) fn plan_states<C: StateChunkStore>(
     rows: &mut [StateInput<'_>],
     known: Option<&Known<i32, AgentStateChunk>>,
 ) -> Result<Planned<AgentStateChunk>> {
-    plan_states_reading(sim_key, rows, known, |number, agents| {
-        c.state_chunks_of(sim_key, agents, number)
-    })
-}
-
-/// [`plan_states`], the chunks `known` does not know read by `read`
-/// (chunk number, agents).
-pub(crate) fn plan_states_reading(
-    sim_key: i32,
-    rows: &mut [StateInput<'_>],
-    known: Option<&Known<i32, AgentStateChunk>>,
-    mut read: impl FnMut(i64, &[i32]) -> Result<Vec<AgentStateChunk>>,
-) -> Result<Planned<AgentStateChunk>> {
     chunk::order::order_by_series(rows, |r| r.0, |r| r.1);
     let groups = state_groups(rows);
     // What is stored of those chunks: known, or one lookup per distinct
@@ -381,7 +368,7 @@ pub(crate) fn plan_states_reading(
         }
     }
     for (&number, agents) in &unknown {
-        for chunk in read(number, agents)? {
+        for chunk in c.state_chunks_of(sim_key, agents, number)? {
             stored.insert(
                 (chunk.agent_index, chunk.chunk),
                 std::borrow::Cow::Owned(chunk),
