@@ -8,6 +8,11 @@
 //!     as an agent's serialized struct does): one template and the
 //!     numbers' characters, 4 bits each, one bit for a number unchanged
 //!     from the previous step (`shapes.rs`);
+//!   - `3` (states of one shape whose floats the recorder captured as
+//!     numbers, `floats.rs`): the same, but a float slot whose first value
+//!     spells out in more than 14 characters keeps each value as its 8
+//!     bytes (a 17-digit float's 4-bit codes take 9 to 10), spelled out
+//!     as serde_json writes it when read;
 //!   - `1` (any other texts): the uncompressed length (`u32`,
 //!     little-endian), then the zstd-compressed bytes of: each present
 //!     step's state length as a LEB128 varint, in step order, followed by
