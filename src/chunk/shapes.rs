@@ -354,8 +354,16 @@ pub(crate) fn encode_captured(states: &[StateText<'_>], out: &mut Vec<u8>) -> Re
     }
     let flags_at = out.len();
     out.resize(flags_at + (states.len() * n_slots).div_ceil(8), 0);
-    let mut bin: Vec<u8> = Vec::new();
-    let mut codes: Vec<u8> = Vec::new();
+    // Room for every value as if none repeated: 8 bytes a kept float, and
+    // a number's codes as long as its first text's (a float's at most 24).
+    let kept = slots
+        .iter()
+        .filter(|s| matches!(s, Slot::Float { digits: false }))
+        .count();
+    let digits = bytes.len() - pieces.iter().map(|(s, e)| e - s).sum::<usize>() - kept
+        + 24 * (floats - kept);
+    let mut bin: Vec<u8> = Vec::with_capacity(states.len() * kept * 8);
+    let mut codes: Vec<u8> = Vec::with_capacity(states.len() * (digits + n_slots).div_ceil(2) + 8);
     let mut nibbles = Nibbles::default();
     // Each slot's value in the text before: a number's range, or a
     // float's bits.
@@ -432,6 +440,7 @@ pub(crate) fn encode_captured(states: &[StateText<'_>], out: &mut Vec<u8>) -> Re
         prev_text = text;
     }
     nibbles.finish(&mut codes);
+    out.reserve_exact(bin.len() + codes.len());
     out.extend_from_slice(&bin);
     out.extend_from_slice(&codes);
     Ok(true)
