@@ -327,8 +327,10 @@ impl Batch {
         let mut bytes = self.json.len() - start + floats.len() * 23 + ROW_OVERHEAD;
         if bytes > limit {
             let mut spelled = Vec::new();
-            for &v in floats {
-                float_text(v, &mut spelled)?;
+            let spelled_ok = floats.iter().all(|&v| float_text(v, &mut spelled).is_ok());
+            if !spelled_ok {
+                undo(self);
+                return Err(Error::invalid("state", "a float could not be spelled out"));
             }
             bytes = self.json.len() - start - floats.len() + spelled.len() + ROW_OVERHEAD;
         }
