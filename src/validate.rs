@@ -66,38 +66,20 @@ pub(crate) fn check_json_text(field: &'static str, text: &[u8]) -> Result<()> {
 /// text) onto `out`, refusing a NUL character as [`check_json_text`] does
 /// without scanning the text again: the formatter notes it as it escapes
 /// it (`\u0000`); raw fragments (`RawValue`) are scanned as they are
-/// written. On error `out` may hold part of the text: the caller cuts it.
+/// written. With `floats`, every finite `f64` is captured onto it and left
+/// out of the text, a mark in its place (`chunk/floats.rs`): the digits
+/// are spelled out where a state is read, not on the recording thread.
+/// On error `out` may hold part of the text: the caller cuts it.
 pub(crate) fn write_json<S: serde::Serialize + ?Sized>(
     field: &'static str,
     value: &S,
     out: &mut Vec<u8>,
+    floats: Option<&mut Vec<f64>>,
 ) -> Result<()> {
     let mut nul = false;
     let watch = NulWatch {
         nul: &mut nul,
-        floats: None,
-    };
-    let mut ser = serde_json::Serializer::with_formatter(Pieces(out), watch);
-    value.serialize(&mut ser)?;
-    if nul {
-        return Err(nul_error(field));
-    }
-    Ok(())
-}
-
-/// As [`write_json`], every finite `f64` captured onto `floats` and left
-/// out of the text, a mark in its place (`chunk/floats.rs`): the digits
-/// are spelled out where a state is read, not on the recording thread.
-pub(crate) fn write_state_json<S: serde::Serialize + ?Sized>(
-    field: &'static str,
-    value: &S,
-    out: &mut Vec<u8>,
-    floats: &mut Vec<f64>,
-) -> Result<()> {
-    let mut nul = false;
-    let watch = NulWatch {
-        nul: &mut nul,
-        floats: Some(floats),
+        floats,
     };
     let mut ser = serde_json::Serializer::with_formatter(Pieces(out), watch);
     value.serialize(&mut ser)?;
@@ -293,7 +275,7 @@ mod tests {
         ]));
         for v in &values {
             let mut out = b"prefix".to_vec();
-            write_json("state", v, &mut out)?;
+            write_json("state", v, &mut out, None)?;
             let mut want = b"prefix".to_vec();
             serde_json::to_writer(&mut want, v)?;
             assert_eq!(

@@ -189,100 +189,6 @@ impl Nibbles {
     }
 }
 
-/// The blob (without its codec byte) of `texts` if they are of one shape
-/// (and hold no NUL), appended to `out`; `false` (and `out` as it was)
-/// otherwise.
-pub(crate) fn encode(texts: &[&str], out: &mut Vec<u8>) -> bool {
-    let Some(first) = texts.first().map(|t| t.as_bytes()) else {
-        return false;
-    };
-    if first.contains(&SLOT) {
-        return false;
-    }
-    // The template's literal pieces (as ranges of the first text) and
-    // the first text's numbers.
-    let mut pieces: Vec<(usize, usize)> = Vec::new();
-    let mut prev: Vec<(usize, usize)> = Vec::new();
-    let mut start = 0;
-    let mut at = 0;
-    while at < first.len() {
-        if starts_number(first[at]) {
-            let end = number_end(first, at);
-            pieces.push((start, at));
-            prev.push((at, end));
-            start = end;
-            at = end;
-        } else {
-            at += 1;
-        }
-    }
-    pieces.push((start, first.len()));
-    let slots = prev.len();
-    // Template, flags, then numbers, straight onto `out` (cut back to
-    // `undo` if a text is of another shape).
-    let undo = out.len();
-    out.reserve(first.len() * (texts.len() + 2) / 2);
-    let template_len = first.len() + slots - prev.iter().map(|(s, e)| e - s).sum::<usize>();
-    super::varint::put(out, template_len);
-    for (j, &(s, e)) in pieces.iter().enumerate() {
-        out.extend_from_slice(&first[s..e]);
-        if j < slots {
-            out.push(SLOT);
-        }
-    }
-    let flags_at = out.len();
-    out.resize(flags_at + (texts.len() * slots).div_ceil(8), 0);
-    let mut nibbles = Nibbles::default();
-    for &(s, e) in &prev {
-        nibbles.number(&first[s..e], out);
-    }
-    let mut numbers: Vec<(usize, usize)> = Vec::with_capacity(slots);
-    let mut prev_text = first;
-    for (i, text) in texts.iter().enumerate().skip(1) {
-        let text = text.as_bytes();
-        numbers.clear();
-        let mut at = 0;
-        for (j, &(s, e)) in pieces.iter().enumerate() {
-            let piece = &first[s..e];
-            if !text
-                .get(at..at + piece.len())
-                .is_some_and(|t| same(t, piece))
-            {
-                out.truncate(undo);
-                return false;
-            }
-            at += piece.len();
-            if j == slots {
-                break;
-            }
-            if !text.get(at).is_some_and(|&b| starts_number(b)) {
-                out.truncate(undo);
-                return false;
-            }
-            let end = number_end(text, at);
-            numbers.push((at, end));
-            at = end;
-        }
-        if at != text.len() {
-            out.truncate(undo);
-            return false;
-        }
-        for (j, (&(s, e), &(ps, pe))) in numbers.iter().zip(&prev).enumerate() {
-            let number = &text[s..e];
-            if same(number, &prev_text[ps..pe]) {
-                let bit = i * slots + j;
-                out[flags_at + bit / 8] |= 1 << (bit % 8);
-            } else {
-                nibbles.number(number, out);
-            }
-        }
-        std::mem::swap(&mut prev, &mut numbers);
-        prev_text = text;
-    }
-    nibbles.finish(out);
-    true
-}
-
 /// A slot of a template of states with captured floats.
 #[derive(Clone, Copy)]
 enum Slot {
@@ -292,13 +198,15 @@ enum Slot {
     Float { digits: bool },
 }
 
-/// The blob (without its codec byte: codec 3) of `states`, whose texts
-/// hold captured floats ([`super::floats`]), if they are of one shape: the
-/// same literal pieces, numbers and floats in the same places. `Ok(false)`
-/// (and `out` as it was) otherwise. A float slot whose first value spells
-/// out in at most [`SHORT_FLOAT`] characters is kept as those digits, the
-/// others as 8 bytes each, after the flags and before the 4-bit codes.
-pub(crate) fn encode_captured(states: &[StateText<'_>], out: &mut Vec<u8>) -> Result<bool> {
+/// The blob (without its codec byte) of `states` if they are of one shape
+/// (and hold no NUL): the same literal pieces, numbers and floats in the
+/// same places; `Ok(false)` (and `out` as it was) otherwise. Without a
+/// captured float in any state ([`super::floats`]) it is codec 2: a mark
+/// byte is then a literal one. With them, codec 3: a float slot whose
+/// first value spells out in at most [`SHORT_FLOAT`] characters is kept
+/// as those digits, the others as 8 bytes each, after the flags and before
+/// the 4-bit codes.
+pub(crate) fn encode(states: &[StateText<'_>], out: &mut Vec<u8>) -> Result<bool> {
     let Some(first) = states.first() else {
         return Ok(false);
     };
@@ -306,6 +214,7 @@ pub(crate) fn encode_captured(states: &[StateText<'_>], out: &mut Vec<u8>) -> Re
     if bytes.contains(&SLOT) {
         return Ok(false);
     }
+    let with_floats = states.iter().any(|s| !s.floats.is_empty());
     let mut scratch: Vec<u8> = Vec::with_capacity(32);
     // The template's literal pieces (as ranges of the first text) and
     // its slots.
@@ -313,7 +222,7 @@ pub(crate) fn encode_captured(states: &[StateText<'_>], out: &mut Vec<u8>) -> Re
     let mut slots: Vec<Slot> = Vec::new();
     let (mut start, mut at, mut floats) = (0, 0, 0);
     while at < bytes.len() {
-        if bytes[at] == FLOAT_SLOT {
+        if with_floats && bytes[at] == FLOAT_SLOT {
             let Some(&value) = first.floats.get(floats) else {
                 return Ok(false);
             };
@@ -685,9 +594,15 @@ pub(crate) fn decode_one(blob: &[u8], n: usize, i: usize, with_floats: bool) -> 
 mod tests {
     use super::*;
 
+    /// Texts with no captured float: codec 2's `encode`.
+    fn encode_texts(texts: &[&str], out: &mut Vec<u8>) -> bool {
+        let states: Vec<StateText<'_>> = texts.iter().map(|t| StateText::plain(t)).collect();
+        matches!(encode(&states, out), Ok(true))
+    }
+
     fn round_trip(texts: &[&str]) -> Option<usize> {
         let mut blob = Vec::new();
-        if !encode(texts, &mut blob) {
+        if !encode_texts(texts, &mut blob) {
             return None;
         }
         let (text, ends) = decode(&blob, texts.len(), false).ok()?;
@@ -714,7 +629,7 @@ mod tests {
             .iter()
             .map(|v| {
                 let (mut text, mut floats) = (Vec::new(), Vec::new());
-                let written = crate::validate::write_state_json("state", v, &mut text, &mut floats);
+                let written = crate::validate::write_json("state", v, &mut text, Some(&mut floats));
                 assert!(written.is_ok());
                 (String::from_utf8(text).unwrap_or_default(), floats)
             })
@@ -730,7 +645,7 @@ mod tests {
             .map(|(text, floats)| StateText { text, floats })
             .collect();
         let mut blob = Vec::new();
-        if !encode_captured(&states, &mut blob).ok()? {
+        if !encode(&states, &mut blob).ok()? {
             assert!(blob.is_empty());
             return None;
         }
@@ -802,7 +717,7 @@ mod tests {
             .map(|(text, floats)| StateText { text, floats })
             .collect();
         let mut blob = Vec::new();
-        assert!(matches!(encode_captured(&states, &mut blob), Ok(true)));
+        assert!(matches!(encode(&states, &mut blob), Ok(true)));
         for cut in 0..blob.len() {
             assert!(decode(&blob[..cut], 64, true).is_err(), "cut at {cut}");
         }
@@ -874,7 +789,7 @@ mod tests {
     #[test]
     fn damaged_blobs_are_typed_errors() {
         let mut blob = Vec::new();
-        assert!(encode(
+        assert!(encode_texts(
             &["{\"a\":12}", "{\"a\":12}", "{\"a\":3}"],
             &mut blob
         ));
@@ -912,7 +827,7 @@ mod tests {
             .collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let mut blob = Vec::new();
-        assert!(encode(&refs, &mut blob));
+        assert!(encode_texts(&refs, &mut blob));
         let mut seed = 7u64;
         let mut next = move || {
             seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);

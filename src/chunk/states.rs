@@ -87,42 +87,33 @@ fn compressor() -> std::io::Result<zstd::bulk::Compressor<'static>> {
 }
 
 /// The states blob of `states` (one per present step, in step order):
-/// states with captured floats ([`super::floats`]) of one shape as codec
-/// 3, any others spelled out and stored as texts.
+/// states of one shape as codec 2, or 3 where the recorder captured their
+/// floats ([`super::floats`]); others with captured floats spelled out
+/// first; any other texts zstd.
 pub(crate) fn encode_states(states: &[StateText<'_>]) -> Result<Vec<u8>> {
-    if states.iter().all(|s| s.floats.is_empty()) {
-        let texts: Vec<&str> = states.iter().map(|s| s.text).collect();
-        return encode_texts(&texts);
-    }
-    let mut out = vec![SHAPES_FLOATS];
-    if super::shapes::encode_captured(states, &mut out)? {
-        out.shrink_to_fit();
-        return Ok(out);
-    }
-    let texts = states
-        .iter()
-        .map(|&s| super::floats::expanded(s))
-        .collect::<Result<Vec<String>>>()?;
-    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-    encode_texts(&texts)
-}
-
-/// The states blob of `texts` (one per present step, in step order).
-fn encode_texts(texts: &[&str]) -> Result<Vec<u8>> {
-    let mut out = vec![SHAPES];
-    if super::shapes::encode(texts, &mut out) {
+    let captured = states.iter().any(|s| !s.floats.is_empty());
+    let mut out = vec![if captured { SHAPES_FLOATS } else { SHAPES }];
+    if super::shapes::encode(states, &mut out)? {
         // Exactly as long as it is: a writer keeps the last chunk of every
         // agent, and the encoder's room to spare cost 10,000 agents 30 MiB.
         out.shrink_to_fit();
         return Ok(out);
     }
-    let total: usize = texts.iter().map(|t| t.len()).sum();
-    let mut raw = Vec::with_capacity(total + 128);
-    for t in texts {
-        super::varint::put(&mut raw, t.len());
+    if captured {
+        let texts = states
+            .iter()
+            .map(|&s| super::floats::expanded(s))
+            .collect::<Result<Vec<String>>>()?;
+        let plain: Vec<StateText<'_>> = texts.iter().map(|t| StateText::plain(t)).collect();
+        return encode_states(&plain);
     }
-    for t in texts {
-        raw.extend_from_slice(t.as_bytes());
+    let total: usize = states.iter().map(|s| s.text.len()).sum();
+    let mut raw = Vec::with_capacity(total + 128);
+    for s in states {
+        super::varint::put(&mut raw, s.text.len());
+    }
+    for s in states {
+        raw.extend_from_slice(s.text.as_bytes());
     }
     let raw_len = u32::try_from(raw.len())
         .map_err(|_| Error::invalid("state", "a chunk's states exceed 4 GiB"))?;

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::chunk::floats::float_text;
 use crate::error::{Error, Result};
 use crate::models::NewAgentMemory;
-use crate::validate::{write_json, write_state_json};
+use crate::validate::write_json;
 
 /// A span of a batch's JSON text buffer.
 #[derive(Debug, Clone, Copy)]
@@ -97,7 +97,7 @@ impl Batch {
         state: &S,
         limit: usize,
     ) -> Result<()> {
-        let (state, floats) = self.push_state_json(state, limit)?;
+        let (state, floats) = self.push_json("state", state, limit, true)?;
         self.saw_step(step);
         self.states.push(StateRec {
             agent,
@@ -117,7 +117,7 @@ impl Batch {
         metrics: &S,
         limit: usize,
     ) -> Result<()> {
-        let span = self.push_json("step metrics", metrics, limit)?;
+        let (span, _) = self.push_json("step metrics", metrics, limit, false)?;
         if self.json.get(span.0 as usize) != Some(&b'{') {
             self.json.truncate(span.0 as usize);
             return Err(Error::invalid(
@@ -305,20 +305,24 @@ impl Batch {
         self.rows() == 0 && self.new_metric_names.is_empty() && self.ended.is_none()
     }
 
-    /// Serializes a state onto the text buffer, its floats captured; its
-    /// size is checked as spelled out (exactly, once an upper bound of it
-    /// passes `limit`). Returns the spans of its text and floats.
-    fn push_state_json<S: Serialize + ?Sized>(
+    /// Serializes `value` onto the text buffer, its floats captured if
+    /// `capture` (a state's); its size is checked as spelled out (exactly,
+    /// once an upper bound of it passes `limit`). Returns the spans of its
+    /// text and floats.
+    fn push_json<S: Serialize + ?Sized>(
         &mut self,
+        field: &'static str,
         value: &S,
         limit: usize,
+        capture: bool,
     ) -> Result<(Span, Span)> {
         let (start, first_float) = (self.json.len(), self.floats.len());
         let undo = |b: &mut Batch| {
             b.json.truncate(start);
             b.floats.truncate(first_float);
         };
-        if let Err(e) = write_state_json("state", value, &mut self.json, &mut self.floats) {
+        let floats = capture.then_some(&mut self.floats);
+        if let Err(e) = write_json(field, value, &mut self.json, floats) {
             undo(self);
             return Err(e);
         }
@@ -348,32 +352,6 @@ impl Batch {
             (Ok(s), Ok(e), Ok(fs), Ok(fe)) => Ok((Span(s, e), Span(fs, fe))),
             _ => {
                 undo(self);
-                Err(Error::invalid("state", "batch text buffer exceeds 4 GiB"))
-            }
-        }
-    }
-
-    /// Serializes `value` onto the text buffer.
-    pub(crate) fn push_json<S: Serialize + ?Sized>(
-        &mut self,
-        field: &'static str,
-        value: &S,
-        limit: usize,
-    ) -> Result<Span> {
-        let start = self.json.len();
-        if let Err(e) = write_json(field, value, &mut self.json) {
-            self.json.truncate(start);
-            return Err(e);
-        }
-        let bytes = self.json.len() - start + ROW_OVERHEAD;
-        if bytes > limit {
-            self.json.truncate(start);
-            return Err(Error::RowTooLarge { bytes, limit });
-        }
-        match (u32::try_from(start), u32::try_from(self.json.len())) {
-            (Ok(s), Ok(e)) => Ok(Span(s, e)),
-            _ => {
-                self.json.truncate(start);
                 Err(Error::invalid("state", "batch text buffer exceeds 4 GiB"))
             }
         }

@@ -124,14 +124,11 @@ impl RowBuffers {
             .into_iter()
             .map(|(agent, step, reward, _)| (agent, step, reward, StateText::plain("")))
             .collect();
-        self.step_metrics = emptied(step_metrics);
-        self.agent_metrics = emptied(agent_metrics);
+        self.step_metrics = step_metrics;
+        self.step_metrics.clear();
+        self.agent_metrics = agent_metrics;
+        self.agent_metrics.clear();
     }
-}
-
-fn emptied<T>(mut v: Vec<T>) -> Vec<T> {
-    v.clear();
-    v
 }
 
 /// Turns `batch` into rows, with metric ids from `id_of`, adding them to
