@@ -128,8 +128,18 @@ fn a_dashboard_on_a_replica_shows_its_lag() -> Result<()> {
     assert_eq!(status, 200);
     assert!(page.contains("is up to date"), "{page}");
     assert!(page.contains(sim.id.as_str()));
-    let (_, api) = server.get("/api/replicas")?;
-    let statuses: Value = serde_json::from_str(&api).map_err(|e| invalid(e.to_string()))?;
+    // The primary's own background records (a standby snapshot every 15 s)
+    // may land between the replay and the request: asked again until the
+    // standby has replayed them too (or for 5 s), the lag is nothing.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let (api, statuses) = loop {
+        let (_, api) = server.get("/api/replicas")?;
+        let statuses: Value = serde_json::from_str(&api).map_err(|e| invalid(e.to_string()))?;
+        if statuses[0]["lag_bytes"] == json!(0) || std::time::Instant::now() > deadline {
+            break (api, statuses);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     assert_eq!(statuses[0]["lag_bytes"], json!(0), "{api}");
     assert_eq!(statuses[0]["error"], Value::Null, "{api}");
     // The standby stops: the pages come from the primary, and say why.
