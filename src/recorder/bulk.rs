@@ -380,6 +380,12 @@ pub(crate) fn write_batch_at_once<C: Store + BatchStatement>(
     };
     let states = plan_states(c, sim_key, &mut rows.states, Some(&known.states))?;
     let metrics = plan_metrics(c, sim_key, &mut rows.agent_metrics, Some(&known.metrics))?;
+    // The statement only inserts: a chunk already stored (its block rolled
+    // up, so not reached while `all_new_from` holds) is merged the usual way.
+    if states.stored.iter().chain(&metrics.stored).any(|&s| s) {
+        buffers.keep(rows);
+        return Ok(None);
+    }
     let owned = c
         .batch_statement(&BatchWrite {
             lease,
