@@ -198,6 +198,51 @@ enum Slot {
     Float { digits: bool },
 }
 
+/// Whether `state` is the template's literal pieces (of the first text
+/// `first`) with numbers and captured floats in its slots; each slot's
+/// value pushed onto `cur`: a number's range in the text, or a float's
+/// bits.
+fn in_shape(
+    state: &StateText<'_>,
+    first: &[u8],
+    pieces: &[(usize, usize)],
+    slots: &[Slot],
+    cur: &mut Vec<(usize, usize, u64)>,
+) -> bool {
+    let text = state.text.as_bytes();
+    let (mut at, mut fi) = (0, 0);
+    for (j, &(s, e)) in pieces.iter().enumerate() {
+        let piece = &first[s..e];
+        if !text
+            .get(at..at + piece.len())
+            .is_some_and(|t| same(t, piece))
+        {
+            return false;
+        }
+        at += piece.len();
+        match slots.get(j) {
+            None => break,
+            Some(Slot::Number) => {
+                if !text.get(at).is_some_and(|&b| starts_number(b)) {
+                    return false;
+                }
+                let end = number_end(text, at);
+                cur.push((at, end, 0));
+                at = end;
+            }
+            Some(Slot::Float { .. }) => {
+                match (text.get(at), state.floats.get(fi)) {
+                    (Some(&FLOAT_SLOT), Some(v)) => cur.push((0, 0, v.to_bits())),
+                    _ => return false,
+                }
+                fi += 1;
+                at += 1;
+            }
+        }
+    }
+    at == text.len() && fi == state.floats.len()
+}
+
 /// The blob (without its codec byte) of `states` if they are of one shape
 /// (and hold no NUL): the same literal pieces, numbers and floats in the
 /// same places; `Ok(false)` (and `out` as it was) otherwise. Without a
@@ -220,6 +265,8 @@ pub(crate) fn encode(states: &[StateText<'_>], out: &mut Vec<u8>) -> Result<bool
     // its slots.
     let mut pieces: Vec<(usize, usize)> = Vec::new();
     let mut slots: Vec<Slot> = Vec::new();
+    // Each slot's number range in the first text (a float's is empty).
+    let mut first_cur: Vec<(usize, usize, u64)> = Vec::new();
     let (mut start, mut at, mut floats) = (0, 0, 0);
     while at < bytes.len() {
         if with_floats && bytes[at] == FLOAT_SLOT {
@@ -233,12 +280,14 @@ pub(crate) fn encode(states: &[StateText<'_>], out: &mut Vec<u8>) -> Result<bool
             slots.push(Slot::Float {
                 digits: scratch.len() <= SHORT_FLOAT,
             });
+            first_cur.push((0, 0, 0));
             at += 1;
             start = at;
         } else if starts_number(bytes[at]) {
             let end = number_end(bytes, at);
             pieces.push((start, at));
             slots.push(Slot::Number);
+            first_cur.push((at, end, 0));
             start = end;
             at = end;
         } else {
@@ -282,44 +331,23 @@ pub(crate) fn encode(states: &[StateText<'_>], out: &mut Vec<u8>) -> Result<bool
     for (i, state) in states.iter().enumerate() {
         let text = state.text.as_bytes();
         cur.clear();
-        let (mut at, mut fi) = (0, 0);
-        let mut fits = true;
-        for (j, &(s, e)) in pieces.iter().enumerate() {
-            let piece = &bytes[s..e];
-            if !text
-                .get(at..at + piece.len())
-                .is_some_and(|t| same(t, piece))
-            {
-                fits = false;
-                break;
-            }
-            at += piece.len();
-            match slots.get(j) {
-                None => break,
-                Some(Slot::Number) => {
-                    if !text.get(at).is_some_and(|&b| starts_number(b)) {
-                        fits = false;
-                        break;
-                    }
-                    let end = number_end(text, at);
-                    cur.push((at, end, 0));
-                    at = end;
-                }
-                Some(Slot::Float { .. }) => {
-                    let value = state.floats.get(fi);
-                    match (text.get(at), value) {
-                        (Some(&FLOAT_SLOT), Some(v)) => cur.push((0, 0, v.to_bits())),
-                        _ => {
-                            fits = false;
-                            break;
-                        }
-                    }
-                    fi += 1;
-                    at += 1;
-                }
-            }
-        }
-        if !fits || at != text.len() || fi != state.floats.len() {
+        let fits = if state.floats.len() == floats && same(text, bytes) {
+            // The first text byte for byte (as states whose numbers are all
+            // captured floats are): its slots are where the first text's
+            // are, without matching piece by piece.
+            let mut values = state.floats.iter();
+            cur.extend(slots.iter().zip(&first_cur).map(|(slot, &(s, e, _))| {
+                let bits = match slot {
+                    Slot::Number => 0,
+                    Slot::Float { .. } => values.next().map_or(0, |v| v.to_bits()),
+                };
+                (s, e, bits)
+            }));
+            true
+        } else {
+            in_shape(state, bytes, &pieces, &slots, &mut cur)
+        };
+        if !fits {
             out.truncate(undo);
             return Ok(false);
         }

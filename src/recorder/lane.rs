@@ -31,7 +31,7 @@ const LANE_ROWS: usize = 1024;
 pub struct RecorderLane<'r> {
     rec: &'r Recorder,
     local: Batch,
-    agents: Arc<foldhash::HashSet<i32>>,
+    agents: Arc<super::known_agents::KnownAgents>,
     /// Agents found registered after the recorder's snapshot was taken.
     late_agents: HashSet<i32>,
     rows: u64,
@@ -104,7 +104,7 @@ impl Recorder {
 impl RecorderLane<'_> {
     fn check_agent(&mut self, agent: AgentIndex) -> Result<i32> {
         let i = agent.checked()?;
-        if self.agents.contains(&i) || self.late_agents.contains(&i) {
+        if self.agents.contains(i) || self.late_agents.contains(&i) {
             return Ok(i);
         }
         // Registered while the recorder records: one query, then known.

@@ -9,6 +9,7 @@
 mod batch;
 mod bulk;
 mod control;
+mod known_agents;
 mod lane;
 mod metric_names;
 mod options;
@@ -80,7 +81,7 @@ pub struct Recorder {
     /// recorder's own calls hold `&mut self`).
     metric_ids: Mutex<foldhash::HashMap<String, u32>>,
     /// The registered agents, as last read (lanes share the snapshot).
-    known_agents: Arc<foldhash::HashSet<i32>>,
+    known_agents: Arc<known_agents::KnownAgents>,
     service: SimulationService,
     shared: Arc<Shared>,
     sender: Option<SyncSender<Msg>>,
@@ -144,11 +145,11 @@ impl Recorder {
     /// Checks the agent is registered; only an unknown index costs a query.
     fn check_agent(&mut self, agent: AgentIndex) -> Result<i32> {
         let i = agent.checked()?;
-        if self.known_agents.contains(&i) {
+        if self.known_agents.contains(i) {
             return Ok(i);
         }
         self.reload_agents()?;
-        if self.known_agents.contains(&i) {
+        if self.known_agents.contains(i) {
             Ok(i)
         } else {
             Err(Error::unregistered_agent(i, &self.sim))
@@ -270,14 +271,14 @@ impl Recorder {
 
     /// Checks that agents `0..n` are all registered (one query at most).
     fn check_agents(&mut self, n: usize) -> Result<()> {
-        let all = |known: &foldhash::HashSet<i32>| {
-            (0..n).all(|i| i32::try_from(i).is_ok_and(|i| known.contains(&i)))
+        let all = |known: &known_agents::KnownAgents| {
+            (0..n).all(|i| i32::try_from(i).is_ok_and(|i| known.contains(i)))
         };
         if all(&self.known_agents) {
             return Ok(());
         }
         self.reload_agents()?;
-        match (0..n).find(|&i| !i32::try_from(i).is_ok_and(|i| self.known_agents.contains(&i))) {
+        match (0..n).find(|&i| !i32::try_from(i).is_ok_and(|i| self.known_agents.contains(i))) {
             None => Ok(()),
             Some(i) => Err(Error::unregistered_agent(i, &self.sim)),
         }

@@ -104,7 +104,7 @@ impl SimulationService {
             sim: simulation.id,
             options,
             metric_ids: Mutex::new(foldhash::HashMap::default()),
-            known_agents: Arc::new(foldhash::HashSet::default()),
+            known_agents: Arc::default(),
             service: self.clone(),
             shared,
             sender: Some(sender),
