@@ -262,13 +262,13 @@ pub(crate) fn write_batch<C: Store + Bulk>(
     let highest = rollups.highest();
     let written = (|| -> Result<Written> {
         let states =
-            crate::store::write_states(c, sim_key, &mut rows.states, known.map(|k| &k.states))?;
+            crate::store::write_states(c, sim_key, &rows.states, known.map(|k| &k.states))?;
         c.copy_steps(&rows.steps)?;
         c.copy_step_metrics(&rows.step_metrics)?;
         let metrics = crate::store::metric_chunks::write_metrics(
             c,
             sim_key,
-            &mut rows.agent_metrics,
+            &rows.agent_metrics,
             known.map(|k| &k.metrics),
         )?;
         let totals = c.add_rollups(rollups)?;
@@ -378,8 +378,8 @@ pub(crate) fn write_batch_at_once<C: Store + BatchStatement>(
     let Some(totals) = rollups.totals_after(&rollup_rows) else {
         return Ok(None);
     };
-    let states = plan_states(c, sim_key, &mut rows.states, Some(&known.states))?;
-    let metrics = plan_metrics(c, sim_key, &mut rows.agent_metrics, Some(&known.metrics))?;
+    let states = plan_states(c, sim_key, &rows.states, Some(&known.states))?;
+    let metrics = plan_metrics(c, sim_key, &rows.agent_metrics, Some(&known.metrics))?;
     // The statement only inserts: a chunk already stored (its block rolled
     // up, so not reached while `all_new_from` holds) is merged the usual way.
     if states.stored.iter().chain(&metrics.stored).any(|&s| s) {

@@ -235,12 +235,12 @@ pub(crate) fn encode(
 
 /// Writes agent metric `rows` of simulation `sim_key` into their chunks,
 /// merged with what those chunks already hold; a step stored twice is
-/// [`Error::Duplicate`] and writes nothing. Sorts `rows`; returns the
-/// chunks as written.
+/// [`Error::Duplicate`] and writes nothing; returns the chunks as
+/// written.
 pub(crate) fn write_metrics<C: MetricChunkStore>(
     c: &mut C,
     sim_key: i32,
-    rows: &mut [AgentMetric],
+    rows: &[AgentMetric],
     known: Option<&Known<(i32, i32), AgentMetricChunk>>,
 ) -> Result<Vec<AgentMetricChunk>> {
     let planned = plan_metrics(c, sim_key, rows, known)?;
@@ -264,21 +264,38 @@ pub(crate) fn write_metrics<C: MetricChunkStore>(
 
 /// The chunks agent metric `rows` make, merged with what those chunks
 /// already hold (known from `known` or read); a step stored twice is
-/// [`Error::Duplicate`]. Sorts `rows`.
+/// [`Error::Duplicate`].
 pub(crate) fn plan_metrics<C: MetricChunkStore>(
     c: &mut C,
     sim_key: i32,
-    rows: &mut [AgentMetric],
+    rows: &[AgentMetric],
     known: Option<&Known<(i32, i32), AgentMetricChunk>>,
 ) -> Result<Planned<AgentMetricChunk>> {
-    chunk::order::order_by_series(rows, |r| (r.metric_id, r.agent_index.0), |r| r.step);
-    // Runs of one (metric, agent)'s rows in one chunk.
+    chunk::order::in_series_order(
+        rows,
+        |r| (r.metric_id, r.agent_index.0),
+        |r| r.step,
+        |order| plan_ordered(c, sim_key, rows, order, known),
+    )
+}
+
+/// [`plan_metrics`] of `rows` read in `order`.
+fn plan_ordered<C: MetricChunkStore>(
+    c: &mut C,
+    sim_key: i32,
+    rows: &[AgentMetric],
+    order: &[usize],
+    known: Option<&Known<(i32, i32), AgentMetricChunk>>,
+) -> Result<Planned<AgentMetricChunk>> {
+    // Runs of one (metric, agent)'s rows in one chunk (positions in
+    // `order`).
     let mut groups: Vec<((i32, i32), i64, std::ops::Range<usize>)> = Vec::new();
-    for (i, r) in rows.iter().enumerate() {
+    for (at, &i) in order.iter().enumerate() {
+        let r = &rows[i];
         let key = ((r.metric_id, r.agent_index.0), chunk::chunk_of(r.step));
         match groups.last_mut() {
-            Some(g) if (g.0, g.1) == key => g.2.end = i + 1,
-            _ => groups.push((key.0, key.1, i..i + 1)),
+            Some(g) if (g.0, g.1) == key => g.2.end = at + 1,
+            _ => groups.push((key.0, key.1, at..at + 1)),
         }
     }
     let mut stored: HashMap<((i32, i32), i64), Cow<'_, AgentMetricChunk>> = HashMap::new();
@@ -309,7 +326,7 @@ pub(crate) fn plan_metrics<C: MetricChunkStore>(
             merged.extend(old.points()?);
         }
         let had = merged.len();
-        merged.extend(rows[range.clone()].iter().map(|r| (r.step, r.value)));
+        merged.extend(order[range.clone()].iter().map(|&i| (rows[i].step, rows[i].value)));
         if had > 0 {
             merged.sort_by_key(|r| r.0);
         }

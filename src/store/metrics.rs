@@ -52,8 +52,8 @@ for_each_backend! {
         }
 
         fn insert_agent_metric(&mut self, row: &AgentMetric) -> Result<()> {
-            let mut rows = [row.clone()];
-            super::metric_chunks::write_metrics(self, row.sim_key, &mut rows, None).map(|_| ())
+            let rows = [row.clone()];
+            super::metric_chunks::write_metrics(self, row.sim_key, &rows, None).map(|_| ())
         }
     }
 }

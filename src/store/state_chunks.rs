@@ -313,12 +313,12 @@ impl<T: ChunkRow> Planned<T> {
 
 /// Writes `rows` of simulation `sim_key` into their chunks, merged with
 /// what those chunks already hold (known from `known` or read); a step
-/// stored twice is [`Error::Duplicate`] and writes nothing. Sorts `rows` by
-/// agent and step; returns the chunks as written.
+/// stored twice is [`Error::Duplicate`] and writes nothing; returns the
+/// chunks as written.
 pub(crate) fn write_states<C: StateChunkStore>(
     c: &mut C,
     sim_key: i32,
-    rows: &mut [StateInput<'_>],
+    rows: &[StateInput<'_>],
     known: Option<&Known<i32, AgentStateChunk>>,
 ) -> Result<Vec<AgentStateChunk>> {
     let planned = plan_states(c, sim_key, rows, known)?;
@@ -329,15 +329,19 @@ pub(crate) fn write_states<C: StateChunkStore>(
     Ok(planned.chunks)
 }
 
-/// Runs of one agent's rows in one chunk: (agent, chunk, rows), of `rows`
-/// sorted by agent and step.
-fn state_groups(rows: &[StateInput<'_>]) -> Vec<(i32, i64, std::ops::Range<usize>)> {
+/// Runs of one agent's rows in one chunk: (agent, chunk, positions in
+/// `order`), of `rows` read in `order` (by agent and step).
+fn state_groups(
+    rows: &[StateInput<'_>],
+    order: &[usize],
+) -> Vec<(i32, i64, std::ops::Range<usize>)> {
     let mut groups: Vec<(i32, i64, std::ops::Range<usize>)> = Vec::new();
-    for (i, r) in rows.iter().enumerate() {
+    for (at, &i) in order.iter().enumerate() {
+        let r = &rows[i];
         let key = (r.0, chunk::chunk_of(r.1));
         match groups.last_mut() {
-            Some(g) if (g.0, g.1) == key => g.2.end = i + 1,
-            _ => groups.push((key.0, key.1, i..i + 1)),
+            Some(g) if (g.0, g.1) == key => g.2.end = at + 1,
+            _ => groups.push((key.0, key.1, at..at + 1)),
         }
     }
     groups
@@ -345,15 +349,30 @@ fn state_groups(rows: &[StateInput<'_>]) -> Vec<(i32, i64, std::ops::Range<usize
 
 /// The chunks `rows` make, merged with what those chunks already hold
 /// (known from `known` or read); a step stored twice is
-/// [`Error::Duplicate`]. Sorts `rows` by agent and step.
+/// [`Error::Duplicate`].
 pub(crate) fn plan_states<C: StateChunkStore>(
     c: &mut C,
     sim_key: i32,
-    rows: &mut [StateInput<'_>],
+    rows: &[StateInput<'_>],
     known: Option<&Known<i32, AgentStateChunk>>,
 ) -> Result<Planned<AgentStateChunk>> {
-    chunk::order::order_by_series(rows, |r| r.0, |r| r.1);
-    let groups = state_groups(rows);
+    chunk::order::in_series_order(
+        rows,
+        |r| r.0,
+        |r| r.1,
+        |order| plan_ordered(c, sim_key, rows, order, known),
+    )
+}
+
+/// [`plan_states`] of `rows` read in `order`.
+fn plan_ordered<C: StateChunkStore>(
+    c: &mut C,
+    sim_key: i32,
+    rows: &[StateInput<'_>],
+    order: &[usize],
+    known: Option<&Known<i32, AgentStateChunk>>,
+) -> Result<Planned<AgentStateChunk>> {
+    let groups = state_groups(rows, order);
     // What is stored of those chunks: known, or one lookup per distinct
     // chunk number of the rest.
     let mut stored: HashMap<(i32, i64), std::borrow::Cow<'_, AgentStateChunk>> = HashMap::new();
@@ -382,7 +401,7 @@ pub(crate) fn plan_states<C: StateChunkStore>(
         stored: Vec::with_capacity(groups.len()),
     };
     for (agent, number, range) in &groups {
-        let new = &rows[range.clone()];
+        let new = order[range.clone()].iter().map(|&i| &rows[i]);
         let old = stored.get(&(*agent, *number));
         let decoded: Option<Decoded> = match old {
             None => None,
@@ -406,7 +425,7 @@ pub(crate) fn plan_states<C: StateChunkStore>(
             );
         }
         let had = merged.len();
-        merged.extend(new.iter().map(|r| (r.1, r.2, r.3)));
+        merged.extend(new.map(|r| (r.1, r.2, r.3)));
         if had > 0 {
             merged.sort_by_key(|r| r.0);
         }

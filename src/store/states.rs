@@ -38,8 +38,8 @@ for_each_backend! {
         fn insert_agent_state(&mut self, row: &AgentState) -> Result<()> {
             let text = serde_json::to_string(&row.state)?;
             let state = crate::chunk::floats::StateText::plain(&text);
-            let mut rows = [(row.agent_index.0, row.step, row.reward, state)];
-            super::state_chunks::write_states(self, row.sim_key, &mut rows, None).map(|_| ())
+            let rows = [(row.agent_index.0, row.step, row.reward, state)];
+            super::state_chunks::write_states(self, row.sim_key, &rows, None).map(|_| ())
         }
 
         fn insert_step(&mut self, row: &SimulationStep) -> Result<()> {
