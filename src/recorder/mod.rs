@@ -18,6 +18,10 @@ mod start;
 mod syncer;
 mod writer;
 
+/// How many recently used metric names a recorder compares a name with
+/// before hashing it.
+const RECENT_METRICS: usize = 4;
+
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
@@ -80,6 +84,10 @@ pub struct Recorder {
     /// Recorder-local metric ids by name (locked only by lanes; the
     /// recorder's own calls hold `&mut self`).
     metric_ids: Mutex<foldhash::HashMap<String, u32>>,
+    /// The last few names the recorder's own calls looked up, and their
+    /// ids: a loop records the same few names over and over, and comparing
+    /// a short name with them costs less than hashing it.
+    recent_metrics: Vec<(Box<str>, u32)>,
     /// The registered agents, as last read (lanes share the snapshot).
     known_agents: Arc<known_agents::KnownAgents>,
     service: SimulationService,
@@ -400,14 +408,24 @@ impl Recorder {
 
     /// The recorder-local id of a metric name, and the name if it is new.
     fn metric_index(&mut self, name: &str) -> Result<(u32, Option<String>)> {
-        let ids = self.metric_ids.get_mut().unwrap_or_else(|p| p.into_inner());
-        if let Some(&id) = ids.get(name) {
+        if let Some(&(_, id)) = self.recent_metrics.iter().find(|(n, _)| **n == *name) {
             return Ok((id, None));
         }
-        validate_text("metric name", name, 256)?;
-        let id = ids.len() as u32;
-        ids.insert(name.to_string(), id);
-        Ok((id, Some(name.to_string())))
+        let ids = self.metric_ids.get_mut().unwrap_or_else(|p| p.into_inner());
+        let (id, new) = match ids.get(name) {
+            Some(&id) => (id, None),
+            None => {
+                validate_text("metric name", name, 256)?;
+                let id = ids.len() as u32;
+                ids.insert(name.to_string(), id);
+                (id, Some(name.to_string()))
+            }
+        };
+        if self.recent_metrics.len() == RECENT_METRICS {
+            self.recent_metrics.remove(0);
+        }
+        self.recent_metrics.push((name.into(), id));
+        Ok((id, new))
     }
 
     fn push_metric(&mut self, step: i64, agent: Option<i32>, name: &str, value: f64) -> Result<()> {

@@ -104,6 +104,7 @@ impl SimulationService {
             sim: simulation.id,
             options,
             metric_ids: Mutex::new(foldhash::HashMap::default()),
+            recent_metrics: Vec::new(),
             known_agents: Arc::default(),
             service: self.clone(),
             shared,
