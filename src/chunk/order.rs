@@ -105,7 +105,10 @@ fn fill_order<T, K: Copy + Ord + Hash>(
     order.truncate(n);
     for &id in &by_key {
         let run = &mut order[start[id]..start[id] + counts[id]];
-        if run.windows(2).any(|w| step(&rows[w[0]]) > step(&rows[w[1]])) {
+        if run
+            .windows(2)
+            .any(|w| step(&rows[w[0]]) > step(&rows[w[1]]))
+        {
             run.sort_by_key(|&i| step(&rows[i]));
         }
     }
@@ -163,10 +166,12 @@ mod tests {
     fn orders_as_a_stable_sort(rows: Vec<(i32, i64, usize)>, what: &str) {
         let mut expected = rows.clone();
         expected.sort_by_key(|r| (r.0, r.1));
-        let got: Vec<(i32, i64, usize)> =
-            in_series_order(&rows, |r| r.0, |r| r.1, |order| {
-                order.iter().map(|&i| rows[i]).collect()
-            });
+        let got: Vec<(i32, i64, usize)> = in_series_order(
+            &rows,
+            |r| r.0,
+            |r| r.1,
+            |order| order.iter().map(|&i| rows[i]).collect(),
+        );
         assert_eq!(got, expected, "{what}");
     }
 }

@@ -62,7 +62,17 @@ mod tests {
         for agent in put {
             assert!(known.contains(agent), "{agent}");
         }
-        for agent in [2, 62, 66, 999, 1001, (1 << 20) + 1, i32::MAX - 1, -2, i32::MIN] {
+        for agent in [
+            2,
+            62,
+            66,
+            999,
+            1001,
+            (1 << 20) + 1,
+            i32::MAX - 1,
+            -2,
+            i32::MIN,
+        ] {
             assert!(!known.contains(agent), "{agent}");
         }
         assert!(!KnownAgents::default().contains(0));

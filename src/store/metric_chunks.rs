@@ -326,7 +326,11 @@ fn plan_ordered<C: MetricChunkStore>(
             merged.extend(old.points()?);
         }
         let had = merged.len();
-        merged.extend(order[range.clone()].iter().map(|&i| (rows[i].step, rows[i].value)));
+        merged.extend(
+            order[range.clone()]
+                .iter()
+                .map(|&i| (rows[i].step, rows[i].value)),
+        );
         if had > 0 {
             merged.sort_by_key(|r| r.0);
         }
