@@ -265,8 +265,6 @@ pub(crate) fn encode(states: &[StateText<'_>], out: &mut Vec<u8>) -> Result<bool
     // its slots.
     let mut pieces: Vec<(usize, usize)> = Vec::new();
     let mut slots: Vec<Slot> = Vec::new();
-    // Each slot's number range in the first text (a float's is empty).
-    let mut first_cur: Vec<(usize, usize, u64)> = Vec::new();
     let (mut start, mut at, mut floats) = (0, 0, 0);
     while at < bytes.len() {
         if with_floats && bytes[at] == FLOAT_SLOT {
@@ -280,14 +278,12 @@ pub(crate) fn encode(states: &[StateText<'_>], out: &mut Vec<u8>) -> Result<bool
             slots.push(Slot::Float {
                 digits: scratch.len() <= SHORT_FLOAT,
             });
-            first_cur.push((0, 0, 0));
             at += 1;
             start = at;
         } else if starts_number(bytes[at]) {
             let end = number_end(bytes, at);
             pieces.push((start, at));
             slots.push(Slot::Number);
-            first_cur.push((at, end, 0));
             start = end;
             at = end;
         } else {
@@ -299,6 +295,7 @@ pub(crate) fn encode(states: &[StateText<'_>], out: &mut Vec<u8>) -> Result<bool
     }
     pieces.push((start, bytes.len()));
     let n_slots = slots.len();
+    let only_floats = floats == n_slots;
     let undo = out.len();
     let template_len = pieces.iter().map(|(s, e)| e - s).sum::<usize>() + n_slots;
     super::varint::put(out, template_len);
@@ -331,18 +328,11 @@ pub(crate) fn encode(states: &[StateText<'_>], out: &mut Vec<u8>) -> Result<bool
     for (i, state) in states.iter().enumerate() {
         let text = state.text.as_bytes();
         cur.clear();
-        let fits = if state.floats.len() == floats && same(text, bytes) {
-            // The first text byte for byte (as states whose numbers are all
-            // captured floats are): its slots are where the first text's
-            // are, without matching piece by piece.
-            let mut values = state.floats.iter();
-            cur.extend(slots.iter().zip(&first_cur).map(|(slot, &(s, e, _))| {
-                let bits = match slot {
-                    Slot::Number => 0,
-                    Slot::Float { .. } => values.next().map_or(0, |v| v.to_bits()),
-                };
-                (s, e, bits)
-            }));
+        let fits = if only_floats && state.floats.len() == floats && same(text, bytes) {
+            // Every slot a captured float (as the engine bench's states)
+            // and the first text byte for byte: its values are its floats,
+            // without matching the template piece by piece.
+            cur.extend(state.floats.iter().map(|v| (0, 0, v.to_bits())));
             true
         } else {
             in_shape(state, bytes, &pieces, &slots, &mut cur)
