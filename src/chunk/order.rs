@@ -44,6 +44,25 @@ pub(crate) fn in_series_order<T, K: Copy + Ord + Hash, R>(
     result
 }
 
+/// The runs of one series' rows in one chunk, in an order from
+/// [`in_series_order`]: (series, chunk number, positions in `order`), with
+/// `series_step(i)` the series and step of row `i`.
+pub(crate) fn chunk_runs<K: Copy + PartialEq>(
+    order: &[usize],
+    series_step: impl Fn(usize) -> (K, i64),
+) -> Vec<(K, i64, std::ops::Range<usize>)> {
+    let mut runs: Vec<(K, i64, std::ops::Range<usize>)> = Vec::new();
+    for (at, &i) in order.iter().enumerate() {
+        let (series, step) = series_step(i);
+        let number = super::chunk_of(step);
+        match runs.last_mut() {
+            Some(run) if run.0 == series && run.1 == number => run.2.end = at + 1,
+            _ => runs.push((series, number, at..at + 1)),
+        }
+    }
+    runs
+}
+
 /// Puts the indices of `rows` onto `order` in (`series`, `step`) order.
 fn fill_order<T, K: Copy + Ord + Hash>(
     rows: &[T],

@@ -72,9 +72,9 @@ impl BatchStatement for diesel::sqlite::SqliteConnection {
 /// estimates at 100 rows an array parameter, its generic plan cost more
 /// than one made for a batch's empty arrays, so the server planned the
 /// statement again for every batch (11% of its time over the engine
-/// bench). New rows unnest their arrays in the select list, side by side, which streams
-/// them; `unnest(a, b, …)` in `FROM` first copied every row into a
-/// tuple store (7% of the server's time over the engine bench).
+/// bench). New rows unnest their arrays in the select list, side by
+/// side, which streams them; `unnest(a, b, …)` in `FROM` first copied every
+/// row into a tuple store (7% of the server's time over the engine bench).
 #[cfg(feature = "postgres")]
 const STATEMENT: &str = "\
 -- simdb: one-statement batch (commits on its own)

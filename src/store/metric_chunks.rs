@@ -287,17 +287,11 @@ fn plan_ordered<C: MetricChunkStore>(
     order: &[usize],
     known: Option<&Known<(i32, i32), AgentMetricChunk>>,
 ) -> Result<Planned<AgentMetricChunk>> {
-    // Runs of one (metric, agent)'s rows in one chunk (positions in
-    // `order`).
-    let mut groups: Vec<((i32, i32), i64, std::ops::Range<usize>)> = Vec::new();
-    for (at, &i) in order.iter().enumerate() {
+    // Runs of one (metric, agent)'s rows in one chunk.
+    let groups = chunk::order::chunk_runs(order, |i| {
         let r = &rows[i];
-        let key = ((r.metric_id, r.agent_index.0), chunk::chunk_of(r.step));
-        match groups.last_mut() {
-            Some(g) if (g.0, g.1) == key => g.2.end = at + 1,
-            _ => groups.push((key.0, key.1, at..at + 1)),
-        }
-    }
+        ((r.metric_id, r.agent_index.0), r.step)
+    });
     let mut stored: HashMap<((i32, i32), i64), Cow<'_, AgentMetricChunk>> = HashMap::new();
     let mut unknown: HashMap<(i32, i64), Vec<i32>> = HashMap::new();
     for g in &groups {

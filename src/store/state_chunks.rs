@@ -329,24 +329,6 @@ pub(crate) fn write_states<C: StateChunkStore>(
     Ok(planned.chunks)
 }
 
-/// Runs of one agent's rows in one chunk: (agent, chunk, positions in
-/// `order`), of `rows` read in `order` (by agent and step).
-fn state_groups(
-    rows: &[StateInput<'_>],
-    order: &[usize],
-) -> Vec<(i32, i64, std::ops::Range<usize>)> {
-    let mut groups: Vec<(i32, i64, std::ops::Range<usize>)> = Vec::new();
-    for (at, &i) in order.iter().enumerate() {
-        let r = &rows[i];
-        let key = (r.0, chunk::chunk_of(r.1));
-        match groups.last_mut() {
-            Some(g) if (g.0, g.1) == key => g.2.end = at + 1,
-            _ => groups.push((key.0, key.1, at..at + 1)),
-        }
-    }
-    groups
-}
-
 /// The chunks `rows` make, merged with what those chunks already hold
 /// (known from `known` or read); a step stored twice is
 /// [`Error::Duplicate`].
@@ -372,7 +354,7 @@ fn plan_ordered<C: StateChunkStore>(
     order: &[usize],
     known: Option<&Known<i32, AgentStateChunk>>,
 ) -> Result<Planned<AgentStateChunk>> {
-    let groups = state_groups(rows, order);
+    let groups = chunk::order::chunk_runs(order, |i| (rows[i].0, rows[i].1));
     // What is stored of those chunks: known, or one lookup per distinct
     // chunk number of the rest.
     let mut stored: HashMap<(i32, i64), std::borrow::Cow<'_, AgentStateChunk>> = HashMap::new();
