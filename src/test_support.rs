@@ -281,6 +281,15 @@ impl Drop for TestDatabase {
     }
 }
 
+/// Makes the checkpoint thread of `db` (a SQLite file opened for writing)
+/// have a recorder's writer finish its checkpoints, so that the WAL starts
+/// over, once the WAL holds more than `frames` pages instead of 16,384
+/// (64 MiB): a test sees the WAL kept within a bound without writing many
+/// times that default. Does nothing for any other database.
+pub fn restart_wal_after(db: &Database, frames: i32) {
+    db.restart_wal_after(frames);
+}
+
 /// WAL files whose syncs are held ([`hold_wal_syncs`]).
 static HELD_SYNCS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
 static SYNCS_RELEASED: std::sync::Condvar = std::sync::Condvar::new();

@@ -301,6 +301,36 @@ impl Database {
     #[cfg(not(feature = "sqlite"))]
     pub(crate) fn committed(&self, _bytes: u64) {}
 
+    /// True (once) if the database's checkpoint thread could not copy all
+    /// of a long WAL back beside a writer that kept committing: the writer
+    /// finishes that checkpoint before its next batch, so that SQLite
+    /// starts the WAL over (`checkpointer.rs`).
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn take_checkpoint_to_finish(&self) -> bool {
+        self.inner
+            .checkpointer
+            .as_ref()
+            .is_some_and(|c| c.take_unfinished())
+    }
+
+    /// Without SQLite there is no checkpoint thread.
+    #[cfg(not(feature = "sqlite"))]
+    pub(crate) fn take_checkpoint_to_finish(&self) -> bool {
+        false
+    }
+
+    /// Sets the WAL frames past which a recorder's writer finishes the
+    /// checkpoint thread's checkpoints (`checkpointer.rs`); no effect
+    /// without that thread.
+    #[cfg(any(test, feature = "test-support"))]
+    pub(crate) fn restart_wal_after(&self, frames: i32) {
+        #[cfg(feature = "sqlite")]
+        if let Some(c) = &self.inner.checkpointer {
+            c.restart_after(frames);
+        }
+        let _ = frames;
+    }
+
     fn pool_error(&self, e: diesel::r2d2::PoolError) -> Error {
         Error::Connection {
             url: self.inner.url.clone(),

@@ -422,8 +422,10 @@ impl Writer {
             // The commit does not stop to copy the WAL back: the database's
             // checkpoint thread does, nudged once it returns.
             let unsynced = self.syncer.is_some();
+            let finish = self.db.take_checkpoint_to_finish();
             with_connection!(conn, |c| c
-                .deferring_checkpoints(unsynced, |c| self.write_on(c, group, seq, mark)))
+                .deferring_checkpoints(unsynced, finish, |c| self
+                    .write_on(c, group, seq, mark)))
         } else {
             with_connection!(conn, |c| self.write_on(c, group, seq, mark))
         }

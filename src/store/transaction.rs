@@ -46,11 +46,14 @@ impl Transactional for diesel::pg::PgConnection {
 /// database takes over (`database/checkpointer.rs`); with `unsynced`, its
 /// commits also leave the WAL unsynced (`synchronous = NORMAL`, then
 /// `FULL` again) for a writer that has it synced apart
-/// (`recorder/syncer.rs`). PostgreSQL has neither.
+/// (`recorder/syncer.rs`); with `finish_checkpoint`, it first checkpoints
+/// on its own connection what the checkpoint thread left (`PASSIVE`), so
+/// that the WAL starts over. PostgreSQL has neither.
 pub(crate) trait DeferCheckpoints: Sized {
     fn deferring_checkpoints<T>(
         &mut self,
         unsynced: bool,
+        finish_checkpoint: bool,
         f: impl FnOnce(&mut Self) -> Result<T>,
     ) -> Result<T>;
 }
@@ -60,9 +63,18 @@ impl DeferCheckpoints for diesel::sqlite::SqliteConnection {
     fn deferring_checkpoints<T>(
         &mut self,
         unsynced: bool,
+        finish_checkpoint: bool,
         f: impl FnOnce(&mut Self) -> Result<T>,
     ) -> Result<T> {
         use diesel::connection::SimpleConnection;
+        if finish_checkpoint {
+            // The frames committed since the checkpoint thread's last
+            // checkpoint; copied all, the WAL starts over at this batch.
+            // Busy or failing, the thread's next round asks again.
+            if let Err(e) = self.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
+                tracing::debug!(error = %e, "simdb writer's checkpoint deferred");
+            }
+        }
         let (set, reset) = if unsynced {
             (
                 "PRAGMA wal_autocheckpoint = 0; PRAGMA synchronous = NORMAL;",
@@ -92,6 +104,7 @@ impl DeferCheckpoints for diesel::pg::PgConnection {
     fn deferring_checkpoints<T>(
         &mut self,
         _unsynced: bool,
+        _finish_checkpoint: bool,
         f: impl FnOnce(&mut Self) -> Result<T>,
     ) -> Result<T> {
         f(self)
