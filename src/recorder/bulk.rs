@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::batch::{Batch, Span};
 use super::metric_names::MetricCache;
+use crate::chunk;
 use crate::chunk::floats::StateText;
 use crate::error::{Error, Result};
 use crate::ids::AgentIndex;
@@ -24,7 +25,7 @@ use crate::store::known_rollups::KnownRollups;
 use crate::store::metric_chunks::plan_metrics;
 use crate::store::prelude::*;
 use crate::store::rollups::{AgentTotal, RollupRows};
-use crate::store::state_chunks::plan_states;
+use crate::store::state_chunks::{plan_states, Planned};
 
 /// What writing a batch learned: the metric ids it had to intern, the
 /// state and metric chunks as it wrote them, the highest step and block it
@@ -128,6 +129,15 @@ impl RowBuffers {
         self.step_metrics.clear();
         self.agent_metrics = agent_metrics;
         self.agent_metrics.clear();
+    }
+
+    /// Keeps a vector of step-metric rows, emptied, where the rows did not
+    /// have it ([`AtOnce`] takes it).
+    fn keep_step_metrics(&mut self, mut step_metrics: Vec<StepMetric>) {
+        if step_metrics.capacity() > self.step_metrics.capacity() {
+            step_metrics.clear();
+            self.step_metrics = step_metrics;
+        }
     }
 }
 
@@ -347,10 +357,56 @@ pub(crate) fn write_batch_at_once<C: Store + BatchStatement>(
     rollups: &KnownRollups,
     buffers: &mut RowBuffers,
 ) -> Result<Option<Written>> {
+    let Some(at_once) = prepare_at_once(
+        c,
+        lease.sim_key,
+        group,
+        cache,
+        known,
+        rollups,
+        buffers,
+        true,
+    )?
+    else {
+        return Ok(None);
+    };
+    at_once.send(c, lease)?;
+    Ok(Some(at_once.into_written(buffers)))
+}
+
+/// A group of batches encoded for the one-statement write: every row it
+/// inserts, owned, so that it can be sent from another thread while the
+/// writer encodes the next group (`writer.rs`).
+#[derive(Debug)]
+pub(crate) struct AtOnce {
+    states: Planned<AgentStateChunk>,
+    metrics: Planned<AgentMetricChunk>,
+    steps: Vec<StepRow>,
+    step_metrics: Vec<StepMetric>,
+    rollups: RollupRows,
+    totals: Vec<AgentTotal>,
+}
+
+/// Encodes `group` for [`AtOnce::send`], or `Ok(None)` where it must be
+/// written the usual way (see [`write_batch_at_once`]). With `may_read`
+/// false, a chunk the writer does not know (stored or absent) is such a
+/// case too, and nothing is read through `c`: the writer encodes while its
+/// last statement is still on the server, whose chunks a read would not
+/// see yet.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn prepare_at_once<C: Store + BatchStatement>(
+    c: &mut C,
+    sim_key: i32,
+    group: &[Batch],
+    cache: &MetricCache,
+    known: &KnownChunks,
+    rollups: &KnownRollups,
+    buffers: &mut RowBuffers,
+    may_read: bool,
+) -> Result<Option<AtOnce>> {
     if !C::AT_ONCE || group.iter().any(|b| !b.memories.is_empty()) {
         return Ok(None);
     }
-    let sim_key = lease.sim_key;
     let metrics = || group.iter().flat_map(|b| &b.metrics);
     if metrics().any(|m| interned_id(&cache.ids, m.metric).is_err()) {
         return Ok(None);
@@ -371,11 +427,26 @@ pub(crate) fn write_batch_at_once<C: Store + BatchStatement>(
             interned_id(&cache.ids, m)
         })?;
     }
+    let unknown = || {
+        rows.states
+            .iter()
+            .any(|r| !known.states.knows(r.0, chunk::chunk_of(r.1)))
+            || rows.agent_metrics.iter().any(|m| {
+                !known
+                    .metrics
+                    .knows((m.metric_id, m.agent_index.0), chunk::chunk_of(m.step))
+            })
+    };
     // An agent registered since the kinds were read: the usual way.
-    let Some(rollup_rows) = rows.rollups(sim_key, kinds) else {
-        return Ok(None);
+    let rollup_rows = match rows.rollups(sim_key, kinds) {
+        Some(r) if may_read || !unknown() => r,
+        _ => {
+            buffers.keep(rows);
+            return Ok(None);
+        }
     };
     let Some(totals) = rollups.totals_after(&rollup_rows) else {
+        buffers.keep(rows);
         return Ok(None);
     };
     let states = plan_states(c, sim_key, &rows.states, Some(&known.states))?;
@@ -386,29 +457,72 @@ pub(crate) fn write_batch_at_once<C: Store + BatchStatement>(
         buffers.keep(rows);
         return Ok(None);
     }
-    let owned = c
-        .batch_statement(&BatchWrite {
-            lease,
-            states: &states,
-            metrics: &metrics,
-            steps: &rows.steps,
-            step_metrics: &rows.step_metrics,
-            rollups: &rollup_rows,
-            totals: &totals,
-        })
-        .map_err(batch_error(sim_key))?;
+    let steps = std::mem::take(&mut rows.steps);
+    let step_metrics = std::mem::take(&mut rows.step_metrics);
     buffers.keep(rows);
-    if !owned {
-        return Err(c.ownership_error(sim_key, lease.sim));
-    }
-    Ok(Some(Written {
-        interned: Vec::new(),
-        states: states.chunks,
-        metrics: metrics.chunks,
-        highest: rollup_rows.highest(),
+    Ok(Some(AtOnce {
+        states,
+        metrics,
+        steps,
+        step_metrics,
+        rollups: rollup_rows,
         totals,
-        kinds: None,
     }))
+}
+
+impl AtOnce {
+    /// Sends the statement; an error if the run is no longer this lease's
+    /// (nothing of it is then stored).
+    pub(crate) fn send<C: Store + BatchStatement>(
+        &self,
+        c: &mut C,
+        lease: &BatchLease<'_>,
+    ) -> Result<()> {
+        let owned = c
+            .batch_statement(&BatchWrite {
+                lease,
+                states: &self.states,
+                metrics: &self.metrics,
+                steps: &self.steps,
+                step_metrics: &self.step_metrics,
+                rollups: &self.rollups,
+                totals: &self.totals,
+            })
+            .map_err(batch_error(lease.sim_key))?;
+        if !owned {
+            return Err(c.ownership_error(lease.sim_key, lease.sim));
+        }
+        Ok(())
+    }
+
+    /// The highest step and block it writes rollups for, and the agent
+    /// totals as it stores them: what the writer knows once it is sent
+    /// (`KnownRollups::learn`).
+    pub(crate) fn rollups_after(&self) -> ((Option<i64>, Option<i64>), &[AgentTotal]) {
+        (self.rollups.highest(), &self.totals)
+    }
+
+    /// The highest state and metric chunk numbers it writes.
+    pub(crate) fn highest_chunks(&self) -> (Option<i64>, Option<i64>) {
+        (
+            self.states.chunks.iter().map(|c| c.chunk).max(),
+            self.metrics.chunks.iter().map(|c| c.chunk).max(),
+        )
+    }
+
+    /// What the writer learns once it committed; its step-metric rows'
+    /// room goes back to `buffers`.
+    pub(crate) fn into_written(self, buffers: &mut RowBuffers) -> Written {
+        buffers.keep_step_metrics(self.step_metrics);
+        Written {
+            interned: Vec::new(),
+            highest: self.rollups.highest(),
+            states: self.states.chunks,
+            metrics: self.metrics.chunks,
+            totals: self.totals,
+            kinds: None,
+        }
+    }
 }
 
 #[derive(Debug, Insertable)]

@@ -13,6 +13,7 @@ mod known_agents;
 mod lane;
 mod metric_names;
 mod options;
+mod sender;
 mod shared;
 mod start;
 mod syncer;

@@ -85,6 +85,8 @@ impl SimulationService {
             last_beat: now,
             stash: None,
             at_once: false,
+            sender: None,
+            in_flight: None,
             buffers: RowBuffers::default(),
             syncer: self
                 .database()

@@ -12,8 +12,12 @@ use std::sync::TryLockError;
 use std::time::{Duration, Instant};
 
 use super::batch::Batch;
-use super::bulk::{intern_missing, write_batch, write_batch_at_once, Bulk, RowBuffers, Written};
+use super::bulk::{
+    intern_missing, prepare_at_once, write_batch, write_batch_at_once, AtOnce, Bulk, RowBuffers,
+    Written,
+};
 use super::metric_names::MetricCache;
+use super::sender::Sender;
 use super::shared::{Msg, Shared};
 use super::syncer::Syncer;
 use crate::database::Database;
@@ -76,8 +80,21 @@ pub(crate) struct Writer {
     /// SQLite under `PowerLoss`: the thread that syncs the WAL after the
     /// batches' commits and then publishes them (`syncer.rs`).
     pub(crate) syncer: Option<Syncer>,
+    /// PostgreSQL: the thread that sends one-statement writes while this
+    /// one encodes the next (`sender.rs`); started at the first.
+    pub(crate) sender: Option<Sender>,
+    /// The group whose statement the sender has, not yet answered.
+    pub(crate) in_flight: Option<InFlight>,
     /// The row vectors of the last batch, for the next.
     pub(crate) buffers: RowBuffers,
+}
+
+/// A group sent as one statement by the sender thread, not yet answered:
+/// its rows are neither published nor learned until it is.
+pub(crate) struct InFlight {
+    group: Vec<Batch>,
+    /// The watermark it carries.
+    mark: Option<i64>,
 }
 
 impl Writer {
@@ -86,6 +103,17 @@ impl Writer {
             let wait = self.tick.saturating_sub(self.last_beat.elapsed());
             let next = match self.stash.take() {
                 Some(msg) => Ok(msg),
+                // A statement on the server: the next batch is encoded
+                // meanwhile if it is there, else its answer is awaited
+                // before anything else.
+                None if self.in_flight.is_some() => match receiver.try_recv() {
+                    Ok(msg) => Ok(msg),
+                    Err(TryRecvError::Empty) => {
+                        self.settle_in_flight();
+                        continue;
+                    }
+                    Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+                },
                 None => receiver.recv_timeout(wait),
             };
             match next {
@@ -95,6 +123,7 @@ impl Writer {
                     return;
                 }
                 Ok(Msg::Abandon(ack)) => {
+                    self.settle_in_flight();
                     let _ = ack.send(());
                     return;
                 }
@@ -106,6 +135,7 @@ impl Writer {
                 }
             }
             if self.last_beat.elapsed() >= self.tick {
+                self.settle_in_flight();
                 match self.on_timer(&receiver) {
                     Some(Msg::Close(ack)) => {
                         self.release();
@@ -123,6 +153,9 @@ impl Writer {
     }
 
     fn handle(&mut self, msg: Msg, receiver: &Receiver<Msg>) {
+        if !matches!(msg, Msg::Batch(_)) {
+            self.settle_in_flight();
+        }
         match msg {
             Msg::Batch(batch) => self.take(batch, receiver),
             Msg::Flush(ack) => {
@@ -252,6 +285,142 @@ impl Writer {
                 self.metrics.register(*id, name);
             }
         }
+        // PostgreSQL, the last write one statement: this group is encoded
+        // while the last one is on the server, and sent once it is
+        // answered.
+        if self.at_once && !self.shared.failed.load(Ordering::Acquire) {
+            if let Some(at_once) = self.prepare_pipelined(&group) {
+                if self.settle_in_flight() {
+                    return self.dispatch(group, at_once);
+                }
+                // The last one failed: what was encoded after it assumed it
+                // committed, and is written the usual way.
+            }
+        }
+        self.settle_in_flight();
+        self.write_group(group);
+    }
+
+    /// Encodes `group` as one statement without reading anything (the
+    /// last statement may still be on the server); what it writes is then
+    /// known as being written. `None` where it must go the usual way.
+    fn prepare_pipelined(&mut self, group: &[Batch]) -> Option<AtOnce> {
+        if !self.known.is_known() || !self.rollups.is_known() {
+            return None;
+        }
+        let conn = self.db.writer().ok()?;
+        let prepared = with_connection!(conn, |c| prepare_at_once(
+            c,
+            self.sim_key,
+            group,
+            &self.metrics,
+            &self.known,
+            &self.rollups,
+            &mut self.buffers,
+            false
+        ));
+        let at_once = prepared.ok().flatten()?;
+        let (highest, totals) = at_once.rollups_after();
+        self.rollups.learn(highest, totals);
+        let (states, metrics) = at_once.highest_chunks();
+        self.known.states.reserve(states);
+        self.known.metrics.reserve(metrics);
+        Some(at_once)
+    }
+
+    /// Hands `group`, encoded, to the sender thread (started here the first
+    /// time); written the usual way if that thread cannot be had.
+    fn dispatch(&mut self, mut group: Vec<Batch>, at_once: AtOnce) {
+        self.last_seq += 1;
+        let seq = self.last_seq;
+        if let Some(first) = group.first_mut() {
+            first.seq = Some(seq);
+        }
+        let mark = self.watermark(&group);
+        if self.sender.is_none() {
+            match Sender::start(self.db.clone(), self.sim_key, self.sim.clone(), self.token) {
+                Ok(sender) => self.sender = Some(sender),
+                Err(e) => {
+                    tracing::warn!(simulation = %self.sim, error = %e, "simdb writes its batches itself")
+                }
+            }
+        }
+        let sent = match &self.sender {
+            Some(sender) => sender.send(at_once, seq, mark),
+            None => false,
+        };
+        if sent {
+            self.in_flight = Some(InFlight { group, mark });
+        } else {
+            // Never sent: what it would write is not known, and the sequence
+            // number it took is settled as any other before it is written.
+            self.sender = None;
+            self.known.forget();
+            self.rollups.forget();
+            self.write_group(group);
+        }
+    }
+
+    /// Waits for the answer to the statement on the server, if any: on
+    /// success publishes its rows and watermark and learns its chunks; on
+    /// failure writes its group the usual way (settled first by its
+    /// sequence number, as any retry). True if there was none or it
+    /// committed at once.
+    fn settle_in_flight(&mut self) -> bool {
+        let Some(flight) = self.in_flight.take() else {
+            return true;
+        };
+        let answer = self.sender.as_ref().and_then(Sender::answer);
+        match answer {
+            Some((Ok(()), at_once)) => {
+                let written = at_once.into_written(&mut self.buffers);
+                // Its rollups were learned when it was encoded.
+                self.known.learn(written.states, written.metrics);
+                self.committed = flight.mark.or(self.committed);
+                let now = Instant::now();
+                self.last_commit = now;
+                self.last_beat = now;
+                let rows = flight.group.iter().map(|b| b.rows() as u64).sum::<u64>();
+                {
+                    let mut state = self.shared.lock();
+                    state.rows_written += rows;
+                    state.committed_step = self.committed;
+                }
+                flight
+                    .group
+                    .into_iter()
+                    .for_each(|b| self.shared.recycle(b));
+                true
+            }
+            failed => {
+                self.known.forget();
+                self.rollups.forget();
+                let error = match failed {
+                    Some((Err(e), _)) => e,
+                    _ => {
+                        self.sender = None;
+                        Error::invalid("recorder", "the sender thread stopped")
+                    }
+                };
+                // The connection it failed on is checked before the
+                // writer's next statement, as if it had failed here.
+                crate::database::note_connection_error();
+                if error.is_transient() {
+                    self.shared.lock().transient_retries += 1;
+                    tracing::warn!(simulation = %self.sim, error = %error, "simdb batch failed, retrying");
+                    std::thread::sleep(Duration::from_millis(100));
+                } else {
+                    tracing::warn!(simulation = %self.sim, error = %error, "simdb batch failed, writing it again");
+                }
+                self.write_group(flight.group);
+                false
+            }
+        }
+    }
+
+    /// Writes `group` (consecutive batches) in one write, else each on its
+    /// own, or holds them behind an earlier failure.
+    fn write_group(&mut self, mut group: Vec<Batch>) {
         if self.shared.failed.load(Ordering::Acquire) {
             self.held.extend(group);
             self.publish_held();
@@ -534,6 +703,7 @@ impl Writer {
 
     /// Gives the lease up, once every commit is synced and published.
     fn release(&mut self) {
+        self.settle_in_flight();
         self.settle_syncs();
         let released = self
             .db

@@ -50,6 +50,29 @@ impl<K: Hash + Eq + Copy, T: ChunkRow<Key = K>> Known<K, T> {
         }
     }
 
+    /// Whether `(key, chunk)` is known, stored or absent, without reading
+    /// it ([`Known::lookup`] is `Some`).
+    pub(crate) fn knows(&self, key: K, chunk: i64) -> bool {
+        match self.fresh_from {
+            // Every chunk learned is below `fresh_from`.
+            Some(f) if chunk >= f => true,
+            _ => self
+                .last
+                .get(&key)
+                .is_some_and(|have| have.number() == chunk),
+        }
+    }
+
+    /// Chunks up to `highest` are being written (a batch statement not yet
+    /// answered): none of them is known absent any more. Their rows are
+    /// learned once the write is answered ([`Known::learn`]); until then
+    /// they are not known at all.
+    pub(crate) fn reserve(&mut self, highest: Option<i64>) {
+        if let (Some(f), Some(h)) = (self.fresh_from.as_mut(), highest) {
+            *f = (*f).max(h + 1);
+        }
+    }
+
     /// Whether anything is known (else the highest stored chunk must be
     /// read first).
     pub(crate) fn is_known(&self) -> bool {
