@@ -29,7 +29,8 @@ pub struct RecorderOptions {
     pub batch_bytes: usize,
     /// Full batches that may wait for the writer before recording calls
     /// block (backpressure). Default 2. At most `max_pending_batches + 2`
-    /// batches are in memory.
+    /// batches are in memory, and on PostgreSQL up to two more while the
+    /// writer encodes the next batches beside a statement on the server.
     pub max_pending_batches: usize,
     /// Attempts per batch on a transient failure (lost connection, busy
     /// database) before the recorder reports an error. Default 6.
