@@ -516,6 +516,74 @@ fn lost_commit_reply_of_a_transaction_is_settled_not_resent() -> Result<()> {
     cut_at_step_49(Cut::TransactionCommit)
 }
 
+/// The same for a batch the writer handed to its sender thread: once a
+/// recorder's last write went as one statement, the next is sent from
+/// that thread while the writer encodes the one after (PostgreSQL). Its
+/// lost reply is settled by the batch's sequence number as the writer's
+/// own would be: nothing lost or doubled, the watermark exact.
+#[test]
+fn lost_commit_reply_of_a_sent_batch_is_settled_not_resent() -> Result<()> {
+    let db = TestDatabase::postgres()?;
+    let upstream = proxy::upstream_of(db.url()).ok_or(Error::RecorderClosed)?;
+    let proxy =
+        proxy::Proxy::start(upstream).map_err(|e| Error::invalid_for_tests(e.to_string()))?;
+    let svc = SimulationService::new(Database::open(&proxy.url_for(db.url()))?);
+    let sim = running_sim(&svc, 2)?;
+    let mut rec = svc.recorder_with(&sim.id, no_timer())?;
+    let sender = format!("simdb-send-{}", sim.sim_key);
+    let record = |rec: &mut Recorder, steps: std::ops::Range<i64>| -> Result<()> {
+        for step in steps {
+            for agent in 0..2 {
+                rec.agent_state(step, agent, 1.0, &json!({"s": step}))?;
+            }
+            rec.end_step(step)?;
+        }
+        Ok(())
+    };
+    // One whole chunk, written by the writer itself as one statement.
+    record(&mut rec, 0..64)?;
+    assert_eq!(rec.flush()?, Some(63));
+    assert!(
+        !thread_named(&sender),
+        "a sender thread before any batch was sent"
+    );
+    // The next chunk goes from the sender thread; its reply is cut.
+    record(&mut rec, 64..128)?;
+    proxy.cut_next_commit();
+    assert_eq!(rec.flush()?, Some(127));
+    assert!(
+        thread_named(&sender),
+        "the batch was not handed to a sender thread"
+    );
+    assert_eq!(
+        proxy.commits_cut(),
+        1,
+        "the proxy did not cut the connection"
+    );
+    assert!(rec.transient_retries() >= 1);
+    record(&mut rec, 128..192)?;
+    rec.close()?;
+    assert_eq!(
+        table_counts(&db, sim.sim_key)?.0,
+        384,
+        "rows lost or doubled"
+    );
+    assert_eq!(service(&db).simulation(&sim.id)?.committed_step, Some(191));
+    Ok(())
+}
+
+/// Whether a thread of this process has this name (Linux).
+fn thread_named(name: &str) -> bool {
+    std::fs::read_dir("/proc/self/task")
+        .map(|tasks| {
+            tasks.flatten().any(|task| {
+                std::fs::read_to_string(task.path().join("comm"))
+                    .is_ok_and(|comm| comm.trim_end() == name)
+            })
+        })
+        .unwrap_or(false)
+}
+
 /// Where the proxy cuts the connection of the write that ends at step 49.
 #[derive(PartialEq)]
 enum Cut {
