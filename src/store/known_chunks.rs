@@ -53,14 +53,7 @@ impl<K: Hash + Eq + Copy, T: ChunkRow<Key = K>> Known<K, T> {
     /// Whether `(key, chunk)` is known, stored or absent, without reading
     /// it ([`Known::lookup`] is `Some`).
     pub(crate) fn knows(&self, key: K, chunk: i64) -> bool {
-        match self.fresh_from {
-            // Every chunk learned is below `fresh_from`.
-            Some(f) if chunk >= f => true,
-            _ => self
-                .last
-                .get(&key)
-                .is_some_and(|have| have.number() == chunk),
-        }
+        self.lookup(key, chunk).is_some()
     }
 
     /// Chunks up to `highest` are being written (a batch statement not yet
@@ -88,14 +81,14 @@ impl<K: Hash + Eq + Copy, T: ChunkRow<Key = K>> Known<K, T> {
     /// Whether `(key, chunk)` is known: `Some(None)` known absent,
     /// `Some(Some(chunk))` known as stored, `None` not known.
     pub(crate) fn lookup(&self, key: K, chunk: i64) -> Option<Option<&T>> {
-        if let Some(have) = self.last.get(&key) {
-            if have.number() == chunk {
-                return Some(Some(have));
-            }
-        }
         match self.fresh_from {
+            // Every chunk learned is below `fresh_from`: no hash needed.
             Some(f) if chunk >= f => Some(None),
-            _ => None,
+            _ => self
+                .last
+                .get(&key)
+                .filter(|have| have.number() == chunk)
+                .map(Some),
         }
     }
 }
