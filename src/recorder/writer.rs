@@ -376,16 +376,7 @@ impl Writer {
                 let written = at_once.into_written(&mut self.buffers);
                 // Its rollups were learned when it was encoded.
                 self.known.learn(written.states, written.metrics);
-                self.committed = flight.mark.or(self.committed);
-                let now = Instant::now();
-                self.last_commit = now;
-                self.last_beat = now;
-                let rows = flight.group.iter().map(|b| b.rows() as u64).sum::<u64>();
-                {
-                    let mut state = self.shared.lock();
-                    state.rows_written += rows;
-                    state.committed_step = self.committed;
-                }
+                self.publish_commit(&flight.group, flight.mark);
                 flight
                     .group
                     .into_iter()
@@ -534,20 +525,7 @@ impl Writer {
                     self.metrics.learned(written.interned);
                     self.known.learn(written.states, written.metrics);
                     self.rollups.learn(written.highest, &written.totals);
-                    self.committed = mark.or(self.committed);
-                    let now = Instant::now();
-                    self.last_commit = now;
-                    self.last_beat = now;
-                    let rows = group.iter().map(|b| b.rows() as u64).sum::<u64>();
-                    match &self.syncer {
-                        // Published once the WAL is synced.
-                        Some(syncer) => syncer.committed(rows, self.committed),
-                        None => {
-                            let mut state = self.shared.lock();
-                            state.rows_written += rows;
-                            state.committed_step = self.committed;
-                        }
-                    }
+                    self.publish_commit(group, mark);
                     return Ok(());
                 }
                 Err(e) if attempt < self.max_attempts && e.is_transient() => {
@@ -567,6 +545,26 @@ impl Writer {
                     let settled = !settling && !e.is_transient();
                     return Err(Failure { error: e, settled });
                 }
+            }
+        }
+    }
+
+    /// After `group` committed with watermark `mark`: the watermark and
+    /// its rows are published (on a SQLite file under `PowerLoss`, by the
+    /// syncer once the WAL is synced) and the timers start again.
+    fn publish_commit(&mut self, group: &[Batch], mark: Option<i64>) {
+        self.committed = mark.or(self.committed);
+        let now = Instant::now();
+        self.last_commit = now;
+        self.last_beat = now;
+        let rows = group.iter().map(|b| b.rows() as u64).sum::<u64>();
+        match &self.syncer {
+            // Published once the WAL is synced.
+            Some(syncer) => syncer.committed(rows, self.committed),
+            None => {
+                let mut state = self.shared.lock();
+                state.rows_written += rows;
+                state.committed_step = self.committed;
             }
         }
     }
