@@ -523,11 +523,7 @@ fn lost_commit_reply_of_a_transaction_is_settled_not_resent() -> Result<()> {
 /// own would be: nothing lost or doubled, the watermark exact.
 #[test]
 fn lost_commit_reply_of_a_sent_batch_is_settled_not_resent() -> Result<()> {
-    let db = TestDatabase::postgres()?;
-    let upstream = proxy::upstream_of(db.url()).ok_or(Error::RecorderClosed)?;
-    let proxy =
-        proxy::Proxy::start(upstream).map_err(|e| Error::invalid_for_tests(e.to_string()))?;
-    let svc = SimulationService::new(Database::open(&proxy.url_for(db.url()))?);
+    let (db, proxy, svc) = through_a_proxy()?;
     let sim = running_sim(&svc, 2)?;
     let mut rec = svc.recorder_with(&sim.id, no_timer())?;
     let sender = format!("simdb-send-{}", sim.sim_key);
@@ -584,6 +580,17 @@ fn thread_named(name: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A fresh PostgreSQL database, a proxy in front of it, and a service
+/// that reaches the database only through the proxy.
+fn through_a_proxy() -> Result<(TestDatabase, proxy::Proxy, SimulationService)> {
+    let db = TestDatabase::postgres()?;
+    let upstream = proxy::upstream_of(db.url()).ok_or(Error::RecorderClosed)?;
+    let proxy =
+        proxy::Proxy::start(upstream).map_err(|e| Error::invalid_for_tests(e.to_string()))?;
+    let svc = SimulationService::new(Database::open(&proxy.url_for(db.url()))?);
+    Ok((db, proxy, svc))
+}
+
 /// Where the proxy cuts the connection of the write that ends at step 49.
 #[derive(PartialEq)]
 enum Cut {
@@ -601,11 +608,7 @@ enum Cut {
 /// nothing may be lost or doubled.
 fn cut_at_step_49(cut: Cut) -> Result<()> {
     let memory = cut == Cut::TransactionCommit;
-    let db = TestDatabase::postgres()?;
-    let upstream = proxy::upstream_of(db.url()).ok_or(Error::RecorderClosed)?;
-    let proxy =
-        proxy::Proxy::start(upstream).map_err(|e| Error::invalid_for_tests(e.to_string()))?;
-    let svc = SimulationService::new(Database::open(&proxy.url_for(db.url()))?);
+    let (db, proxy, svc) = through_a_proxy()?;
     let sim = running_sim(&svc, 2)?;
     let mut rec = svc.recorder_with(&sim.id, no_timer())?;
     for step in 0..100 {
@@ -712,11 +715,7 @@ fn batches_written_together_fail_one_by_one() -> Result<()> {
 /// `drop_timeout` (plus the time to notice), instead of blocking for minutes.
 #[test]
 fn drop_waits_at_most_drop_timeout() -> Result<()> {
-    let db = TestDatabase::postgres()?;
-    let upstream = proxy::upstream_of(db.url()).ok_or(Error::RecorderClosed)?;
-    let proxy =
-        proxy::Proxy::start(upstream).map_err(|e| Error::invalid_for_tests(e.to_string()))?;
-    let svc = SimulationService::new(Database::open(&proxy.url_for(db.url()))?);
+    let (_db, proxy, svc) = through_a_proxy()?;
     let sim = running_sim(&svc, 1)?;
     let mut rec =
         svc.recorder_with(&sim.id, no_timer().drop_timeout(Duration::from_millis(500)))?;
